@@ -1,0 +1,336 @@
+"""The device link as a sans-I/O state machine, driven identically by server and simulator.
+
+    conn.receive_data(data)      # bytes from the socket; b"" means the peer closed
+    event = conn.next_event()    # a Message, Refused, ConnectionClosed, or NEED_DATA
+    data = conn.send(message)    # bytes to write to the socket
+
+States (all transitions live in this file):
+
+    client: IDLE --send Hello--> AWAIT_WELCOME --Welcome--> CONFIRMING --send Ready--> OPEN
+                                 AWAIT_WELCOME --refusal frame--> CLOSED
+    server: AWAIT_HELLO --Hello--> DECIDING --send Welcome--> CONFIRMING --Ready--> OPEN
+                                   DECIDING --refuse()--> CLOSED
+    either: OPEN --Goodbye sent or received, or EOF--> CLOSED;  any peer fault --> ERROR
+
+Before OPEN the server accepts nothing but the preamble, handshake message 1 and READY.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Final
+
+from . import limits
+from .codes import CloseReason
+from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from .framing import REFUSAL_FRAME, FrameDecoder, encode_frame
+from .messages import (
+    Goodbye,
+    Hello,
+    Message,
+    Ping,
+    Pong,
+    Publish,
+    PublishAck,
+    Ready,
+    StatusUpdate,
+    Welcome,
+    decode_message,
+    encode_message,
+)
+from .noise import CipherState, HandshakeIK, KeyPair
+
+MAGIC: Final = b"FG"
+PREAMBLE: Final = MAGIC + limits.PROTOCOL_VERSION.to_bytes(2, "big")
+PROLOGUE_LABEL: Final = b"fleetgate/device-link"
+
+
+def prologue_for(preamble: bytes) -> bytes:
+    """The Noise prologue: a label plus the exact preamble, so a rewritten version breaks the handshake."""
+    return PROLOGUE_LABEL + preamble
+
+
+class Role(Enum):
+    CLIENT = "client"  # the device (Noise initiator)
+    SERVER = "server"  # the cloud (Noise responder)
+
+
+class State(Enum):
+    IDLE = "idle"
+    AWAIT_HELLO = "await_hello"
+    AWAIT_WELCOME = "await_welcome"
+    DECIDING = "deciding"
+    CONFIRMING = "confirming"
+    OPEN = "open"
+    CLOSED = "closed"
+    ERROR = "error"
+
+
+class Refused:
+    """Client event: the server refused the handshake (it says nothing about why)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "Refused()"
+
+
+class ConnectionClosed:
+    """The peer closed the byte stream cleanly between frames."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ConnectionClosed()"
+
+
+class NeedData:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA: Final = NeedData()
+Event = Message | Refused | ConnectionClosed
+
+# Which messages each side may send once the handshake is done.
+FROM_DEVICE: Final = frozenset({Ready, Ping, Pong, Publish, Goodbye})
+FROM_SERVER: Final = frozenset({Ping, Pong, StatusUpdate, PublishAck, Goodbye})
+
+
+class Connection:
+    __slots__ = (
+        "role",
+        "state",
+        "hello",
+        "remote_static_key",
+        "peer_rx_max_frame",
+        "rx_max_frame",
+        "_decoder",
+        "_handshake",
+        "_send_cipher",
+        "_recv_cipher",
+        "_eof",
+        "_error",
+        "_preamble_done",
+    )
+
+    def __init__(
+        self,
+        role: Role,
+        static_key: KeyPair,
+        *,
+        server_public_key: bytes | None = None,
+        rx_max_frame: int = limits.SERVER_RX_MAX_FRAME,
+        ephemeral: KeyPair | None = None,
+    ) -> None:
+        if not limits.MIN_RX_FRAME <= rx_max_frame <= limits.NOISE_MAX_MESSAGE:
+            raise LocalProtocolError(f"rx_max_frame must be {limits.MIN_RX_FRAME}..{limits.NOISE_MAX_MESSAGE}")
+        self.role = role
+        self.rx_max_frame = rx_max_frame
+        self.peer_rx_max_frame = limits.MIN_RX_FRAME
+        self.hello: Hello | None = None
+        self.remote_static_key: bytes | None = server_public_key
+        self._send_cipher: CipherState | None = None
+        self._recv_cipher: CipherState | None = None
+        self._eof = False
+        self._preamble_done = role is Role.CLIENT  # only the server reads a preamble
+        self._error: ProtocolError | None = None
+        if role is Role.CLIENT:
+            if server_public_key is None:
+                raise LocalProtocolError("a device must pin the server's public key")
+            self.state = State.IDLE
+            self._decoder = FrameDecoder(limits.MAX_WELCOME_FRAME)
+        else:
+            self.state = State.AWAIT_HELLO
+            self._decoder = FrameDecoder(limits.MAX_HELLO_FRAME)
+        self._handshake: HandshakeIK | None = HandshakeIK(
+            initiator=role is Role.CLIENT,
+            static=static_key,
+            remote_static=server_public_key,
+            prologue=prologue_for(PREAMBLE),
+            ephemeral=ephemeral,
+        )
+
+    # ------------------------------------------------------------------ receiving
+
+    def receive_data(self, data: bytes) -> None:
+        if self._eof and data:
+            raise LocalProtocolError("data received after end of stream")
+        if data:
+            self._decoder.feed(data)
+        else:
+            self._eof = True
+
+    def next_event(self) -> Event | NeedData:
+        if self._error is not None:
+            raise self._error
+        try:
+            return self._next_event()
+        except RemoteProtocolError as exc:
+            self.state = State.ERROR
+            self._error = exc
+            raise
+
+    def _next_event(self) -> Event | NeedData:
+        state = self.state
+        if state is State.CLOSED:
+            return ConnectionClosed()
+        if state in (State.IDLE, State.DECIDING):
+            # Nothing from the peer is read until we have spoken (client) or decided (server).
+            return NEED_DATA
+        if state is State.AWAIT_HELLO and not self._read_preamble():
+            return self._need_data_or_eof()
+        frame = self._decoder.next_frame()
+        if frame is None:
+            return self._need_data_or_eof()
+        if state is State.AWAIT_HELLO:
+            return self._receive_hello(frame)
+        if state is State.AWAIT_WELCOME:
+            return self._receive_welcome(frame)
+        return self._receive_transport(frame)
+
+    def _need_data_or_eof(self) -> Event | NeedData:
+        if not self._eof:
+            return NEED_DATA
+        if self._decoder.buffered:
+            raise RemoteProtocolError("stream ended in the middle of a frame")
+        self.state = State.CLOSED
+        return ConnectionClosed()
+
+    def _read_preamble(self) -> bool:
+        if self._preamble_done:
+            return True
+        preamble = self._decoder.take(len(PREAMBLE))
+        if preamble is None:
+            return False
+        if preamble[:2] != MAGIC:
+            raise RemoteProtocolError(f"bad preamble {preamble.hex()}: not a Fleetgate device")
+        if preamble != PREAMBLE:
+            version = int.from_bytes(preamble[2:], "big")
+            raise RemoteProtocolError(f"protocol version {version} is not supported", CloseReason.UNSUPPORTED_VERSION)
+        self._preamble_done = True
+        return True
+
+    def _receive_hello(self, frame: bytes) -> Event:
+        hs = self._handshake
+        assert hs is not None
+        if not frame:
+            raise RemoteProtocolError("empty handshake frame")
+        try:
+            payload = hs.read_message_1(frame)
+        except RemoteProtocolError as exc:
+            raise RemoteProtocolError(f"handshake message 1 rejected: {exc}", CloseReason.AUTH_FAILED) from None
+        message = decode_message(payload)
+        if not isinstance(message, Hello):
+            raise RemoteProtocolError(f"handshake carried {type(message).__name__}, not Hello", CloseReason.UNEXPECTED_MESSAGE)
+        self.hello = message
+        self.remote_static_key = hs.rs
+        self.peer_rx_max_frame = message.rx_max_frame
+        self.state = State.DECIDING
+        return message
+
+    def _receive_welcome(self, frame: bytes) -> Event:
+        hs = self._handshake
+        assert hs is not None
+        if not frame:
+            self.state = State.CLOSED
+            self._handshake = None
+            return Refused()
+        try:
+            payload = hs.read_message_2(frame)
+        except RemoteProtocolError as exc:
+            raise RemoteProtocolError(f"handshake message 2 rejected (wrong server key?): {exc}", CloseReason.AUTH_FAILED) from None
+        message = decode_message(payload)
+        if not isinstance(message, Welcome):
+            raise RemoteProtocolError(f"handshake carried {type(message).__name__}, not Welcome", CloseReason.UNEXPECTED_MESSAGE)
+        self.peer_rx_max_frame = message.rx_max_frame
+        self._finish_handshake()
+        return message
+
+    def _finish_handshake(self) -> None:
+        assert self._handshake is not None
+        self._send_cipher, self._recv_cipher = self._handshake.split()
+        self._handshake = None  # the handshake state (and its keys) is no longer needed
+        self._decoder.max_frame = self.rx_max_frame
+        self.state = State.CONFIRMING
+
+    def _receive_transport(self, frame: bytes) -> Event:
+        assert self._recv_cipher is not None
+        if not frame:
+            raise RemoteProtocolError("empty transport frame")
+        message = decode_message(self._recv_cipher.decrypt_with_ad(b"", frame))
+        allowed = FROM_SERVER if self.role is Role.CLIENT else FROM_DEVICE
+        if type(message) not in allowed:
+            raise RemoteProtocolError(f"{type(message).__name__} may not be sent by the peer", CloseReason.UNEXPECTED_MESSAGE)
+        if self.role is Role.SERVER and self.state is State.CONFIRMING:
+            if not isinstance(message, Ready):
+                raise RemoteProtocolError(f"{type(message).__name__} before Ready", CloseReason.UNEXPECTED_MESSAGE)
+            self.state = State.OPEN
+        elif isinstance(message, Ready):
+            raise RemoteProtocolError("Ready after the session was confirmed", CloseReason.UNEXPECTED_MESSAGE)
+        if isinstance(message, Goodbye):
+            self.state = State.CLOSED
+        return message
+
+    # ------------------------------------------------------------------ sending
+
+    def send(self, message: Message) -> bytes:
+        state = self.state
+        if isinstance(message, Hello):
+            return self._send_hello(message)
+        if isinstance(message, Welcome):
+            return self._send_welcome(message)
+        allowed = FROM_DEVICE if self.role is Role.CLIENT else FROM_SERVER
+        if type(message) not in allowed:
+            raise LocalProtocolError(f"a {self.role.value} may not send {type(message).__name__}")
+        if self._send_cipher is None or state is State.CLOSED:
+            raise LocalProtocolError(f"cannot send {type(message).__name__} in state {state.value}")
+        if isinstance(message, Goodbye):
+            self.state = State.CLOSED  # allowed from ERROR too: tell the peer why we close
+        elif state is State.ERROR:
+            raise LocalProtocolError("only Goodbye may be sent after a protocol error")
+        elif self.role is Role.CLIENT and state is State.CONFIRMING:
+            if not isinstance(message, Ready):
+                raise LocalProtocolError("the device must send Ready first")
+            self.state = State.OPEN
+        elif self.role is Role.SERVER and state is not State.OPEN:
+            raise LocalProtocolError("the server sends nothing but Goodbye until the device is Ready")
+        frame = self._send_cipher.encrypt_with_ad(b"", encode_message(message))
+        if len(frame) > self.peer_rx_max_frame:
+            raise LocalProtocolError(f"frame of {len(frame)} bytes exceeds the peer's limit {self.peer_rx_max_frame}")
+        return encode_frame(frame)
+
+    def _send_hello(self, hello: Hello) -> bytes:
+        if self.role is not Role.CLIENT or self.state is not State.IDLE:
+            raise LocalProtocolError("Hello is sent once, by the device, first")
+        assert self._handshake is not None
+        if hello.rx_max_frame != self.rx_max_frame:
+            raise LocalProtocolError("Hello.rx_max_frame must match the Connection's rx_max_frame")
+        payload = encode_message(hello)
+        if len(payload) > limits.HELLO_MAX_PAYLOAD:
+            raise LocalProtocolError("Hello payload too large")
+        self.state = State.AWAIT_WELCOME
+        return PREAMBLE + encode_frame(self._handshake.write_message_1(payload))
+
+    def _send_welcome(self, welcome: Welcome) -> bytes:
+        if self.role is not Role.SERVER or self.state is not State.DECIDING:
+            raise LocalProtocolError("Welcome is sent once, by the server, after Hello")
+        assert self._handshake is not None
+        if welcome.rx_max_frame != self.rx_max_frame:
+            raise LocalProtocolError("Welcome.rx_max_frame must match the Connection's rx_max_frame")
+        payload = encode_message(welcome)
+        frame = encode_frame(self._handshake.write_message_2(payload))
+        self._finish_handshake()
+        return frame
+
+    def refuse(self) -> bytes:
+        """Server: refuse the device. The bytes say only 'refused'; the reason stays in our log."""
+        if self.role is not Role.SERVER or self.state not in (State.AWAIT_HELLO, State.DECIDING, State.ERROR):
+            raise LocalProtocolError("refuse() is for the server, before the handshake completes")
+        if self._handshake is None:
+            raise LocalProtocolError("the handshake already completed")
+        self._handshake = None
+        self.state = State.CLOSED
+        return REFUSAL_FRAME

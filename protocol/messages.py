@@ -1,0 +1,335 @@
+"""The message vocabulary: frozen dataclasses <-> msgpack.
+
+Every message is one msgpack array `[type, field1, field2, ...]` in the field order declared
+below. A receiver ignores items after the fields it knows (room for additive changes within a
+protocol version) and fills missing trailing fields that have defaults. Values are checked on
+both sides: `encode_message` raises LocalProtocolError, `decode_message` RemoteProtocolError.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, ClassVar, TypeVar
+
+import msgpack
+
+from . import limits
+from .codes import AckResult, CloseReason, Privilege, Status
+from .errors import LocalProtocolError, RemoteProtocolError
+
+
+class MsgType(IntEnum):
+    """Message type numbers. Ranges are reserved by concern so later features slot in."""
+
+    # 0x01-0x0F: session
+    HELLO = 0x01
+    WELCOME = 0x02
+    READY = 0x03
+    PING = 0x04
+    PONG = 0x05
+    STATUS = 0x06
+    GOODBYE = 0x07
+    # 0x10-0x1F: events (0x12-0x1F reserved for subscriptions and hook responses)
+    PUBLISH = 0x10
+    PUBLISH_ACK = 0x11
+    # 0x20-0x2F: reserved for OTA firmware transfer
+    # 0x30-0x3F: reserved for claiming
+
+
+Check = Callable[[Any], Any]
+
+
+def _uint(lo: int, hi: int) -> Check:
+    def check(v: Any) -> int:
+        # `type(...) is int` rejects bool, which msgpack decodes separately and Python
+        # would otherwise accept as 0/1.
+        if type(v) is not int or not lo <= v <= hi:
+            raise ValueError(f"expected an integer in {lo}..{hi}, got {v!r:.40}")
+        return v
+
+    return check
+
+
+def _optional(inner: Check) -> Check:
+    def check(v: Any) -> Any:
+        return None if v is None else inner(v)
+
+    return check
+
+
+def _bin(lo: int, hi: int) -> Check:
+    def check(v: Any) -> bytes:
+        if type(v) is not bytes or not lo <= len(v) <= hi:
+            raise ValueError(f"expected {lo}..{hi} bytes of binary, got {type(v).__name__}")
+        return v
+
+    return check
+
+
+def _text(lo: int, hi: int) -> Check:
+    """UTF-8 text whose encoded length is lo..hi bytes."""
+
+    def check(v: Any) -> str:
+        if type(v) is not str or not lo <= len(v.encode()) <= hi:
+            raise ValueError(f"expected text of {lo}..{hi} UTF-8 bytes, got {v!r:.40}")
+        return v
+
+    return check
+
+
+def _bool(v: Any) -> bool:
+    if type(v) is not bool:
+        raise ValueError(f"expected a boolean, got {v!r:.40}")
+    return v
+
+
+E = TypeVar("E", bound=IntEnum)
+
+
+def _enum(kind: type[E]) -> Check:
+    def check(v: Any) -> E:
+        if type(v) is not int and not isinstance(v, kind):
+            raise ValueError(f"expected a {kind.__name__} code, got {v!r:.40}")
+        try:
+            return kind(v)
+        except ValueError:
+            raise ValueError(f"unknown {kind.__name__} code {v}") from None
+
+    return check
+
+
+def _privileges(v: Any) -> Privilege:
+    if type(v) is not int and not isinstance(v, Privilege):
+        raise ValueError(f"expected privilege flags, got {v!r:.40}")
+    if v & ~int(Privilege.all()) or v < 0:
+        raise ValueError(f"unknown privilege bits in {v}")
+    return Privilege(v)
+
+
+_u16 = _uint(0, 0xFFFF)
+_seq = _uint(0, limits.MAX_SEQ)
+_product_id = _optional(_uint(1, limits.MAX_PRODUCT_ID))
+_rx_frame = _uint(limits.MIN_RX_FRAME, limits.NOISE_MAX_MESSAGE)
+
+
+class Message:
+    """Base of every message. Subclasses are frozen, slotted dataclasses."""
+
+    __slots__ = ()
+    TYPE: ClassVar[MsgType]
+    CHECKS: ClassVar[tuple[Check, ...]]
+    _NAMES: ClassVar[tuple[str, ...]]
+    _DEFAULTS: ClassVar[tuple[Any, ...]]  # defaults of the trailing optional fields
+    _REQUIRED: ClassVar[int]
+
+
+REGISTRY: dict[int, type[Message]] = {}
+M = TypeVar("M", bound=type[Message])
+
+
+def _register(cls: M) -> M:
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    if len(fields) != len(cls.CHECKS):
+        raise TypeError(f"{cls.__name__}: one check per field")
+    cls._NAMES = tuple(f.name for f in fields)
+    cls._DEFAULTS = tuple(f.default for f in fields if f.default is not dataclasses.MISSING)
+    cls._REQUIRED = len(fields) - len(cls._DEFAULTS)
+    REGISTRY[int(cls.TYPE)] = cls
+    return cls
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class Hello(Message):
+    """Device -> server, inside handshake message 1."""
+
+    TYPE = MsgType.HELLO
+    CHECKS = (
+        _bin(limits.DEVICE_ID_LEN, limits.DEVICE_ID_LEN),
+        _product_id,
+        _uint(0, limits.MAX_FIRMWARE_VERSION),
+        _uint(0, limits.MAX_PLATFORM_ID),
+        _uint(1, limits.MAX_COUNTER),
+        _rx_frame,
+        _optional(_text(1, limits.MAX_CLAIM_CODE_LEN)),
+    )
+    device_id: bytes
+    product_id: int | None  # None: development firmware
+    firmware_version: int
+    platform_id: int
+    counter: int  # strictly increasing per device: replay protection
+    rx_max_frame: int = limits.NOISE_MAX_MESSAGE  # largest frame the device can receive
+    claim_code: str | None = None
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class Welcome(Message):
+    """Server -> device, inside handshake message 2."""
+
+    TYPE = MsgType.WELCOME
+    CHECKS = (
+        _enum(Status),
+        _privileges,
+        _product_id,
+        _uint(1, 3600),
+        _uint(1, 3 * 3600),
+        _rx_frame,
+        _uint(0, 2**63 - 1),
+    )
+    status: Status
+    privileges: Privilege
+    product_id: int | None  # the product the status refers to
+    heartbeat_interval: int  # seconds between the device's PINGs
+    idle_timeout: int  # seconds of silence after which the server closes
+    rx_max_frame: int  # largest frame the server accepts
+    server_time_ms: int  # Unix time in milliseconds (for devices without a clock)
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class Ready(Message):
+    """Device -> server: the first transport message; confirms the session."""
+
+    TYPE = MsgType.READY
+    CHECKS = ()
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class Ping(Message):
+    TYPE = MsgType.PING
+    CHECKS = (_seq,)
+    seq: int
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class Pong(Message):
+    TYPE = MsgType.PONG
+    CHECKS = (_seq,)
+    seq: int
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class StatusUpdate(Message):
+    """Server -> device: the connection's status or privileges changed."""
+
+    TYPE = MsgType.STATUS
+    CHECKS = (_enum(Status), _privileges, _product_id)
+    status: Status
+    privileges: Privilege
+    product_id: int | None
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class Goodbye(Message):
+    """Either side: the sender closes the link after this message."""
+
+    TYPE = MsgType.GOODBYE
+    CHECKS = (_enum(CloseReason), _text(0, limits.MAX_TEXT_LEN))
+    reason: CloseReason
+    detail: str = ""
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class Publish(Message):
+    """Device -> server: an event."""
+
+    TYPE = MsgType.PUBLISH
+    CHECKS = (
+        _seq,
+        _text(1, limits.MAX_EVENT_NAME),
+        _bin(0, limits.MAX_EVENT_DATA),
+        _uint(0, limits.MAX_EVENT_TTL),
+        _bool,
+    )
+    seq: int
+    name: str
+    data: bytes = b""
+    ttl: int = 60
+    private: bool = True
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class PublishAck(Message):
+    TYPE = MsgType.PUBLISH_ACK
+    CHECKS = (_seq, _enum(AckResult))
+    seq: int
+    result: AckResult = AckResult.ACCEPTED
+
+
+def encode_message(message: Message) -> bytes:
+    values = [getattr(message, name) for name in message._NAMES]
+    try:
+        checked = [check(v) for check, v in zip(message.CHECKS, values, strict=True)]
+    except ValueError as exc:
+        raise LocalProtocolError(f"{type(message).__name__}: {exc}") from exc
+    items = [int(message.TYPE)]
+    items.extend(int(v) if isinstance(v, IntEnum | Privilege) else v for v in checked)
+    out: bytes = msgpack.packb(items, use_bin_type=True)
+    return out
+
+
+def decode_message(data: bytes) -> Message:
+    """Decode one message; anything but a well-formed known message is RemoteProtocolError."""
+    try:
+        items = msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=True,
+            strict_map_key=True,
+            max_str_len=limits.MSGPACK_MAX_STR,
+            max_bin_len=limits.MSGPACK_MAX_BIN,
+            max_array_len=limits.MSGPACK_MAX_ARRAY,
+            max_map_len=limits.MSGPACK_MAX_MAP,
+            max_ext_len=limits.MSGPACK_MAX_EXT,
+        )
+    except Exception as exc:  # msgpack raises a zoo of types for bad input; all mean the same
+        raise RemoteProtocolError(
+            f"undecodable msgpack: {type(exc).__name__}: {exc}", CloseReason.MESSAGE_INVALID
+        ) from None
+    if type(items) is not list or not items or type(items[0]) is not int:
+        raise RemoteProtocolError("a message is an array starting with its type", CloseReason.MESSAGE_INVALID)
+    cls = REGISTRY.get(items[0])
+    if cls is None:
+        raise RemoteProtocolError(f"unknown message type {items[0]}", CloseReason.MESSAGE_INVALID)
+    values = items[1 : 1 + len(cls.CHECKS)]
+    if len(values) < cls._REQUIRED:
+        raise RemoteProtocolError(
+            f"{cls.__name__} needs {cls._REQUIRED} fields, got {len(values)}", CloseReason.MESSAGE_INVALID
+        )
+    missing = len(cls.CHECKS) - len(values)
+    if missing:
+        values.extend(cls._DEFAULTS[len(cls._DEFAULTS) - missing :])
+    try:
+        checked = [check(v) for check, v in zip(cls.CHECKS, values, strict=True)]
+    except ValueError as exc:
+        raise RemoteProtocolError(f"{cls.__name__}: {exc}", CloseReason.MESSAGE_INVALID) from None
+    return cls(*checked)
+
+
+def device_id_hex(device_id: bytes) -> str:
+    return device_id.hex()
+
+
+def parse_device_id(text: str) -> bytes:
+    """Parse a 24-hex-character device ID (either case); ValueError names the problem."""
+    t = text.strip().lower()
+    if len(t) != 2 * limits.DEVICE_ID_LEN or any(c not in "0123456789abcdef" for c in t):
+        raise ValueError(f"a device ID is {2 * limits.DEVICE_ID_LEN} hex characters, got {text!r:.40}")
+    return bytes.fromhex(t)
+
+
+def parse_public_key(text: str) -> bytes:
+    t = text.strip().lower()
+    if len(t) != 2 * limits.PUBLIC_KEY_LEN or any(c not in "0123456789abcdef" for c in t):
+        raise ValueError(f"a public key is {2 * limits.PUBLIC_KEY_LEN} hex characters, got {text!r:.40}")
+    return bytes.fromhex(t)
