@@ -49,6 +49,7 @@ class CloseReason(IntEnum):
     AUTH_FAILED = 11  # handshake refused (log only: the device sees a bare refusal)
     DECRYPT_FAILED = 12  # a transport frame failed authentication
     CLIENT_ERROR = 13  # the device ends the link because of its own failure
+    CONNECTION_LOST = 14  # the byte stream ended without GOODBYE (log only, never sent)
 
 
 class AckResult(IntEnum):

@@ -101,19 +101,19 @@ FROM_SERVER: Final = frozenset({Ping, Pong, StatusUpdate, PublishAck, Goodbye})
 
 class Connection:
     __slots__ = (
-        "role",
-        "state",
-        "hello",
-        "remote_static_key",
-        "peer_rx_max_frame",
-        "rx_max_frame",
         "_decoder",
-        "_handshake",
-        "_send_cipher",
-        "_recv_cipher",
         "_eof",
         "_error",
+        "_handshake",
         "_preamble_done",
+        "_recv_cipher",
+        "_send_cipher",
+        "hello",
+        "peer_rx_max_frame",
+        "remote_static_key",
+        "role",
+        "rx_max_frame",
+        "state",
     )
 
     def __init__(
@@ -155,7 +155,7 @@ class Connection:
 
     # ------------------------------------------------------------------ receiving
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | bytearray) -> None:
         if self._eof and data:
             raise LocalProtocolError("data received after end of stream")
         if data:
@@ -224,7 +224,9 @@ class Connection:
             raise RemoteProtocolError(f"handshake message 1 rejected: {exc}", CloseReason.AUTH_FAILED) from None
         message = decode_message(payload)
         if not isinstance(message, Hello):
-            raise RemoteProtocolError(f"handshake carried {type(message).__name__}, not Hello", CloseReason.UNEXPECTED_MESSAGE)
+            raise RemoteProtocolError(
+                f"handshake carried {type(message).__name__}, not Hello", CloseReason.UNEXPECTED_MESSAGE
+            )
         self.hello = message
         self.remote_static_key = hs.rs
         self.peer_rx_max_frame = message.rx_max_frame
@@ -241,10 +243,14 @@ class Connection:
         try:
             payload = hs.read_message_2(frame)
         except RemoteProtocolError as exc:
-            raise RemoteProtocolError(f"handshake message 2 rejected (wrong server key?): {exc}", CloseReason.AUTH_FAILED) from None
+            raise RemoteProtocolError(
+                f"handshake message 2 rejected (wrong server key?): {exc}", CloseReason.AUTH_FAILED
+            ) from None
         message = decode_message(payload)
         if not isinstance(message, Welcome):
-            raise RemoteProtocolError(f"handshake carried {type(message).__name__}, not Welcome", CloseReason.UNEXPECTED_MESSAGE)
+            raise RemoteProtocolError(
+                f"handshake carried {type(message).__name__}, not Welcome", CloseReason.UNEXPECTED_MESSAGE
+            )
         self.peer_rx_max_frame = message.rx_max_frame
         self._finish_handshake()
         return message
@@ -263,7 +269,9 @@ class Connection:
         message = decode_message(self._recv_cipher.decrypt_with_ad(b"", frame))
         allowed = FROM_SERVER if self.role is Role.CLIENT else FROM_DEVICE
         if type(message) not in allowed:
-            raise RemoteProtocolError(f"{type(message).__name__} may not be sent by the peer", CloseReason.UNEXPECTED_MESSAGE)
+            raise RemoteProtocolError(
+                f"{type(message).__name__} may not be sent by the peer", CloseReason.UNEXPECTED_MESSAGE
+            )
         if self.role is Role.SERVER and self.state is State.CONFIRMING:
             if not isinstance(message, Ready):
                 raise RemoteProtocolError(f"{type(message).__name__} before Ready", CloseReason.UNEXPECTED_MESSAGE)

@@ -34,7 +34,9 @@ PUBLIC_KEY_LEN = 32  # X25519
 MAX_PRODUCT_ID = 2**31 - 1  # a positive signed 32-bit integer fits every C compiler's int32_t
 MAX_FIRMWARE_VERSION = 65535  # Particle product firmware versions are 16-bit
 MAX_PLATFORM_ID = 65535
-MAX_COUNTER = 2**64 - 1  # uint64 counter / microsecond timestamp for replay protection
+# Replay counter: a uint64 with the top bit clear (stores as a signed 64-bit integer anywhere);
+# a microsecond Unix timestamp fits for the next 290,000 years.
+MAX_COUNTER = 2**63 - 1
 MAX_CLAIM_CODE_LEN = 64  # Particle's claim codes are 63 characters
 
 # Events (Particle's limits).

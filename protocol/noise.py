@@ -40,7 +40,7 @@ def _hkdf2(chaining_key: bytes, ikm: bytes) -> tuple[bytes, bytes]:
 class KeyPair:
     """An X25519 key pair; the raw bytes are kept because the handshake hashes them."""
 
-    __slots__ = ("private", "public", "_key")
+    __slots__ = ("_key", "private", "public")
 
     def __init__(self, private: bytes) -> None:
         if len(private) != DHLEN:
@@ -96,7 +96,7 @@ class CipherState:
 
 
 class SymmetricState:
-    __slots__ = ("ck", "h", "cipher")
+    __slots__ = ("cipher", "ck", "h")
 
     def __init__(self) -> None:
         # The protocol name is exactly HASHLEN bytes, so h starts as the name itself.
@@ -134,7 +134,7 @@ class HandshakeIK:
     the server key). `ephemeral` is injectable only so the test vectors can be reproduced.
     """
 
-    __slots__ = ("initiator", "s", "e", "rs", "re", "_ss", "_step")
+    __slots__ = ("_ss", "_step", "e", "initiator", "re", "rs", "s")
 
     def __init__(
         self,
@@ -164,7 +164,9 @@ class HandshakeIK:
 
     def _expect(self, step: int, initiator_writes: bool, writing: bool) -> None:
         if self._step != step or (self.initiator == initiator_writes) != writing:
-            raise LocalProtocolError(f"handshake message {step + 1} is not ours to {'write' if writing else 'read'} now")
+            raise LocalProtocolError(
+                f"handshake message {step + 1} is not ours to {'write' if writing else 'read'} now"
+            )
         self._step += 1
 
     # -> e, es, s, ss

@@ -1,0 +1,1 @@
+"""Simulated firmware: devices that speak the real protocol over real streams."""

@@ -1,0 +1,160 @@
+"""The `fleetsim` command: device identities and simulated fleets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import trio
+
+from protocol import limits
+from protocol.messages import parse_public_key
+
+from .device import DeviceSettings
+from .fleet import DeviceOutcome, FleetPlan, run_fleet, summarize
+from .identity import DeviceIdentity, load_identities, write_identities
+from .progress import Progress
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fleetsim", description="Simulated Fleetgate devices")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    keygen = sub.add_parser("keygen", help="generate device identities")
+    keygen.add_argument("--count", type=int, required=True, help="number of devices")
+    keygen.add_argument("--out", type=Path, required=True, help="directory for identities.csv and devices.csv")
+
+    run = sub.add_parser("run", help="connect simulated devices to a server")
+    run.add_argument("--server", required=True, help="HOST:PORT of the device listener")
+    run.add_argument("--server-key", required=True, help="server public key: a file (server.pub) or 64 hex characters")
+    run.add_argument("--identities", type=Path, required=True, help="directory written by `fleetsim keygen`")
+    run.add_argument("--count", type=int, help="use the first N identities (default: all)")
+    run.add_argument(
+        "--product", default="none", help="product ID the firmware reports, or 'none' (development firmware)"
+    )
+    run.add_argument("--firmware-version", type=int, default=1)
+    run.add_argument("--platform", type=int, default=6, help="platform ID (default 6)")
+    run.add_argument("--publish", type=int, default=0, metavar="K", help="events each device publishes")
+    run.add_argument("--hold", type=float, default=0.0, metavar="SECONDS", help="stay connected this long")
+    run.add_argument("--concurrency", type=int, default=512, help="handshakes in flight at once")
+    run.add_argument("--timeout", type=float, default=30.0, help="per-device limit for connecting and publishing")
+    run.add_argument("--json", action="store_true", help="print one JSON object with per-device outcomes")
+    return parser
+
+
+class CliError(Exception):
+    pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "keygen":
+            return cmd_keygen(args)
+        return cmd_run(args)
+    except CliError as exc:
+        print(f"fleetsim: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    if args.count < 1:
+        raise CliError("--count must be at least 1")
+    identities = [DeviceIdentity.generate() for _ in range(args.count)]
+    write_identities(args.out, identities)
+    print(f"wrote {args.count} identities: {args.out / 'identities.csv'} (private keys, mode 0600)")
+    print(f"import the public keys with: fleetgate device import {args.out / 'devices.csv'}")
+    return 0
+
+
+def parse_server(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise CliError(f"--server must be HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def parse_server_key(text: str) -> bytes:
+    path = Path(text)
+    source = path.read_text().strip() if path.is_file() else text
+    try:
+        return parse_public_key(source)
+    except ValueError as exc:
+        raise CliError(f"--server-key: {exc} (pass the server.pub file or its hex)") from None
+
+
+def parse_product(text: str) -> int | None:
+    if text.lower() == "none":
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= limits.MAX_PRODUCT_ID:
+        raise CliError(f"--product must be a product ID (1..{limits.MAX_PRODUCT_ID}) or 'none', got {text!r}")
+    return int(text)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    host, port = parse_server(args.server)
+    try:
+        identities = load_identities(args.identities)
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot load identities: {exc}") from None
+    if args.count is not None:
+        if args.count > len(identities):
+            raise CliError(f"--count {args.count} but only {len(identities)} identities in {args.identities}")
+        identities = identities[: args.count]
+    if not 0 <= args.firmware_version <= limits.MAX_FIRMWARE_VERSION:
+        raise CliError(f"--firmware-version must be 0..{limits.MAX_FIRMWARE_VERSION}")
+    plan = FleetPlan(
+        host=host,
+        port=port,
+        server_public_key=parse_server_key(args.server_key),
+        settings=DeviceSettings(
+            product_id=parse_product(args.product),
+            firmware_version=args.firmware_version,
+            platform_id=args.platform,
+        ),
+        publish=args.publish,
+        hold=args.hold,
+        connect_concurrency=args.concurrency,
+        timeout=args.timeout,
+    )
+    progress = Progress(len(identities), "devices", enabled=not args.json and sys.stderr.isatty())
+
+    def done(outcome: DeviceOutcome) -> None:
+        progress.advance()
+
+    async def go() -> tuple[list[DeviceOutcome], float]:
+        start = trio.current_time()
+        outcomes = await run_fleet(plan, identities, done)
+        return outcomes, trio.current_time() - start
+
+    outcomes, elapsed = trio.run(go)
+    progress.close()
+    summary = summarize(outcomes, elapsed)
+    if args.json:
+        print(json.dumps({"summary": summary, "devices": [o.as_json() for o in outcomes]}))
+    else:
+        _print_report(summary, outcomes)
+    failed = summary["connected"] != len(outcomes) or summary["events_acked"] != summary["events_sent"]
+    return 1 if failed else 0
+
+
+def _print_report(summary: dict[str, object], outcomes: list[DeviceOutcome]) -> None:
+    print(
+        f"{summary['connected']}/{summary['devices']} connected, {summary['refused']} refused, "
+        f"{summary['errors']} errors in {summary['elapsed_s']} s"
+    )
+    print(f"statuses: {summary['statuses']}")
+    print(f"events acked: {summary['events_acked']}/{summary['events_sent']}")
+    print(f"handshake latency: p50 {summary['handshake_ms_p50']} ms, p99 {summary['handshake_ms_p99']} ms")
+    problems = [o for o in outcomes if o.outcome != "connected" or o.error]
+    for o in problems[:20]:
+        print(f"  {o.device_id}: {o.outcome}{': ' + o.error if o.error else ''}")
+    if len(problems) > 20:
+        print(f"  ... and {len(problems) - 20} more")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""SimDevice: simulated firmware on a protocol.Connection(CLIENT) over any Trio stream.
+
+    async with connect_device(stream, identity, server_key, DeviceSettings(product_id=42)) as dev:
+        await dev.publish("temp", b"21.5")
+
+One task reads (acks, pongs, status updates, goodbye); writes are serialised by a lock that
+covers both encryption and the socket write, so frames leave in nonce order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+
+import trio
+
+from protocol import limits
+from protocol.codes import AckResult, CloseReason, Privilege, Status
+from protocol.connection import Connection, ConnectionClosed, Event, NeedData, Refused, Role
+from protocol.errors import RemoteProtocolError
+from protocol.messages import Goodbye, Hello, Message, Ping, Pong, Publish, PublishAck, Ready, StatusUpdate, Welcome
+
+from .identity import CounterSource, DeviceIdentity
+
+_COUNTERS = CounterSource()
+
+
+class DeviceRefused(Exception):
+    """The server refused the handshake (it does not say why)."""
+
+
+class DeviceClosed(Exception):
+    """The link ended; `reason` is the server's GOODBYE reason or CONNECTION_LOST."""
+
+    def __init__(self, reason: CloseReason, detail: str = "") -> None:
+        super().__init__(f"{reason.name.lower()}: {detail}" if detail else reason.name.lower())
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSettings:
+    """What the firmware reports and how it behaves."""
+
+    product_id: int | None = None  # None: development firmware
+    firmware_version: int = 1
+    platform_id: int = 6  # Particle's Photon; any 16-bit value
+    rx_max_frame: int = limits.NOISE_MAX_MESSAGE
+    claim_code: str | None = None
+    heartbeat: bool = True  # send PINGs at the interval the server asks for
+    max_inflight: int = 64  # unacknowledged publishes in flight
+
+
+@dataclass(slots=True)
+class DeviceState:
+    status: Status | None = None
+    privileges: Privilege = Privilege.NONE
+    product_id: int | None = None
+    updates: list[StatusUpdate] = field(default_factory=list)
+
+
+class SimDevice:
+    def __init__(
+        self,
+        identity: DeviceIdentity,
+        server_public_key: bytes,
+        settings: DeviceSettings = DeviceSettings(),
+        counter: int | None = None,
+    ) -> None:
+        self.identity = identity
+        self.settings = settings
+        self.conn = Connection(
+            Role.CLIENT, identity.key, server_public_key=server_public_key, rx_max_frame=settings.rx_max_frame
+        )
+        self.counter = counter if counter is not None else _COUNTERS.next()
+        self.state = DeviceState()
+        self.welcome: Welcome | None = None
+        self.closed: DeviceClosed | None = None
+        self.closed_event = trio.Event()
+        self.status_changed = trio.Event()
+        self.events_acked = 0
+        self._stream: trio.abc.Stream | None = None
+        self._send_lock = trio.Lock()
+        self._seq = 0
+        self._pending: dict[int, tuple[trio.Event, list[Message]]] = {}
+        self._window = trio.Semaphore(settings.max_inflight)
+
+    @property
+    def device_id(self) -> str:
+        return self.identity.device_id_hex
+
+    # ------------------------------------------------------------------ handshake
+
+    async def handshake(self, stream: trio.abc.Stream) -> Welcome:
+        """Hello -> Welcome -> Ready. Raises DeviceRefused, DeviceClosed or RemoteProtocolError."""
+        self._stream = stream
+        s = self.settings
+        hello = Hello(
+            device_id=self.identity.device_id,
+            product_id=s.product_id,
+            firmware_version=s.firmware_version,
+            platform_id=s.platform_id,
+            counter=self.counter,
+            rx_max_frame=s.rx_max_frame,
+            claim_code=s.claim_code,
+        )
+        await stream.send_all(self.conn.send(hello))
+        event = await self._next_event()
+        if isinstance(event, Refused):
+            raise DeviceRefused("the server refused the handshake")
+        if isinstance(event, ConnectionClosed):
+            raise DeviceClosed(CloseReason.CONNECTION_LOST, "closed during the handshake")
+        assert isinstance(event, Welcome)
+        self.welcome = event
+        self.state.status, self.state.privileges, self.state.product_id = (
+            event.status,
+            event.privileges,
+            event.product_id,
+        )
+        await self.send(Ready())
+        return event
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self) -> None:
+        """Read until the link ends; with heartbeats on, ping at the server's interval."""
+        async with trio.open_nursery() as nursery:
+            if self.settings.heartbeat and self.welcome is not None:
+                nursery.start_soon(self._heartbeat, self.welcome.heartbeat_interval)
+            await self._read_loop()
+            nursery.cancel_scope.cancel()
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                event = await self._next_event()
+                if isinstance(event, PublishAck | Pong):
+                    self._resolve(event.seq, event)
+                elif isinstance(event, Ping):
+                    await self.send(Pong(event.seq))
+                elif isinstance(event, StatusUpdate):
+                    self.state.status, self.state.privileges = event.status, event.privileges
+                    self.state.product_id = event.product_id
+                    self.state.updates.append(event)
+                    self.status_changed.set()
+                    self.status_changed = trio.Event()
+                elif isinstance(event, Goodbye):
+                    self._mark_closed(DeviceClosed(event.reason, event.detail))
+                    return
+                elif isinstance(event, ConnectionClosed):
+                    self._mark_closed(DeviceClosed(CloseReason.CONNECTION_LOST, "the server closed the stream"))
+                    return
+        except RemoteProtocolError as exc:
+            self._mark_closed(DeviceClosed(exc.reason, f"server sent bad data: {exc}"))
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self._mark_closed(DeviceClosed(CloseReason.CONNECTION_LOST, str(exc)))
+
+    async def _heartbeat(self, interval: int) -> None:
+        while True:
+            await trio.sleep(interval)
+            await self.ping()
+
+    async def _next_event(self) -> Event:
+        assert self._stream is not None
+        while True:
+            event = self.conn.next_event()
+            if not isinstance(event, NeedData):
+                return event
+            self.conn.receive_data(await self._stream.receive_some(65536))
+
+    def _mark_closed(self, closed: DeviceClosed) -> None:
+        if self.closed is None:
+            self.closed = closed
+        for done, _ in self._pending.values():
+            done.set()
+        self.closed_event.set()
+
+    def _resolve(self, seq: int, message: Message) -> None:
+        pending = self._pending.pop(seq, None)
+        if pending is not None:
+            pending[1].append(message)
+            pending[0].set()
+
+    # ------------------------------------------------------------------ actions
+
+    async def send(self, message: Message) -> None:
+        if self.closed is not None:
+            raise self.closed
+        assert self._stream is not None
+        async with self._send_lock:
+            await self._stream.send_all(self.conn.send(message))
+
+    async def _request(self, make: type[Publish] | type[Ping], **fields: object) -> Message:
+        self._seq = (self._seq + 1) % (limits.MAX_SEQ + 1)
+        seq = self._seq
+        done: trio.Event = trio.Event()
+        box: list[Message] = []
+        self._pending[seq] = (done, box)
+        try:
+            await self.send(make(seq=seq, **fields))  # type: ignore[arg-type]
+            await done.wait()
+        finally:
+            self._pending.pop(seq, None)
+        if not box:
+            assert self.closed is not None
+            raise self.closed
+        return box[0]
+
+    async def publish(self, name: str, data: bytes = b"", ttl: int = 60, private: bool = True) -> AckResult:
+        """Publish and wait for the server's acknowledgement."""
+        async with self._window:
+            ack = await self._request(Publish, name=name, data=data, ttl=ttl, private=private)
+        assert isinstance(ack, PublishAck)
+        if ack.result is AckResult.ACCEPTED:
+            self.events_acked += 1
+        return ack.result
+
+    async def ping(self) -> float:
+        """Round-trip time of one PING, in seconds."""
+        start = trio.current_time()
+        await self._request(Ping)
+        return trio.current_time() - start
+
+    async def goodbye(self, reason: CloseReason = CloseReason.NORMAL) -> None:
+        if self.closed is None:
+            with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await self.send(Goodbye(reason))
+            self._mark_closed(DeviceClosed(CloseReason.NORMAL, "device said goodbye"))
+
+    async def wait_status(self, status: Status) -> None:
+        """Wait until the server has put this connection in `status` (callers set the deadline)."""
+        while self.state.status is not status:
+            if self.closed is not None:
+                raise self.closed
+            await self.status_changed.wait()
+
+
+@asynccontextmanager
+async def connect_device(
+    stream: trio.abc.Stream,
+    identity: DeviceIdentity,
+    server_public_key: bytes,
+    settings: DeviceSettings = DeviceSettings(),
+    counter: int | None = None,
+) -> AsyncIterator[SimDevice]:
+    """Handshake, run the device in the background, and say goodbye and close on exit."""
+    device = SimDevice(identity, server_public_key, settings, counter)
+    try:
+        await device.handshake(stream)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(device.run)
+            try:
+                yield device
+            finally:
+                with trio.move_on_after(2) as scope:
+                    scope.shield = True
+                    await device.goodbye()
+                nursery.cancel_scope.cancel()
+    finally:
+        await trio.aclose_forcefully(stream)

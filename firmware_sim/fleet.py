@@ -1,0 +1,140 @@
+"""Many simulated devices in one nursery: each connects, publishes, holds, and leaves."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import trio
+
+from protocol.codes import Privilege
+from protocol.errors import RemoteProtocolError
+
+from .device import DeviceClosed, DeviceRefused, DeviceSettings, SimDevice
+from .identity import DeviceIdentity
+
+
+@dataclass(slots=True)
+class DeviceOutcome:
+    device_id: str
+    outcome: str = "error"  # connected | refused | error
+    status: str | None = None
+    privileges: list[str] = field(default_factory=list)
+    events_sent: int = 0
+    events_acked: int = 0
+    handshake_ms: float | None = None
+    close_reason: str | None = None
+    error: str | None = None
+
+    def as_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class FleetPlan:
+    host: str
+    port: int
+    server_public_key: bytes
+    settings: DeviceSettings = field(default_factory=DeviceSettings)
+    publish: int = 0  # events per device
+    hold: float = 0.0  # seconds to stay connected after publishing
+    connect_concurrency: int = 512  # handshakes in flight at once
+    timeout: float = 30.0  # per-device limit for connect + publish
+
+
+def privilege_names(privileges: Privilege) -> list[str]:
+    return [p.name.lower() for p in Privilege if p and p.name and p in privileges]
+
+
+async def run_device(plan: FleetPlan, identity: DeviceIdentity, limiter: trio.CapacityLimiter) -> DeviceOutcome:
+    out = DeviceOutcome(identity.device_id_hex)
+    device = SimDevice(identity, plan.server_public_key, plan.settings)
+    stream: trio.SocketStream | None = None
+    try:
+        with trio.fail_after(plan.timeout):
+            async with limiter:
+                start = trio.current_time()
+                stream = await trio.open_tcp_stream(plan.host, plan.port)
+                welcome = await device.handshake(stream)
+                out.handshake_ms = round((trio.current_time() - start) * 1000, 3)
+            out.outcome, out.status = "connected", welcome.status.name.lower()
+            out.privileges = privilege_names(welcome.privileges)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(device.run)
+                async with trio.open_nursery() as publishers:
+                    for i in range(plan.publish):
+                        out.events_sent += 1
+                        publishers.start_soon(_publish_one, device, i)
+                if plan.hold > 0:
+                    with trio.move_on_after(plan.hold):
+                        await device.closed_event.wait()
+                await device.goodbye()
+                nursery.cancel_scope.cancel()
+    except DeviceRefused:
+        out.outcome = "refused"
+    except DeviceClosed as exc:
+        out.error = str(exc)
+    except trio.TooSlowError:
+        out.error = f"timed out after {plan.timeout:g} s"
+    except (OSError, trio.BrokenResourceError, RemoteProtocolError) as exc:
+        out.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        if stream is not None:
+            await trio.aclose_forcefully(stream)
+    out.events_acked = device.events_acked
+    if device.closed is not None and out.outcome == "connected":
+        out.close_reason = device.closed.reason.name.lower()
+    return out
+
+
+async def _publish_one(device: SimDevice, index: int) -> None:
+    """One acked publish; a link that ends first shows up as sent-but-not-acked, not as a crash."""
+    with contextlib.suppress(DeviceClosed):
+        await device.publish(f"sim/event-{index % 8}", f"{index}".encode(), ttl=60, private=True)
+
+
+async def run_fleet(
+    plan: FleetPlan,
+    identities: list[DeviceIdentity],
+    on_done: Callable[[DeviceOutcome], None] | None = None,
+) -> list[DeviceOutcome]:
+    limiter = trio.CapacityLimiter(plan.connect_concurrency)
+    results: list[DeviceOutcome | None] = [None] * len(identities)
+
+    async def one(index: int, identity: DeviceIdentity) -> None:
+        results[index] = outcome = await run_device(plan, identity, limiter)
+        if on_done is not None:
+            on_done(outcome)
+
+    async with trio.open_nursery() as nursery:
+        for index, identity in enumerate(identities):
+            nursery.start_soon(one, index, identity)
+    return [r for r in results if r is not None]
+
+
+def summarize(outcomes: list[DeviceOutcome], elapsed: float) -> dict[str, object]:
+    latencies = sorted(o.handshake_ms for o in outcomes if o.handshake_ms is not None)
+
+    def pct(p: float) -> float | None:
+        if not latencies:
+            return None
+        return latencies[min(len(latencies) - 1, max(0, math.ceil(p * len(latencies)) - 1))]
+
+    statuses: dict[str, int] = {}
+    for o in outcomes:
+        if o.status:
+            statuses[o.status] = statuses.get(o.status, 0) + 1
+    return {
+        "devices": len(outcomes),
+        "connected": sum(o.outcome == "connected" for o in outcomes),
+        "refused": sum(o.outcome == "refused" for o in outcomes),
+        "errors": sum(o.outcome == "error" or o.error is not None for o in outcomes),
+        "statuses": statuses,
+        "events_sent": sum(o.events_sent for o in outcomes),
+        "events_acked": sum(o.events_acked for o in outcomes),
+        "handshake_ms_p50": pct(0.50),
+        "handshake_ms_p99": pct(0.99),
+        "elapsed_s": round(elapsed, 3),
+    }

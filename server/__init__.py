@@ -1,0 +1,1 @@
+"""Fleetgate server: Trio I/O and policy around the sans-I/O `protocol` package."""

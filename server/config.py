@@ -1,0 +1,47 @@
+"""Server settings with the reason for each default."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from protocol import limits
+
+DEFAULT_DEVICE_PORT = 5683  # Particle's device port (CoAP's registered port)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    device_port: int = DEFAULT_DEVICE_PORT
+    # A device must finish the handshake and send READY within this many seconds.
+    handshake_timeout: float = 10.0
+    # Devices ping every heartbeat_interval; after idle_timeout of silence the server closes.
+    # 2.5 intervals tolerate one lost ping plus network jitter.
+    heartbeat_interval: int = 30
+    idle_timeout: int = 75
+    # Largest frame we accept from a device after authentication.
+    rx_max_frame: int = limits.SERVER_RX_MAX_FRAME
+    # Outgoing messages queued per session before the device counts as a slow consumer.
+    send_queue: int = 256
+    # A single socket write that takes longer than this means the device is not reading.
+    write_timeout: float = 20.0
+    # Time given to sessions to say goodbye when the server stops.
+    shutdown_grace: float = 5.0
+    # Listen backlog: deep, so a reconnect storm of a whole fleet is not dropped by the kernel.
+    backlog: int = 4096
+    # Bytes requested per socket read.
+    receive_size: int = 65536
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "fleetgate.db"
+
+    @property
+    def key_path(self) -> Path:
+        return self.data_dir / "server.key"
+
+    @property
+    def pub_path(self) -> Path:
+        return self.data_dir / "server.pub"

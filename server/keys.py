@@ -1,0 +1,32 @@
+"""The server's static X25519 key: created on first run, private half readable by owner only."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from protocol.noise import KeyPair
+
+
+def write_private(path: Path, text: str) -> None:
+    """Create a file only its owner can read, without a window where it is world-readable."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def load_or_create_server_key(key_path: Path, pub_path: Path) -> tuple[KeyPair, bool]:
+    """Return (key, created). The public half is (re)written to pub_path as hex."""
+    created = False
+    if key_path.exists():
+        text = key_path.read_text().strip()
+        try:
+            key = KeyPair(bytes.fromhex(text))
+        except ValueError as exc:
+            raise SystemExit(f"{key_path}: not a 64-hex-character X25519 private key ({exc})") from None
+    else:
+        key = KeyPair.generate()
+        write_private(key_path, key.private.hex() + "\n")
+        created = True
+    pub_path.write_text(key.public.hex() + "\n")
+    return key, created

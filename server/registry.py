@@ -1,0 +1,63 @@
+"""Live sessions by device ID: a newer connection of a device replaces the older one."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import trio
+
+from protocol.codes import CloseReason
+
+
+class LiveSession(Protocol):
+    device_id: str
+
+    def request_close(self, reason: CloseReason, detail: str = "") -> None: ...
+
+
+class SessionRegistry:
+    def __init__(self) -> None:
+        self._live: dict[str, LiveSession] = {}
+        # Highest hello counter confirmed by this process, per device: closes the window in
+        # which a replayed hello could race the store write of the genuine one.
+        self._counters: dict[str, int] = {}
+        self._emptied = trio.Event()
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def get(self, device_id: str) -> LiveSession | None:
+        return self._live.get(device_id)
+
+    def sessions(self) -> list[LiveSession]:
+        return list(self._live.values())
+
+    def last_counter(self, device_id: str) -> int:
+        return self._counters.get(device_id, 0)
+
+    def register(self, session: LiveSession, counter: int) -> LiveSession | None:
+        """Make `session` the device's live session; the one it replaces is asked to close."""
+        old = self._live.get(session.device_id)
+        self._live[session.device_id] = session
+        self._counters[session.device_id] = max(counter, self._counters.get(session.device_id, 0))
+        if old is not None:
+            old.request_close(CloseReason.REPLACED, "a newer connection of this device took over")
+        return old
+
+    def unregister(self, session: LiveSession) -> bool:
+        """Remove `session` if it is still the live one; False if it had been replaced."""
+        if self._live.get(session.device_id) is session:
+            del self._live[session.device_id]
+            if not self._live:
+                self._emptied.set()
+                self._emptied = trio.Event()
+            return True
+        return False
+
+    async def wait_empty(self) -> None:
+        if self._live:
+            await self._emptied.wait()
+
+    def close_all(self, reason: CloseReason, detail: str = "") -> None:
+        for session in list(self._live.values()):
+            session.request_close(reason, detail)

@@ -1,0 +1,379 @@
+"""One device connection: the only place device bytes meet a socket.
+
+Life of a session:
+  1. handshake (under one deadline): preamble + message 1 -> look the device up, check its key
+     and replay counter -> admission decision -> WELCOME -> wait for READY. Any failure before
+     WELCOME is answered with the bare refusal frame; the reason goes only to the log.
+  2. READY confirms the session: only now is anything written (online, counter, last heard)
+     and does the session replace an older connection of the same device.
+  3. serving: a reader (this task) and one writer task that owns all socket writes. Outgoing
+     messages go through a bounded queue; a device that does not read is closed, not buffered.
+  4. closing: a GOODBYE with the typed reason when the link still allows it, the stream closed,
+     and one structured log line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+import math
+from dataclasses import dataclass
+
+import trio
+
+from protocol import limits
+from protocol.codes import AckResult, CloseReason, Privilege
+from protocol.connection import Connection, ConnectionClosed, Event, NeedData, Role, State
+from protocol.errors import LocalProtocolError, RemoteProtocolError
+from protocol.messages import Goodbye, Hello, Message, Ping, Pong, Publish, PublishAck, Ready, Welcome
+from protocol.noise import KeyPair
+
+from .admission import Decision, decide
+from .config import ServerConfig
+from .logs import log_event, now
+from .registry import SessionRegistry
+from .store import AsyncStore, DeviceRecord, EventRecord
+from .store.ops import AppendEvent, MarkConnected, MarkDisconnected
+
+log = logging.getLogger("fleetgate.session")
+
+HANDSHAKE_READ = len(b"FG\x00\x01") + 2 + limits.MAX_HELLO_FRAME  # never read ahead before auth
+GOODBYE_TIMEOUT = 1.0  # seconds a closing session waits to deliver its GOODBYE
+
+
+@dataclass(slots=True)
+class ServerContext:
+    config: ServerConfig
+    server_key: KeyPair
+    store: AsyncStore
+    registry: SessionRegistry
+
+
+class _Refuse(Exception):
+    """Internal: refuse the device; the message is the log-only reason."""
+
+
+def _peer_name(stream: trio.abc.Stream) -> str:
+    sock = getattr(stream, "socket", None)
+    if sock is None:
+        return "memory"
+    try:
+        host, port = sock.getpeername()[:2]
+    except OSError:
+        return "unknown"
+    return f"{host}:{port}"
+
+
+class DeviceSession:
+    def __init__(self, stream: trio.abc.Stream, ctx: ServerContext) -> None:
+        self.stream = stream
+        self.ctx = ctx
+        self.peer = _peer_name(stream)
+        self.conn = Connection(Role.SERVER, ctx.server_key, rx_max_frame=ctx.config.rx_max_frame)
+        self.device_id = ""
+        self.hello: Hello | None = None
+        self.decision: Decision | None = None
+        self.close_reason: CloseReason | None = None
+        self.close_detail = ""
+        self.refusal: str | None = None
+        self.registered = False
+        self.events_accepted = 0
+        self.frames_in = 0
+        self.frames_out = 0
+        self._scope: trio.CancelScope | None = None
+        self._stream_broken = False
+        self._out_send, self._out_recv = trio.open_memory_channel[Message](ctx.config.send_queue)
+
+    # ------------------------------------------------------------------ control
+
+    def request_close(self, reason: CloseReason, detail: str = "") -> None:
+        """Ask the session to end (replacement, shutdown, slow consumer). Safe from any task."""
+        if self.close_reason is None:
+            self.close_reason = reason
+            self.close_detail = detail
+        if self._scope is not None:
+            self._scope.cancel()
+
+    def _set_close(self, reason: CloseReason, detail: str = "") -> None:
+        if self.close_reason is None:
+            self.close_reason = reason
+            self.close_detail = detail
+
+    def enqueue(self, message: Message) -> None:
+        """Queue a message for the writer without waiting; a full queue means a slow consumer."""
+        try:
+            self._out_send.send_nowait(message)
+        except trio.WouldBlock:
+            self.request_close(CloseReason.SLOW_CONSUMER, f"outgoing queue of {self.ctx.config.send_queue} is full")
+        except trio.ClosedResourceError:
+            pass  # the session is ending; nothing more goes out
+
+    # ------------------------------------------------------------------ run
+
+    async def run(self) -> None:
+        started = trio.current_time()
+        try:
+            try:
+                if await self._handshake():
+                    await self._serve()
+            except RemoteProtocolError as exc:
+                self._set_close(exc.reason, str(exc))
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                self._stream_broken = True
+                self._set_close(CloseReason.CONNECTION_LOST, str(exc) or type(exc).__name__)
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._finish(trio.current_time() - started)
+
+    async def _next_event(self, max_bytes: int) -> Event:
+        while True:
+            event = self.conn.next_event()
+            if not isinstance(event, NeedData):
+                if isinstance(event, Message):
+                    self.frames_in += 1
+                return event
+            data = await self.stream.receive_some(max_bytes)
+            self.conn.receive_data(data)
+
+    async def _handshake(self) -> bool:
+        cfg = self.ctx.config
+        with trio.move_on_after(cfg.handshake_timeout) as scope:
+            self._scope = scope
+            try:
+                event = await self._next_event(HANDSHAKE_READ)
+                if isinstance(event, ConnectionClosed):
+                    self._set_close(CloseReason.CONNECTION_LOST, "closed before the hello")
+                    return False
+                assert isinstance(event, Hello)
+                self.hello = event
+                self.device_id = event.device_id.hex()
+                record = await self._authenticate(event)
+                self.decision = decide(record, event)
+                await self._send_now(
+                    self.conn.send(
+                        Welcome(
+                            status=self.decision.status,
+                            privileges=self.decision.privileges,
+                            product_id=self.decision.product_id,
+                            heartbeat_interval=cfg.heartbeat_interval,
+                            idle_timeout=cfg.idle_timeout,
+                            rx_max_frame=cfg.rx_max_frame,
+                            server_time_ms=int(now() * 1000),
+                        )
+                    )
+                )
+                event = await self._next_event(cfg.receive_size)
+                if isinstance(event, ConnectionClosed):
+                    self._set_close(CloseReason.CONNECTION_LOST, "closed before READY")
+                    return False
+                assert isinstance(event, Ready)
+                return self.close_reason is None
+            except _Refuse as refusal:
+                self.refusal = str(refusal)
+                self._set_close(CloseReason.AUTH_FAILED, str(refusal))
+                return False
+            except RemoteProtocolError as exc:
+                if exc.reason is CloseReason.AUTH_FAILED:
+                    self.refusal = str(exc)
+                self._set_close(exc.reason, str(exc))
+                return False
+        if scope.cancelled_caught:
+            self._set_close(CloseReason.HANDSHAKE_TIMEOUT, f"no READY within {cfg.handshake_timeout:g} s")
+        return False
+
+    async def _authenticate(self, hello: Hello) -> DeviceRecord:
+        """Proof of possession: Noise proved the peer holds the key it sent; it must be this device's."""
+        record = await self.ctx.store.read(self.ctx.store.sync.get_device, self.device_id)
+        presented = self.conn.remote_static_key or b""
+        if record is None:
+            raise _Refuse("unknown device ID")
+        if not hmac.compare_digest(record.public_key, presented):
+            raise _Refuse(f"public key {presented.hex()[:16]}... does not match the registered key")
+        last = max(record.last_counter, self.ctx.registry.last_counter(self.device_id))
+        if hello.counter <= last:
+            raise _Refuse(f"replayed hello: counter {hello.counter} <= last confirmed {last}")
+        return record
+
+    async def _send_now(self, data: bytes) -> None:
+        """Write during the handshake, before the writer task exists (still one writer)."""
+        self.frames_out += 1
+        await self.stream.send_all(data)
+
+    async def _serve(self) -> None:
+        assert self.hello is not None and self.decision is not None
+        hello = self.hello
+        self.ctx.registry.register(self, hello.counter)
+        self.registered = True
+        await self.ctx.store.submit(
+            MarkConnected(self.device_id, hello.counter, hello.firmware_version, hello.platform_id, now())
+        )
+        log_event(
+            log,
+            "device_connected",
+            device_id=self.device_id,
+            peer=self.peer,
+            status=self.decision.status.name.lower(),
+            privileges=_privilege_names(self.decision.privileges),
+            product_id=hello.product_id,
+            firmware_version=hello.firmware_version,
+            platform_id=hello.platform_id,
+            decision=self.decision.reason,
+        )
+        async with trio.open_nursery() as nursery:
+            self._scope = nursery.cancel_scope
+            if self.close_reason is not None:  # asked to close while we were registering
+                nursery.cancel_scope.cancel()
+            nursery.start_soon(self._writer)
+            await self._read_loop()
+            nursery.cancel_scope.cancel()
+
+    async def _read_loop(self) -> None:
+        """Reader: errors end the session here (a nursery would wrap them in a group)."""
+        cfg = self.ctx.config
+        try:
+            with trio.CancelScope(deadline=trio.current_time() + cfg.idle_timeout) as idle:
+                while self.close_reason is None:
+                    event = await self._next_event(cfg.receive_size)
+                    idle.deadline = trio.current_time() + cfg.idle_timeout
+                    await self._dispatch(event)
+            if idle.cancelled_caught:
+                self._set_close(CloseReason.IDLE_TIMEOUT, f"nothing received for {cfg.idle_timeout} s")
+        except RemoteProtocolError as exc:
+            self._set_close(exc.reason, str(exc))
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self._stream_broken = True
+            self._set_close(CloseReason.CONNECTION_LOST, str(exc) or type(exc).__name__)
+
+    async def _dispatch(self, event: Event) -> None:
+        if isinstance(event, Ping):
+            self.enqueue(Pong(event.seq))
+        elif isinstance(event, Publish):
+            await self._publish(event)
+        elif isinstance(event, Goodbye):
+            self._set_close(
+                CloseReason.NORMAL, f"device said goodbye: {event.reason.name.lower()} {event.detail}".strip()
+            )
+        elif isinstance(event, ConnectionClosed):
+            self._set_close(CloseReason.CONNECTION_LOST, "stream ended without goodbye")
+        # Pong: nothing to do; receiving it already reset the idle deadline.
+
+    async def _publish(self, msg: Publish) -> None:
+        assert self.decision is not None
+        # Privilege gate: only a device holding product_events reaches the product's stream.
+        product_id = self.decision.product_id if Privilege.PRODUCT_EVENTS in self.decision.privileges else None
+        record = EventRecord(
+            device_id=self.device_id,
+            name=msg.name,
+            data=msg.data,
+            ttl=msg.ttl,
+            private=msg.private,
+            published_at=now(),
+            product_id=product_id,
+        )
+        seq = msg.seq
+
+        def acked(result: object) -> None:
+            if isinstance(result, BaseException):
+                return  # not stored: no ack, so the device publishes it again
+            self.events_accepted += 1
+            self.enqueue(PublishAck(seq, AckResult.ACCEPTED))
+
+        await self.ctx.store.submit(AppendEvent(record), acked)
+
+    async def _writer(self) -> None:
+        cfg = self.ctx.config
+        async with self._out_recv:
+            async for message in self._out_recv:
+                batch = [message]
+                while True:
+                    try:
+                        batch.append(self._out_recv.receive_nowait())
+                    except trio.WouldBlock:
+                        break
+                if self.conn.state is not State.OPEN:
+                    return  # the device said goodbye: nothing more goes out
+                data = b"".join(self.conn.send(m) for m in batch)
+                with trio.move_on_after(cfg.write_timeout) as scope:
+                    try:
+                        await self.stream.send_all(data)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                        self._stream_broken = True
+                        self.request_close(CloseReason.CONNECTION_LOST, f"write failed: {exc}")
+                        return
+                self.frames_out += len(batch)
+                if scope.cancelled_caught:
+                    self._stream_broken = True  # a cancelled send_all leaves the stream unusable
+                    self.request_close(CloseReason.SLOW_CONSUMER, f"a write took over {cfg.write_timeout:g} s")
+                    return
+
+    async def _finish(self, duration: float) -> None:
+        reason = self.close_reason or CloseReason.NORMAL
+        self._out_send.close()
+        if not self._stream_broken:
+            final = self._final_bytes(reason)
+            if final:
+                with trio.move_on_after(GOODBYE_TIMEOUT):
+                    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                        await self.stream.send_all(final)
+        await trio.aclose_forcefully(self.stream)
+        if self.registered and self.ctx.registry.unregister(self):
+            with trio.move_on_after(GOODBYE_TIMEOUT):
+                with contextlib.suppress(trio.ClosedResourceError):
+                    await self.ctx.store.submit(MarkDisconnected(self.device_id, now()))
+        fields = {
+            "device_id": self.device_id or None,
+            "peer": self.peer,
+            "reason": reason.name.lower(),
+            "detail": self.close_detail,
+            "stage": "open" if self.registered else "handshake",
+            "duration_s": round(duration, 3) if math.isfinite(duration) else None,
+            "frames_in": self.frames_in,
+            "frames_out": self.frames_out,
+            "events": self.events_accepted,
+        }
+        if self.refusal is not None:
+            log_event(log, "device_refused", logging.WARNING, **fields)
+        else:
+            level = logging.INFO if reason in _ORDINARY_CLOSES else logging.WARNING
+            log_event(log, "device_closed", level, **fields)
+
+    def _final_bytes(self, reason: CloseReason) -> bytes:
+        """The refusal frame before WELCOME, a GOODBYE after it, or nothing."""
+        state = self.conn.state
+        if state in (State.AWAIT_HELLO, State.DECIDING) or (state is State.ERROR and self.decision is None):
+            if reason in (CloseReason.SERVER_SHUTDOWN, CloseReason.CONNECTION_LOST):
+                return b""
+            try:
+                return self.conn.refuse()
+            except LocalProtocolError:
+                return b""
+        if reason is CloseReason.CONNECTION_LOST or state is State.CLOSED:
+            return b""
+        try:
+            detail = self.close_detail.encode()[: limits.MAX_TEXT_LEN].decode(errors="ignore")
+            return self.conn.send(Goodbye(reason, detail))
+        except LocalProtocolError:
+            return b""
+
+
+_ORDINARY_CLOSES = frozenset(
+    {CloseReason.NORMAL, CloseReason.REPLACED, CloseReason.SERVER_SHUTDOWN, CloseReason.CONNECTION_LOST}
+)
+
+
+def _privilege_names(privileges: Privilege) -> list[str]:
+    return [p.name.lower() for p in Privilege if p and p in privileges and p.name]
+
+
+async def handle_device(stream: trio.abc.Stream, ctx: ServerContext) -> None:
+    """`trio.serve_tcp` handler: one session per connection; the stream is always closed.
+
+    A bug in one session is logged and ends that session only: it must not take the
+    listener, and every other device, down with it. Cancellation is never caught here.
+    """
+    try:
+        await DeviceSession(stream, ctx).run()
+    except Exception:
+        log.exception("device session crashed")
+        await trio.aclose_forcefully(stream)

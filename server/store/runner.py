@@ -1,0 +1,94 @@
+"""Keeps blocking storage calls off the event loop.
+
+Reads run in worker threads through a limiter (one at a time on the reader connection).
+Writes go through one writer task: callers submit operations to a bounded channel and the
+writer applies whatever has queued up in one transaction, so a burst of publishes costs one
+commit instead of hundreds. A full channel makes submitters wait (backpressure).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
+
+import trio
+
+from .base import Store, WriteOp
+
+log = logging.getLogger("fleetgate.store")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+WRITE_QUEUE = 4096  # pending write operations before submitters wait
+MAX_BATCH = 512  # operations per transaction
+
+
+@dataclass(slots=True)
+class _Pending:
+    op: WriteOp
+    on_done: Callable[[object], None] | None
+
+
+class AsyncStore:
+    def __init__(self, store: Store) -> None:
+        self.sync = store
+        self._read_limiter = trio.CapacityLimiter(1)
+        self._send, self._receive = trio.open_memory_channel[_Pending](WRITE_QUEUE)
+        self.batches = 0
+        self.ops = 0
+
+    async def read(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a read method of the sync store in a worker thread."""
+        return await trio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=self._read_limiter)
+
+    async def submit(self, op: WriteOp, on_done: Callable[[object], None] | None = None) -> None:
+        """Queue a write. `on_done(result_or_exception)` runs on the event loop after commit."""
+        await self._send.send(_Pending(op, on_done))
+
+    async def write(self, op: WriteOp) -> object:
+        """Queue a write and wait for its commit; re-raises the op's exception."""
+        done = trio.Event()
+        box: list[object] = []
+
+        def finish(result: object) -> None:
+            box.append(result)
+            done.set()
+
+        await self.submit(op, finish)
+        await done.wait()
+        if isinstance(box[0], BaseException):
+            raise box[0]
+        return box[0]
+
+    async def run_writer(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The writer service. Runs until `close_writes()`, applying everything queued before it."""
+        task_status.started()
+        async with self._receive:
+            while True:
+                try:
+                    batch = [await self._receive.receive()]
+                except trio.EndOfChannel:
+                    return
+                while len(batch) < MAX_BATCH:
+                    try:
+                        batch.append(self._receive.receive_nowait())
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                # Shielded: a batch handed to the database is committed and reported even while
+                # the server is being cancelled, so nobody waits for an ack that never comes.
+                with trio.CancelScope(shield=True):
+                    results = await trio.to_thread.run_sync(self.sync.write_batch, [p.op for p in batch])
+                self.batches += 1
+                self.ops += len(batch)
+                for pending, result in zip(batch, results, strict=True):
+                    if isinstance(result, BaseException):
+                        log.error("store write failed: %r: %s", pending.op, result)
+                    if pending.on_done is not None:
+                        pending.on_done(result)
+
+    async def close_writes(self) -> None:
+        """No more writes: the writer applies what is queued, then `run_writer` returns."""
+        await self._send.aclose()

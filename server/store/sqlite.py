@@ -1,0 +1,183 @@
+"""The embedded default store: SQLite in WAL mode, one writer connection and one reader connection.
+
+Each connection is used by one thread at a time (AsyncStore serialises them), so
+`check_same_thread=False` is safe. Other processes (the CLI) may write the same file;
+WAL lets the running server see their commits on its next read.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .base import DeviceRecord, EventRecord, ImportResult, Store, WriteOp
+from .migrations import MIGRATIONS
+
+_DEVICE_COLUMNS = (
+    "device_id, public_key, created_at, owner, platform_id, product_id, firmware_version,"
+    " last_heard, last_handshake_at, online, last_counter"
+)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes; WAL fsyncs at checkpoint
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=10000")
+    return conn
+
+
+def _device(row: tuple[Any, ...]) -> DeviceRecord:
+    (device_id, public_key, created_at, owner, platform_id, product_id, fw, heard, handshake, online, counter) = row
+    return DeviceRecord(
+        device_id=str(device_id),
+        public_key=bytes(public_key),
+        created_at=float(created_at),
+        owner=owner,
+        platform_id=platform_id,
+        product_id=product_id,
+        firmware_version=fw,
+        last_heard=heard,
+        last_handshake_at=handshake,
+        online=bool(online),
+        last_counter=int(counter),
+    )
+
+
+class SQLiteStore(Store):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._w = _connect(path)
+        self._migrate()
+        self._r = _connect(path)
+
+    def _migrate(self) -> None:
+        w = self._w
+        w.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+        )
+        done = {v for (v,) in w.execute("SELECT version FROM schema_migrations")}
+        for version, sql in MIGRATIONS:
+            if version in done:
+                continue
+            # executescript commits first; wrap the script so a failure leaves nothing half-applied.
+            w.executescript(
+                f"BEGIN IMMEDIATE;\n{sql}\n"
+                f"INSERT INTO schema_migrations VALUES ({int(version)}, {time.time()!r});\nCOMMIT;"
+            )
+
+    @property
+    def schema_version(self) -> int:
+        (v,) = self._r.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()
+        return int(v)
+
+    # ------------------------------------------------------------------ reads
+
+    def get_device(self, device_id: str) -> DeviceRecord | None:
+        row = self._r.execute(f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE device_id = ?", (device_id,)).fetchone()
+        return _device(row) if row else None
+
+    def list_devices(self) -> list[DeviceRecord]:
+        rows = self._r.execute(f"SELECT {_DEVICE_COLUMNS} FROM devices ORDER BY created_at, device_id")
+        return [_device(r) for r in rows]
+
+    def list_events(self, device_id: str | None = None, after_id: int = 0, limit: int = 1000) -> list[EventRecord]:
+        sql = "SELECT id, device_id, product_id, name, data, ttl, private, published_at FROM events WHERE id > ?"
+        args: list[object] = [after_id]
+        if device_id is not None:
+            sql += " AND device_id = ?"
+            args.append(device_id)
+        sql += " ORDER BY id LIMIT ?"
+        args.append(limit)
+        return [
+            EventRecord(
+                id=i, device_id=d, product_id=p, name=n, data=bytes(data), ttl=ttl, private=bool(priv), published_at=at
+            )
+            for (i, d, p, n, data, ttl, priv, at) in self._r.execute(sql, args)
+        ]
+
+    # ------------------------------------------------------------------ writes
+
+    def write_batch(self, ops: Sequence[WriteOp]) -> list[object]:
+        w = self._w
+        results: list[object] = []
+        w.execute("BEGIN IMMEDIATE")
+        try:
+            for op in ops:
+                w.execute("SAVEPOINT op")
+                try:
+                    results.append(op.apply(self))
+                except Exception as exc:  # one bad op must not sink the batch: report it to its owner
+                    w.execute("ROLLBACK TO op")
+                    results.append(exc)
+                w.execute("RELEASE op")
+            w.execute("COMMIT")
+        except BaseException:
+            if w.in_transaction:
+                w.execute("ROLLBACK")
+            raise
+        return results
+
+    def import_devices(self, rows: Iterable[tuple[str, bytes]], now: float) -> ImportResult:
+        result = ImportResult()
+        w = self._w
+        w.execute("BEGIN IMMEDIATE")
+        try:
+            for device_id, public_key in rows:
+                existing = w.execute("SELECT public_key FROM devices WHERE device_id = ?", (device_id,)).fetchone()
+                if existing is None:
+                    w.execute(
+                        "INSERT INTO devices (device_id, public_key, created_at) VALUES (?, ?, ?)",
+                        (device_id, public_key, now),
+                    )
+                    result.added.append(device_id)
+                elif bytes(existing[0]) == public_key:
+                    result.unchanged.append(device_id)
+                else:
+                    result.errors.append((device_id, "already registered with a different public key"))
+            w.execute("COMMIT")
+        except BaseException:
+            w.execute("ROLLBACK")
+            raise
+        return result
+
+    def _mark_connected(
+        self, device_id: str, *, counter: int, firmware_version: int, platform_id: int, at: float
+    ) -> None:
+        self._w.execute(
+            "UPDATE devices SET online = 1, last_heard = ?, last_handshake_at = ?, firmware_version = ?,"
+            " platform_id = ?, last_counter = MAX(last_counter, ?) WHERE device_id = ?",
+            (at, at, firmware_version, platform_id, counter, device_id),
+        )
+
+    def _mark_disconnected(self, device_id: str, at: float) -> None:
+        self._w.execute("UPDATE devices SET online = 0, last_heard = ? WHERE device_id = ?", (at, device_id))
+
+    def _append_event(self, event: EventRecord) -> int:
+        cur = self._w.execute(
+            "INSERT INTO events (device_id, product_id, name, data, ttl, private, published_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                event.device_id,
+                event.product_id,
+                event.name,
+                event.data,
+                event.ttl,
+                int(event.private),
+                event.published_at,
+            ),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def reset_online(self) -> int:
+        cur = self._w.execute("UPDATE devices SET online = 0 WHERE online = 1")
+        return cur.rowcount
+
+    def close(self) -> None:
+        self._r.close()
+        self._w.close()
