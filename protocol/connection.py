@@ -122,9 +122,12 @@ class Connection:
         static_key: KeyPair,
         *,
         server_public_key: bytes | None = None,
-        rx_max_frame: int = limits.SERVER_RX_MAX_FRAME,
+        rx_max_frame: int | None = None,
         ephemeral: KeyPair | None = None,
     ) -> None:
+        # Defaults match what each side announces by default (Hello's and the server config's).
+        if rx_max_frame is None:
+            rx_max_frame = limits.NOISE_MAX_MESSAGE if role is Role.CLIENT else limits.SERVER_RX_MAX_FRAME
         if not limits.MIN_RX_FRAME <= rx_max_frame <= limits.NOISE_MAX_MESSAGE:
             raise LocalProtocolError(f"rx_max_frame must be {limits.MIN_RX_FRAME}..{limits.NOISE_MAX_MESSAGE}")
         self.role = role
@@ -272,7 +275,7 @@ class Connection:
             raise RemoteProtocolError(
                 f"{type(message).__name__} may not be sent by the peer", CloseReason.UNEXPECTED_MESSAGE
             )
-        if self.role is Role.SERVER and self.state is State.CONFIRMING:
+        if self.role is Role.SERVER and self.state is State.CONFIRMING and not isinstance(message, Goodbye):
             if not isinstance(message, Ready):
                 raise RemoteProtocolError(f"{type(message).__name__} before Ready", CloseReason.UNEXPECTED_MESSAGE)
             self.state = State.OPEN
@@ -295,20 +298,30 @@ class Connection:
             raise LocalProtocolError(f"a {self.role.value} may not send {type(message).__name__}")
         if self._send_cipher is None or state is State.CLOSED:
             raise LocalProtocolError(f"cannot send {type(message).__name__} in state {state.value}")
-        if isinstance(message, Goodbye):
-            self.state = State.CLOSED  # allowed from ERROR too: tell the peer why we close
+        is_goodbye = isinstance(message, Goodbye)
+        if is_goodbye:
+            pass  # allowed in every state with keys, ERROR included: tell the peer why we close
         elif state is State.ERROR:
             raise LocalProtocolError("only Goodbye may be sent after a protocol error")
         elif self.role is Role.CLIENT and state is State.CONFIRMING:
             if not isinstance(message, Ready):
                 raise LocalProtocolError("the device must send Ready first")
-            self.state = State.OPEN
+        elif isinstance(message, Ready):
+            raise LocalProtocolError("Ready is sent once, right after Welcome")
         elif self.role is Role.SERVER and state is not State.OPEN:
             raise LocalProtocolError("the server sends nothing but Goodbye until the device is Ready")
-        frame = self._send_cipher.encrypt_with_ad(b"", encode_message(message))
-        if len(frame) > self.peer_rx_max_frame:
-            raise LocalProtocolError(f"frame of {len(frame)} bytes exceeds the peer's limit {self.peer_rx_max_frame}")
-        return encode_frame(frame)
+        # Encode and size-check before encrypting: a refused send must not consume a nonce.
+        plaintext = encode_message(message)
+        if len(plaintext) + limits.TAG_LEN > self.peer_rx_max_frame:
+            raise LocalProtocolError(
+                f"frame of {len(plaintext) + limits.TAG_LEN} bytes exceeds the peer's limit {self.peer_rx_max_frame}"
+            )
+        frame = encode_frame(self._send_cipher.encrypt_with_ad(b"", plaintext))
+        if is_goodbye:
+            self.state = State.CLOSED
+        elif isinstance(message, Ready):
+            self.state = State.OPEN
+        return frame
 
     def _send_hello(self, hello: Hello) -> bytes:
         if self.role is not Role.CLIENT or self.state is not State.IDLE:

@@ -42,12 +42,22 @@ class MsgType(IntEnum):
 Check = Callable[[Any], Any]
 
 
+def _brief(v: Any) -> str:
+    """A short description of a bad value: never the repr of a container (deep nesting
+    would make repr itself fail, and a peer's data does not belong in our errors)."""
+    if v is None or type(v) in (bool, int, float):
+        return repr(v)
+    if type(v) in (str, bytes):
+        return f"{type(v).__name__} of length {len(v)}"
+    return type(v).__name__
+
+
 def _uint(lo: int, hi: int) -> Check:
     def check(v: Any) -> int:
         # `type(...) is int` rejects bool, which msgpack decodes separately and Python
         # would otherwise accept as 0/1.
         if type(v) is not int or not lo <= v <= hi:
-            raise ValueError(f"expected an integer in {lo}..{hi}, got {v!r:.40}")
+            raise ValueError(f"expected an integer in {lo}..{hi}, got {_brief(v)}")
         return v
 
     return check
@@ -74,7 +84,7 @@ def _text(lo: int, hi: int) -> Check:
 
     def check(v: Any) -> str:
         if type(v) is not str or not lo <= len(v.encode()) <= hi:
-            raise ValueError(f"expected text of {lo}..{hi} UTF-8 bytes, got {v!r:.40}")
+            raise ValueError(f"expected text of {lo}..{hi} UTF-8 bytes, got {_brief(v)}")
         return v
 
     return check
@@ -82,31 +92,36 @@ def _text(lo: int, hi: int) -> Check:
 
 def _bool(v: Any) -> bool:
     if type(v) is not bool:
-        raise ValueError(f"expected a boolean, got {v!r:.40}")
+        raise ValueError(f"expected a boolean, got {_brief(v)}")
     return v
 
 
 E = TypeVar("E", bound=IntEnum)
 
 
-def _enum(kind: type[E]) -> Check:
+def _enum(kind: type[E], exclude: frozenset[E] = frozenset()) -> Check:
     def check(v: Any) -> E:
         if type(v) is not int and not isinstance(v, kind):
-            raise ValueError(f"expected a {kind.__name__} code, got {v!r:.40}")
+            raise ValueError(f"expected a {kind.__name__} code, got {_brief(v)}")
         try:
-            return kind(v)
+            code = kind(v)
         except ValueError:
             raise ValueError(f"unknown {kind.__name__} code {v}") from None
+        if code in exclude:
+            raise ValueError(f"{kind.__name__}.{code.name} is never sent")
+        return code
 
     return check
 
 
 def _privileges(v: Any) -> Privilege:
+    # Unknown bits are dropped rather than refused: a later server may grant privileges this
+    # device does not know, and the device must keep working with the ones it does.
     if type(v) is not int and not isinstance(v, Privilege):
-        raise ValueError(f"expected privilege flags, got {v!r:.40}")
-    if v & ~int(Privilege.all()) or v < 0:
-        raise ValueError(f"unknown privilege bits in {v}")
-    return Privilege(v)
+        raise ValueError(f"expected privilege flags, got {_brief(v)}")
+    if not 0 <= v <= 0xFFFFFFFF:
+        raise ValueError(f"privilege flags are a uint32, got {v}")
+    return Privilege(v & int(Privilege.all()))
 
 
 _u16 = _uint(0, 0xFFFF)
@@ -232,7 +247,12 @@ class Goodbye(Message):
     """Either side: the sender closes the link after this message."""
 
     TYPE = MsgType.GOODBYE
-    CHECKS = (_enum(CloseReason), _text(0, limits.MAX_TEXT_LEN))
+    # AUTH_FAILED and CONNECTION_LOST are log-only reasons: a refused device sees only the
+    # refusal frame, and a lost connection has nobody to tell.
+    CHECKS = (
+        _enum(CloseReason, frozenset({CloseReason.AUTH_FAILED, CloseReason.CONNECTION_LOST})),
+        _text(0, limits.MAX_TEXT_LEN),
+    )
     reason: CloseReason
     detail: str = ""
 

@@ -10,9 +10,9 @@ import pytest
 
 from protocol.noise import HandshakeIK, KeyPair
 
-VECTORS: list[dict[str, Any]] = json.loads(
-    (Path(__file__).parent.parent / "vectors" / "noise_ik.json").read_text()
-)["vectors"]
+VECTORS: list[dict[str, Any]] = json.loads((Path(__file__).parent.parent / "vectors" / "noise_ik.json").read_text())[
+    "vectors"
+]
 
 
 def test_vectors_present() -> None:
