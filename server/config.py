@@ -34,6 +34,10 @@ class ServerConfig:
     # Bytes requested per socket read.
     receive_size: int = 65536
 
+    def __post_init__(self) -> None:
+        if self.idle_timeout <= self.heartbeat_interval:
+            raise ValueError("idle_timeout must exceed heartbeat_interval, or every quiet device is dropped")
+
     @property
     def db_path(self) -> Path:
         return self.data_dir / "fleetgate.db"

@@ -33,7 +33,7 @@ from .admission import Decision, decide
 from .config import ServerConfig
 from .logs import log_event, now
 from .registry import SessionRegistry
-from .store import AsyncStore, DeviceRecord, EventRecord
+from .store import AsyncStore, DeviceRecord, EventRecord, StoreClosed
 from .store.ops import AppendEvent, MarkConnected, MarkDisconnected
 
 log = logging.getLogger("fleetgate.session")
@@ -122,6 +122,8 @@ class DeviceSession:
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                 self._stream_broken = True
                 self._set_close(CloseReason.CONNECTION_LOST, str(exc) or type(exc).__name__)
+            except StoreClosed:
+                self._set_close(CloseReason.SERVER_SHUTDOWN, "the store is closing")
         finally:
             with trio.CancelScope(shield=True):
                 await self._finish(trio.current_time() - started)
@@ -296,14 +298,17 @@ class DeviceSession:
                 data = b"".join(self.conn.send(m) for m in batch)
                 with trio.move_on_after(cfg.write_timeout) as scope:
                     try:
+                        # Until send_all returns, a cancel (timeout or close) may leave a
+                        # partial frame on the wire: the stream then takes no more writes.
+                        self._stream_broken = True
                         await self.stream.send_all(data)
+                        self._stream_broken = False
                     except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                         self._stream_broken = True
                         self.request_close(CloseReason.CONNECTION_LOST, f"write failed: {exc}")
                         return
                 self.frames_out += len(batch)
                 if scope.cancelled_caught:
-                    self._stream_broken = True  # a cancelled send_all leaves the stream unusable
                     self.request_close(CloseReason.SLOW_CONSUMER, f"a write took over {cfg.write_timeout:g} s")
                     return
 
@@ -313,14 +318,16 @@ class DeviceSession:
         if not self._stream_broken:
             final = self._final_bytes(reason)
             if final:
-                with trio.move_on_after(GOODBYE_TIMEOUT):
-                    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                        await self.stream.send_all(final)
+                with (
+                    trio.move_on_after(GOODBYE_TIMEOUT),
+                    contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
+                ):
+                    await self.stream.send_all(final)
         await trio.aclose_forcefully(self.stream)
         if self.registered and self.ctx.registry.unregister(self):
-            with trio.move_on_after(GOODBYE_TIMEOUT):
-                with contextlib.suppress(trio.ClosedResourceError):
-                    await self.ctx.store.submit(MarkDisconnected(self.device_id, now()))
+            # Shutting down (store closed) is fine: startup marks every device offline anyway.
+            with trio.move_on_after(GOODBYE_TIMEOUT), contextlib.suppress(StoreClosed):
+                await self.ctx.store.submit(MarkDisconnected(self.device_id, now()))
         fields = {
             "device_id": self.device_id or None,
             "peer": self.peer,

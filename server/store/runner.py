@@ -26,6 +26,10 @@ WRITE_QUEUE = 4096  # pending write operations before submitters wait
 MAX_BATCH = 512  # operations per transaction
 
 
+class StoreClosed(Exception):
+    """The writer has stopped (the server is shutting down); the write was not queued."""
+
+
 @dataclass(slots=True)
 class _Pending:
     op: WriteOp
@@ -33,8 +37,13 @@ class _Pending:
 
 
 class AsyncStore:
-    def __init__(self, store: Store) -> None:
+    """`inline=True` runs storage calls on the event loop itself: only for tests on
+    trio.testing.MockClock, whose autojump would otherwise fire timeouts while a worker
+    thread is busy. Production always uses threads."""
+
+    def __init__(self, store: Store, *, inline: bool = False) -> None:
         self.sync = store
+        self.inline = inline
         self._read_limiter = trio.CapacityLimiter(1)
         self._send, self._receive = trio.open_memory_channel[_Pending](WRITE_QUEUE)
         self.batches = 0
@@ -42,11 +51,23 @@ class AsyncStore:
 
     async def read(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a read method of the sync store in a worker thread."""
+        if self.inline:
+            await trio.lowlevel.checkpoint()
+            return fn(*args, **kwargs)
         return await trio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=self._read_limiter)
+
+    async def _apply(self, ops: list[WriteOp]) -> list[object]:
+        if self.inline:
+            await trio.lowlevel.checkpoint()
+            return self.sync.write_batch(ops)
+        return await trio.to_thread.run_sync(self.sync.write_batch, ops)
 
     async def submit(self, op: WriteOp, on_done: Callable[[object], None] | None = None) -> None:
         """Queue a write. `on_done(result_or_exception)` runs on the event loop after commit."""
-        await self._send.send(_Pending(op, on_done))
+        try:
+            await self._send.send(_Pending(op, on_done))
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise StoreClosed("the store writer has stopped") from None
 
     async def write(self, op: WriteOp) -> object:
         """Queue a write and wait for its commit; re-raises the op's exception."""
@@ -80,7 +101,7 @@ class AsyncStore:
                 # Shielded: a batch handed to the database is committed and reported even while
                 # the server is being cancelled, so nobody waits for an ack that never comes.
                 with trio.CancelScope(shield=True):
-                    results = await trio.to_thread.run_sync(self.sync.write_batch, [p.op for p in batch])
+                    results = await self._apply([p.op for p in batch])
                 self.batches += 1
                 self.ops += len(batch)
                 for pending, result in zip(batch, results, strict=True):
