@@ -42,6 +42,7 @@ class Server:
         self.ctx = ctx
         self.listeners: list[trio.SocketListener] = []
         self._shutdown = trio.Event()
+        self.stopped = trio.Event()
 
     @property
     def device_port(self) -> int:
@@ -56,27 +57,30 @@ class Server:
         try:
             async with trio.open_nursery() as services:
                 await services.start(ctx.store.run_writer)
-                async with trio.open_nursery() as front:
+                async with trio.open_nursery() as sessions:
                     self.listeners = await trio.open_tcp_listeners(cfg.device_port, host=cfg.host, backlog=cfg.backlog)
-                    front.start_soon(
-                        partial(
-                            trio.serve_listeners, partial(handle_device, ctx=ctx), self.listeners, handler_nursery=front
+                    # The accept loop has its own nursery so it can stop before sessions do.
+                    async with trio.open_nursery() as acceptor:
+                        handler = partial(handle_device, ctx=ctx)
+                        acceptor.start_soon(
+                            partial(trio.serve_listeners, handler, self.listeners, handler_nursery=sessions)
                         )
-                    )
-                    log_event(log, "listening", host=cfg.host, device_port=self.device_port, data_dir=str(cfg.data_dir))
-                    task_status.started(self)
-                    await self._shutdown.wait()
+                        log_event(
+                            log, "listening", host=cfg.host, device_port=self.device_port, data_dir=str(cfg.data_dir)
+                        )
+                        task_status.started(self)
+                        await self._shutdown.wait()
+                        acceptor.cancel_scope.cancel()  # serve_listeners closes the listeners
                     await self._drain_sessions()
-                    front.cancel_scope.cancel()
+                    sessions.cancel_scope.cancel()
                 await ctx.store.close_writes()
         finally:
             ctx.store.sync.close()
+            self.stopped.set()
             log_event(log, "stopped")
 
     async def _drain_sessions(self) -> None:
         registry = self.ctx.registry
-        for listener in self.listeners:
-            await listener.aclose()  # stop accepting before asking sessions to leave
         log_event(log, "shutting_down", sessions=len(registry))
         registry.close_all(CloseReason.SERVER_SHUTDOWN, "server is stopping")
         with trio.move_on_after(self.ctx.config.shutdown_grace):

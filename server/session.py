@@ -39,7 +39,8 @@ from .store.ops import AppendEvent, MarkConnected, MarkDisconnected
 log = logging.getLogger("fleetgate.session")
 
 HANDSHAKE_READ = len(b"FG\x00\x01") + 2 + limits.MAX_HELLO_FRAME  # never read ahead before auth
-GOODBYE_TIMEOUT = 1.0  # seconds a closing session waits to deliver its GOODBYE
+GOODBYE_TIMEOUT = 1.0  # seconds a closing session spends delivering its GOODBYE or refusal
+LINGER_MAX_BYTES = 256 * 1024  # input discarded after our last words before we just close
 
 
 @dataclass(slots=True)
@@ -323,6 +324,7 @@ class DeviceSession:
                     contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
                 ):
                     await self.stream.send_all(final)
+                    await self._linger()
         await trio.aclose_forcefully(self.stream)
         if self.registered and self.ctx.registry.unregister(self):
             # Shutting down (store closed) is fine: startup marks every device offline anyway.
@@ -344,6 +346,17 @@ class DeviceSession:
         else:
             level = logging.INFO if reason in _ORDINARY_CLOSES else logging.WARNING
             log_event(log, "device_closed", level, **fields)
+
+    async def _linger(self) -> None:
+        """Half-close, then discard what the peer still sends for a moment: closing a socket
+        with unread input makes the kernel send RST, which can destroy our last words
+        before the device reads them."""
+        if not isinstance(self.stream, trio.abc.HalfCloseableStream):
+            return
+        await self.stream.send_eof()
+        discarded = 0
+        while discarded < LINGER_MAX_BYTES and (chunk := await self.stream.receive_some(65536)):
+            discarded += len(chunk)
 
     def _final_bytes(self, reason: CloseReason) -> bytes:
         """The refusal frame before WELCOME, a GOODBYE after it, or nothing."""

@@ -1,0 +1,51 @@
+"""A real server on loopback TCP (port chosen by the kernel), real threads, real clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import trio
+
+from firmware_sim.identity import DeviceIdentity
+from server.app import Server, open_context
+from server.config import ServerConfig
+from server.logs import now
+from server.store import SQLiteStore
+
+
+@dataclass
+class Live:
+    server: Server
+    known: list[DeviceIdentity]
+
+    @property
+    def port(self) -> int:
+        return self.server.device_port
+
+    @property
+    def key(self) -> bytes:
+        return self.server.ctx.server_key.public
+
+    @property
+    def store(self) -> SQLiteStore:
+        assert isinstance(self.server.ctx.store.sync, SQLiteStore)
+        return self.server.ctx.store.sync
+
+
+async def start_live(tmp_path: Path, nursery: trio.Nursery, devices: int, **config: object) -> Live:
+    ctx, _ = open_context(ServerConfig(data_dir=tmp_path / "data", device_port=0, **config))  # type: ignore[arg-type]
+    known = [DeviceIdentity.generate() for _ in range(devices)]
+    assert isinstance(ctx.store.sync, SQLiteStore)
+    ctx.store.sync.import_devices([(i.device_id_hex, i.key.public) for i in known], now())
+    server: Server = await nursery.start(Server(ctx).serve)
+    return Live(server, known)
+
+
+@pytest.fixture
+async def live(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Live]:
+    running = await start_live(tmp_path, nursery, devices=200)
+    yield running
+    running.server.shutdown()
