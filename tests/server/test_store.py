@@ -1,0 +1,83 @@
+"""The SQLite store: migrations, key import, batched writes with per-op rollback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from server.store import EventRecord, SQLiteStore, Store
+from server.store.base import WriteOp
+from server.store.migrations import MIGRATIONS
+from server.store.ops import AppendEvent, MarkConnected, MarkDisconnected
+
+KEY_A = bytes(range(32))
+KEY_B = bytes(range(1, 33))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SQLiteStore:
+    return SQLiteStore(tmp_path / "fleetgate.db")
+
+
+def test_migrations_apply_once(tmp_path: Path) -> None:
+    first = SQLiteStore(tmp_path / "fleetgate.db")
+    assert first.schema_version == MIGRATIONS[-1][0]
+    first.close()
+    again = SQLiteStore(tmp_path / "fleetgate.db")  # reopening applies nothing twice
+    assert again.schema_version == MIGRATIONS[-1][0]
+    again.close()
+
+
+def test_import_reports_added_unchanged_and_conflicts(store: SQLiteStore) -> None:
+    first = store.import_devices([("aa" * 12, KEY_A), ("bb" * 12, KEY_A)], now=1.0)
+    assert first.added == ["aa" * 12, "bb" * 12] and not first.errors
+    second = store.import_devices([("aa" * 12, KEY_A), ("bb" * 12, KEY_B)], now=2.0)
+    assert second.unchanged == ["aa" * 12]
+    assert second.errors == [("bb" * 12, "already registered with a different public key")]
+    record = store.get_device("bb" * 12)
+    assert record is not None and record.public_key == KEY_A  # a conflicting import changes nothing
+
+
+class Explode(WriteOp):
+    def apply(self, store: Store) -> object:
+        raise RuntimeError("boom")
+
+
+def test_a_failing_op_rolls_back_alone(store: SQLiteStore) -> None:
+    store.import_devices([("aa" * 12, KEY_A)], now=1.0)
+    event = EventRecord("aa" * 12, "temp", b"1", 60, True, 5.0)
+    results = store.write_batch([AppendEvent(event), Explode(), MarkConnected("aa" * 12, 9, 3, 6, 5.0)])
+    assert isinstance(results[0], int) and isinstance(results[1], RuntimeError) and results[2] is None
+    assert [e.name for e in store.list_events()] == ["temp"]
+    record = store.get_device("aa" * 12)
+    assert record is not None and record.online and record.last_counter == 9 and record.firmware_version == 3
+
+
+def test_counter_never_goes_backwards(store: SQLiteStore) -> None:
+    store.import_devices([("aa" * 12, KEY_A)], now=1.0)
+    store.write_batch([MarkConnected("aa" * 12, 50, 1, 6, 2.0), MarkConnected("aa" * 12, 40, 1, 6, 3.0)])
+    record = store.get_device("aa" * 12)
+    assert record is not None and record.last_counter == 50
+
+
+def test_disconnect_and_reset_online(store: SQLiteStore) -> None:
+    store.import_devices([("aa" * 12, KEY_A), ("bb" * 12, KEY_B)], now=1.0)
+    store.write_batch([MarkConnected("aa" * 12, 1, 1, 6, 2.0), MarkConnected("bb" * 12, 1, 1, 6, 2.0)])
+    store.write_batch([MarkDisconnected("aa" * 12, 4.0)])
+    a = store.get_device("aa" * 12)
+    assert a is not None and not a.online and a.last_heard == 4.0
+    assert store.reset_online() == 1
+    assert not any(d.online for d in store.list_devices())
+
+
+def test_events_page_by_id_and_device(store: SQLiteStore) -> None:
+    ops: list[WriteOp] = [
+        AppendEvent(EventRecord(d, f"e{i}", b"", 60, True, float(i))) for i, d in enumerate(["aa" * 12, "bb" * 12] * 3)
+    ]
+    ids = store.write_batch(ops)
+    assert ids == sorted(ids)
+    assert [e.name for e in store.list_events("bb" * 12)] == ["e1", "e3", "e5"]
+    first_id = ids[0]
+    assert isinstance(first_id, int)
+    assert [e.name for e in store.list_events(after_id=first_id, limit=2)] == ["e1", "e2"]
