@@ -126,7 +126,8 @@ def test_import_reports_bad_rows_and_keeps_good_ones(tmp_path: Path) -> None:
     data.mkdir()
     csv = tmp_path / "keys.csv"
     good = "ab" * 12
-    csv.write_text(f"device_id,public_key\n{good},{'11' * 32}\nnot-an-id,{'22' * 32}\n{'cd' * 12}\n{good},{'11' * 32}\n")
+    rows = ["device_id,public_key", f"{good},{'11' * 32}", f"not-an-id,{'22' * 32}", "cd" * 12, f"{good},{'11' * 32}"]
+    csv.write_text("\n".join(rows) + "\n")
     result = run(FLEETGATE, "device", "import", csv, "--data-dir", data, "--json")
     assert result.returncode == 1
     report = json.loads(result.stdout)

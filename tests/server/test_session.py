@@ -18,6 +18,7 @@ from protocol.connection import PREAMBLE, Connection, Role
 from protocol.framing import encode_frame
 from protocol.messages import Goodbye, Hello, Ping, Publish, Ready, Welcome, encode_message
 from protocol.noise import KeyPair
+from server.session import GOODBYE_TIMEOUT
 
 from .harness import Harness, read_all, start_harness
 
@@ -26,6 +27,12 @@ from .harness import Harness, read_all, start_harness
 async def harness(tmp_path: Path, nursery: trio.Nursery) -> Harness:
     """Tests also take `autojump_clock`: pytest-trio uses a clock only from the test's own arguments."""
     return await start_harness(tmp_path, nursery)
+
+
+async def settle() -> None:
+    """Let sessions finish closing: a refused or closed session lingers (up to GOODBYE_TIMEOUT)
+    for the peer's EOF before it logs. Instant on the autojump clock."""
+    await trio.sleep(GOODBYE_TIMEOUT + 0.5)
 
 
 def session_logs(caplog: pytest.LogCaptureFixture, event: str) -> list[dict[str, Any]]:
@@ -86,7 +93,7 @@ async def test_device_goodbye_marks_offline(
     identity = harness.known[0]
     async with connect_device(harness.open_stream(), identity, harness.server_public_key):
         pass
-    await trio.testing.wait_all_tasks_blocked()
+    await settle()
     record = harness.store.get_device(identity.device_id_hex)
     assert record is not None and not record.online and record.last_heard is not None
     (closed,) = session_logs(caplog, "device_closed")
@@ -98,9 +105,9 @@ async def test_abrupt_disconnect_is_connection_lost(
 ) -> None:
     stream, conn = await raw_handshake(harness, harness.known[0])
     await stream.send_all(conn.send(Ready()))
-    await trio.testing.wait_all_tasks_blocked()
+    await settle()
     await stream.aclose()
-    await trio.testing.wait_all_tasks_blocked()
+    await settle()
     (closed,) = session_logs(caplog, "device_closed")
     assert closed["reason"] == "connection_lost"
     record = harness.store.get_device(harness.known[0].device_id_hex)
@@ -114,7 +121,7 @@ async def assert_refused(
     harness: Harness, caplog: pytest.LogCaptureFixture, stream: trio.abc.Stream, detail: str
 ) -> None:
     assert await read_all(stream) == b"\x00\x00"  # the uniform refusal: nothing else
-    await trio.testing.wait_all_tasks_blocked()
+    await settle()
     (refused,) = session_logs(caplog, "device_refused")
     assert detail in refused["detail"], refused
 
@@ -124,7 +131,7 @@ async def test_unknown_device_is_refused(
 ) -> None:
     with pytest.raises(DeviceRefused):
         await SimDevice(DeviceIdentity.generate(), harness.server_public_key).handshake(harness.open_stream())
-    await trio.testing.wait_all_tasks_blocked()
+    await settle()
     (refused,) = session_logs(caplog, "device_refused")
     assert refused["detail"] == "unknown device ID" and refused["reason"] == "auth_failed"
 
@@ -135,7 +142,7 @@ async def test_wrong_device_key_is_refused(
     impostor = DeviceIdentity(harness.known[0].device_id, KeyPair.generate())
     with pytest.raises(DeviceRefused):
         await SimDevice(impostor, harness.server_public_key).handshake(harness.open_stream())
-    await trio.testing.wait_all_tasks_blocked()
+    await settle()
     (refused,) = session_logs(caplog, "device_refused")
     assert "does not match the registered key" in refused["detail"]
     record = harness.store.get_device(impostor.device_id_hex)
@@ -147,7 +154,7 @@ async def test_wrong_server_key_is_refused(
 ) -> None:
     with pytest.raises(DeviceRefused):
         await SimDevice(harness.known[0], KeyPair.generate().public).handshake(harness.open_stream())
-    await trio.testing.wait_all_tasks_blocked()
+    await settle()
     (refused,) = session_logs(caplog, "device_refused")
     assert "handshake message 1 rejected" in refused["detail"]
 
@@ -163,9 +170,9 @@ async def test_replayed_hello_is_refused(
     conn.receive_data(await stream.receive_some(65536))
     assert isinstance(conn.next_event(), Welcome)
     await stream.send_all(conn.send(Ready()))
-    await trio.testing.wait_all_tasks_blocked()
+    await settle()
     await stream.send_all(conn.send(Goodbye(CloseReason.NORMAL)))
-    await trio.testing.wait_all_tasks_blocked()
+    await settle()
 
     replay = harness.open_stream()
     await replay.send_all(message_1)  # the exact captured bytes
@@ -216,7 +223,7 @@ async def test_bad_opening_bytes_are_refused(
     stream = harness.open_stream()
     await stream.send_all(data)
     assert await read_all(stream) == b"\x00\x00"
-    await trio.testing.wait_all_tasks_blocked()
+    await settle()
     logs = session_logs(caplog, "device_refused") + session_logs(caplog, "device_closed")
     assert [entry["reason"] for entry in logs] == [reason]
 
@@ -228,7 +235,7 @@ async def test_truncated_handshake_then_eof(
     await stream.send_all(PREAMBLE + b"\x00\x80" + b"\x01" * 10)
     await stream.send_eof()  # type: ignore[attr-defined]
     assert await read_all(stream) == b"\x00\x00"
-    await trio.testing.wait_all_tasks_blocked()
+    await settle()
     (closed,) = session_logs(caplog, "device_closed")
     assert closed["reason"] == "protocol_error" and "middle of a frame" in closed["detail"]
 
@@ -241,7 +248,7 @@ async def test_stalled_handshake_times_out(
     await stream.send_all(PREAMBLE + b"\x00\x60")  # a frame header, then silence
     assert await read_all(stream) == b"\x00\x00"
     assert trio.current_time() - start == pytest.approx(10.0, abs=0.5)
-    await trio.testing.wait_all_tasks_blocked()
+    await settle()
     (closed,) = session_logs(caplog, "device_closed")
     assert closed["reason"] == "handshake_timeout"
 
@@ -284,7 +291,7 @@ async def test_bad_message_after_auth_closes_with_reason(
     stream, conn = await raw_handshake(harness, harness.known[0])
     await stream.send_all(conn.send(Ready()) + forge(conn, payload))
     assert goodbye_in(conn, await read_all(stream)).reason is reason
-    await trio.testing.wait_all_tasks_blocked()
+    await settle()
     (closed,) = session_logs(caplog, "device_closed")
     assert closed["reason"] == reason.name.lower()
 
@@ -372,7 +379,7 @@ async def test_second_connection_replaces_the_first(harness: Harness, autojump_c
     ):
         await first.closed_event.wait()
         assert first.closed is not None and first.closed.reason is CloseReason.REPLACED
-        await trio.testing.wait_all_tasks_blocked()
+        await settle()
         assert await second.publish("after-replace") is AckResult.ACCEPTED
         record = harness.store.get_device(identity.device_id_hex)
         assert record is not None and record.online  # the old session's exit did not mark it offline
@@ -381,7 +388,7 @@ async def test_second_connection_replaces_the_first(harness: Harness, autojump_c
 
 async def test_shutdown_says_goodbye(harness: Harness, autojump_clock: trio.testing.MockClock) -> None:
     async with connect_device(harness.open_stream(), harness.known[0], harness.server_public_key) as dev:
-        await trio.testing.wait_all_tasks_blocked()
+        await settle()
         harness.ctx.registry.close_all(CloseReason.SERVER_SHUTDOWN, "bye")
         await dev.closed_event.wait()
         assert dev.closed is not None and dev.closed.reason is CloseReason.SERVER_SHUTDOWN
@@ -390,7 +397,7 @@ async def test_shutdown_says_goodbye(harness: Harness, autojump_clock: trio.test
 
 async def test_publish_after_close_raises(harness: Harness, autojump_clock: trio.testing.MockClock) -> None:
     async with connect_device(harness.open_stream(), harness.known[0], harness.server_public_key) as dev:
-        await trio.testing.wait_all_tasks_blocked()
+        await settle()
         harness.ctx.registry.close_all(CloseReason.SERVER_SHUTDOWN)
         await dev.closed_event.wait()
         with pytest.raises(DeviceClosed):
@@ -403,6 +410,6 @@ async def test_log_level_of_refusal_is_warning(
     caplog.set_level(logging.INFO)
     with pytest.raises(DeviceRefused):
         await SimDevice(DeviceIdentity.generate(), harness.server_public_key).handshake(harness.open_stream())
-    await trio.testing.wait_all_tasks_blocked()
+    await settle()
     (record,) = [r for r in caplog.records if r.getMessage() == "device_refused"]
     assert record.levelno == logging.WARNING
