@@ -16,7 +16,7 @@ FLEETGATE = [sys.executable, "-m", "server.cli"]
 FLEETSIM = [sys.executable, "-m", "firmware_sim.cli"]
 
 
-def run(cmd: list[str], *args: str | Path) -> subprocess.CompletedProcess[str]:
+def run(cmd: list[str], *args: str | Path | int) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, timeout=120)
 
 

@@ -75,9 +75,8 @@ def test_events_page_by_id_and_device(store: SQLiteStore) -> None:
     ops: list[WriteOp] = [
         AppendEvent(EventRecord(d, f"e{i}", b"", 60, True, float(i))) for i, d in enumerate(["aa" * 12, "bb" * 12] * 3)
     ]
-    ids = store.write_batch(ops)
-    assert ids == sorted(ids)
+    ids = [i for i in store.write_batch(ops) if isinstance(i, int)]
+    assert len(ids) == 6 and ids == sorted(ids)
     assert [e.name for e in store.list_events("bb" * 12)] == ["e1", "e3", "e5"]
     first_id = ids[0]
-    assert isinstance(first_id, int)
     assert [e.name for e in store.list_events(after_id=first_id, limit=2)] == ["e1", "e2"]
