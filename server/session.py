@@ -170,7 +170,12 @@ class DeviceSession:
                 if isinstance(event, ConnectionClosed):
                     self._set_close(CloseReason.CONNECTION_LOST, "closed before READY")
                     return False
-                assert isinstance(event, Ready)
+                if isinstance(event, Goodbye):  # the device aborted before confirming
+                    self._set_close(
+                        CloseReason.NORMAL, f"device said goodbye before READY: {event.reason.name.lower()}"
+                    )
+                    return False
+                assert isinstance(event, Ready)  # the Connection lets nothing else through here
                 return self.close_reason is None
             except _Refuse as refusal:
                 self.refusal = str(refusal)

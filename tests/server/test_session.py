@@ -413,3 +413,16 @@ async def test_log_level_of_refusal_is_warning(
     await settle()
     (record,) = [r for r in caplog.records if r.getMessage() == "device_refused"]
     assert record.levelno == logging.WARNING
+
+
+async def test_goodbye_before_ready_writes_nothing(
+    harness: Harness, autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    stream, conn = await raw_handshake(harness, harness.known[0], counter=3)
+    await stream.send_all(conn.send(Goodbye(CloseReason.CLIENT_ERROR, "changed my mind")))
+    assert await read_all(stream) == b""  # the device said goodbye: nothing more to say to it
+    await settle()
+    (closed,) = session_logs(caplog, "device_closed")
+    assert closed["reason"] == "normal" and "before READY" in closed["detail"]
+    record = harness.store.get_device(harness.known[0].device_id_hex)
+    assert record is not None and record.last_counter == 0 and not record.online
