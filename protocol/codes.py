@@ -45,7 +45,7 @@ class CloseReason(IntEnum):
     FRAME_TOO_LARGE = 7  # a frame length above the receiver's limit
     MESSAGE_INVALID = 8  # a message that does not decode or violates a field limit
     UNEXPECTED_MESSAGE = 9  # a valid message in the wrong state or direction
-    UNSUPPORTED_VERSION = 10  # the preamble names a protocol version we do not speak
+    UNSUPPORTED_VERSION = 10  # the preamble names a protocol version we do not speak (log only)
     AUTH_FAILED = 11  # handshake refused (log only: the device sees a bare refusal)
     DECRYPT_FAILED = 12  # a transport frame failed authentication
     CLIENT_ERROR = 13  # the device ends the link because of its own failure

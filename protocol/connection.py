@@ -12,7 +12,8 @@ States (all transitions live in this file):
                                    DECIDING --refuse()--> CLOSED
     either: OPEN --Goodbye sent or received, or EOF--> CLOSED;  any peer fault --> ERROR
 
-Before OPEN the server accepts nothing but the preamble, handshake message 1 and READY.
+Before OPEN the server accepts nothing but the preamble, handshake message 1, and then READY
+(or GOODBYE, if the device aborts).
 """
 
 from __future__ import annotations

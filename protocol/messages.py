@@ -247,10 +247,13 @@ class Goodbye(Message):
     """Either side: the sender closes the link after this message."""
 
     TYPE = MsgType.GOODBYE
-    # AUTH_FAILED and CONNECTION_LOST are log-only reasons: a refused device sees only the
-    # refusal frame, and a lost connection has nobody to tell.
+    # AUTH_FAILED, UNSUPPORTED_VERSION and CONNECTION_LOST are log-only: a refused device sees
+    # only the refusal frame, and a lost connection has nobody to tell.
     CHECKS = (
-        _enum(CloseReason, frozenset({CloseReason.AUTH_FAILED, CloseReason.CONNECTION_LOST})),
+        _enum(
+            CloseReason,
+            frozenset({CloseReason.AUTH_FAILED, CloseReason.CONNECTION_LOST, CloseReason.UNSUPPORTED_VERSION}),
+        ),
         _text(0, limits.MAX_TEXT_LEN),
     )
     reason: CloseReason

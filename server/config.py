@@ -35,8 +35,15 @@ class ServerConfig:
     receive_size: int = 65536
 
     def __post_init__(self) -> None:
+        # The ranges WELCOME can carry: a config outside them would fail every handshake.
+        if not 1 <= self.heartbeat_interval <= 3600:
+            raise ValueError("heartbeat_interval must be 1..3600 seconds")
+        if not 1 <= self.idle_timeout <= 3 * 3600:
+            raise ValueError("idle_timeout must be 1..10800 seconds")
         if self.idle_timeout <= self.heartbeat_interval:
             raise ValueError("idle_timeout must exceed heartbeat_interval, or every quiet device is dropped")
+        if not limits.MIN_RX_FRAME <= self.rx_max_frame <= limits.NOISE_MAX_MESSAGE:
+            raise ValueError(f"rx_max_frame must be {limits.MIN_RX_FRAME}..{limits.NOISE_MAX_MESSAGE}")
 
     @property
     def db_path(self) -> Path:

@@ -29,7 +29,7 @@ from protocol.errors import LocalProtocolError, RemoteProtocolError
 from protocol.messages import Goodbye, Hello, Message, Ping, Pong, Publish, PublishAck, Ready, Welcome
 from protocol.noise import KeyPair
 
-from .admission import Decision, decide
+from .admission import Decision, DeviceFacts, decide
 from .config import ServerConfig
 from .logs import log_event, now
 from .registry import SessionRegistry
@@ -125,6 +125,10 @@ class DeviceSession:
                 self._set_close(CloseReason.CONNECTION_LOST, str(exc) or type(exc).__name__)
             except StoreClosed:
                 self._set_close(CloseReason.SERVER_SHUTDOWN, "the store is closing")
+            except trio.Cancelled:
+                # Only the server's shutdown cancels a session from outside.
+                self._set_close(CloseReason.SERVER_SHUTDOWN, "server is stopping")
+                raise
         finally:
             with trio.CancelScope(shield=True):
                 await self._finish(trio.current_time() - started)
@@ -152,7 +156,8 @@ class DeviceSession:
                 self.hello = event
                 self.device_id = event.device_id.hex()
                 record = await self._authenticate(event)
-                self.decision = decide(record, event)
+                # Products are not in the store yet: every product the firmware names is unknown.
+                self.decision = decide(DeviceFacts(record.product_id), event.product_id, None)
                 await self._send_now(
                     self.conn.send(
                         Welcome(

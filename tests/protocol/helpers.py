@@ -44,7 +44,7 @@ from protocol.messages import (
 from protocol.noise import KeyPair
 
 # Close reasons that only ever appear in the server log, never in a GOODBYE.
-LOG_ONLY_REASONS = frozenset({CloseReason.AUTH_FAILED, CloseReason.CONNECTION_LOST})
+LOG_ONLY_REASONS = frozenset({CloseReason.AUTH_FAILED, CloseReason.CONNECTION_LOST, CloseReason.UNSUPPORTED_VERSION})
 
 # Deterministic Hypothesis runs: the same examples every time, no example database.
 FAST = settings(

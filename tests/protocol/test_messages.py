@@ -36,6 +36,7 @@ from protocol.messages import (
 from .helpers import (
     DEVICE_ID,
     FAST,
+    LOG_ONLY_REASONS,
     STRATEGIES,
     THOROUGH,
     any_message,
@@ -585,7 +586,7 @@ def test_unknown_privilege_bits_are_dropped_on_decode(cls: type[Message]) -> Non
     assert decoded.privileges == Privilege.OTA
 
 
-@pytest.mark.parametrize("reason", [CloseReason.AUTH_FAILED, CloseReason.CONNECTION_LOST])
+@pytest.mark.parametrize("reason", sorted(LOG_ONLY_REASONS))
 def test_log_only_close_reasons_are_never_sent(reason: CloseReason) -> None:
     with pytest.raises(LocalProtocolError):
         encode_message(Goodbye(reason))

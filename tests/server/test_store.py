@@ -80,3 +80,20 @@ def test_events_page_by_id_and_device(store: SQLiteStore) -> None:
     assert [e.name for e in store.list_events("bb" * 12)] == ["e1", "e3", "e5"]
     first_id = ids[0]
     assert [e.name for e in store.list_events(after_id=first_id, limit=2)] == ["e1", "e2"]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"heartbeat_interval": 0},
+        {"heartbeat_interval": 5000, "idle_timeout": 6000},
+        {"idle_timeout": 20000},
+        {"heartbeat_interval": 30, "idle_timeout": 30},
+        {"rx_max_frame": 100},
+    ],
+)
+def test_server_config_refuses_values_welcome_cannot_carry(tmp_path: Path, bad: dict[str, int]) -> None:
+    from server.config import ServerConfig
+
+    with pytest.raises(ValueError):
+        ServerConfig(data_dir=tmp_path, **bad)  # type: ignore[arg-type]
