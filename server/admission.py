@@ -30,21 +30,9 @@ from enum import Enum
 
 from protocol.codes import Privilege, Status
 
+from .model import ListState, Owner, Policy
 
-class Policy(Enum):
-    """A product's policy for devices it does not recognise."""
-
-    QUARANTINE = "quarantine"
-    AUTO_APPROVE = "auto_approve"
-    PREADD_ONLY = "preadd_only"
-
-
-class ListState(Enum):
-    """Where a device stands on one product's lists (membership itself is devices.product_id)."""
-
-    QUARANTINED = "quarantined"
-    DENIED = "denied"
-    REMOVED = "removed"  # remembered so the device lands on Denied if it comes back
+__all__ = ["Decision", "DeviceFacts", "Effect", "ListState", "Owner", "Policy", "ProductFacts", "decide"]
 
 
 class Effect(Enum):
@@ -55,12 +43,6 @@ class Effect(Enum):
     REMOVED_TO_DENIED = "removed_to_denied"  # a removed device reappears on fw's Denied list
     LEAVE_DENIED_LISTS = "leave_denied_lists"  # development firmware clears every Denied list
     RECORD_PREADD_ATTEMPT = "record_preadd_attempt"  # a preadd_only product saw an unknown device
-
-
-@dataclass(frozen=True, slots=True)
-class Owner:
-    kind: str  # "user" or "customer"
-    id: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -189,8 +189,8 @@ def cmd_add(args: argparse.Namespace) -> int:
 def device_json(d: DeviceRecord) -> dict[str, object]:
     return {
         "id": d.device_id,
-        "public_key": d.public_key.hex(),
-        "owner": d.owner,
+        "public_key": d.public_key.hex() if d.public_key else None,
+        "owner": None if d.owner is None else f"{d.owner.kind}:{d.owner.id}",
         "platform_id": d.platform_id,
         "product_id": d.product_id,
         "firmware_version": d.firmware_version,

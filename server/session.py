@@ -29,12 +29,12 @@ from protocol.errors import LocalProtocolError, RemoteProtocolError
 from protocol.messages import Goodbye, Hello, Message, Ping, Pong, Publish, PublishAck, Ready, Welcome
 from protocol.noise import KeyPair
 
-from .admission import Decision, DeviceFacts, decide
+from .admission import Decision, decide
 from .config import ServerConfig
 from .logs import log_event, now
 from .registry import SessionRegistry
-from .store import AsyncStore, DeviceRecord, EventRecord, StoreClosed
-from .store.ops import AppendEvent, MarkConnected, MarkDisconnected
+from .store import AsyncStore, EventRecord, StoreClosed
+from .store.ops import AppendEvent, ConfirmSession, MarkDisconnected
 
 log = logging.getLogger("fleetgate.session")
 
@@ -155,9 +155,7 @@ class DeviceSession:
                 assert isinstance(event, Hello)
                 self.hello = event
                 self.device_id = event.device_id.hex()
-                record = await self._authenticate(event)
-                # Products are not in the store yet: every product the firmware names is unknown.
-                self.decision = decide(DeviceFacts(record.product_id), event.product_id, None)
+                self.decision = await self._authenticate(event)
                 await self._send_now(
                     self.conn.send(
                         Welcome(
@@ -195,18 +193,22 @@ class DeviceSession:
             self._set_close(CloseReason.HANDSHAKE_TIMEOUT, f"no READY within {cfg.handshake_timeout:g} s")
         return False
 
-    async def _authenticate(self, hello: Hello) -> DeviceRecord:
-        """Proof of possession: Noise proved the peer holds the key it sent; it must be this device's."""
-        record = await self.ctx.store.read(self.ctx.store.sync.get_device, self.device_id)
+    async def _authenticate(self, hello: Hello) -> Decision:
+        """Proof of possession, then admission. Noise proved the peer holds the key it sent;
+        that key must be this device's registered key. Nothing is written here."""
+        store = self.ctx.store
+        record, facts, product = await store.read(store.sync.admission_facts, self.device_id, hello.product_id)
         presented = self.conn.remote_static_key or b""
         if record is None:
             raise _Refuse("unknown device ID")
+        if record.public_key is None:
+            raise _Refuse("no public key is registered for this device")
         if not hmac.compare_digest(record.public_key, presented):
             raise _Refuse(f"public key {presented.hex()[:16]}... does not match the registered key")
         last = max(record.last_counter, self.ctx.registry.last_counter(self.device_id))
         if hello.counter <= last:
             raise _Refuse(f"replayed hello: counter {hello.counter} <= last confirmed {last}")
-        return record
+        return decide(facts, hello.product_id, product)
 
     async def _send_now(self, data: bytes) -> None:
         """Write during the handshake, before the writer task exists (still one writer)."""
@@ -219,7 +221,15 @@ class DeviceSession:
         self.ctx.registry.register(self, hello.counter)
         self.registered = True
         await self.ctx.store.submit(
-            MarkConnected(self.device_id, hello.counter, hello.firmware_version, hello.platform_id, now())
+            ConfirmSession(
+                self.device_id,
+                hello.counter,
+                hello.firmware_version,
+                hello.platform_id,
+                hello.product_id,
+                self.decision,
+                now(),
+            )
         )
         log_event(
             log,

@@ -10,20 +10,86 @@ import abc
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from ..admission import DeviceFacts, ProductFacts
+from ..model import ListState, Owner, Policy, Role
+
 
 @dataclass(frozen=True, slots=True)
 class DeviceRecord:
     device_id: str  # 24 lowercase hex characters
-    public_key: bytes  # X25519, 32 bytes
+    public_key: bytes | None  # X25519, 32 bytes; None until provisioned (the device cannot connect)
     created_at: float
-    owner: str | None = None
+    owner: Owner | None = None
     platform_id: int | None = None
-    product_id: int | None = None
+    product_id: int | None = None  # the product the device is a member of (the "cloud" product)
     firmware_version: int | None = None
+    firmware_product_id: int | None = None  # what the firmware reported at its last connection
     last_heard: float | None = None
     last_handshake_at: float | None = None
     online: bool = False
     last_counter: int = 0
+    development: bool = False
+    name: str | None = None
+    notes: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProductRecord:
+    id: int
+    slug: str
+    name: str
+    policy: Policy
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    id: int
+    username: str
+    password_hash: str
+    is_admin: bool
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerRecord:
+    id: int
+    product_id: int
+    username: str
+    password_hash: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class TeamMember:
+    product_id: int
+    user_id: int
+    username: str
+    role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    token_hash: bytes
+    user_id: int | None
+    customer_id: int | None
+    scopes: frozenset[str]
+    client: str
+    created_at: float
+    expires_at: float | None
+    refresh: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    id: int
+    at: float
+    actor: str
+    action: str
+    product_id: int | None
+    device_id: str | None
+    reason: str
+    detail: dict[str, object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +140,14 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def _mark_connected(
-        self, device_id: str, *, counter: int, firmware_version: int, platform_id: int, at: float
+        self,
+        device_id: str,
+        *,
+        counter: int,
+        firmware_version: int,
+        platform_id: int,
+        firmware_product_id: int | None,
+        at: float,
     ) -> None: ...
 
     @abc.abstractmethod
@@ -89,3 +162,121 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None: ...
+
+    # -- products, people, tokens, lists, audit (see sqlite_admin.py)
+    @abc.abstractmethod
+    def get_product(self, key: int | str) -> ProductRecord | None: ...
+
+    @abc.abstractmethod
+    def list_products(self) -> list[ProductRecord]: ...
+
+    @abc.abstractmethod
+    def _insert_product(
+        self, product_id: int | None, slug: str, name: str, policy: Policy, at: float
+    ) -> ProductRecord: ...
+
+    @abc.abstractmethod
+    def _update_product(self, product_id: int, *, name: str | None = None, policy: Policy | None = None) -> None: ...
+
+    @abc.abstractmethod
+    def get_user(self, user_id: int) -> UserRecord | None: ...
+
+    @abc.abstractmethod
+    def get_user_by_name(self, username: str) -> UserRecord | None: ...
+
+    @abc.abstractmethod
+    def list_users(self) -> list[UserRecord]: ...
+
+    @abc.abstractmethod
+    def _insert_user(self, username: str, password_hash: str, is_admin: bool, at: float) -> UserRecord: ...
+
+    @abc.abstractmethod
+    def team_of(self, product_id: int) -> list[TeamMember]: ...
+
+    @abc.abstractmethod
+    def role_of(self, product_id: int, user_id: int) -> Role | None: ...
+
+    @abc.abstractmethod
+    def _team_set(self, product_id: int, user_id: int, role: Role) -> None: ...
+
+    @abc.abstractmethod
+    def _team_remove(self, product_id: int, user_id: int) -> bool: ...
+
+    @abc.abstractmethod
+    def get_customer(self, customer_id: int) -> CustomerRecord | None: ...
+
+    @abc.abstractmethod
+    def get_customer_by_name(self, product_id: int, username: str) -> CustomerRecord | None: ...
+
+    @abc.abstractmethod
+    def find_customers(self, username: str) -> list[CustomerRecord]: ...
+
+    @abc.abstractmethod
+    def list_customers(self, product_id: int) -> list[CustomerRecord]: ...
+
+    @abc.abstractmethod
+    def _insert_customer(self, product_id: int, username: str, password_hash: str, at: float) -> CustomerRecord: ...
+
+    @abc.abstractmethod
+    def get_token(self, token_hash: bytes) -> TokenRecord | None: ...
+
+    @abc.abstractmethod
+    def list_tokens(self, user_id: int) -> list[TokenRecord]: ...
+
+    @abc.abstractmethod
+    def _insert_token(self, token: TokenRecord) -> None: ...
+
+    @abc.abstractmethod
+    def _delete_token(self, token_hash: bytes) -> bool: ...
+
+    @abc.abstractmethod
+    def list_state(self, product_id: int, device_id: str) -> ListState | None: ...
+
+    @abc.abstractmethod
+    def admission_facts(
+        self, device_id: str, fw_product_id: int | None
+    ) -> tuple[DeviceRecord | None, DeviceFacts, ProductFacts | None]: ...
+
+    @abc.abstractmethod
+    def product_devices(
+        self, product_id: int, status: str | None, offset: int, limit: int
+    ) -> tuple[list[tuple[DeviceRecord, ListState | None]], int]: ...
+
+    @abc.abstractmethod
+    def live_product_ids(self, device_id: str) -> list[int]: ...
+
+    @abc.abstractmethod
+    def _set_list_state(self, product_id: int, device_id: str, state: ListState | None, at: float) -> None: ...
+
+    @abc.abstractmethod
+    def _leave_denied_lists(self, device_id: str) -> int: ...
+
+    @abc.abstractmethod
+    def _ensure_device(self, device_id: str, at: float) -> None: ...
+
+    @abc.abstractmethod
+    def _set_membership(self, device_id: str, product_id: int | None) -> None: ...
+
+    @abc.abstractmethod
+    def _set_owner(self, device_id: str, owner: Owner | None) -> None: ...
+
+    @abc.abstractmethod
+    def _update_device_fields(self, device_id: str, fields: dict[str, object]) -> None: ...
+
+    @abc.abstractmethod
+    def _append_audit(
+        self,
+        at: float,
+        actor: str,
+        action: str,
+        *,
+        product_id: int | None = None,
+        device_id: str | None = None,
+        reason: str = "",
+        detail: dict[str, object] | None = None,
+    ) -> None: ...
+
+    @abc.abstractmethod
+    def list_audit(
+        self, product_id: int | None = None, device_id: str | None = None, after_id: int = 0, limit: int = 100
+    ) -> list[AuditRecord]: ...

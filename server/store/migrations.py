@@ -34,3 +34,108 @@ MIGRATIONS: list[tuple[int, str]] = [
         """,
     ),
 ]
+
+MIGRATIONS.append(
+    (
+        2,
+        """
+        -- Products, people, lists and the audit trail (issue 3).
+        CREATE TABLE products (
+            id INTEGER PRIMARY KEY,
+            slug TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            policy TEXT NOT NULL DEFAULT 'quarantine'
+                CHECK (policy IN ('quarantine', 'auto_approve', 'preadd_only')),
+            created_at REAL NOT NULL
+        );
+
+        CREATE TABLE users (
+            id INTEGER PRIMARY KEY,
+            username TEXT NOT NULL UNIQUE,
+            password_hash TEXT NOT NULL,
+            is_admin INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL
+        );
+
+        CREATE TABLE team (
+            product_id INTEGER NOT NULL REFERENCES products (id) ON DELETE CASCADE,
+            user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('administrator', 'developer', 'support', 'view_only')),
+            PRIMARY KEY (product_id, user_id)
+        );
+
+        CREATE TABLE customers (
+            id INTEGER PRIMARY KEY,
+            product_id INTEGER NOT NULL REFERENCES products (id) ON DELETE CASCADE,
+            username TEXT NOT NULL,
+            password_hash TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            UNIQUE (product_id, username)
+        );
+
+        CREATE TABLE tokens (
+            token_hash BLOB PRIMARY KEY,          -- SHA-256 of the bearer token
+            user_id INTEGER REFERENCES users (id) ON DELETE CASCADE,
+            customer_id INTEGER REFERENCES customers (id) ON DELETE CASCADE,
+            scopes TEXT NOT NULL,                 -- space-separated; '*' for all the holder may do
+            client TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            expires_at REAL,                      -- NULL: never
+            refresh INTEGER NOT NULL DEFAULT 0,   -- 1: a refresh token (not a bearer token)
+            CHECK ((user_id IS NULL) != (customer_id IS NULL))
+        ) WITHOUT ROWID;
+
+        -- Quarantine and Denied lists, and the memory of removed devices, per product.
+        CREATE TABLE product_devices (
+            product_id INTEGER NOT NULL REFERENCES products (id) ON DELETE CASCADE,
+            device_id TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('quarantined', 'denied', 'removed')),
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (product_id, device_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX product_devices_by_device ON product_devices (device_id);
+
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at REAL NOT NULL,
+            actor TEXT NOT NULL,                  -- 'user:<name>', 'customer:<name>', 'device', 'system'
+            action TEXT NOT NULL,
+            product_id INTEGER,
+            device_id TEXT,
+            reason TEXT NOT NULL DEFAULT '',
+            detail TEXT NOT NULL DEFAULT '{}'     -- JSON
+        );
+        CREATE INDEX audit_by_product ON audit (product_id, id);
+        CREATE INDEX audit_by_device ON audit (device_id, id);
+
+        -- Devices: a key is optional (a pre-added device may get its key later), owners are typed,
+        -- and operator fields are added. SQLite cannot relax NOT NULL in place: rebuild.
+        CREATE TABLE devices_v2 (
+            device_id TEXT PRIMARY KEY,
+            public_key BLOB,                     -- NULL: no key registered yet (cannot connect)
+            created_at REAL NOT NULL,
+            owner_kind TEXT CHECK (owner_kind IN ('user', 'customer')),
+            owner_id INTEGER,
+            platform_id INTEGER,
+            product_id INTEGER REFERENCES products (id),
+            firmware_version INTEGER,
+            firmware_product_id INTEGER,         -- product ID the firmware last reported
+            last_heard REAL,
+            last_handshake_at REAL,
+            online INTEGER NOT NULL DEFAULT 0,
+            last_counter INTEGER NOT NULL DEFAULT 0,
+            development INTEGER NOT NULL DEFAULT 0,
+            name TEXT,
+            notes TEXT,
+            CHECK ((owner_kind IS NULL) = (owner_id IS NULL))
+        ) WITHOUT ROWID;
+        INSERT INTO devices_v2 (device_id, public_key, created_at, platform_id, firmware_version,
+                                last_heard, last_handshake_at, online, last_counter)
+            SELECT device_id, public_key, created_at, platform_id, firmware_version,
+                   last_heard, last_handshake_at, online, last_counter FROM devices;
+        DROP TABLE devices;
+        ALTER TABLE devices_v2 RENAME TO devices;
+        CREATE INDEX devices_by_product ON devices (product_id);
+        """,
+    )
+)

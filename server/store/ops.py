@@ -4,15 +4,54 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..admission import Decision, Effect
+from ..model import ListState
 from .base import EventRecord, Store, WriteOp
 
 
+def apply_decision(store: Store, device_id: str, decision: Decision, at: float, actor: str) -> None:
+    """Carry out a decision's effects and write it to the audit trail (inside a write batch)."""
+    fw = decision.product_id
+    for effect in sorted(decision.effects, key=lambda e: e.value):
+        if effect is Effect.JOIN:
+            assert fw is not None
+            store._set_membership(device_id, fw)
+            store._set_list_state(fw, device_id, None, at)
+        elif effect is Effect.QUARANTINE:
+            assert fw is not None
+            store._set_list_state(fw, device_id, ListState.QUARANTINED, at)
+        elif effect is Effect.REMOVED_TO_DENIED:
+            assert fw is not None
+            store._set_list_state(fw, device_id, ListState.DENIED, at)
+        elif effect is Effect.LEAVE_DENIED_LISTS:
+            store._leave_denied_lists(device_id)
+        # RECORD_PREADD_ATTEMPT: the audit entry below is the record.
+    store._append_audit(
+        at,
+        actor,
+        "admission",
+        product_id=fw,
+        device_id=device_id,
+        reason=decision.reason,
+        detail={
+            "status": decision.status.name.lower(),
+            "privileges": int(decision.privileges),
+            "effects": sorted(e.value for e in decision.effects),
+            "mismatch": decision.mismatch,
+        },
+    )
+
+
 @dataclass(frozen=True, slots=True)
-class MarkConnected(WriteOp):
+class ConfirmSession(WriteOp):
+    """READY arrived: the device is online, its counter is spent, its admission takes effect."""
+
     device_id: str
     counter: int
     firmware_version: int
     platform_id: int
+    firmware_product_id: int | None
+    decision: Decision
     at: float
 
     def apply(self, store: Store) -> object:
@@ -21,8 +60,10 @@ class MarkConnected(WriteOp):
             counter=self.counter,
             firmware_version=self.firmware_version,
             platform_id=self.platform_id,
+            firmware_product_id=self.firmware_product_id,
             at=self.at,
         )
+        apply_decision(store, self.device_id, self.decision, self.at, "device")
         return None
 
 

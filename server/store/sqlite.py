@@ -13,12 +13,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..model import Owner
 from .base import DeviceRecord, EventRecord, ImportResult, Store, WriteOp
 from .migrations import MIGRATIONS
+from .sqlite_admin import AdminQueries
 
-_DEVICE_COLUMNS = (
-    "device_id, public_key, created_at, owner, platform_id, product_id, firmware_version,"
-    " last_heard, last_handshake_at, online, last_counter"
+DEVICE_COLUMNS = (
+    "device_id, public_key, created_at, owner_kind, owner_id, platform_id, product_id, firmware_version,"
+    " firmware_product_id, last_heard, last_handshake_at, online, last_counter, development, name, notes"
 )
 
 
@@ -31,24 +33,29 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _device(row: tuple[Any, ...]) -> DeviceRecord:
-    (device_id, public_key, created_at, owner, platform_id, product_id, fw, heard, handshake, online, counter) = row
+def device_from_row(row: tuple[Any, ...]) -> DeviceRecord:
+    (device_id, key, created, owner_kind, owner_id, platform, product, fw, fw_product) = row[:9]
+    (heard, handshake, online, counter, development, name, notes) = row[9:]
     return DeviceRecord(
-        device_id=str(device_id),
-        public_key=bytes(public_key),
-        created_at=float(created_at),
-        owner=owner,
-        platform_id=platform_id,
-        product_id=product_id,
+        device_id=device_id,
+        public_key=None if key is None else bytes(key),
+        created_at=created,
+        owner=None if owner_kind is None else Owner(owner_kind, owner_id),
+        platform_id=platform,
+        product_id=product,
         firmware_version=fw,
+        firmware_product_id=fw_product,
         last_heard=heard,
         last_handshake_at=handshake,
         online=bool(online),
-        last_counter=int(counter),
+        last_counter=counter,
+        development=bool(development),
+        name=name,
+        notes=notes,
     )
 
 
-class SQLiteStore(Store):
+class SQLiteStore(AdminQueries, Store):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._w = _connect(path)
@@ -78,12 +85,12 @@ class SQLiteStore(Store):
     # ------------------------------------------------------------------ reads
 
     def get_device(self, device_id: str) -> DeviceRecord | None:
-        row = self._r.execute(f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE device_id = ?", (device_id,)).fetchone()
-        return _device(row) if row else None
+        row = self._r.execute(f"SELECT {DEVICE_COLUMNS} FROM devices WHERE device_id = ?", (device_id,)).fetchone()
+        return device_from_row(row) if row else None
 
     def list_devices(self) -> list[DeviceRecord]:
-        rows = self._r.execute(f"SELECT {_DEVICE_COLUMNS} FROM devices ORDER BY created_at, device_id")
-        return [_device(r) for r in rows]
+        rows = self._r.execute(f"SELECT {DEVICE_COLUMNS} FROM devices ORDER BY created_at, device_id")
+        return [device_from_row(r) for r in rows]
 
     def list_events(self, device_id: str | None = None, after_id: int = 0, limit: int = 1000) -> list[EventRecord]:
         sql = "SELECT id, device_id, product_id, name, data, ttl, private, published_at FROM events WHERE id > ?"
@@ -135,6 +142,9 @@ class SQLiteStore(Store):
                         (device_id, public_key, now),
                     )
                     result.added.append(device_id)
+                elif existing[0] is None:  # pre-added to a product before its key was known
+                    w.execute("UPDATE devices SET public_key = ? WHERE device_id = ?", (public_key, device_id))
+                    result.added.append(device_id)
                 elif bytes(existing[0]) == public_key:
                     result.unchanged.append(device_id)
                 else:
@@ -146,12 +156,19 @@ class SQLiteStore(Store):
         return result
 
     def _mark_connected(
-        self, device_id: str, *, counter: int, firmware_version: int, platform_id: int, at: float
+        self,
+        device_id: str,
+        *,
+        counter: int,
+        firmware_version: int,
+        platform_id: int,
+        firmware_product_id: int | None,
+        at: float,
     ) -> None:
         self._w.execute(
             "UPDATE devices SET online = 1, last_heard = ?, last_handshake_at = ?, firmware_version = ?,"
-            " platform_id = ?, last_counter = MAX(last_counter, ?) WHERE device_id = ?",
-            (at, at, firmware_version, platform_id, counter, device_id),
+            " platform_id = ?, firmware_product_id = ?, last_counter = MAX(last_counter, ?) WHERE device_id = ?",
+            (at, at, firmware_version, platform_id, firmware_product_id, counter, device_id),
         )
 
     def _mark_disconnected(self, device_id: str, at: float) -> None:

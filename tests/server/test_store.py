@@ -9,10 +9,19 @@ import pytest
 from server.store import EventRecord, SQLiteStore, Store
 from server.store.base import WriteOp
 from server.store.migrations import MIGRATIONS
-from server.store.ops import AppendEvent, MarkConnected, MarkDisconnected
+from protocol.codes import Privilege, Status
+from server.admission import Decision
+from server.store.ops import AppendEvent, ConfirmSession, MarkDisconnected
 
 KEY_A = bytes(range(32))
 KEY_B = bytes(range(1, 33))
+
+
+DEVELOPMENT = Decision(Status.DEVELOPMENT, Privilege.NONE, None, "development firmware")
+
+
+def MarkConnected(device_id: str, counter: int, firmware_version: int, platform_id: int, at: float) -> ConfirmSession:  # noqa: N802
+    return ConfirmSession(device_id, counter, firmware_version, platform_id, None, DEVELOPMENT, at)
 
 
 @pytest.fixture

@@ -1,0 +1,326 @@
+"""SQLite queries for products, people, tokens, product lists and the audit trail.
+
+A mixin of SQLiteStore: reads use the reader connection `_r`; methods whose names start with
+an underscore write and must run inside `write_batch` (on the writer connection `_w`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from ..admission import DeviceFacts, ProductFacts
+from ..errors import Conflict, NotFound
+from ..model import ListState, Owner, Policy, Role
+from .base import AuditRecord, CustomerRecord, DeviceRecord, ProductRecord, TeamMember, TokenRecord, UserRecord
+
+_PRODUCT = "id, slug, name, policy, created_at"
+_USER = "id, username, password_hash, is_admin, created_at"
+_CUSTOMER = "id, product_id, username, password_hash, created_at"
+_TOKEN = "token_hash, user_id, customer_id, scopes, client, created_at, expires_at, refresh"
+
+
+def _product(row: tuple[Any, ...]) -> ProductRecord:
+    return ProductRecord(row[0], row[1], row[2], Policy(row[3]), row[4])
+
+
+def _user(row: tuple[Any, ...]) -> UserRecord:
+    return UserRecord(row[0], row[1], row[2], bool(row[3]), row[4])
+
+
+def _customer(row: tuple[Any, ...]) -> CustomerRecord:
+    return CustomerRecord(*row)
+
+
+def _token(row: tuple[Any, ...]) -> TokenRecord:
+    return TokenRecord(bytes(row[0]), row[1], row[2], frozenset(row[3].split()), row[4], row[5], row[6], bool(row[7]))
+
+
+class AdminQueries:
+    _r: sqlite3.Connection
+    _w: sqlite3.Connection
+
+    # ------------------------------------------------------------------ products
+
+    def get_product(self, key: int | str) -> ProductRecord | None:
+        """By numeric ID or slug (Particle's `productIdOrSlug`)."""
+        if isinstance(key, int) or key.isdigit():
+            row = self._r.execute(f"SELECT {_PRODUCT} FROM products WHERE id = ?", (int(key),)).fetchone()
+        else:
+            row = self._r.execute(f"SELECT {_PRODUCT} FROM products WHERE slug = ?", (key,)).fetchone()
+        return _product(row) if row else None
+
+    def list_products(self) -> list[ProductRecord]:
+        return [_product(r) for r in self._r.execute(f"SELECT {_PRODUCT} FROM products ORDER BY id")]
+
+    def _insert_product(self, product_id: int | None, slug: str, name: str, policy: Policy, at: float) -> ProductRecord:
+        try:
+            cur = self._w.execute(
+                "INSERT INTO products (id, slug, name, policy, created_at) VALUES (?, ?, ?, ?, ?)",
+                (product_id, slug, name, policy.value, at),
+            )
+        except sqlite3.IntegrityError:
+            raise Conflict(f"a product with ID {product_id} or slug {slug!r} already exists") from None
+        assert cur.lastrowid is not None
+        return ProductRecord(cur.lastrowid, slug, name, policy, at)
+
+    def _update_product(self, product_id: int, *, name: str | None = None, policy: Policy | None = None) -> None:
+        if name is not None:
+            self._w.execute("UPDATE products SET name = ? WHERE id = ?", (name, product_id))
+        if policy is not None:
+            self._w.execute("UPDATE products SET policy = ? WHERE id = ?", (policy.value, product_id))
+
+    # ------------------------------------------------------------------ users and team
+
+    def get_user(self, user_id: int) -> UserRecord | None:
+        row = self._r.execute(f"SELECT {_USER} FROM users WHERE id = ?", (user_id,)).fetchone()
+        return _user(row) if row else None
+
+    def get_user_by_name(self, username: str) -> UserRecord | None:
+        row = self._r.execute(f"SELECT {_USER} FROM users WHERE username = ?", (username,)).fetchone()
+        return _user(row) if row else None
+
+    def list_users(self) -> list[UserRecord]:
+        return [_user(r) for r in self._r.execute(f"SELECT {_USER} FROM users ORDER BY id")]
+
+    def _insert_user(self, username: str, password_hash: str, is_admin: bool, at: float) -> UserRecord:
+        try:
+            cur = self._w.execute(
+                "INSERT INTO users (username, password_hash, is_admin, created_at) VALUES (?, ?, ?, ?)",
+                (username, password_hash, int(is_admin), at),
+            )
+        except sqlite3.IntegrityError:
+            raise Conflict(f"user {username!r} already exists", "username") from None
+        assert cur.lastrowid is not None
+        return UserRecord(cur.lastrowid, username, password_hash, is_admin, at)
+
+    def team_of(self, product_id: int) -> list[TeamMember]:
+        rows = self._r.execute(
+            "SELECT t.product_id, t.user_id, u.username, t.role FROM team t JOIN users u ON u.id = t.user_id"
+            " WHERE t.product_id = ? ORDER BY u.username",
+            (product_id,),
+        )
+        return [TeamMember(p, u, name, Role(role)) for (p, u, name, role) in rows]
+
+    def role_of(self, product_id: int, user_id: int) -> Role | None:
+        row = self._r.execute(
+            "SELECT role FROM team WHERE product_id = ? AND user_id = ?", (product_id, user_id)
+        ).fetchone()
+        return Role(row[0]) if row else None
+
+    def _team_set(self, product_id: int, user_id: int, role: Role) -> None:
+        self._w.execute(
+            "INSERT INTO team (product_id, user_id, role) VALUES (?, ?, ?)"
+            " ON CONFLICT (product_id, user_id) DO UPDATE SET role = excluded.role",
+            (product_id, user_id, role.value),
+        )
+
+    def _team_remove(self, product_id: int, user_id: int) -> bool:
+        cur = self._w.execute("DELETE FROM team WHERE product_id = ? AND user_id = ?", (product_id, user_id))
+        return cur.rowcount > 0
+
+    # ------------------------------------------------------------------ customers
+
+    def get_customer(self, customer_id: int) -> CustomerRecord | None:
+        row = self._r.execute(f"SELECT {_CUSTOMER} FROM customers WHERE id = ?", (customer_id,)).fetchone()
+        return _customer(row) if row else None
+
+    def get_customer_by_name(self, product_id: int, username: str) -> CustomerRecord | None:
+        row = self._r.execute(
+            f"SELECT {_CUSTOMER} FROM customers WHERE product_id = ? AND username = ?", (product_id, username)
+        ).fetchone()
+        return _customer(row) if row else None
+
+    def find_customers(self, username: str) -> list[CustomerRecord]:
+        rows = self._r.execute(f"SELECT {_CUSTOMER} FROM customers WHERE username = ? ORDER BY id", (username,))
+        return [_customer(r) for r in rows]
+
+    def list_customers(self, product_id: int) -> list[CustomerRecord]:
+        rows = self._r.execute(f"SELECT {_CUSTOMER} FROM customers WHERE product_id = ? ORDER BY id", (product_id,))
+        return [_customer(r) for r in rows]
+
+    def _insert_customer(self, product_id: int, username: str, password_hash: str, at: float) -> CustomerRecord:
+        try:
+            cur = self._w.execute(
+                "INSERT INTO customers (product_id, username, password_hash, created_at) VALUES (?, ?, ?, ?)",
+                (product_id, username, password_hash, at),
+            )
+        except sqlite3.IntegrityError:
+            raise Conflict(f"customer {username!r} already exists in this product", "username") from None
+        assert cur.lastrowid is not None
+        return CustomerRecord(cur.lastrowid, product_id, username, password_hash, at)
+
+    # ------------------------------------------------------------------ tokens
+
+    def get_token(self, token_hash: bytes) -> TokenRecord | None:
+        row = self._r.execute(f"SELECT {_TOKEN} FROM tokens WHERE token_hash = ?", (token_hash,)).fetchone()
+        return _token(row) if row else None
+
+    def list_tokens(self, user_id: int) -> list[TokenRecord]:
+        rows = self._r.execute(
+            f"SELECT {_TOKEN} FROM tokens WHERE user_id = ? AND refresh = 0 ORDER BY created_at", (user_id,)
+        )
+        return [_token(r) for r in rows]
+
+    def _insert_token(self, token: TokenRecord) -> None:
+        self._w.execute(
+            f"INSERT INTO tokens ({_TOKEN}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                token.token_hash,
+                token.user_id,
+                token.customer_id,
+                " ".join(sorted(token.scopes)),
+                token.client,
+                token.created_at,
+                token.expires_at,
+                int(token.refresh),
+            ),
+        )
+
+    def _delete_token(self, token_hash: bytes) -> bool:
+        return self._w.execute("DELETE FROM tokens WHERE token_hash = ?", (token_hash,)).rowcount > 0
+
+    # ------------------------------------------------------------------ product membership and lists
+
+    def list_state(self, product_id: int, device_id: str) -> ListState | None:
+        row = self._r.execute(
+            "SELECT state FROM product_devices WHERE product_id = ? AND device_id = ?", (product_id, device_id)
+        ).fetchone()
+        return ListState(row[0]) if row else None
+
+    def admission_facts(
+        self, device_id: str, fw_product_id: int | None
+    ) -> tuple[DeviceRecord | None, DeviceFacts, ProductFacts | None]:
+        """Everything `decide` needs about one device and the product its firmware reports, in one read."""
+        from .sqlite import DEVICE_COLUMNS, device_from_row
+
+        row = self._r.execute(f"SELECT {DEVICE_COLUMNS} FROM devices WHERE device_id = ?", (device_id,)).fetchone()
+        record = device_from_row(row) if row else None
+        facts = DeviceFacts(record.product_id if record else None, record.owner if record else None)
+        if fw_product_id is None:
+            return record, facts, None
+        product = self._r.execute("SELECT policy FROM products WHERE id = ?", (fw_product_id,)).fetchone()
+        if product is None:
+            return record, facts, None
+        team = frozenset(
+            u for (u,) in self._r.execute("SELECT user_id FROM team WHERE product_id = ?", (fw_product_id,))
+        )
+        state = self._r.execute(
+            "SELECT state FROM product_devices WHERE product_id = ? AND device_id = ?", (fw_product_id, device_id)
+        ).fetchone()
+        return (
+            record,
+            facts,
+            ProductFacts(fw_product_id, Policy(product[0]), team, ListState(state[0]) if state else None),
+        )
+
+    def product_devices(
+        self, product_id: int, status: str | None, offset: int, limit: int
+    ) -> tuple[list[tuple[DeviceRecord, ListState | None]], int]:
+        """Members and listed devices of a product. status: approved, quarantined, denied or None (all)."""
+        from .sqlite import DEVICE_COLUMNS, device_from_row
+
+        columns = ", ".join(f"d.{c.strip()}" for c in DEVICE_COLUMNS.split(","))
+        base = (
+            " FROM devices d LEFT JOIN product_devices l ON l.device_id = d.device_id AND l.product_id = ?"
+            " WHERE (d.product_id = ? OR l.state IN ('quarantined', 'denied'))"
+        )
+        args: list[object] = [product_id, product_id]
+        if status == "approved":
+            base += " AND d.product_id = ?"
+            args.append(product_id)
+        elif status in ("quarantined", "denied"):
+            base += " AND l.state = ?"
+            args.append(status)
+        (total,) = self._r.execute("SELECT COUNT(*)" + base, args).fetchone()
+        rows = self._r.execute(
+            f"SELECT {columns}, l.state" + base + " ORDER BY d.created_at, d.device_id LIMIT ? OFFSET ?",
+            [*args, limit, offset],
+        )
+        out = [(device_from_row(r[:-1]), ListState(r[-1]) if r[-1] else None) for r in rows]
+        return out, int(total)
+
+    def live_product_ids(self, device_id: str) -> list[int]:
+        rows = self._r.execute("SELECT product_id FROM product_devices WHERE device_id = ?", (device_id,))
+        return [p for (p,) in rows]
+
+    def _set_list_state(self, product_id: int, device_id: str, state: ListState | None, at: float) -> None:
+        if state is None:
+            self._w.execute(
+                "DELETE FROM product_devices WHERE product_id = ? AND device_id = ?", (product_id, device_id)
+            )
+            return
+        self._w.execute(
+            "INSERT INTO product_devices (product_id, device_id, state, updated_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (product_id, device_id)"
+            " DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+            (product_id, device_id, state.value, at),
+        )
+
+    def _leave_denied_lists(self, device_id: str) -> int:
+        cur = self._w.execute("DELETE FROM product_devices WHERE device_id = ? AND state = 'denied'", (device_id,))
+        return cur.rowcount
+
+    def _ensure_device(self, device_id: str, at: float) -> None:
+        """A device row without a key: pre-adding a device before it is provisioned."""
+        self._w.execute(
+            "INSERT INTO devices (device_id, public_key, created_at) VALUES (?, NULL, ?) ON CONFLICT DO NOTHING",
+            (device_id, at),
+        )
+
+    def _set_membership(self, device_id: str, product_id: int | None) -> None:
+        cur = self._w.execute("UPDATE devices SET product_id = ? WHERE device_id = ?", (product_id, device_id))
+        if cur.rowcount == 0:
+            raise NotFound(f"device {device_id} not found")
+
+    def _set_owner(self, device_id: str, owner: Owner | None) -> None:
+        cur = self._w.execute(
+            "UPDATE devices SET owner_kind = ?, owner_id = ? WHERE device_id = ?",
+            (owner.kind if owner else None, owner.id if owner else None, device_id),
+        )
+        if cur.rowcount == 0:
+            raise NotFound(f"device {device_id} not found")
+
+    def _update_device_fields(self, device_id: str, fields: dict[str, object]) -> None:
+        allowed = {"development", "name", "notes"}
+        for name, value in fields.items():
+            if name not in allowed:
+                raise ValueError(name)
+            self._w.execute(f"UPDATE devices SET {name} = ? WHERE device_id = ?", (value, device_id))
+
+    # ------------------------------------------------------------------ audit
+
+    def _append_audit(
+        self,
+        at: float,
+        actor: str,
+        action: str,
+        *,
+        product_id: int | None = None,
+        device_id: str | None = None,
+        reason: str = "",
+        detail: dict[str, object] | None = None,
+    ) -> None:
+        self._w.execute(
+            "INSERT INTO audit (at, actor, action, product_id, device_id, reason, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (at, actor, action, product_id, device_id, reason, json.dumps(detail or {}, default=str)),
+        )
+
+    def list_audit(
+        self, product_id: int | None = None, device_id: str | None = None, after_id: int = 0, limit: int = 100
+    ) -> list[AuditRecord]:
+        sql = "SELECT id, at, actor, action, product_id, device_id, reason, detail FROM audit WHERE id > ?"
+        args: list[object] = [after_id]
+        if product_id is not None:
+            sql += " AND product_id = ?"
+            args.append(product_id)
+        if device_id is not None:
+            sql += " AND device_id = ?"
+            args.append(device_id)
+        sql += " ORDER BY id LIMIT ?"
+        args.append(limit)
+        return [
+            AuditRecord(i, at, actor, action, product, device, reason, json.loads(detail))
+            for (i, at, actor, action, product, device, reason, detail) in self._r.execute(sql, args)
+        ]
