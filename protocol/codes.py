@@ -13,7 +13,7 @@ class Status(IntEnum):
 
     OK = 0  # firmware product == cloud product: full product privileges
     DEVELOPMENT = 1  # firmware reports no product: no product privileges
-    LIMITED = 2  # unknown product, product mismatch, or pre-add-only product
+    LIMITED = 2  # the firmware names an unknown product, or a pre-add-only product
     QUARANTINED = 3  # awaiting an operator's decision
     DENIED = 4  # on the product's Denied list
 

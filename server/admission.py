@@ -20,7 +20,9 @@ flagged `mismatch`: the device gets no privileges in its cloud product either ("
 cloud's product too"), and it may sit in fw's quarantine, where approving it moves it to fw
 only when the operator says so explicitly.
 
-Deny by default: privileges come only from rows 2 and 7.
+Deny by default: privileges come only from rows 2 and 7. Row 2 precedes the list rows, which is
+safe because operations keep membership and a list entry of the same product exclusive: Deny
+and Remove clear membership in the same transaction, Approve, Pre-add and JOIN clear the entry.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from protocol import limits
 from protocol.codes import AckResult, CloseReason, Privilege
 from protocol.connection import Connection, ConnectionClosed, Event, NeedData, Role, State
 from protocol.errors import LocalProtocolError, RemoteProtocolError
-from protocol.messages import Goodbye, Hello, Message, Ping, Pong, Publish, PublishAck, Ready, Welcome
+from protocol.messages import Goodbye, Hello, Message, Ping, Pong, Publish, PublishAck, Ready, StatusUpdate, Welcome
 from protocol.noise import KeyPair
 
 from .admission import Decision, decide
@@ -75,6 +75,7 @@ class DeviceSession:
         self.device_id = ""
         self.hello: Hello | None = None
         self.decision: Decision | None = None
+        self.cloud_product_id: int | None = None  # the device's product when last decided
         self.close_reason: CloseReason | None = None
         self.close_detail = ""
         self.refusal: str | None = None
@@ -100,6 +101,19 @@ class DeviceSession:
         if self.close_reason is None:
             self.close_reason = reason
             self.close_detail = detail
+
+    def products_involved(self) -> set[int]:
+        """Products whose changes can alter this session's decision."""
+        out = {self.cloud_product_id} if self.cloud_product_id is not None else set()
+        if self.hello is not None and self.hello.product_id is not None:
+            out.add(self.hello.product_id)
+        return out
+
+    def update_decision(self, decision: Decision, cloud_product_id: int | None) -> None:
+        """An operator action changed this connection's admission: tell the device at once."""
+        self.decision = decision
+        self.cloud_product_id = cloud_product_id
+        self.enqueue(StatusUpdate(decision.status, decision.privileges, decision.product_id))
 
     def enqueue(self, message: Message) -> None:
         """Queue a message for the writer without waiting; a full queue means a slow consumer."""
@@ -208,6 +222,7 @@ class DeviceSession:
         last = max(record.last_counter, self.ctx.registry.last_counter(self.device_id))
         if hello.counter <= last:
             raise _Refuse(f"replayed hello: counter {hello.counter} <= last confirmed {last}")
+        self.cloud_product_id = facts.cloud_product_id
         return decide(facts, hello.product_id, product)
 
     async def _send_now(self, data: bytes) -> None:

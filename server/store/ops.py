@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..admission import Decision, Effect
 from ..model import ListState
@@ -83,3 +85,14 @@ class AppendEvent(WriteOp):
 
     def apply(self, store: Store) -> object:
         return store._append_event(self.event)
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction(WriteOp):
+    """An operator's change: any function of the store, run inside the writer's transaction."""
+
+    fn: Callable[[Store], Any]
+    label: str = "transaction"
+
+    def apply(self, store: Store) -> object:
+        return self.fn(store)
