@@ -8,6 +8,7 @@ from pathlib import Path
 from protocol import limits
 
 DEFAULT_DEVICE_PORT = 5683  # Particle's device port (CoAP's registered port)
+DEFAULT_API_PORT = 8080
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +16,7 @@ class ServerConfig:
     data_dir: Path
     host: str = "127.0.0.1"
     device_port: int = DEFAULT_DEVICE_PORT
+    api_port: int = DEFAULT_API_PORT  # operator HTTP API on the same host
     # A device must finish the handshake and send READY within this many seconds.
     handshake_timeout: float = 10.0
     # Devices ping every heartbeat_interval; after idle_timeout of silence the server closes.
@@ -56,3 +58,7 @@ class ServerConfig:
     @property
     def pub_path(self) -> Path:
         return self.data_dir / "server.pub"
+
+    @property
+    def admin_token_path(self) -> Path:
+        return self.data_dir / "admin.token"
