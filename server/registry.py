@@ -22,6 +22,7 @@ class SessionRegistry:
         # which a replayed hello could race the store write of the genuine one.
         self._counters: dict[str, int] = {}
         self._emptied = trio.Event()
+        self._left = trio.Event()  # set (and replaced) whenever a session leaves
 
     def __len__(self) -> int:
         return len(self._live)
@@ -48,11 +49,18 @@ class SessionRegistry:
         """Remove `session` if it is still the live one; False if it had been replaced."""
         if self._live.get(session.device_id) is session:
             del self._live[session.device_id]
+            self._left.set()
+            self._left = trio.Event()
             if not self._live:
                 self._emptied.set()
                 self._emptied = trio.Event()
             return True
         return False
+
+    async def wait_gone(self, device_id: str) -> None:
+        """Wait until the device has no live session."""
+        while device_id in self._live:
+            await self._left.wait()
 
     async def wait_empty(self) -> None:
         if self._live:

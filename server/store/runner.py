@@ -84,6 +84,12 @@ class AsyncStore:
             raise box[0]
         return box[0]
 
+    async def flush(self) -> None:
+        """Wait until every write queued before this call is committed (the queue is FIFO)."""
+        from .ops import Transaction
+
+        await self.write(Transaction(lambda store: None, "flush"))
+
     async def run_writer(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The writer service. Runs until `close_writes()`, applying everything queued before it."""
         task_status.started()
