@@ -11,6 +11,7 @@ from pathlib import Path
 import trio
 
 from protocol import limits
+from protocol.codes import Status
 from protocol.messages import parse_public_key
 
 from .device import DeviceSettings
@@ -39,6 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--platform", type=int, default=6, help="platform ID (default 6)")
     run.add_argument("--publish", type=int, default=0, metavar="K", help="events each device publishes")
     run.add_argument("--hold", type=float, default=0.0, metavar="SECONDS", help="stay connected this long")
+    run.add_argument(
+        "--wait-status",
+        choices=[s.name.lower() for s in Status],
+        help="with --hold: leave as soon as the server grants this status (e.g. ok after an approval)",
+    )
+    run.add_argument(
+        "--behaviour",
+        choices=["normal", "spoof"],
+        default="normal",
+        help="spoof: present each registered device ID with a key of its own (must be refused)",
+    )
     run.add_argument("--concurrency", type=int, default=512, help="handshakes in flight at once")
     run.add_argument("--timeout", type=float, default=30.0, help="per-device limit for connecting and publishing")
     run.add_argument("--json", action="store_true", help="print one JSON object with per-device outcomes")
@@ -119,6 +131,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         hold=args.hold,
         connect_concurrency=args.concurrency,
         timeout=args.timeout,
+        wait_status=Status[args.wait_status.upper()] if args.wait_status else None,
+        behaviour=args.behaviour,
     )
     progress = Progress(len(identities), "devices", enabled=not args.json and sys.stderr.isatty())
 
@@ -137,7 +151,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps({"summary": summary, "devices": [o.as_json() for o in outcomes]}))
     else:
         _print_report(summary, outcomes)
-    failed = summary["connected"] != len(outcomes) or summary["events_acked"] != summary["events_sent"]
+    expected_refusal = args.behaviour == "spoof"
+    connected_ok = summary["connected"] == (0 if expected_refusal else len(outcomes))
+    failed = not connected_ok or summary["events_acked"] != summary["events_sent"]
     return 1 if failed else 0
 
 
@@ -147,6 +163,8 @@ def _print_report(summary: dict[str, object], outcomes: list[DeviceOutcome]) -> 
         f"{summary['errors']} errors in {summary['elapsed_s']} s"
     )
     print(f"statuses: {summary['statuses']}")
+    if summary["status_updates"]:
+        print(f"status updates pushed while connected: {summary['status_updates']}; final: {summary['final_statuses']}")
     print(f"events acked: {summary['events_acked']}/{summary['events_sent']}")
     print(f"handshake latency: p50 {summary['handshake_ms_p50']} ms, p99 {summary['handshake_ms_p99']} ms")
     problems = [o for o in outcomes if o.outcome != "connected" or o.error]

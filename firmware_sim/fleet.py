@@ -9,8 +9,9 @@ from dataclasses import asdict, dataclass, field
 
 import trio
 
-from protocol.codes import Privilege
+from protocol.codes import Privilege, Status
 from protocol.errors import RemoteProtocolError
+from protocol.noise import KeyPair
 
 from .device import DeviceClosed, DeviceRefused, DeviceSettings, SimDevice
 from .identity import DeviceIdentity
@@ -27,6 +28,9 @@ class DeviceOutcome:
     handshake_ms: float | None = None
     close_reason: str | None = None
     error: str | None = None
+    final_status: str | None = None  # after any STATUS updates the server pushed
+    final_privileges: list[str] = field(default_factory=list)
+    updates: list[dict[str, object]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, object]:
         return asdict(self)
@@ -42,6 +46,8 @@ class FleetPlan:
     hold: float = 0.0  # seconds to stay connected after publishing
     connect_concurrency: int = 512  # handshakes in flight at once
     timeout: float = 30.0  # per-device limit for connect + publish
+    wait_status: Status | None = None  # with hold: leave as soon as the server grants this status
+    behaviour: str = "normal"  # normal | spoof (a registered device ID with a key of its own)
 
 
 def privilege_names(privileges: Privilege) -> list[str]:
@@ -50,6 +56,8 @@ def privilege_names(privileges: Privilege) -> list[str]:
 
 async def run_device(plan: FleetPlan, identity: DeviceIdentity, limiter: trio.CapacityLimiter) -> DeviceOutcome:
     out = DeviceOutcome(identity.device_id_hex)
+    if plan.behaviour == "spoof":
+        identity = DeviceIdentity(identity.device_id, KeyPair.generate())
     device = SimDevice(identity, plan.server_public_key, plan.settings)
     stream: trio.SocketStream | None = None
     try:
@@ -69,7 +77,10 @@ async def run_device(plan: FleetPlan, identity: DeviceIdentity, limiter: trio.Ca
                         publishers.start_soon(_publish_one, device, i)
                 if plan.hold > 0:
                     with trio.move_on_after(plan.hold):
-                        await device.closed_event.wait()
+                        if plan.wait_status is not None:
+                            await device.wait_status(plan.wait_status)
+                        else:
+                            await device.closed_event.wait()
                 await device.goodbye()
                 nursery.cancel_scope.cancel()
     except DeviceRefused:
@@ -84,6 +95,12 @@ async def run_device(plan: FleetPlan, identity: DeviceIdentity, limiter: trio.Ca
         if stream is not None:
             await trio.aclose_forcefully(stream)
     out.events_acked = device.events_acked
+    if device.state.status is not None:
+        out.final_status = device.state.status.name.lower()
+        out.final_privileges = privilege_names(device.state.privileges)
+    out.updates = [
+        {"status": u.status.name.lower(), "privileges": privilege_names(u.privileges)} for u in device.state.updates
+    ]
     if device.closed is not None and out.outcome == "connected":
         out.close_reason = device.closed.reason.name.lower()
     return out
@@ -123,15 +140,20 @@ def summarize(outcomes: list[DeviceOutcome], elapsed: float) -> dict[str, object
         return latencies[min(len(latencies) - 1, max(0, math.ceil(p * len(latencies)) - 1))]
 
     statuses: dict[str, int] = {}
+    finals: dict[str, int] = {}
     for o in outcomes:
         if o.status:
             statuses[o.status] = statuses.get(o.status, 0) + 1
+        if o.final_status:
+            finals[o.final_status] = finals.get(o.final_status, 0) + 1
     return {
         "devices": len(outcomes),
         "connected": sum(o.outcome == "connected" for o in outcomes),
         "refused": sum(o.outcome == "refused" for o in outcomes),
         "errors": sum(o.outcome == "error" or o.error is not None for o in outcomes),
         "statuses": statuses,
+        "final_statuses": finals,
+        "status_updates": sum(len(o.updates) for o in outcomes),
         "events_sent": sum(o.events_sent for o in outcomes),
         "events_acked": sum(o.events_acked for o in outcomes),
         "handshake_ms_p50": pct(0.50),

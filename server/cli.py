@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime as dt
-import io
-import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import trio
 
-from protocol.messages import parse_device_id, parse_public_key
-
+from . import cli_operator as ops
 from .app import Server, describe_bind_error, run_forever
-from .config import DEFAULT_DEVICE_PORT, ServerConfig
-from .logs import now, setup_logging
-from .store import DeviceRecord, ImportResult, SQLiteStore
+from .cli_client import ApiClient, CliError, default_api, resolve_token
+from .cli_operator import Command
+from .config import DEFAULT_API_PORT, DEFAULT_DEVICE_PORT, ServerConfig
+from .logs import setup_logging
+from .model import Policy, Role
+
+POLICIES = [p.value for p in Policy]
+ROLES = [r.value for r in Role]
 
 DEFAULT_DATA_DIR = os.environ.get("FLEETGATE_DATA", "./fleetgate-data")
 
@@ -33,6 +34,30 @@ def _data_dir_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _api_args(p: argparse.ArgumentParser) -> None:
+    _data_dir_arg(p)
+    p.add_argument(
+        "--api", default=default_api(), help="API base URL (default $FLEETGATE_API or http://127.0.0.1:8080)"
+    )
+    p.add_argument("--token", help="bearer token (default $FLEETGATE_TOKEN or DATA_DIR/admin.token)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _cmd(sub: Any, name: str, fn: Command, help_text: str, *args: tuple[str, dict[str, Any]]) -> None:
+    p = sub.add_parser(name, help=help_text)
+    for flag, options in args:
+        p.add_argument(flag, **options)
+    _api_args(p)
+    p.set_defaults(run=fn)
+
+
+def _password_args() -> list[tuple[str, dict[str, Any]]]:
+    return [
+        ("--password", {"help": "the password (visible in your shell history; prefer --password-stdin)"}),
+        ("--password-stdin", {"action": "store_true", "help": "read the password from standard input"}),
+    ]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fleetgate", description="Fleetgate device cloud")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -41,20 +66,98 @@ def build_parser() -> argparse.ArgumentParser:
     _data_dir_arg(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--device-port", type=int, default=DEFAULT_DEVICE_PORT, help="device port (default 5683)")
+    serve.add_argument("--api-port", type=int, default=DEFAULT_API_PORT, help="HTTP API port (default 8080)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
-    device = sub.add_parser("device", help="device registry").add_subparsers(dest="device_command", required=True)
-    imp = device.add_parser("import", help="register device keys from a CSV file (device_id,public_key)")
-    imp.add_argument("file", type=Path, help="CSV with columns device_id,public_key (hex); '-' for stdin")
-    _data_dir_arg(imp)
-    imp.add_argument("--json", action="store_true", help="print the result as JSON")
-    add = device.add_parser("add", help="register one device key")
-    add.add_argument("device_id", help="24 hex characters")
-    add.add_argument("public_key", help="64 hex characters (X25519 public key)")
-    _data_dir_arg(add)
-    lst = device.add_parser("list", help="list registered devices")
-    _data_dir_arg(lst)
-    lst.add_argument("--json", action="store_true", help="print JSON")
+    demo = sub.add_parser("demo", help="play the admission rules out with a small simulated fleet")
+    demo.set_defaults(run=None)
+
+    pid = ("product", {"help": "product ID or slug"})
+    did = ("device_id", {"help": "24 hex characters"})
+    move = ("--move", {"action": "store_true", "help": "move it even if it belongs to another product"})
+
+    product = sub.add_parser("product", help="products and their devices").add_subparsers(required=True)
+    _cmd(
+        product, "create", ops.product_create, "create a product",
+        ("name", {}), ("--id", {"type": int, "help": "numeric product ID (default: next free)"}),
+        ("--slug", {}), ("--policy", {"choices": POLICIES, "default": "quarantine"}),
+    )  # fmt: skip
+    _cmd(product, "list", ops.product_list, "list products")
+    _cmd(product, "show", ops.product_show, "show a product", pid)
+    _cmd(
+        product,
+        "policy",
+        ops.product_policy,
+        "set the policy for unrecognised devices",
+        pid,
+        ("policy", {"choices": POLICIES}),
+    )
+    _cmd(product, "add-device", ops.product_add_device, "pre-add a device (or approve it)", pid, did, move)
+    _cmd(product, "approve", ops.product_add_device, "approve a quarantined or denied device", pid, did, move)
+    _cmd(product, "deny", ops.product_deny, "put a device on the Denied list", pid, did)
+    _cmd(product, "remove", ops.product_remove, "remove a device from the product", pid, did)
+    _cmd(
+        product,
+        "import",
+        ops.product_import,
+        "add many device IDs (CSV or one per line)",
+        pid,
+        ("file", {"type": Path}),
+    )
+    _cmd(
+        product, "devices", ops.product_devices, "list a product's devices", pid,
+        ("--status", {"choices": ["approved", "quarantined", "denied"]}),
+        ("--page", {"type": int, "default": 1}), ("--per-page", {"type": int, "default": 25}),
+    )  # fmt: skip
+
+    device = sub.add_parser("device", help="device keys and devices").add_subparsers(required=True)
+    _cmd(
+        device,
+        "import",
+        ops.device_import,
+        "register device keys from CSV (device_id,public_key)",
+        ("file", {"type": Path}),
+    )
+    _cmd(device, "add", ops.device_add, "register one device key", did, ("public_key", {"help": "64 hex characters"}))
+    _cmd(device, "list", ops.device_list, "list registered devices")
+    _cmd(device, "show", ops.device_show, "show a device", did, ("--product", {"help": "product ID or slug"}))
+    _cmd(
+        device, "owner", ops.device_owner, "assign or clear a device's owner", pid, did,
+        ("--user", {}), ("--customer", {}), ("--clear", {"action": "store_true"}),
+    )  # fmt: skip
+
+    team = sub.add_parser("team", help="a product's team").add_subparsers(required=True)
+    _cmd(team, "list", ops.team_list, "list team members", pid)
+    _cmd(
+        team,
+        "add",
+        ops.team_add,
+        "add or change a team member",
+        pid,
+        ("username", {}),
+        ("--role", {"choices": ROLES, "required": True}),
+    )
+    _cmd(team, "remove", ops.team_remove, "remove a team member", pid, ("username", {}))
+
+    user = sub.add_parser("user", help="users").add_subparsers(required=True)
+    _cmd(
+        user,
+        "create",
+        ops.user_create,
+        "create a user (admin only)",
+        ("username", {}),
+        *_password_args(),
+        ("--admin", {"action": "store_true"}),
+    )
+
+    customer = sub.add_parser("customer", help="a product's customers").add_subparsers(required=True)
+    _cmd(customer, "create", ops.customer_create, "create a customer", pid, ("username", {}), *_password_args())
+    _cmd(customer, "list", ops.customer_list, "list customers", pid)
+
+    _cmd(
+        sub, "audit", ops.audit, "a product's audit trail", pid,
+        ("--after", {"type": int, "default": 0}), ("--limit", {"type": int, "default": 100}),
+    )  # fmt: skip
     return parser
 
 
@@ -63,18 +166,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return cmd_serve(args)
-        if args.device_command == "import":
-            return cmd_import(args)
-        if args.device_command == "add":
-            return cmd_add(args)
-        return cmd_list(args)
+        if args.command == "demo":
+            from .demo import run_demo
+
+            return run_demo()
+        api = ApiClient(args.api, resolve_token(args.token, args.data_dir))
+        try:
+            code: int = args.run(api, args)
+            return code
+        finally:
+            api.close()
     except CliError as exc:
         print(f"fleetgate: {exc}", file=sys.stderr)
         return 2
-
-
-class CliError(Exception):
-    """A user-facing error: printed as one line, exit status 2."""
 
 
 # ---------------------------------------------------------------------- serve
@@ -82,7 +186,7 @@ class CliError(Exception):
 
 def cmd_serve(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
-    config = ServerConfig(data_dir=args.data_dir, host=args.host, device_port=args.device_port)
+    config = ServerConfig(data_dir=args.data_dir, host=args.host, device_port=args.device_port, api_port=args.api_port)
 
     def ready(server: Server) -> None:
         print(f"fleetgate: data directory {config.data_dir.resolve()}", flush=True)
@@ -95,133 +199,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise CliError(f"cannot listen on {config.host}:{config.device_port}: {describe_bind_error(exc)}") from None
     print("fleetgate: stopped", flush=True)
     return 0
-
-
-# ---------------------------------------------------------------------- registry
-
-
-def _open_store(data_dir: Path) -> SQLiteStore:
-    if not data_dir.is_dir():
-        raise CliError(
-            f"no data directory at {data_dir} (run `fleetgate serve --data-dir {data_dir}` once to create it)"
-        )
-    return SQLiteStore(data_dir / "fleetgate.db")
-
-
-def parse_key_csv(text: str) -> Iterator[tuple[int, str, bytes | str]]:
-    """Yield (line number, device_id, public key bytes) or (line number, raw text, error)."""
-    for lineno, row in enumerate(csv.reader(io.StringIO(text)), start=1):
-        cells = [c.strip() for c in row]
-        if not cells or not any(cells) or cells[0].startswith("#"):
-            continue
-        if lineno == 1 and cells[0].lower() == "device_id":
-            continue  # header
-        if len(cells) < 2:
-            yield lineno, ",".join(cells), "expected two columns: device_id,public_key"
-            continue
-        try:
-            yield lineno, parse_device_id(cells[0]).hex(), parse_public_key(cells[1])
-        except ValueError as exc:
-            yield lineno, cells[0], str(exc)
-
-
-def import_keys(store: SQLiteStore, text: str) -> ImportResult:
-    rows: list[tuple[str, bytes]] = []
-    bad: list[tuple[str, str]] = []
-    seen: set[str] = set()
-    for lineno, ident, key_or_error in parse_key_csv(text):
-        if isinstance(key_or_error, str):
-            bad.append((f"line {lineno}: {ident}", key_or_error))
-        elif ident in seen:
-            bad.append((f"line {lineno}: {ident}", "listed twice in this file"))
-        else:
-            seen.add(ident)
-            rows.append((ident, key_or_error))
-    result = store.import_devices(rows, now())
-    result.errors[:0] = bad
-    return result
-
-
-def cmd_import(args: argparse.Namespace) -> int:
-    try:
-        text = sys.stdin.read() if str(args.file) == "-" else args.file.read_text()
-    except OSError as exc:
-        raise CliError(f"cannot read {args.file}: {exc.strerror}") from None
-    store = _open_store(args.data_dir)
-    try:
-        result = import_keys(store, text)
-    finally:
-        store.close()
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "added": result.added,
-                    "unchanged": result.unchanged,
-                    "errors": [{"device": d, "error": e} for d, e in result.errors],
-                }
-            )
-        )
-    else:
-        counts = f"{len(result.unchanged)} already registered, {len(result.errors)} errors"
-        print(f"imported {len(result.added)} devices ({counts})")
-        for where, error in result.errors:
-            print(f"  {where}: {error}", file=sys.stderr)
-    return 1 if result.errors else 0
-
-
-def cmd_add(args: argparse.Namespace) -> int:
-    try:
-        device_id, key = parse_device_id(args.device_id).hex(), parse_public_key(args.public_key)
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
-    store = _open_store(args.data_dir)
-    try:
-        result = store.import_devices([(device_id, key)], now())
-    finally:
-        store.close()
-    if result.errors:
-        raise CliError(f"{device_id}: {result.errors[0][1]}")
-    print(f"{device_id}: {'added' if result.added else 'already registered with this key'}")
-    return 0
-
-
-def device_json(d: DeviceRecord) -> dict[str, object]:
-    return {
-        "id": d.device_id,
-        "public_key": d.public_key.hex() if d.public_key else None,
-        "owner": None if d.owner is None else f"{d.owner.kind}:{d.owner.id}",
-        "platform_id": d.platform_id,
-        "product_id": d.product_id,
-        "firmware_version": d.firmware_version,
-        "online": d.online,
-        "created_at": d.created_at,
-        "last_heard": d.last_heard,
-        "last_handshake_at": d.last_handshake_at,
-    }
-
-
-def cmd_list(args: argparse.Namespace) -> int:
-    store = _open_store(args.data_dir)
-    try:
-        devices = store.list_devices()
-    finally:
-        store.close()
-    if args.json:
-        print(json.dumps([device_json(d) for d in devices]))
-        return 0
-    print(f"{'DEVICE ID':24}  {'ONLINE':6}  {'FW':>5}  {'PLATFORM':>8}  LAST HEARD")
-    for d in devices:
-        heard = "-" if d.last_heard is None else _iso(d.last_heard)
-        fw = "-" if d.firmware_version is None else str(d.firmware_version)
-        platform = "-" if d.platform_id is None else str(d.platform_id)
-        print(f"{d.device_id:24}  {'yes' if d.online else 'no':6}  {fw:>5}  {platform:>8}  {heard}")
-    print(f"{len(devices)} devices")
-    return 0
-
-
-def _iso(t: float) -> str:
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 if __name__ == "__main__":

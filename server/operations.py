@@ -187,7 +187,7 @@ class Operations:
                 errors.append((device_text, str(exc)))
 
         def tx(s: Store) -> list[str]:
-            result = s.import_devices(good, now())
+            result = s._import_devices(good, now())
             errors.extend(result.errors)
             for device_id in result.added:
                 s._append_audit(now(), actor, "key_registered", device_id=device_id)

@@ -139,6 +139,9 @@ class Store(abc.ABC):
     def import_devices(self, rows: Iterable[tuple[str, bytes]], now: float) -> ImportResult: ...
 
     @abc.abstractmethod
+    def _import_devices(self, rows: Iterable[tuple[str, bytes]], now: float) -> ImportResult: ...
+
+    @abc.abstractmethod
     def _mark_connected(
         self,
         device_id: str,

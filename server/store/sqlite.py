@@ -130,29 +130,31 @@ class SQLiteStore(AdminQueries, Store):
         return results
 
     def import_devices(self, rows: Iterable[tuple[str, bytes]], now: float) -> ImportResult:
+        """Register keys in a transaction of its own (outside the writer service)."""
+        (result,) = self.write_batch([_ImportOp(list(rows), now)])
+        if isinstance(result, BaseException):
+            raise result
+        assert isinstance(result, ImportResult)
+        return result
+
+    def _import_devices(self, rows: Iterable[tuple[str, bytes]], now: float) -> ImportResult:
         result = ImportResult()
         w = self._w
-        w.execute("BEGIN IMMEDIATE")
-        try:
-            for device_id, public_key in rows:
-                existing = w.execute("SELECT public_key FROM devices WHERE device_id = ?", (device_id,)).fetchone()
-                if existing is None:
-                    w.execute(
-                        "INSERT INTO devices (device_id, public_key, created_at) VALUES (?, ?, ?)",
-                        (device_id, public_key, now),
-                    )
-                    result.added.append(device_id)
-                elif existing[0] is None:  # pre-added to a product before its key was known
-                    w.execute("UPDATE devices SET public_key = ? WHERE device_id = ?", (public_key, device_id))
-                    result.added.append(device_id)
-                elif bytes(existing[0]) == public_key:
-                    result.unchanged.append(device_id)
-                else:
-                    result.errors.append((device_id, "already registered with a different public key"))
-            w.execute("COMMIT")
-        except BaseException:
-            w.execute("ROLLBACK")
-            raise
+        for device_id, public_key in rows:
+            existing = w.execute("SELECT public_key FROM devices WHERE device_id = ?", (device_id,)).fetchone()
+            if existing is None:
+                w.execute(
+                    "INSERT INTO devices (device_id, public_key, created_at) VALUES (?, ?, ?)",
+                    (device_id, public_key, now),
+                )
+                result.added.append(device_id)
+            elif existing[0] is None:  # pre-added to a product before its key was known
+                w.execute("UPDATE devices SET public_key = ? WHERE device_id = ?", (public_key, device_id))
+                result.added.append(device_id)
+            elif bytes(existing[0]) == public_key:
+                result.unchanged.append(device_id)
+            else:
+                result.errors.append((device_id, "already registered with a different public key"))
         return result
 
     def _mark_connected(
@@ -198,3 +200,11 @@ class SQLiteStore(AdminQueries, Store):
     def close(self) -> None:
         self._r.close()
         self._w.close()
+
+
+class _ImportOp(WriteOp):
+    def __init__(self, rows: list[tuple[str, bytes]], now: float) -> None:
+        self.rows, self.now = rows, now
+
+    def apply(self, store: Store) -> object:
+        return store._import_devices(self.rows, self.now)
