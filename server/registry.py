@@ -23,6 +23,7 @@ class SessionRegistry:
         self._counters: dict[str, int] = {}
         self._emptied = trio.Event()
         self._left = trio.Event()  # set (and replaced) whenever a session leaves
+        self._changed = trio.Event()  # set (and replaced) whenever a session arrives or leaves
 
     def __len__(self) -> int:
         return len(self._live)
@@ -40,6 +41,8 @@ class SessionRegistry:
         """Make `session` the device's live session; the one it replaces is asked to close."""
         old = self._live.get(session.device_id)
         self._live[session.device_id] = session
+        self._changed.set()
+        self._changed = trio.Event()
         self._counters[session.device_id] = max(counter, self._counters.get(session.device_id, 0))
         if old is not None:
             old.request_close(CloseReason.REPLACED, "a newer connection of this device took over")
@@ -51,11 +54,17 @@ class SessionRegistry:
             del self._live[session.device_id]
             self._left.set()
             self._left = trio.Event()
+            self._changed.set()
+            self._changed = trio.Event()
             if not self._live:
                 self._emptied.set()
                 self._emptied = trio.Event()
             return True
         return False
+
+    async def wait_changed(self) -> None:
+        """Wait until a session arrives or leaves."""
+        await self._changed.wait()
 
     async def wait_gone(self, device_id: str) -> None:
         """Wait until the device has no live session."""

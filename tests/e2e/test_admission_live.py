@@ -10,6 +10,7 @@ import pytest
 import trio
 
 from firmware_sim.device import DeviceRefused, DeviceSettings, SimDevice, connect_device
+from firmware_sim.fleet import DeviceOutcome, FleetPlan, run_fleet
 from firmware_sim.identity import DeviceIdentity
 from protocol.codes import AckResult, Privilege, Status
 from server.model import Owner, Policy, Role
@@ -198,3 +199,31 @@ async def test_every_decision_is_audited_with_its_reason(live: Live, ops: Operat
     ]
     assert entries[0].detail["status"] == "quarantined" and entries[2].detail["status"] == "ok"
     assert all(a.reason or a.action == "approved" for a in entries)
+
+
+async def test_fleet_waits_for_approval_and_reports_the_live_update(live: Live, ops: Operations) -> None:
+    plan = FleetPlan("127.0.0.1", live.port, live.key, DeviceSettings(product_id=P), hold=10, wait_status=Status.OK)
+    fleet = live.known[:4]
+    async with trio.open_nursery() as nursery:
+        results: list[list[DeviceOutcome]] = []
+
+        async def run() -> None:
+            results.append(await run_fleet(plan, fleet))
+
+        nursery.start_soon(run)
+        with trio.fail_after(5):
+            while len(live.server.ctx.registry) < len(fleet):
+                await live.server.ctx.registry.wait_changed()
+        await ops.import_devices(ADMIN, P, [i.device_id_hex for i in fleet])
+    (outcomes,) = results
+    assert [o.status for o in outcomes] == ["quarantined"] * 4
+    assert [o.final_status for o in outcomes] == ["ok"] * 4
+    assert all(
+        o.updates == [{"status": "ok", "privileges": ["ota", "product_events", "claim", "webhooks"]}] for o in outcomes
+    )
+
+
+async def test_fleet_spoof_behaviour_is_refused(live: Live, ops: Operations) -> None:
+    plan = FleetPlan("127.0.0.1", live.port, live.key, DeviceSettings(product_id=P), behaviour="spoof")
+    outcomes = await run_fleet(plan, live.known[:3])
+    assert [o.outcome for o in outcomes] == ["refused"] * 3

@@ -146,3 +146,11 @@ def test_import_reports_bad_rows_and_keeps_good_ones(tmp_path: Path) -> None:
 def test_fleetsim_errors_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
     result = subprocess.run([*FLEETSIM, *args], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_demo_tells_the_story() -> None:
+    result = run(FLEETGATE, "demo")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "every case behaved as the rules say" in result.stdout
+    for expected in ["QUARANTINED", "DENIED", "refused", "auto-approved", "without reconnecting"]:
+        assert expected in result.stdout
