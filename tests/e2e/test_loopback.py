@@ -13,7 +13,6 @@ from firmware_sim.identity import DeviceIdentity
 from protocol.codes import AckResult, CloseReason, Status
 from protocol.connection import PREAMBLE
 from protocol.framing import encode_frame
-from server.cli import import_keys
 from server.store import SQLiteStore
 
 from .conftest import Live, start_live
@@ -89,9 +88,9 @@ async def test_devices_imported_while_running_are_seen_without_restart(live: Liv
     with pytest.raises(DeviceRefused):
         await SimDevice(newcomer, live.key).handshake(stream)
     await stream.aclose()
-    # A second process (the CLI) writes the same SQLite file.
+    # Another connection (as another process would) writes the same SQLite file.
     other = SQLiteStore(live.store.path)
-    result = import_keys(other, f"device_id,public_key\n{newcomer.device_id_hex},{newcomer.key.public.hex()}\n")
+    result = other.import_devices([(newcomer.device_id_hex, newcomer.key.public)], now=0.0)
     other.close()
     assert result.added == [newcomer.device_id_hex]
     async with connect_device(await trio.open_tcp_stream("127.0.0.1", live.port), newcomer, live.key) as dev:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from protocol.codes import Privilege, Status
+from server.admission import Decision
 from server.store import EventRecord, SQLiteStore, Store
 from server.store.base import WriteOp
 from server.store.migrations import MIGRATIONS
-from protocol.codes import Privilege, Status
-from server.admission import Decision
 from server.store.ops import AppendEvent, ConfirmSession, MarkDisconnected
 
 KEY_A = bytes(range(32))
@@ -20,7 +20,7 @@ KEY_B = bytes(range(1, 33))
 DEVELOPMENT = Decision(Status.DEVELOPMENT, Privilege.NONE, None, "development firmware")
 
 
-def MarkConnected(device_id: str, counter: int, firmware_version: int, platform_id: int, at: float) -> ConfirmSession:  # noqa: N802
+def MarkConnected(device_id: str, counter: int, firmware_version: int, platform_id: int, at: float) -> ConfirmSession:
     return ConfirmSession(device_id, counter, firmware_version, platform_id, None, DEVELOPMENT, at)
 
 
