@@ -191,12 +191,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def ready(server: Server) -> None:
         print(f"fleetgate: data directory {config.data_dir.resolve()}", flush=True)
         print(f"fleetgate: server public key {server.ctx.server_key.public.hex()} (in {config.pub_path})", flush=True)
+        if server.admin_token_created is not None:
+            print(f"fleetgate: first run: admin token written to {server.admin_token_created} (mode 0600)", flush=True)
+        print(f"fleetgate: API at http://{config.host}:{server.api_port}", flush=True)
         print(f"fleetgate: devices connect to {config.host}:{server.device_port}; Ctrl-C stops", flush=True)
 
     try:
         trio.run(run_forever, config, ready)
     except OSError as exc:
-        raise CliError(f"cannot listen on {config.host}:{config.device_port}: {describe_bind_error(exc)}") from None
+        ports = f"device port {config.device_port} or API port {config.api_port}"
+        raise CliError(f"cannot listen on {config.host} ({ports}): {describe_bind_error(exc)}") from None
     print("fleetgate: stopped", flush=True)
     return 0
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+
+import trio
 
 from protocol.messages import parse_device_id, parse_public_key
 
@@ -22,13 +24,14 @@ from .model import ListState, Owner, Policy, Role
 from .passwords import hash_password
 from .session import DeviceSession, ServerContext
 from .store import ProductRecord, Store
-from .store.base import CustomerRecord, UserRecord
+from .store.base import CustomerRecord, TokenRecord, UserRecord
 from .store.ops import Transaction, apply_decision
 
 log = logging.getLogger("fleetgate.operations")
 T = TypeVar("T")
 
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+# A slug needs a letter: an all-digit slug would be read as a product ID.
+_SLUG = re.compile(r"^(?=[a-z0-9-]*[a-z])[a-z0-9][a-z0-9-]{0,62}$")
 _USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{1,254}$")
 
 
@@ -121,7 +124,7 @@ class Operations:
             raise Invalid("username: 1..254 of letters, digits and . _ @ + -", "username")
         if len(password) < 8:
             raise Invalid("password must be at least 8 characters", "password")
-        hashed = hash_password(password)
+        hashed = await trio.to_thread.run_sync(hash_password, password)  # scrypt: ~40 ms, off the loop
 
         def tx(s: Store) -> UserRecord:
             user = s._insert_user(username, hashed, is_admin, now())
@@ -165,7 +168,7 @@ class Operations:
             raise Invalid("username: 1..254 of letters, digits and . _ @ + -", "username")
         if len(password) < 8:
             raise Invalid("password must be at least 8 characters", "password")
-        hashed = hash_password(password)
+        hashed = await trio.to_thread.run_sync(hash_password, password)
 
         def tx(s: Store) -> CustomerRecord:
             customer = s._insert_customer(product.id, username, hashed, now())
@@ -251,7 +254,9 @@ class Operations:
             record = s.get_device(device_id)
             state = s.list_state(product.id, device_id)
             member = record is not None and record.product_id == product.id
-            if not member and state is None:
+            # REMOVED is a memory, not a list: a removed device is no longer in the product,
+            # and removing it again must not erase what makes it land on Denied later.
+            if not member and state not in (ListState.QUARANTINED, ListState.DENIED):
                 raise NotFound(f"device {device_id} is not in product {product.id}")
             if member:
                 s._set_membership(device_id, None)
@@ -285,7 +290,8 @@ class Operations:
 
         def tx(s: Store) -> None:
             record = s.get_device(device_id)
-            if record is None or (record.product_id != product.id and s.list_state(product.id, device_id) is None):
+            listed = s.list_state(product.id, device_id) in (ListState.QUARANTINED, ListState.DENIED)
+            if record is None or (record.product_id != product.id and not listed):
                 raise NotFound(f"device {device_id} is not in product {product.id}")
             s._update_device_fields(device_id, {k: (int(v) if isinstance(v, bool) else v) for k, v in fields.items()})
             s._append_audit(now(), actor, "device_updated", product_id=product.id, device_id=device_id, detail=fields)
@@ -296,16 +302,35 @@ class Operations:
         device_id = device_id_or_invalid(device_text)
 
         def tx(s: Store) -> None:
-            if s.get_device(device_id) is None:
+            record = s.get_device(device_id)
+            if record is None:
                 raise NotFound(f"device {device_id} not found")
             s._set_owner(device_id, owner)
             s._append_audit(
                 now(), actor, "owner_set" if owner else "owner_cleared", device_id=device_id,
+                product_id=record.product_id,
                 detail={"owner": f"{owner.kind}:{owner.id}" if owner else None},
             )  # fmt: skip
 
         await self._tx("set_owner", tx)
         await self.reevaluate_device(device_id, actor)
+
+    # ------------------------------------------------------------------ API tokens
+
+    async def store_tokens(self, tokens: Sequence[TokenRecord], *, replacing: bytes | None = None) -> None:
+        """Save newly issued tokens. With `replacing`, that token is deleted in the same
+        transaction and must still exist: a refresh token is good for one exchange only."""
+
+        def tx(s: Store) -> None:
+            if replacing is not None and not s._delete_token(replacing):
+                raise Invalid("the refresh token has already been used", "refresh_token")
+            for token in tokens:
+                s._insert_token(token)
+
+        await self._tx("store_tokens", tx)
+
+    async def revoke_token(self, token_hash: bytes) -> bool:
+        return bool(await self._tx("revoke_token", lambda s: s._delete_token(token_hash)))
 
     # ------------------------------------------------------------------ live sessions
 

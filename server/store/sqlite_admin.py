@@ -45,8 +45,12 @@ class AdminQueries:
 
     def get_product(self, key: int | str) -> ProductRecord | None:
         """By numeric ID or slug (Particle's `productIdOrSlug`)."""
-        if isinstance(key, int) or key.isdigit():
-            row = self._r.execute(f"SELECT {_PRODUCT} FROM products WHERE id = ?", (int(key),)).fetchone()
+        if isinstance(key, str) and key.isascii() and key.isdigit() and len(key) <= 10:
+            key = int(key)
+        if isinstance(key, int):
+            if not 0 < key < 2**31:
+                return None
+            row = self._r.execute(f"SELECT {_PRODUCT} FROM products WHERE id = ?", (key,)).fetchone()
         else:
             row = self._r.execute(f"SELECT {_PRODUCT} FROM products WHERE slug = ?", (key,)).fetchone()
         return _product(row) if row else None

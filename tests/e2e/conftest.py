@@ -36,7 +36,7 @@ class Live:
 
 
 async def start_live(tmp_path: Path, nursery: trio.Nursery, devices: int, **config: object) -> Live:
-    ctx, _ = open_context(ServerConfig(data_dir=tmp_path / "data", device_port=0, **config))  # type: ignore[arg-type]
+    ctx, _ = open_context(ServerConfig(data_dir=tmp_path / "data", device_port=0, api_port=0, **config))  # type: ignore[arg-type]
     known = [DeviceIdentity.generate() for _ in range(devices)]
     assert isinstance(ctx.store.sync, SQLiteStore)
     ctx.store.sync.import_devices([(i.device_id_hex, i.key.public) for i in known], now())

@@ -8,7 +8,9 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,119 +22,145 @@ def run(cmd: list[str], *args: str | Path | int) -> subprocess.CompletedProcess[
     return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, timeout=120)
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Path, int, subprocess.Popen[str]]]:
-    data = tmp_path / "data"
+@dataclass
+class Served:
+    data: Path
+    port: int
+    api: str
+    proc: subprocess.Popen[str]
+    banner: str
+
+    def cli(self, *args: str | Path | int) -> subprocess.CompletedProcess[str]:
+        return run(FLEETGATE, *args, "--data-dir", self.data, "--api", self.api)
+
+    def fleet(self, ids: Path, *args: str | Path | int) -> dict[str, Any]:
+        result = run(
+            FLEETSIM, "run", "--server", f"127.0.0.1:{self.port}", "--server-key", self.data / "server.pub",
+            "--identities", ids, "--json", *args,
+        )  # fmt: skip
+        report: dict[str, Any] = json.loads(result.stdout)
+        return report
+
+
+def start_server(data: Path) -> Served:
     proc = subprocess.Popen(
-        [*FLEETGATE, "serve", "--data-dir", str(data), "--device-port", "0"],
+        [*FLEETGATE, "serve", "--data-dir", str(data), "--device-port", "0", "--api-port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     assert proc.stdout is not None
-    port = 0
+    lines: list[str] = []
     for line in proc.stdout:
-        if match := re.search(r"devices connect to 127\.0\.0\.1:(\d+)", line):
-            port = int(match.group(1))
+        lines.append(line)
+        if "Ctrl-C" in line:
             break
-    assert port, "server did not report its port"
+    banner = "".join(lines)
+    port = re.search(r"devices connect to 127\.0\.0\.1:(\d+)", banner)
+    api = re.search(r"API at (http://127\.0\.0\.1:\d+)", banner)
+    assert port and api, banner
+    return Served(data, int(port.group(1)), api.group(1), proc, banner)
+
+
+def stop(served: Served) -> tuple[str, str]:
+    served.proc.send_signal(signal.SIGINT)
+    out, err = served.proc.communicate(timeout=15)
+    assert served.proc.returncode == 0, err
+    return out, err
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    server = start_server(tmp_path / "data")
     try:
-        yield data, port, proc
+        yield server
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=10)
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.communicate(timeout=10)
 
 
-def test_quick_start_walkthrough(tmp_path: Path, served: tuple[Path, int, subprocess.Popen[str]]) -> None:
-    data, port, proc = served
+def test_quick_start_walkthrough(tmp_path: Path, served: Served) -> None:
+    data = served.data
     assert (data / "server.key").stat().st_mode & 0o077 == 0  # private key readable by owner only
+    assert (data / "admin.token").stat().st_mode & 0o077 == 0
+    assert "first run: admin token written to" in served.banner
     ids = tmp_path / "ids"
     assert run(FLEETSIM, "keygen", "--count", 30, "--out", ids).returncode == 0
     assert (ids / "identities.csv").stat().st_mode & 0o077 == 0
 
-    imported = run(FLEETGATE, "device", "import", ids / "devices.csv", "--data-dir", data)
-    assert imported.returncode == 0 and "imported 30 devices" in imported.stdout
+    imported = served.cli("device", "import", ids / "devices.csv")
+    assert imported.returncode == 0 and "registered 30 device keys" in imported.stdout, imported.stderr
 
-    fleet = run(
-        FLEETSIM, "run", "--server", f"127.0.0.1:{port}", "--server-key", data / "server.pub",
-        "--identities", ids, "--publish", 5, "--json",
-    )  # fmt: skip
-    assert fleet.returncode == 0, fleet.stderr
-    report = json.loads(fleet.stdout)
+    report = served.fleet(ids, "--publish", 5)
     assert report["summary"]["connected"] == 30 and report["summary"]["events_acked"] == 150
-    assert {d["outcome"] for d in report["devices"]} == {"connected"}
+    assert report["summary"]["statuses"] == {"development": 30}
 
     strangers = tmp_path / "strangers"
     run(FLEETSIM, "keygen", "--count", 2, "--out", strangers)
-    refused = run(
-        FLEETSIM, "run", "--server", f"127.0.0.1:{port}", "--server-key", (data / "server.pub").read_text().strip(),
-        "--identities", strangers, "--json",
-    )  # fmt: skip
-    assert refused.returncode == 1
-    assert json.loads(refused.stdout)["summary"]["refused"] == 2
+    assert served.fleet(strangers)["summary"]["refused"] == 2
 
-    listing = run(FLEETGATE, "device", "list", "--data-dir", data, "--json")
-    devices = json.loads(listing.stdout)
-    assert len(devices) == 30 and all(d["last_heard"] for d in devices) and not any(d["online"] for d in devices)
+    devices = json.loads(served.cli("device", "list", "--json").stdout)  # Particle answers a plain array
+    assert len(devices) == 30 and all(d["last_heard"] for d in devices)
 
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=15)
-    assert proc.returncode == 0, err
+    # Products: an unrecognised device is quarantined until the operator approves it.
+    created = json.loads(served.cli("product", "create", "Widget", "--id", 4201, "--json").stdout)
+    assert created["id"] == 4201 and created["policy"] == "quarantine"
+    assert served.fleet(ids, "--count", 3, "--product", 4201)["summary"]["statuses"] == {"quarantined": 3}
+    listed = json.loads(served.cli("product", "devices", 4201, "--status", "quarantined", "--json").stdout)
+    first = (ids / "devices.csv").read_text().splitlines()[1].split(",")[0]  # what `--count 1` runs
+    assert len(listed["devices"]) == 3 and first in {d["id"] for d in listed["devices"]}
+    assert served.cli("product", "approve", 4201, first).returncode == 0
+    one = served.fleet(ids, "--count", 1, "--product", 4201)
+    assert one["devices"][0]["device_id"] == first and one["devices"][0]["status"] == "ok"
+    assert one["devices"][0]["privileges"] == ["ota", "product_events", "claim", "webhooks"]
+    audit = json.loads(served.cli("audit", 4201, "--json").stdout)["audit"]
+    assert "approved" in [a["action"] for a in audit]
+
+    out, err = stop(served)
     assert "stopped" in out
-    closes = [json.loads(line) for line in err.splitlines() if '"device_refused"' in line]
-    assert len(closes) == 2 and all(c["detail"] == "unknown device ID" for c in closes)
+    refusals = [json.loads(line) for line in err.splitlines() if '"device_refused"' in line]
+    assert len(refusals) == 2 and all(r["detail"] == "unknown device ID" for r in refusals)
 
 
-def test_restart_keeps_the_server_key(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    keys = []
-    for _ in range(2):
-        proc = subprocess.Popen(
-            [*FLEETGATE, "serve", "--data-dir", str(data), "--device-port", "0"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if "server public key" in line:
-                keys.append(line.split()[4])
-            if "Ctrl-C" in line:
-                break
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=15)
-        assert proc.returncode == 0
-    assert keys[0] == keys[1] == (data / "server.pub").read_text().strip()
+def test_restart_keeps_the_server_key_and_the_admin(tmp_path: Path) -> None:
+    first = start_server(tmp_path / "data")
+    stop(first)
+    second = start_server(tmp_path / "data")
+    stop(second)
+    key = re.findall(r"server public key ([0-9a-f]{64})", first.banner + second.banner)
+    assert len(key) == 2 and key[0] == key[1] == (tmp_path / "data" / "server.pub").read_text().strip()
+    assert "admin token written" not in second.banner
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["device", "add", "xyz", "00" * 32], "a device ID is 24 hex characters"),
-        (["device", "add", "ab" * 12, "00"], "a public key is 64 hex characters"),
-        (["device", "list"], "no data directory"),
-    ],
-)
-def test_fleetgate_errors_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
-    result = run(FLEETGATE, *args, "--data-dir", tmp_path / "missing")
-    assert result.returncode == 2
-    assert result.stderr.startswith("fleetgate: ") and message in result.stderr
-    assert "Traceback" not in result.stderr
+def test_operator_errors_are_one_line(served: Served) -> None:
+    cases = [
+        (("device", "add", "xyz", "00" * 32), "24 hex"),
+        (("product", "show", "999"), "404"),
+        (("product", "approve", "999", "ab" * 12), "404"),
+    ]
+    for args, message in cases:
+        result = served.cli(*args)
+        assert result.returncode == 2, (args, result.stdout)
+        assert result.stderr.startswith("fleetgate: ") and message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
 
 
-def test_import_reports_bad_rows_and_keeps_good_ones(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
+def test_without_a_token_the_cli_says_how_to_get_one(tmp_path: Path) -> None:
+    result = run(FLEETGATE, "product", "list", "--data-dir", tmp_path / "missing")
+    assert result.returncode == 2 and "no token" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_key_import_reports_bad_rows_and_keeps_good_ones(tmp_path: Path, served: Served) -> None:
     csv = tmp_path / "keys.csv"
     good = "ab" * 12
-    rows = ["device_id,public_key", f"{good},{'11' * 32}", f"not-an-id,{'22' * 32}", "cd" * 12, f"{good},{'11' * 32}"]
+    rows = ["device_id,public_key", f"{good},{'11' * 32}", f"not-an-id,{'22' * 32}", f"{'cd' * 12},{'33' * 31}"]
     csv.write_text("\n".join(rows) + "\n")
-    result = run(FLEETGATE, "device", "import", csv, "--data-dir", data, "--json")
+    result = served.cli("device", "import", csv, "--json")
     assert result.returncode == 1
     report = json.loads(result.stdout)
-    assert report["added"] == [good]
-    assert [e["device"] for e in report["errors"]] == ["line 3: not-an-id", f"line 4: {'cd' * 12}", f"line 5: {good}"]
+    assert report["registered"] == [good]
+    assert len(report["errors"]) == 2
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,66 @@
+"""The ASGI application: routers, error handlers and the state every route reaches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+from fastapi import FastAPI
+
+from ..operations import Operations
+from ..session import ServerContext
+from . import (
+    routes_devices,
+    routes_owners,
+    routes_products,
+    routes_provisioning,
+    routes_team,
+    routes_tokens,
+    routes_users,
+)
+from .deps import ApiState
+from .errors import install_error_handlers
+from .middleware import BodyLimit
+from .openapi import build_openapi
+from .ratelimit import LoginLimiter
+
+MAX_BODY = 16 * 1024 * 1024  # an import of 10,000 devices or keys is well under 2 MiB
+PASSWORD_THREADS = 4  # concurrent password hashes (each ~16 MiB of memory for scrypt)
+
+DESCRIPTION = """Fleetgate's operator API, shaped after Particle's Cloud API.
+Authenticate with `Authorization: Bearer <token>` (or `access_token` as a query or form
+parameter); get a token from `POST /oauth/token`. See docs/API.md."""
+
+
+def create_app(ctx: ServerContext, *, logins: LoginLimiter | None = None) -> FastAPI:
+    app = FastAPI(
+        title="Fleetgate API",
+        version="1",
+        description=DESCRIPTION,
+        docs_url=None,  # no third-party JavaScript from a device cloud: /openapi.json is the contract
+        redoc_url=None,
+    )
+    app.state.fleetgate = ApiState(
+        ctx=ctx,
+        ops=Operations(ctx),
+        logins=logins or LoginLimiter(),
+        hashing=trio.CapacityLimiter(PASSWORD_THREADS),
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY)
+    for module in (
+        routes_tokens,
+        routes_users,
+        routes_products,
+        routes_devices,
+        routes_owners,
+        routes_team,
+        routes_provisioning,
+    ):
+        app.include_router(module.router)
+
+    def openapi() -> dict[str, Any]:
+        return build_openapi(app, DESCRIPTION)
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

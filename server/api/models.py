@@ -1,0 +1,283 @@
+"""Request and response bodies (they are also what /openapi.json documents).
+
+Requests are strict about types (a string is not a boolean) and reject unknown fields, so a
+typo comes back as a 400 naming it instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+from ..model import Policy, Role
+
+Text = Annotated[StrictStr, Field(max_length=1024)]
+Name = Annotated[StrictStr, Field(min_length=1, max_length=254)]
+Password = Annotated[StrictStr, Field(max_length=1024)]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------------- errors
+
+
+class RequestErrorOut(BaseModel):
+    error: str = Field(description="what is wrong")
+    field: str | None = Field(None, description="the field at fault, when one is")
+
+
+class AuthErrorOut(BaseModel):
+    error: str = Field(description="an OAuth 2.0 error code: invalid_token, insufficient_scope, invalid_grant ...")
+    error_description: str
+
+
+class OkOut(BaseModel):
+    ok: bool = True
+
+
+# ---------------------------------------------------------------------- tokens and users
+
+
+class TokenOut(BaseModel):
+    token_type: str = "bearer"
+    access_token: str
+    expires_in: int = Field(description="seconds until the access token expires; 0: never")
+    refresh_token: str
+    scope: str = Field(description="space-separated scopes; * is everything the holder may do")
+
+
+class AccessTokenOut(BaseModel):
+    id: str = Field(description="the first 12 hex characters of the token's SHA-256")
+    client: str
+    created_at: str
+    expires_at: str | None
+    scopes: list[str]
+
+
+class AccessTokensOut(BaseModel):
+    tokens: list[AccessTokenOut]
+
+
+class UserProductOut(BaseModel):
+    id: int
+    slug: str
+    name: str
+    role: Role | None = Field(description="null for a server admin who is not on the team")
+
+
+class MeOut(BaseModel):
+    username: str
+    admin: bool | None = None
+    products: list[UserProductOut] | None = None
+    customer: bool | None = None
+    product_id: int | None = None
+
+
+class UserIn(Request):
+    username: Name
+    password: Password
+    admin: StrictBool = False
+
+
+class UserOut(BaseModel):
+    id: int
+    username: str
+    admin: bool
+    created_at: str
+
+
+class UserEnvelope(BaseModel):
+    user: UserOut
+
+
+# ---------------------------------------------------------------------- products
+
+
+class ProductIn(Request):
+    name: Annotated[StrictStr, Field(max_length=128)]
+    slug: Annotated[StrictStr, Field(max_length=63)] | None = None
+    id: StrictInt | None = None
+    policy: Policy = Policy.QUARANTINE
+
+
+class ProductUpdate(Request):
+    name: Annotated[StrictStr, Field(max_length=128)] | None = None
+    policy: Policy | None = None
+
+
+class DeviceCounts(BaseModel):
+    approved: int
+    quarantined: int
+    denied: int
+
+
+class ProductOut(BaseModel):
+    id: int
+    slug: str
+    name: str
+    policy: Policy
+    created_at: str
+    device_counts: DeviceCounts | None = Field(None, description="present on single-product answers")
+
+
+class ProductEnvelope(BaseModel):
+    product: ProductOut
+
+
+class ProductsOut(BaseModel):
+    products: list[ProductOut]
+
+
+# ---------------------------------------------------------------------- devices
+
+
+class DeviceOut(BaseModel):
+    id: str
+    name: str | None
+    product_id: int | None
+    platform_id: int | None
+    firmware_version: int | None
+    online: bool
+    connected: bool
+    last_heard: str | None
+    last_handshake_at: str | None
+    quarantined: bool
+    denied: bool
+    development: bool
+    groups: list[str]
+    notes: str | None
+    owner: str | None = Field(description='"user:NAME", "customer:NAME" or null')
+    firmware_product_id: int | None = Field(description="the product ID the firmware reported last")
+    mismatch: bool = Field(description="the firmware reports a product other than the device's")
+
+
+class DevicesMeta(BaseModel):
+    total_pages: int
+
+
+class DevicesOut(BaseModel):
+    devices: list[DeviceOut]
+    meta: DevicesMeta
+
+
+class AddDeviceIn(Request):
+    id: StrictStr
+    move: StrictBool = False
+
+
+class ImportOut(BaseModel):
+    """Particle's camelCase names."""
+
+    updated: int
+    updatedDeviceIds: list[str]
+    existingDeviceIds: list[str]
+    nonmemberDeviceIds: list[str]
+    invalidDeviceIds: list[str]
+
+
+class RemoveDeviceIn(Request):
+    deny: StrictBool = False
+
+
+class RemoveDeviceOut(BaseModel):
+    ok: bool = True
+    action: str = Field(description="denied, removed, or unlisted (a non-member taken off a list)")
+
+
+class DeviceUpdate(Request):
+    development: StrictBool | None = None
+    name: Text | None = None
+    notes: Text | None = None
+
+
+class OwnerIn(Request):
+    user: Name | None = None
+    customer: Name | None = None
+
+
+# ---------------------------------------------------------------------- provisioning
+
+
+class ProvisionIn(Request):
+    public_key: StrictStr
+
+
+class ProvisionOut(BaseModel):
+    ok: bool = True
+    id: str
+
+
+class ProvisionRow(Request):
+    id: StrictStr
+    public_key: StrictStr
+
+
+class ProvisionBatchIn(Request):
+    devices: Annotated[list[ProvisionRow], Field(max_length=10_000)]
+
+
+class ProvisionError(BaseModel):
+    id: str
+    error: str
+
+
+class ProvisionBatchOut(BaseModel):
+    registered: list[str]
+    errors: list[ProvisionError]
+
+
+# ---------------------------------------------------------------------- team, customers, audit
+
+
+class TeamMemberOut(BaseModel):
+    username: str
+    role: Role
+
+
+class TeamOut(BaseModel):
+    team: list[TeamMemberOut]
+
+
+class TeamMemberIn(Request):
+    username: Name
+    role: Role
+
+
+class TeamMemberEnvelope(BaseModel):
+    member: TeamMemberOut
+
+
+class CustomerIn(Request):
+    username: Name
+    password: Password
+
+
+class CustomerOut(BaseModel):
+    id: int
+    username: str
+    created_at: str
+
+
+class CustomerEnvelope(BaseModel):
+    customer: CustomerOut
+
+
+class CustomersOut(BaseModel):
+    customers: list[CustomerOut]
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: str
+    actor: str
+    action: str
+    device_id: str | None
+    reason: str
+    detail: dict[str, Any]
+
+
+class AuditListOut(BaseModel):
+    audit: list[AuditOut]

@@ -1,0 +1,164 @@
+"""A product's devices: list, show, approve / pre-add / import, deny / remove, edit."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
+
+from ..errors import NotFound
+from ..model import ListState
+from ..operations import device_id_or_invalid
+from ..store import DeviceRecord, Store
+from .bodies import device_ids, is_multipart, json_body, multipart_or_json, upload_text
+from .deps import ProductAccess, State, load_product_access, product_access
+from .models import (
+    AddDeviceIn,
+    DeviceOut,
+    DevicesMeta,
+    DevicesOut,
+    DeviceUpdate,
+    ImportOut,
+    RemoveDeviceIn,
+    RemoveDeviceOut,
+)
+from .permissions import Perm
+from .views import read_product_device, read_product_devices
+
+router = APIRouter(tags=["product devices"])
+
+DeviceIdPath = Annotated[str, Path(max_length=64, description="24 hex characters")]
+_LISTED = (ListState.QUARANTINED, ListState.DENIED)
+
+
+async def device_in_product(state: State, product_id: int, device_id: str) -> DeviceOut:
+    device = await state.ctx.store.read(read_product_device, state.store, product_id, device_id)
+    if device is None:
+        raise NotFound(f"device {device_id} is not in product {product_id}")
+    return device
+
+
+@router.get("/v1/products/{product}/devices", response_model=DevicesOut, summary="Members and listed devices")
+async def list_devices(
+    access: Annotated[ProductAccess, Depends(product_access(Perm.DEVICES_READ))],
+    state: State,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=100)] = 25,
+    status: Literal["approved", "quarantined", "denied"] | None = None,
+) -> DevicesOut:
+    devices, total = await state.ctx.store.read(
+        read_product_devices, state.store, access.product.id, status, (page - 1) * per_page, per_page
+    )
+    return DevicesOut(devices=devices, meta=DevicesMeta(total_pages=math.ceil(total / per_page)))
+
+
+@router.get("/v1/products/{product}/devices/{device_id}", response_model=DeviceOut, summary="One device")
+async def get_device(
+    device_id: DeviceIdPath,
+    access: Annotated[ProductAccess, Depends(product_access(Perm.DEVICES_READ))],
+    state: State,
+) -> DeviceOut:
+    return await device_in_product(state, access.product.id, device_id_or_invalid(device_id))
+
+
+def _record_and_state(store: Store, product_id: int, device_id: str) -> tuple[DeviceRecord | None, ListState | None]:
+    return store.get_device(device_id), store.list_state(product_id, device_id)
+
+
+async def _add_one(request: Request, state: State, access: ProductAccess) -> ImportOut:
+    body = await json_body(request, AddDeviceIn)
+    device_id = device_id_or_invalid(body.id)
+    product_id = access.product.id
+    record, listed = await state.ctx.store.read(_record_and_state, state.store, product_id, device_id)
+    member = record is not None and record.product_id == product_id
+    # Approving what the product already lists is support's job; adding unseen devices is a developer's.
+    access.require(Perm.DEVICE_APPROVE if member or listed in _LISTED else Perm.DEVICE_ADD)
+    if body.move and record is not None and record.product_id not in (None, product_id) and listed not in _LISTED:
+        # Taking a device from a product whose firmware never asked for this one: the caller
+        # must be allowed to remove it from where it is.
+        await load_product_access(state, access.principal, str(record.product_id), Perm.DEVICE_REMOVE)
+    outcome = await state.ops.add_device(access.actor, product_id, device_id, move=body.move)
+    updated = [] if outcome == "existing" else [device_id]
+    existing = [device_id] if outcome == "existing" else []
+    return ImportOut(
+        updated=len(updated),
+        updatedDeviceIds=updated,
+        existingDeviceIds=existing,
+        nonmemberDeviceIds=[],
+        invalidDeviceIds=[],
+    )
+
+
+async def _import(request: Request, state: State, access: ProductAccess) -> ImportOut:
+    access.require(Perm.DEVICE_ADD)
+    ids = device_ids(await upload_text(request))
+    report = await state.ops.import_devices(access.actor, access.product.id, ids)
+    return ImportOut(
+        updated=len(report.updated),
+        updatedDeviceIds=report.updated,
+        existingDeviceIds=report.existing,
+        nonmemberDeviceIds=report.nonmember,
+        invalidDeviceIds=[text[:64] for text in report.invalid],
+    )
+
+
+@router.post(
+    "/v1/products/{product}/devices",
+    response_model=ImportOut,
+    summary="Approve, pre-add (JSON) or import (multipart file) devices",
+    openapi_extra=multipart_or_json(
+        AddDeviceIn.model_json_schema(),
+        "JSON {id, move?} for one device, or a multipart `file`: a CSV whose first column is the"
+        " device ID, or one ID per line",
+    ),
+)
+async def add_devices(
+    request: Request,
+    # The lowest write permission; the route asks for more once it knows what the request does.
+    access: Annotated[ProductAccess, Depends(product_access(Perm.DEVICE_APPROVE))],
+    state: State,
+) -> ImportOut:
+    if is_multipart(request):
+        return await _import(request, state, access)
+    return await _add_one(request, state, access)
+
+
+@router.delete(
+    "/v1/products/{product}/devices/{device_id}",
+    response_model=RemoveDeviceOut,
+    summary="Remove a device from the product, or deny it",
+)
+async def remove_device(
+    device_id: DeviceIdPath,
+    access: Annotated[ProductAccess, Depends(product_access(Perm.DEVICE_DENY))],
+    state: State,
+    body: Annotated[RemoveDeviceIn | None, Body()] = None,
+) -> RemoveDeviceOut:
+    deny = body is not None and body.deny
+    access.require(Perm.DEVICE_DENY if deny else Perm.DEVICE_REMOVE)
+    device_id = device_id_or_invalid(device_id)
+    # Only what the product shows: a removed device's memory (it returns to Denied) must not be erased.
+    await device_in_product(state, access.product.id, device_id)
+    action = await state.ops.remove_device(access.actor, access.product.id, device_id, deny=deny)
+    return RemoveDeviceOut(action=action)
+
+
+@router.put(
+    "/v1/products/{product}/devices/{device_id}",
+    response_model=DeviceOut,
+    summary="Change a device's name, notes or development flag",
+)
+async def update_device(
+    device_id: DeviceIdPath,
+    body: DeviceUpdate,
+    access: Annotated[ProductAccess, Depends(product_access(Perm.DEVICE_EDIT))],
+    state: State,
+) -> DeviceOut:
+    device_id = device_id_or_invalid(device_id)
+    device = await device_in_product(state, access.product.id, device_id)
+    fields: dict[str, object] = body.model_dump(exclude_unset=True)
+    if not fields:
+        return device
+    await state.ops.update_device(access.actor, access.product.id, device_id, fields)
+    return await device_in_product(state, access.product.id, device_id)

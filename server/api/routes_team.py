@@ -1,0 +1,96 @@
+"""A product's team, customers and audit trail."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from ..errors import Conflict
+from ..model import Role
+from ..store import Store
+from .deps import ProductAccess, State, product_access
+from .models import (
+    AuditListOut,
+    CustomerEnvelope,
+    CustomerIn,
+    CustomersOut,
+    OkOut,
+    TeamMemberEnvelope,
+    TeamMemberIn,
+    TeamMemberOut,
+    TeamOut,
+)
+from .permissions import Perm
+from .views import audit_out, customer_out
+
+router = APIRouter(tags=["team, customers, audit"])
+
+Reader = Annotated[ProductAccess, Depends(product_access(Perm.PRODUCT_READ))]
+TeamEditor = Annotated[ProductAccess, Depends(product_access(Perm.TEAM_EDIT))]
+
+
+def _administrators(store: Store, product_id: int) -> set[str]:
+    return {m.username for m in store.team_of(product_id) if m.role is Role.ADMINISTRATOR}
+
+
+async def _keep_an_administrator(state: State, access: ProductAccess, leaving: str, field: str) -> None:
+    """Nobody may leave a product without an administrator (a server admin could still repair it,
+    but a team should not lock itself out by accident)."""
+    if await state.ctx.store.read(_administrators, state.store, access.product.id) == {leaving}:
+        raise Conflict(f"{leaving} is the only administrator of product {access.product.id}", field)
+
+
+@router.get("/v1/products/{product}/team", response_model=TeamOut, summary="Team members and roles")
+async def team(access: Reader, state: State) -> TeamOut:
+    members = await state.ctx.store.read(state.store.team_of, access.product.id)
+    return TeamOut(team=[TeamMemberOut(username=m.username, role=m.role) for m in members])
+
+
+@router.post(
+    "/v1/products/{product}/team",
+    response_model=TeamMemberEnvelope,
+    status_code=201,
+    summary="Add a user to the team or change their role",
+)
+async def team_add(body: TeamMemberIn, access: TeamEditor, state: State) -> TeamMemberEnvelope:
+    if body.role is not Role.ADMINISTRATOR:
+        await _keep_an_administrator(state, access, body.username, "role")
+    await state.ops.team_add(access.actor, access.product.id, body.username, body.role)
+    return TeamMemberEnvelope(member=TeamMemberOut(username=body.username, role=body.role))
+
+
+@router.delete("/v1/products/{product}/team/{username}", response_model=OkOut, summary="Remove a team member")
+async def team_remove(username: Annotated[str, Path(max_length=254)], access: TeamEditor, state: State) -> OkOut:
+    await _keep_an_administrator(state, access, username, "username")
+    await state.ops.team_remove(access.actor, access.product.id, username)
+    return OkOut()
+
+
+@router.get("/v1/products/{product}/customers", response_model=CustomersOut, summary="The product's customers")
+async def customers(access: Reader, state: State) -> CustomersOut:
+    rows = await state.ctx.store.read(state.store.list_customers, access.product.id)
+    return CustomersOut(customers=[customer_out(c) for c in rows])
+
+
+@router.post(
+    "/v1/products/{product}/customers", response_model=CustomerEnvelope, status_code=201, summary="Create a customer"
+)
+async def create_customer(
+    body: CustomerIn,
+    access: Annotated[ProductAccess, Depends(product_access(Perm.CUSTOMER_CREATE))],
+    state: State,
+) -> CustomerEnvelope:
+    customer = await state.ops.create_customer(access.actor, access.product.id, body.username, body.password)
+    return CustomerEnvelope(customer=customer_out(customer))
+
+
+@router.get("/v1/products/{product}/audit", response_model=AuditListOut, summary="The product's audit trail")
+async def audit(
+    access: Annotated[ProductAccess, Depends(product_access(Perm.AUDIT_READ))],
+    state: State,
+    after: Annotated[int, Query(ge=0, le=2**62, description="entries with a larger id")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> AuditListOut:
+    entries = await state.ctx.store.read(state.store.list_audit, access.product.id, None, after, limit)
+    return AuditListOut(audit=[audit_out(e) for e in entries])

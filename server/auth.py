@@ -1,0 +1,102 @@
+"""API credentials: bearer tokens (stored only as SHA-256), scopes, and the first-run admin.
+
+A token is `secrets.token_hex(20)`: 160 random bits, so one fast hash is enough to store it
+(no salt or slow hash needed, unlike passwords, which people choose).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+from pathlib import Path
+
+from .errors import Conflict, Invalid
+from .keys import write_private
+from .logs import log_event, now
+from .passwords import hash_password
+from .store.base import Store, TokenRecord
+from .store.ops import Transaction
+
+log = logging.getLogger("fleetgate.auth")
+
+ALL_SCOPES = "*"
+SCOPES = frozenset(
+    {
+        "products:read",
+        "products:write",
+        "devices:read",
+        "devices:write",
+        "team:write",
+        "customers:write",
+        "audit:read",
+        "provisioning:write",
+        "users:write",
+    }
+)
+FIRST_ADMIN = "admin"
+FIRST_RUN_CLIENT = "first-run"
+
+_TOKEN = re.compile(r"^[0-9a-f]{40}$")
+
+
+def new_token() -> str:
+    return secrets.token_hex(20)
+
+
+def hash_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def looks_like_token(text: str) -> bool:
+    """Cheap shape check before any lookup: anything else cannot be one of our tokens."""
+    return bool(_TOKEN.match(text))
+
+
+def token_id(token_hash: bytes) -> str:
+    """A public handle for a token (what listings show): its hash prefix, never the token."""
+    return token_hash.hex()[:12]
+
+
+def parse_scopes(text: str | None) -> frozenset[str]:
+    """Space-separated scopes; empty or absent means everything the holder may do."""
+    names = frozenset((text or "").split())
+    if not names or ALL_SCOPES in names:
+        return frozenset({ALL_SCOPES})
+    unknown = sorted(names - SCOPES)
+    if unknown:
+        raise Invalid(f"unknown scope {unknown[0]!r}; known: {' '.join(sorted(SCOPES))}", "scope")
+    return names
+
+
+def bootstrap_admin(store: Store, token_path: Path) -> Path | None:
+    """On the first run (no users at all) create `admin` with a non-expiring all-scope token
+    written to `token_path` (0600). Returns the path when it did; later runs change nothing.
+
+    Runs before the server's writer service starts, so it writes through the store's own
+    transaction. The file is written before the commit: if we crash in between, the next run
+    still sees no users and replaces the file, so the file never holds a stale token."""
+    if store.list_users():
+        return None
+    token = new_token()
+    password = secrets.token_urlsafe(24)  # nobody learns it: the admin signs in with the token
+    at = now()
+    token_path.unlink(missing_ok=True)
+    write_private(token_path, token + "\n")
+
+    def tx(s: Store) -> None:
+        if s.list_users():
+            raise Conflict("users appeared while creating the first admin")
+        user = s._insert_user(FIRST_ADMIN, hash_password(password), True, at)
+        s._insert_token(
+            TokenRecord(hash_token(token), user.id, None, frozenset({ALL_SCOPES}), FIRST_RUN_CLIENT, at, None)
+        )
+        s._append_audit(at, "system", "user_created", detail={"username": FIRST_ADMIN, "admin": True})
+
+    (result,) = store.write_batch([Transaction(tx, "first_run_admin")])
+    if isinstance(result, Exception):
+        token_path.unlink(missing_ok=True)
+        raise result
+    log_event(log, "admin_created", username=FIRST_ADMIN, token_path=str(token_path))
+    return token_path
