@@ -11,17 +11,11 @@ import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
-from ..model import Owner
 from .base import DeviceRecord, EventRecord, ImportResult, Store, WriteOp
 from .migrations import MIGRATIONS
+from .rows import DEVICE_COLUMNS, device_from_row, paged_by_id
 from .sqlite_admin import AdminQueries
-
-DEVICE_COLUMNS = (
-    "device_id, public_key, created_at, owner_kind, owner_id, platform_id, product_id, firmware_version,"
-    " firmware_product_id, last_heard, last_handshake_at, online, last_counter, development, name, notes"
-)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -31,28 +25,6 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=10000")
     return conn
-
-
-def device_from_row(row: tuple[Any, ...]) -> DeviceRecord:
-    (device_id, key, created, owner_kind, owner_id, platform, product, fw, fw_product) = row[:9]
-    (heard, handshake, online, counter, development, name, notes) = row[9:]
-    return DeviceRecord(
-        device_id=device_id,
-        public_key=None if key is None else bytes(key),
-        created_at=created,
-        owner=None if owner_kind is None else Owner(owner_kind, owner_id),
-        platform_id=platform,
-        product_id=product,
-        firmware_version=fw,
-        firmware_product_id=fw_product,
-        last_heard=heard,
-        last_handshake_at=handshake,
-        online=bool(online),
-        last_counter=counter,
-        development=bool(development),
-        name=name,
-        notes=notes,
-    )
 
 
 class SQLiteStore(AdminQueries, Store):
@@ -93,13 +65,12 @@ class SQLiteStore(AdminQueries, Store):
         return [device_from_row(r) for r in rows]
 
     def list_events(self, device_id: str | None = None, after_id: int = 0, limit: int = 1000) -> list[EventRecord]:
-        sql = "SELECT id, device_id, product_id, name, data, ttl, private, published_at FROM events WHERE id > ?"
-        args: list[object] = [after_id]
-        if device_id is not None:
-            sql += " AND device_id = ?"
-            args.append(device_id)
-        sql += " ORDER BY id LIMIT ?"
-        args.append(limit)
+        sql, args = paged_by_id(
+            "SELECT id, device_id, product_id, name, data, ttl, private, published_at FROM events",
+            {"device_id": device_id},
+            after_id,
+            limit,
+        )
         return [
             EventRecord(
                 id=i, device_id=d, product_id=p, name=n, data=bytes(data), ttl=ttl, private=bool(priv), published_at=at

@@ -14,6 +14,7 @@ from ..admission import DeviceFacts, ProductFacts
 from ..errors import Conflict, NotFound
 from ..model import ListState, Owner, Policy, Role
 from .base import AuditRecord, CustomerRecord, DeviceRecord, ProductRecord, TeamMember, TokenRecord, UserRecord
+from .rows import DEVICE_COLUMNS, device_from_row, paged_by_id
 
 _PRODUCT = "id, slug, name, policy, created_at"
 _USER = "id, username, password_hash, is_admin, created_at"
@@ -197,8 +198,6 @@ class AdminQueries:
         self, device_id: str, fw_product_id: int | None
     ) -> tuple[DeviceRecord | None, DeviceFacts, ProductFacts | None]:
         """Everything `decide` needs about one device and the product its firmware reports, in one read."""
-        from .sqlite import DEVICE_COLUMNS, device_from_row
-
         row = self._r.execute(f"SELECT {DEVICE_COLUMNS} FROM devices WHERE device_id = ?", (device_id,)).fetchone()
         record = device_from_row(row) if row else None
         facts = DeviceFacts(record.product_id if record else None, record.owner if record else None)
@@ -223,8 +222,6 @@ class AdminQueries:
         self, product_id: int, status: str | None, offset: int, limit: int
     ) -> tuple[list[tuple[DeviceRecord, ListState | None]], int]:
         """Members and listed devices of a product. status: approved, quarantined, denied or None (all)."""
-        from .sqlite import DEVICE_COLUMNS, device_from_row
-
         columns = ", ".join(f"d.{c.strip()}" for c in DEVICE_COLUMNS.split(","))
         base = (
             " FROM devices d LEFT JOIN product_devices l ON l.device_id = d.device_id AND l.product_id = ?"
@@ -314,16 +311,12 @@ class AdminQueries:
     def list_audit(
         self, product_id: int | None = None, device_id: str | None = None, after_id: int = 0, limit: int = 100
     ) -> list[AuditRecord]:
-        sql = "SELECT id, at, actor, action, product_id, device_id, reason, detail FROM audit WHERE id > ?"
-        args: list[object] = [after_id]
-        if product_id is not None:
-            sql += " AND product_id = ?"
-            args.append(product_id)
-        if device_id is not None:
-            sql += " AND device_id = ?"
-            args.append(device_id)
-        sql += " ORDER BY id LIMIT ?"
-        args.append(limit)
+        sql, args = paged_by_id(
+            "SELECT id, at, actor, action, product_id, device_id, reason, detail FROM audit",
+            {"product_id": product_id, "device_id": device_id},
+            after_id,
+            limit,
+        )
         return [
             AuditRecord(i, at, actor, action, product, device, reason, json.loads(detail))
             for (i, at, actor, action, product, device, reason, detail) in self._r.execute(sql, args)
