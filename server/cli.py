@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("policy", {"choices": POLICIES}),
     )
     _cmd(product, "add-device", ops.product_add_device, "pre-add a device (or approve it)", pid, did, move)
-    _cmd(product, "approve", ops.product_add_device, "approve a quarantined or denied device", pid, did, move)
+    _cmd(product, "approve", ops.product_approve, "approve a quarantined or denied device", pid, did, move)
     _cmd(product, "deny", ops.product_deny, "put a device on the Denied list", pid, did)
     _cmd(product, "remove", ops.product_remove, "remove a device from the product", pid, did)
     _cmd(

@@ -73,12 +73,20 @@ def product_policy(api: ApiClient, args: argparse.Namespace) -> int:
     return ok(args, product, f"product {product['id']}: policy {product['policy']}")
 
 
-def product_add_device(api: ApiClient, args: argparse.Namespace) -> int:
+def _add_device(api: ApiClient, args: argparse.Namespace, verb: str) -> int:
     data = api.post(f"/v1/products/{args.product}/devices", json={"id": args.device_id, "move": args.move})
     if data.get("invalidDeviceIds") or data.get("nonmemberDeviceIds"):
-        raise CliError(f"{args.device_id}: not added: {json.dumps(data)}")
-    state = "already a member" if data.get("existingDeviceIds") else "added"
+        raise CliError(f"{args.device_id}: not {verb}: {json.dumps(data)}")
+    state = "already a member" if data.get("existingDeviceIds") else verb
     return ok(args, data, f"{args.device_id}: {state} (product {args.product})")
+
+
+def product_add_device(api: ApiClient, args: argparse.Namespace) -> int:
+    return _add_device(api, args, "added")
+
+
+def product_approve(api: ApiClient, args: argparse.Namespace) -> int:
+    return _add_device(api, args, "approved")
 
 
 def product_deny(api: ApiClient, args: argparse.Namespace) -> int:
