@@ -19,7 +19,7 @@ from protocol.codes import Privilege, Status
 
 from .app import Server, open_context
 from .config import ServerConfig
-from .logs import now
+from .logs import now, setup_logging
 from .model import Owner, Policy, Role
 from .operations import Operations
 
@@ -163,6 +163,7 @@ async def _main(data_dir: Path) -> bool:
 
 
 def run_demo() -> int:
+    setup_logging("error")  # the story is on stdout; the server's JSON log would interleave with it
     started = now()
     with tempfile.TemporaryDirectory(prefix="fleetgate-demo-") as tmp:
         passed = trio.run(_main, Path(tmp))
