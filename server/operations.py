@@ -17,7 +17,7 @@ import trio
 
 from protocol.messages import parse_device_id, parse_public_key
 
-from .admission import decide
+from .admission import Decision
 from .errors import Conflict, Invalid, NotFound
 from .logs import log_event, now
 from .model import ListState, Owner, Policy, Role
@@ -25,7 +25,7 @@ from .passwords import hash_password
 from .session import DeviceSession, ServerContext
 from .store import ProductRecord, Store
 from .store.base import CustomerRecord, TokenRecord, UserRecord
-from .store.ops import Transaction, apply_decision
+from .store.ops import Transaction, apply_decision, decide_now
 
 log = logging.getLogger("fleetgate.operations")
 T = TypeVar("T")
@@ -290,9 +290,9 @@ class Operations:
 
         def tx(s: Store) -> None:
             record = s.get_device(device_id)
-            listed = s.list_state(product.id, device_id) in (ListState.QUARANTINED, ListState.DENIED)
-            if record is None or (record.product_id != product.id and not listed):
-                raise NotFound(f"device {device_id} is not in product {product.id}")
+            # Members only: a list entry does not make another product's device ours to edit.
+            if record is None or record.product_id != product.id:
+                raise NotFound(f"device {device_id} is not a member of product {product.id}")
             s._update_device_fields(device_id, {k: (int(v) if isinstance(v, bool) else v) for k, v in fields.items()})
             s._append_audit(now(), actor, "device_updated", product_id=product.id, device_id=device_id, detail=fields)
 
@@ -345,27 +345,28 @@ class Operations:
                 await self._reevaluate(session, actor)
 
     async def _reevaluate(self, session: DeviceSession, actor: str) -> None:
-        hello = session.hello
-        if hello is None or session.decision is None:
+        """Decide again inside one transaction (no gap between the facts and the write)."""
+        hello, old = session.hello, session.decision
+        if hello is None or old is None:
             return
-        record, facts, product = await self.read(self.sync.admission_facts, session.device_id, hello.product_id)
-        if record is None:
-            return
-        decision = decide(facts, hello.product_id, product)
-        old = session.decision
-        if (decision.status, decision.privileges, decision.mismatch) == (old.status, old.privileges, old.mismatch):
-            session.cloud_product_id = facts.cloud_product_id
-            return
+        device_id = session.device_id
 
-        def tx(s: Store) -> None:
-            apply_decision(s, session.device_id, decision, now(), actor)
+        def tx(s: Store) -> tuple[Decision | None, int | None]:
+            decision, cloud = decide_now(s, device_id, hello.product_id)
+            if (decision.status, decision.privileges, decision.mismatch) == (old.status, old.privileges, old.mismatch):
+                return None, cloud
+            apply_decision(s, device_id, decision, now(), actor)
+            return decision, cloud
 
-        await self._tx("reevaluate", tx)
-        session.update_decision(decision, facts.cloud_product_id)
+        decision, cloud = await self._tx("reevaluate", tx)
+        if decision is None:
+            session.cloud_product_id = cloud
+            return
+        session.update_decision(decision, cloud)
         log_event(
             log,
             "device_status_changed",
-            device_id=session.device_id,
+            device_id=device_id,
             status=decision.status.name.lower(),
             was=old.status.name.lower(),
             privileges=int(decision.privileges),

@@ -109,6 +109,16 @@ class DeviceSession:
             out.add(self.hello.product_id)
         return out
 
+    def _confirmed(self, result: object) -> None:
+        """The confirming transaction decided again; if an operator acted since HELLO, say so."""
+        if isinstance(result, tuple):
+            decision, cloud = result
+            old = self.decision
+            if old is None or (decision.status, decision.privileges) != (old.status, old.privileges):
+                self.update_decision(decision, cloud)
+            else:
+                self.decision, self.cloud_product_id = decision, cloud
+
     def update_decision(self, decision: Decision, cloud_product_id: int | None) -> None:
         """An operator action changed this connection's admission: tell the device at once."""
         self.decision = decision
@@ -237,14 +247,9 @@ class DeviceSession:
         self.registered = True
         await self.ctx.store.submit(
             ConfirmSession(
-                self.device_id,
-                hello.counter,
-                hello.firmware_version,
-                hello.platform_id,
-                hello.product_id,
-                self.decision,
-                now(),
-            )
+                self.device_id, hello.counter, hello.firmware_version, hello.platform_id, hello.product_id, now()
+            ),
+            self._confirmed,
         )
         log_event(
             log,

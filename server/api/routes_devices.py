@@ -32,6 +32,14 @@ DeviceIdPath = Annotated[str, Path(max_length=64, description="24 hex characters
 _LISTED = (ListState.QUARANTINED, ListState.DENIED)
 
 
+async def member_of_product(state: State, product_id: int, device_id: str) -> DeviceOut:
+    """The device, if it is a member of the product (not merely on one of its lists)."""
+    record = await state.ctx.store.read(state.store.get_device, device_id)
+    if record is None or record.product_id != product_id:
+        raise NotFound(f"device {device_id} is not a member of product {product_id}")
+    return await device_in_product(state, product_id, device_id)
+
+
 async def device_in_product(state: State, product_id: int, device_id: str) -> DeviceOut:
     device = await state.ctx.store.read(read_product_device, state.store, product_id, device_id)
     if device is None:
@@ -74,9 +82,11 @@ async def _add_one(request: Request, state: State, access: ProductAccess) -> Imp
     member = record is not None and record.product_id == product_id
     # Approving what the product already lists is support's job; adding unseen devices is a developer's.
     access.require(Perm.DEVICE_APPROVE if member or listed in _LISTED else Perm.DEVICE_ADD)
-    if body.move and record is not None and record.product_id not in (None, product_id) and listed not in _LISTED:
-        # Taking a device from a product whose firmware never asked for this one: the caller
-        # must be allowed to remove it from where it is.
+    asked_for_us = listed is ListState.QUARANTINED and record is not None and record.firmware_product_id == product_id
+    if body.move and record is not None and record.product_id not in (None, product_id) and not asked_for_us:
+        # Taking a device whose current firmware does not ask for this product: the caller must
+        # be allowed to remove it from where it is. (A list entry alone proves nothing: any
+        # team can pre-add and deny an ID to put it on its own lists.)
         await load_product_access(state, access.principal, str(record.product_id), Perm.DEVICE_REMOVE)
     outcome = await state.ops.add_device(access.actor, product_id, device_id, move=body.move)
     updated = [] if outcome == "existing" else [device_id]

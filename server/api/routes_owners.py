@@ -13,7 +13,7 @@ from ..store import Store
 from .deps import Principal, ProductAccess, State, product_access, user_with_scope
 from .models import DeviceOut, OkOut, OwnerIn
 from .permissions import Perm
-from .routes_devices import DeviceIdPath, device_in_product
+from .routes_devices import DeviceIdPath, member_of_product
 from .views import read_devices, read_visible_device
 
 router = APIRouter(tags=["devices"])
@@ -40,7 +40,7 @@ def _owner(store: Store, product_id: int, body: OwnerIn) -> Owner:
 @router.put("/v1/products/{product}/devices/{device_id}/owner", response_model=OkOut, summary="Assign an owner")
 async def set_owner(device_id: DeviceIdPath, body: OwnerIn, access: OwnerEditor, state: State) -> OkOut:
     device_id = device_id_or_invalid(device_id)
-    await device_in_product(state, access.product.id, device_id)
+    await member_of_product(state, access.product.id, device_id)
     owner = await state.ctx.store.read(_owner, state.store, access.product.id, body)
     await state.ops.set_owner(access.actor, device_id, owner)
     return OkOut()
@@ -49,7 +49,7 @@ async def set_owner(device_id: DeviceIdPath, body: OwnerIn, access: OwnerEditor,
 @router.delete("/v1/products/{product}/devices/{device_id}/owner", response_model=OkOut, summary="Clear the owner")
 async def clear_owner(device_id: DeviceIdPath, access: OwnerEditor, state: State) -> OkOut:
     device_id = device_id_or_invalid(device_id)
-    await device_in_product(state, access.product.id, device_id)
+    await member_of_product(state, access.product.id, device_id)
     await state.ops.set_owner(access.actor, device_id, None)
     return OkOut()
 

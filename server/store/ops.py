@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..admission import Decision, Effect
+from ..admission import Decision, Effect, decide
 from ..model import ListState
 from .base import EventRecord, Store, WriteOp
 
@@ -44,16 +44,26 @@ def apply_decision(store: Store, device_id: str, decision: Decision, at: float, 
     )
 
 
+def decide_now(store: Store, device_id: str, fw_product_id: int | None) -> tuple[Decision, int | None]:
+    """Decide from the store as this transaction sees it: (decision, the device's product)."""
+    _, facts, product = store.admission_facts(device_id, fw_product_id)
+    return decide(facts, fw_product_id, product), facts.cloud_product_id
+
+
 @dataclass(frozen=True, slots=True)
 class ConfirmSession(WriteOp):
-    """READY arrived: the device is online, its counter is spent, its admission takes effect."""
+    """READY arrived: the device is online, its counter is spent, and its admission takes effect.
+
+    The decision is taken again here, inside the transaction: an operator may have acted between
+    HELLO and READY, and the WELCOME's decision must not overwrite that. Returns
+    (decision, cloud product) so the session can correct what it told the device.
+    """
 
     device_id: str
     counter: int
     firmware_version: int
     platform_id: int
     firmware_product_id: int | None
-    decision: Decision
     at: float
 
     def apply(self, store: Store) -> object:
@@ -65,8 +75,9 @@ class ConfirmSession(WriteOp):
             firmware_product_id=self.firmware_product_id,
             at=self.at,
         )
-        apply_decision(store, self.device_id, self.decision, self.at, "device")
-        return None
+        decision, cloud = decide_now(store, self.device_id, self.firmware_product_id)
+        apply_decision(store, self.device_id, decision, self.at, "device")
+        return decision, cloud
 
 
 @dataclass(frozen=True, slots=True)

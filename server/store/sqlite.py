@@ -8,6 +8,7 @@ WAL lets the running server see their commits on its next read.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -30,6 +31,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 class SQLiteStore(AdminQueries, Store):
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._local = threading.local()
         self._w = _connect(path)
         self._migrate()
         self._r = _connect(path)
@@ -51,17 +53,17 @@ class SQLiteStore(AdminQueries, Store):
 
     @property
     def schema_version(self) -> int:
-        (v,) = self._r.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()
+        (v,) = self._q.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()
         return int(v)
 
     # ------------------------------------------------------------------ reads
 
     def get_device(self, device_id: str) -> DeviceRecord | None:
-        row = self._r.execute(f"SELECT {DEVICE_COLUMNS} FROM devices WHERE device_id = ?", (device_id,)).fetchone()
+        row = self._q.execute(f"SELECT {DEVICE_COLUMNS} FROM devices WHERE device_id = ?", (device_id,)).fetchone()
         return device_from_row(row) if row else None
 
     def list_devices(self) -> list[DeviceRecord]:
-        rows = self._r.execute(f"SELECT {DEVICE_COLUMNS} FROM devices ORDER BY created_at, device_id")
+        rows = self._q.execute(f"SELECT {DEVICE_COLUMNS} FROM devices ORDER BY created_at, device_id")
         return [device_from_row(r) for r in rows]
 
     def list_events(self, device_id: str | None = None, after_id: int = 0, limit: int = 1000) -> list[EventRecord]:
@@ -75,7 +77,7 @@ class SQLiteStore(AdminQueries, Store):
             EventRecord(
                 id=i, device_id=d, product_id=p, name=n, data=bytes(data), ttl=ttl, private=bool(priv), published_at=at
             )
-            for (i, d, p, n, data, ttl, priv, at) in self._r.execute(sql, args)
+            for (i, d, p, n, data, ttl, priv, at) in self._q.execute(sql, args)
         ]
 
     # ------------------------------------------------------------------ writes
@@ -84,6 +86,7 @@ class SQLiteStore(AdminQueries, Store):
         w = self._w
         results: list[object] = []
         w.execute("BEGIN IMMEDIATE")
+        self._local.in_batch = True
         try:
             for op in ops:
                 w.execute("SAVEPOINT op")
@@ -98,6 +101,8 @@ class SQLiteStore(AdminQueries, Store):
             if w.in_transaction:
                 w.execute("ROLLBACK")
             raise
+        finally:
+            self._local.in_batch = False
         return results
 
     def import_devices(self, rows: Iterable[tuple[str, bytes]], now: float) -> ImportResult:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from typing import Any
 
 from ..admission import DeviceFacts, ProductFacts
@@ -41,6 +42,13 @@ def _token(row: tuple[Any, ...]) -> TokenRecord:
 class AdminQueries:
     _r: sqlite3.Connection
     _w: sqlite3.Connection
+    _local: threading.local
+
+    @property
+    def _q(self) -> sqlite3.Connection:
+        """The connection for reads: the writer's inside a write batch on this thread, so a check
+        sees what earlier operations of the same transaction wrote; the reader's otherwise."""
+        return self._w if getattr(self._local, "in_batch", False) else self._r
 
     # ------------------------------------------------------------------ products
 
@@ -51,13 +59,13 @@ class AdminQueries:
         if isinstance(key, int):
             if not 0 < key < 2**31:
                 return None
-            row = self._r.execute(f"SELECT {_PRODUCT} FROM products WHERE id = ?", (key,)).fetchone()
+            row = self._q.execute(f"SELECT {_PRODUCT} FROM products WHERE id = ?", (key,)).fetchone()
         else:
-            row = self._r.execute(f"SELECT {_PRODUCT} FROM products WHERE slug = ?", (key,)).fetchone()
+            row = self._q.execute(f"SELECT {_PRODUCT} FROM products WHERE slug = ?", (key,)).fetchone()
         return _product(row) if row else None
 
     def list_products(self) -> list[ProductRecord]:
-        return [_product(r) for r in self._r.execute(f"SELECT {_PRODUCT} FROM products ORDER BY id")]
+        return [_product(r) for r in self._q.execute(f"SELECT {_PRODUCT} FROM products ORDER BY id")]
 
     def _insert_product(self, product_id: int | None, slug: str, name: str, policy: Policy, at: float) -> ProductRecord:
         try:
@@ -79,15 +87,15 @@ class AdminQueries:
     # ------------------------------------------------------------------ users and team
 
     def get_user(self, user_id: int) -> UserRecord | None:
-        row = self._r.execute(f"SELECT {_USER} FROM users WHERE id = ?", (user_id,)).fetchone()
+        row = self._q.execute(f"SELECT {_USER} FROM users WHERE id = ?", (user_id,)).fetchone()
         return _user(row) if row else None
 
     def get_user_by_name(self, username: str) -> UserRecord | None:
-        row = self._r.execute(f"SELECT {_USER} FROM users WHERE username = ?", (username,)).fetchone()
+        row = self._q.execute(f"SELECT {_USER} FROM users WHERE username = ?", (username,)).fetchone()
         return _user(row) if row else None
 
     def list_users(self) -> list[UserRecord]:
-        return [_user(r) for r in self._r.execute(f"SELECT {_USER} FROM users ORDER BY id")]
+        return [_user(r) for r in self._q.execute(f"SELECT {_USER} FROM users ORDER BY id")]
 
     def _insert_user(self, username: str, password_hash: str, is_admin: bool, at: float) -> UserRecord:
         try:
@@ -101,7 +109,7 @@ class AdminQueries:
         return UserRecord(cur.lastrowid, username, password_hash, is_admin, at)
 
     def team_of(self, product_id: int) -> list[TeamMember]:
-        rows = self._r.execute(
+        rows = self._q.execute(
             "SELECT t.product_id, t.user_id, u.username, t.role FROM team t JOIN users u ON u.id = t.user_id"
             " WHERE t.product_id = ? ORDER BY u.username",
             (product_id,),
@@ -109,7 +117,7 @@ class AdminQueries:
         return [TeamMember(p, u, name, Role(role)) for (p, u, name, role) in rows]
 
     def role_of(self, product_id: int, user_id: int) -> Role | None:
-        row = self._r.execute(
+        row = self._q.execute(
             "SELECT role FROM team WHERE product_id = ? AND user_id = ?", (product_id, user_id)
         ).fetchone()
         return Role(row[0]) if row else None
@@ -128,21 +136,21 @@ class AdminQueries:
     # ------------------------------------------------------------------ customers
 
     def get_customer(self, customer_id: int) -> CustomerRecord | None:
-        row = self._r.execute(f"SELECT {_CUSTOMER} FROM customers WHERE id = ?", (customer_id,)).fetchone()
+        row = self._q.execute(f"SELECT {_CUSTOMER} FROM customers WHERE id = ?", (customer_id,)).fetchone()
         return _customer(row) if row else None
 
     def get_customer_by_name(self, product_id: int, username: str) -> CustomerRecord | None:
-        row = self._r.execute(
+        row = self._q.execute(
             f"SELECT {_CUSTOMER} FROM customers WHERE product_id = ? AND username = ?", (product_id, username)
         ).fetchone()
         return _customer(row) if row else None
 
     def find_customers(self, username: str) -> list[CustomerRecord]:
-        rows = self._r.execute(f"SELECT {_CUSTOMER} FROM customers WHERE username = ? ORDER BY id", (username,))
+        rows = self._q.execute(f"SELECT {_CUSTOMER} FROM customers WHERE username = ? ORDER BY id", (username,))
         return [_customer(r) for r in rows]
 
     def list_customers(self, product_id: int) -> list[CustomerRecord]:
-        rows = self._r.execute(f"SELECT {_CUSTOMER} FROM customers WHERE product_id = ? ORDER BY id", (product_id,))
+        rows = self._q.execute(f"SELECT {_CUSTOMER} FROM customers WHERE product_id = ? ORDER BY id", (product_id,))
         return [_customer(r) for r in rows]
 
     def _insert_customer(self, product_id: int, username: str, password_hash: str, at: float) -> CustomerRecord:
@@ -159,11 +167,11 @@ class AdminQueries:
     # ------------------------------------------------------------------ tokens
 
     def get_token(self, token_hash: bytes) -> TokenRecord | None:
-        row = self._r.execute(f"SELECT {_TOKEN} FROM tokens WHERE token_hash = ?", (token_hash,)).fetchone()
+        row = self._q.execute(f"SELECT {_TOKEN} FROM tokens WHERE token_hash = ?", (token_hash,)).fetchone()
         return _token(row) if row else None
 
     def list_tokens(self, user_id: int) -> list[TokenRecord]:
-        rows = self._r.execute(
+        rows = self._q.execute(
             f"SELECT {_TOKEN} FROM tokens WHERE user_id = ? AND refresh = 0 ORDER BY created_at", (user_id,)
         )
         return [_token(r) for r in rows]
@@ -189,7 +197,7 @@ class AdminQueries:
     # ------------------------------------------------------------------ product membership and lists
 
     def list_state(self, product_id: int, device_id: str) -> ListState | None:
-        row = self._r.execute(
+        row = self._q.execute(
             "SELECT state FROM product_devices WHERE product_id = ? AND device_id = ?", (product_id, device_id)
         ).fetchone()
         return ListState(row[0]) if row else None
@@ -198,18 +206,18 @@ class AdminQueries:
         self, device_id: str, fw_product_id: int | None
     ) -> tuple[DeviceRecord | None, DeviceFacts, ProductFacts | None]:
         """Everything `decide` needs about one device and the product its firmware reports, in one read."""
-        row = self._r.execute(f"SELECT {DEVICE_COLUMNS} FROM devices WHERE device_id = ?", (device_id,)).fetchone()
+        row = self._q.execute(f"SELECT {DEVICE_COLUMNS} FROM devices WHERE device_id = ?", (device_id,)).fetchone()
         record = device_from_row(row) if row else None
         facts = DeviceFacts(record.product_id if record else None, record.owner if record else None)
         if fw_product_id is None:
             return record, facts, None
-        product = self._r.execute("SELECT policy FROM products WHERE id = ?", (fw_product_id,)).fetchone()
+        product = self._q.execute("SELECT policy FROM products WHERE id = ?", (fw_product_id,)).fetchone()
         if product is None:
             return record, facts, None
         team = frozenset(
-            u for (u,) in self._r.execute("SELECT user_id FROM team WHERE product_id = ?", (fw_product_id,))
+            u for (u,) in self._q.execute("SELECT user_id FROM team WHERE product_id = ?", (fw_product_id,))
         )
-        state = self._r.execute(
+        state = self._q.execute(
             "SELECT state FROM product_devices WHERE product_id = ? AND device_id = ?", (fw_product_id, device_id)
         ).fetchone()
         return (
@@ -234,8 +242,8 @@ class AdminQueries:
         elif status in ("quarantined", "denied"):
             base += " AND l.state = ?"
             args.append(status)
-        (total,) = self._r.execute("SELECT COUNT(*)" + base, args).fetchone()
-        rows = self._r.execute(
+        (total,) = self._q.execute("SELECT COUNT(*)" + base, args).fetchone()
+        rows = self._q.execute(
             f"SELECT {columns}, l.state" + base + " ORDER BY d.created_at, d.device_id LIMIT ? OFFSET ?",
             [*args, limit, offset],
         )
@@ -243,7 +251,7 @@ class AdminQueries:
         return out, int(total)
 
     def live_product_ids(self, device_id: str) -> list[int]:
-        rows = self._r.execute("SELECT product_id FROM product_devices WHERE device_id = ?", (device_id,))
+        rows = self._q.execute("SELECT product_id FROM product_devices WHERE device_id = ?", (device_id,))
         return [p for (p,) in rows]
 
     def _set_list_state(self, product_id: int, device_id: str, state: ListState | None, at: float) -> None:
@@ -319,5 +327,5 @@ class AdminQueries:
         )
         return [
             AuditRecord(i, at, actor, action, product, device, reason, json.loads(detail))
-            for (i, at, actor, action, product, device, reason, detail) in self._r.execute(sql, args)
+            for (i, at, actor, action, product, device, reason, detail) in self._q.execute(sql, args)
         ]

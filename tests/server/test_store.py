@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from protocol.codes import Privilege, Status
-from server.admission import Decision
 from server.store import EventRecord, SQLiteStore, Store
 from server.store.base import WriteOp
 from server.store.migrations import MIGRATIONS
@@ -17,11 +15,8 @@ KEY_A = bytes(range(32))
 KEY_B = bytes(range(1, 33))
 
 
-DEVELOPMENT = Decision(Status.DEVELOPMENT, Privilege.NONE, None, "development firmware")
-
-
 def MarkConnected(device_id: str, counter: int, firmware_version: int, platform_id: int, at: float) -> ConfirmSession:
-    return ConfirmSession(device_id, counter, firmware_version, platform_id, None, DEVELOPMENT, at)
+    return ConfirmSession(device_id, counter, firmware_version, platform_id, None, at)
 
 
 @pytest.fixture
@@ -57,7 +52,7 @@ def test_a_failing_op_rolls_back_alone(store: SQLiteStore) -> None:
     store.import_devices([("aa" * 12, KEY_A)], now=1.0)
     event = EventRecord("aa" * 12, "temp", b"1", 60, True, 5.0)
     results = store.write_batch([AppendEvent(event), Explode(), MarkConnected("aa" * 12, 9, 3, 6, 5.0)])
-    assert isinstance(results[0], int) and isinstance(results[1], RuntimeError) and results[2] is None
+    assert isinstance(results[0], int) and isinstance(results[1], RuntimeError) and isinstance(results[2], tuple)
     assert [e.name for e in store.list_events()] == ["temp"]
     record = store.get_device("aa" * 12)
     assert record is not None and record.online and record.last_counter == 9 and record.firmware_version == 3
