@@ -330,7 +330,8 @@ class Operations:
         await self._tx("store_tokens", tx)
 
     async def revoke_token(self, token_hash: bytes) -> bool:
-        return bool(await self._tx("revoke_token", lambda s: s._delete_token(token_hash)))
+        """Revoke a token together with the rest of its grant (access and refresh token)."""
+        return bool(await self._tx("revoke_token", lambda s: s._delete_grant(token_hash)))
 
     # ------------------------------------------------------------------ live sessions
 

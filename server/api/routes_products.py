@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
+from ..errors import Forbidden
 from ..model import Role
 from .deps import Principal, ProductAccess, State, product_access, user_with_scope
 from .models import DeviceCounts, ProductEnvelope, ProductIn, ProductsOut, ProductUpdate
@@ -30,6 +31,10 @@ async def create_product(
     body: ProductIn, caller: Annotated[Principal, Depends(user_with_scope("products:write"))], state: State
 ) -> ProductEnvelope:
     assert caller.user is not None
+    if body.id is not None and not caller.user.is_admin:
+        # Firmware compiles the product ID in: whoever picks an ID that devices already report
+        # would receive them (with auto_approve). Other users get the next free ID.
+        raise Forbidden("only a server admin may choose a product ID", "id")
     product = await state.ops.create_product(
         caller.actor, body.name, slug=body.slug, product_id=body.id, policy=body.policy
     )

@@ -44,22 +44,17 @@ def _decoy_hash() -> str:
     return hash_password(secrets.token_hex(16))
 
 
-def _find_holder(
-    store: Store, username: str, product: str | None
-) -> tuple[UserRecord | None, CustomerRecord | None, str | None]:
-    """(user, customer, problem): users by name; customers by name within `product`, or unique."""
+def _find_holders(store: Store, username: str, product: str | None) -> list[UserRecord | CustomerRecord]:
+    """Who may hold this name: the user, else customers by that name (within `product` if given)."""
     if product is not None:
         key = product_key(product)
         found = store.get_product(key) if key is not None else None
         customer = store.get_customer_by_name(found.id, username) if found else None
-        return None, customer, None
+        return [customer] if customer else []
     user = store.get_user_by_name(username)
     if user is not None:
-        return user, None, None
-    customers = store.find_customers(username)
-    if len(customers) > 1:
-        return None, None, "this customer exists in several products: pass `product` (ID or slug)"
-    return None, (customers[0] if customers else None), None
+        return [user]
+    return list(store.find_customers(username))
 
 
 async def _issue(
@@ -74,9 +69,10 @@ async def _issue(
     user_id = holder.id if isinstance(holder, UserRecord) else None
     customer_id = holder.id if isinstance(holder, CustomerRecord) else None
     expires_at = at + expires_in if expires_in else None
+    grant = secrets.token_hex(8)
     records = [
-        TokenRecord(hash_token(access), user_id, customer_id, scopes, client, at, expires_at),
-        TokenRecord(hash_token(refresh), user_id, customer_id, scopes, client, at, at + REFRESH_LIFETIME, True),
+        TokenRecord(hash_token(access), user_id, customer_id, scopes, client, at, expires_at, False, grant),
+        TokenRecord(hash_token(refresh), user_id, customer_id, scopes, client, at, at + REFRESH_LIFETIME, True, grant),
     ]
     await state.ops.store_tokens(records, replacing=replacing)
     kind = "user" if user_id is not None else "customer"
@@ -99,16 +95,22 @@ async def _password_grant(
             {"error": "too_many_attempts", "error_description": "too many failed logins; try again later"},
             {"Retry-After": str(max(1, math.ceil(wait)))},
         )
-    user, customer, problem = await state.ctx.store.read(_find_holder, state.store, username, product)
-    if problem is not None:
-        raise ApiError(400, {"error": "invalid_request", "error_description": problem, "field": "product"})
-    holder = user or customer
-    stored = holder.password_hash if holder is not None else None
-    if stored is None:
-        stored = await trio.to_thread.run_sync(_decoy_hash, limiter=state.hashing)
-    good = await trio.to_thread.run_sync(verify_password, password, stored, limiter=state.hashing)
-    if holder is None or not good:
+    candidates = await state.ctx.store.read(_find_holders, state.store, username, product)
+    # Every candidate's password is checked (a decoy's when there is none), so neither the answer
+    # nor its timing tells whether, or in how many products, the name exists.
+    if not candidates:
+        decoy = await trio.to_thread.run_sync(_decoy_hash, limiter=state.hashing)
+        await trio.to_thread.run_sync(verify_password, password, decoy, limiter=state.hashing)
+    matches: list[UserRecord | CustomerRecord] = []
+    for candidate in candidates:
+        if await trio.to_thread.run_sync(verify_password, password, candidate.password_hash, limiter=state.hashing):
+            matches.append(candidate)
+    if not matches:
         raise oauth_error("invalid_grant", "wrong username or password")
+    if len(matches) > 1:  # only someone holding the password learns the name is in several products
+        problem = "this customer exists in several products: pass `product` (ID or slug)"
+        raise ApiError(400, {"error": "invalid_request", "error_description": problem, "field": "product"})
+    holder = matches[0]
     state.logins.succeeded(username, ip)
     return holder
 

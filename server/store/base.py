@@ -78,6 +78,7 @@ class TokenRecord:
     created_at: float
     expires_at: float | None
     refresh: bool = False
+    grant_id: str | None = None  # shared by an access token and the refresh token issued with it
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +232,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def _delete_token(self, token_hash: bytes) -> bool: ...
+
+    @abc.abstractmethod
+    def _delete_grant(self, token_hash: bytes) -> int: ...
 
     @abc.abstractmethod
     def list_state(self, product_id: int, device_id: str) -> ListState | None: ...

@@ -139,3 +139,15 @@ MIGRATIONS.append(
         """,
     )
 )
+
+MIGRATIONS.append(
+    (
+        3,
+        """
+        -- An access token and the refresh token issued with it share a grant: revoking one
+        -- revokes both, so a refresh token cannot outlive a logout.
+        ALTER TABLE tokens ADD COLUMN grant_id TEXT;
+        CREATE INDEX tokens_by_grant ON tokens (grant_id);
+        """,
+    )
+)

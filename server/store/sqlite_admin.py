@@ -20,7 +20,7 @@ from .rows import DEVICE_COLUMNS, device_from_row, paged_by_id
 _PRODUCT = "id, slug, name, policy, created_at"
 _USER = "id, username, password_hash, is_admin, created_at"
 _CUSTOMER = "id, product_id, username, password_hash, created_at"
-_TOKEN = "token_hash, user_id, customer_id, scopes, client, created_at, expires_at, refresh"
+_TOKEN = "token_hash, user_id, customer_id, scopes, client, created_at, expires_at, refresh, grant_id"
 
 
 def _product(row: tuple[Any, ...]) -> ProductRecord:
@@ -36,7 +36,9 @@ def _customer(row: tuple[Any, ...]) -> CustomerRecord:
 
 
 def _token(row: tuple[Any, ...]) -> TokenRecord:
-    return TokenRecord(bytes(row[0]), row[1], row[2], frozenset(row[3].split()), row[4], row[5], row[6], bool(row[7]))
+    return TokenRecord(
+        bytes(row[0]), row[1], row[2], frozenset(row[3].split()), row[4], row[5], row[6], bool(row[7]), row[8]
+    )
 
 
 class AdminQueries:
@@ -178,7 +180,7 @@ class AdminQueries:
 
     def _insert_token(self, token: TokenRecord) -> None:
         self._w.execute(
-            f"INSERT INTO tokens ({_TOKEN}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO tokens ({_TOKEN}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 token.token_hash,
                 token.user_id,
@@ -188,11 +190,21 @@ class AdminQueries:
                 token.created_at,
                 token.expires_at,
                 int(token.refresh),
+                token.grant_id,
             ),
         )
 
     def _delete_token(self, token_hash: bytes) -> bool:
         return self._w.execute("DELETE FROM tokens WHERE token_hash = ?", (token_hash,)).rowcount > 0
+
+    def _delete_grant(self, token_hash: bytes) -> int:
+        """Delete a token and every token of its grant (its refresh or access twin)."""
+        row = self._w.execute("SELECT grant_id FROM tokens WHERE token_hash = ?", (token_hash,)).fetchone()
+        if row is None:
+            return 0
+        if row[0] is None:
+            return int(self._delete_token(token_hash))
+        return self._w.execute("DELETE FROM tokens WHERE grant_id = ?", (row[0],)).rowcount
 
     # ------------------------------------------------------------------ product membership and lists
 

@@ -18,8 +18,6 @@ import trio
 
 from tests.api.conftest import Api, start_api
 
-A, M = 7101, 7102
-
 
 @pytest.fixture
 async def api(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Api]:
@@ -34,8 +32,9 @@ async def api(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Api]:
 async def test_another_products_denied_entry_does_not_let_it_take_a_member_device(api: Api) -> None:
     alice = await api.user("alice")
     mallory = await api.user("mallory")
-    await api.ok("POST", "/v1/products", alice, json={"name": "Alice", "id": A})
-    await api.ok("POST", "/v1/products", mallory, json={"name": "Mallory", "id": M})
+    # Users get the next free product ID (only server admins choose IDs).
+    A = (await api.ok("POST", "/v1/products", alice, json={"name": "Alice"}))["product"]["id"]
+    M = (await api.ok("POST", "/v1/products", mallory, json={"name": "Mallory"}))["product"]["id"]
     device = secrets.token_hex(12)
 
     # Mallory gets there first: pre-add, then deny (it is now on her Denied list, in no product).
@@ -52,3 +51,22 @@ async def test_another_products_denied_entry_does_not_let_it_take_a_member_devic
     assert shown.status_code == 200, "the device was moved out of A by a stranger"
     assert shown.json()["notes"] == "alice's"
     assert edit.status_code >= 400 and take.status_code >= 400
+
+
+async def test_only_a_server_admin_chooses_a_product_id(api: Api) -> None:
+    """Firmware compiles product IDs in: a user picking one that devices report would capture them."""
+    user = await api.user("carol")
+    chosen = await api.call("POST", "/v1/products", user, json={"name": "Squat", "id": 4242})
+    assert chosen.status_code == 403 and chosen.json()["field"] == "id"
+    assigned = await api.ok("POST", "/v1/products", user, json={"name": "Mine"})
+    assert assigned["product"]["id"] != 4242
+
+
+async def test_logout_revokes_the_refresh_token_too(api: Api) -> None:
+    await api.user("dave")
+    tokens = await api.login("dave")
+    await api.ok("DELETE", "/v1/access_tokens/current", tokens["access_token"])
+    refreshed = await api.http.post(
+        "/oauth/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    )
+    assert refreshed.status_code == 400 and refreshed.json()["error"] == "invalid_grant"

@@ -31,15 +31,15 @@ async def test_create_show_update_and_list_products(api: Api) -> None:
 async def test_the_creator_administers_and_users_see_only_their_products(api: Api) -> None:
     await api.product("Admin's", 40)
     maker = await api.user("maker")
-    made = await api.ok("POST", "/v1/products", maker, json={"name": "Maker's", "id": 41})
-    assert made["product"]["id"] == 41
-    assert (await api.ok("GET", "/v1/products/41/team", maker))["team"] == [
+    made = await api.ok("POST", "/v1/products", maker, json={"name": "Maker's"})  # users get the next free ID
+    pid = made["product"]["id"]
+    assert (await api.ok("GET", f"/v1/products/{pid}/team", maker))["team"] == [
         {"username": "maker", "role": "administrator"}
     ]
-    assert [p["id"] for p in (await api.ok("GET", "/v1/products", maker))["products"]] == [41]
+    assert [p["id"] for p in (await api.ok("GET", "/v1/products", maker))["products"]] == [pid]
     me = await api.ok("GET", "/v1/user", maker)
-    assert me["products"] == [{"id": 41, "slug": "maker-s", "name": "Maker's", "role": "administrator"}]
-    assert {p["id"] for p in (await api.ok("GET", "/v1/products"))["products"]} == {40, 41}
+    assert me["products"] == [{"id": pid, "slug": "maker-s", "name": "Maker's", "role": "administrator"}]
+    assert {p["id"] for p in (await api.ok("GET", "/v1/products"))["products"]} == {40, pid}
 
 
 @pytest.mark.parametrize(
