@@ -58,3 +58,37 @@ class AckResult(IntEnum):
     ACCEPTED = 0  # stored; will be delivered where the device's privileges allow
     SLOW_DOWN = 1  # rate limit hit: not stored, retry later
     REJECTED = 2  # refused (e.g. a reserved event name); do not retry
+
+
+class OtaRefusal(IntEnum):
+    """Why a device refuses an OTA_OFFER (OTA_REFUSE.reason). Refused offers are not retried as is."""
+
+    NO_SPACE = 0  # the image does not fit the device's update storage
+    WRONG_PLATFORM = 1  # the image is built for another hardware platform
+    WRONG_PRODUCT = 2  # the image belongs to another product
+    BAD_SIGNATURE = 3  # the device requires a signed image and the offer carries no signature
+    BAD_HASH = 4  # the device will not take this sha256 (e.g. one it already found corrupt)
+    BUSY = 5  # the device cannot update now and cannot say when (use OTA_DEFER when it can)
+    DOWNGRADE_NOT_ALLOWED = 6  # the offered version is older than the running one
+    OTHER = 7  # anything else; the detail text says what
+
+
+class OtaResult(IntEnum):
+    """How a transfer ended at the device (OTA_COMPLETE.status)."""
+
+    VERIFIED = 0  # sha256 (and the signature, when checked) matched; the device will reboot into it
+    HASH_MISMATCH = 1  # the received image's sha256 differs from the offer's
+    SIGNATURE_INVALID = 2  # the Ed25519 signature does not verify with the device's key
+    WRITE_FAILED = 3  # the device could not store a chunk
+    BAD_CHUNK = 4  # a chunk broke the transfer rules (gap, overlap, too long, past the end)
+
+
+class OtaAbortReason(IntEnum):
+    """Why the server abandons a transfer (OTA_ABORT.reason). The device keeps what it stored."""
+
+    PRIVILEGE_REVOKED = 0  # the connection lost the OTA privilege
+    SUPERSEDED = 1  # a different image is now this device's target
+    ROLLOUT_PAUSED = 2  # an operator paused the rollout; it will be offered again later
+    ROLLOUT_ABORTED = 3  # an operator stopped the rollout for good
+    TIMEOUT = 4  # the device did not acknowledge or complete in time
+    SERVER_SHUTDOWN = 5  # the server is stopping

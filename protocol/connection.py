@@ -12,6 +12,9 @@ States (all transitions live in this file):
                                    DECIDING --refuse()--> CLOSED
     either: OPEN --Goodbye sent or received, or EOF--> CLOSED;  any peer fault --> ERROR
 
+OTA messages travel in OPEN like any other; the one rule checked here is that an OTA_OFFER's
+chunk_size fits the device's rx_max_frame (protocol.messages.max_chunk_for_frame).
+
 Before OPEN the server accepts nothing but the preamble, handshake message 1, and then READY
 (or GOODBYE, if the device aborts).
 """
@@ -29,6 +32,14 @@ from .messages import (
     Goodbye,
     Hello,
     Message,
+    OtaAbort,
+    OtaAccept,
+    OtaChunk,
+    OtaComplete,
+    OtaDefer,
+    OtaOffer,
+    OtaRefuse,
+    OtaWindowAck,
     Ping,
     Pong,
     Publish,
@@ -38,6 +49,7 @@ from .messages import (
     Welcome,
     decode_message,
     encode_message,
+    max_chunk_for_frame,
 )
 from .noise import CipherState, HandshakeIK, KeyPair
 
@@ -95,9 +107,12 @@ class NeedData:
 NEED_DATA: Final = NeedData()
 Event = Message | Refused | ConnectionClosed
 
-# Which messages each side may send once the handshake is done.
-FROM_DEVICE: Final = frozenset({Ready, Ping, Pong, Publish, Goodbye})
-FROM_SERVER: Final = frozenset({Ping, Pong, StatusUpdate, PublishAck, Goodbye})
+# Which messages each side may send once the handshake is done. The OTA transfer's own order
+# (offer, answer, chunks, acks, completion) is checked by protocol.ota, not here.
+FROM_DEVICE: Final = frozenset(
+    {Ready, Ping, Pong, Publish, Goodbye, OtaAccept, OtaDefer, OtaRefuse, OtaWindowAck, OtaComplete}
+)
+FROM_SERVER: Final = frozenset({Ping, Pong, StatusUpdate, PublishAck, Goodbye, OtaOffer, OtaChunk, OtaAbort})
 
 
 class Connection:
@@ -276,6 +291,11 @@ class Connection:
             raise RemoteProtocolError(
                 f"{type(message).__name__} may not be sent by the peer", CloseReason.UNEXPECTED_MESSAGE
             )
+        if isinstance(message, OtaOffer) and message.chunk_size > max_chunk_for_frame(self.rx_max_frame):
+            raise RemoteProtocolError(
+                f"OtaOffer.chunk_size {message.chunk_size} does not fit our rx_max_frame {self.rx_max_frame}",
+                CloseReason.MESSAGE_INVALID,
+            )
         if self.role is Role.SERVER and self.state is State.CONFIRMING and not isinstance(message, Goodbye):
             if not isinstance(message, Ready):
                 raise RemoteProtocolError(f"{type(message).__name__} before Ready", CloseReason.UNEXPECTED_MESSAGE)
@@ -311,6 +331,10 @@ class Connection:
             raise LocalProtocolError("Ready is sent once, right after Welcome")
         elif self.role is Role.SERVER and state is not State.OPEN:
             raise LocalProtocolError("the server sends nothing but Goodbye until the device is Ready")
+        if isinstance(message, OtaOffer) and message.chunk_size > max_chunk_for_frame(self.peer_rx_max_frame):
+            raise LocalProtocolError(
+                f"OtaOffer.chunk_size {message.chunk_size} exceeds max_chunk_for_frame({self.peer_rx_max_frame})"
+            )
         # Encode and size-check before encrypting: a refused send must not consume a nonce.
         plaintext = encode_message(message)
         if len(plaintext) + limits.TAG_LEN > self.peer_rx_max_frame:

@@ -45,12 +45,35 @@ MAX_EVENT_DATA = 1024  # bytes
 MAX_EVENT_TTL = 2**32 - 1  # seconds; 60 is Particle's default
 MAX_SEQ = 2**32 - 1  # uint32 sequence numbers (publish, ping)
 
-# Free text (goodbye detail): short, so a misbehaving peer cannot fill our logs.
+# Free text (goodbye, OTA refusal, completion and abort details): short, so a misbehaving peer
+# cannot fill our logs.
 MAX_TEXT_LEN = 128
 
+# OTA firmware transfer (messages 0x20-0x27, protocol/ota.py).
+# Largest image: above the application slot of the microcontrollers we target (hundreds of KiB
+# to a few MiB), small enough that the server can hash, hold and stream it per device without
+# a second thought, and far inside the uint32 offsets on the wire.
+MAX_OTA_IMAGE_SIZE = 16 * 1024 * 1024
+OTA_SHA256_LEN = 32  # SHA-256 digest of the whole image
+OTA_SIGNATURE_LEN = 64  # Ed25519 signature over the whole image
+# OTA_CHUNK plaintext around its data at the worst case: fixarray header (1) + type (1) +
+# transfer_id as uint32 (5) + offset as uint32 (5). The bin header adds 2 bytes for data of at
+# most 255 bytes, 3 for at most 65535 (messages.max_chunk_for_frame does the arithmetic).
+OTA_CHUNK_FIXED_OVERHEAD = 12
+# Largest chunk: what fits a 65535-byte frame (65535 - 16 tag - 12 - 3 bin16 header = 65504).
+MAX_OTA_CHUNK = NOISE_MAX_MESSAGE - TAG_LEN - OTA_CHUNK_FIXED_OVERHEAD - 3
+# Chunks in flight. Kept below the server's default outgoing queue (256 messages), so a full
+# window plus ordinary traffic never trips the slow-consumer close; 128 chunks of even 4 KiB
+# cover any link's bandwidth-delay product we expect from a device.
+MAX_OTA_WINDOW = 128
+# Longest OTA_DEFER: a device busy for more than a day should refuse instead; the server
+# offers again on the next connection anyway.
+MAX_OTA_RETRY_AFTER = 24 * 3600
+MAX_TRANSFER_ID = 2**32 - 1  # uint32, chosen by the server
+
 # msgpack decoder limits: explicit per type, never sized by the input.
-MSGPACK_MAX_STR = 256  # longest string field (claim code, name, goodbye text) with slack
-MSGPACK_MAX_BIN = MAX_TRANSPORT_PLAINTEXT  # bin fields carry event data (and later OTA chunks)
+MSGPACK_MAX_STR = 256  # longest string field (claim code, name, detail texts) with slack
+MSGPACK_MAX_BIN = MAX_TRANSPORT_PLAINTEXT  # bin fields carry event data and OTA chunks
 MSGPACK_MAX_ARRAY = 16  # every message is one flat array of at most 16 items
 MSGPACK_MAX_MAP = 0  # no message uses a map
 MSGPACK_MAX_EXT = 0  # no message uses extension types

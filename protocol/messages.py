@@ -17,7 +17,7 @@ from typing import Any, ClassVar, TypeVar
 import msgpack
 
 from . import limits
-from .codes import AckResult, CloseReason, Privilege, Status
+from .codes import AckResult, CloseReason, OtaAbortReason, OtaRefusal, OtaResult, Privilege, Status
 from .errors import LocalProtocolError, RemoteProtocolError
 
 
@@ -35,7 +35,15 @@ class MsgType(IntEnum):
     # 0x10-0x1F: events (0x12-0x1F reserved for subscriptions and hook responses)
     PUBLISH = 0x10
     PUBLISH_ACK = 0x11
-    # 0x20-0x2F: reserved for OTA firmware transfer
+    # 0x20-0x2F: OTA firmware transfer (0x28-0x2F reserved)
+    OTA_OFFER = 0x20
+    OTA_ACCEPT = 0x21
+    OTA_DEFER = 0x22
+    OTA_REFUSE = 0x23
+    OTA_CHUNK = 0x24
+    OTA_WINDOW_ACK = 0x25
+    OTA_COMPLETE = 0x26
+    OTA_ABORT = 0x27
     # 0x30-0x3F: reserved for claiming
 
 
@@ -128,6 +136,8 @@ _u16 = _uint(0, 0xFFFF)
 _seq = _uint(0, limits.MAX_SEQ)
 _product_id = _optional(_uint(1, limits.MAX_PRODUCT_ID))
 _rx_frame = _uint(limits.MIN_RX_FRAME, limits.NOISE_MAX_MESSAGE)
+_transfer_id = _uint(0, limits.MAX_TRANSFER_ID)
+_detail = _text(0, limits.MAX_TEXT_LEN)
 
 
 class Message:
@@ -254,7 +264,7 @@ class Goodbye(Message):
             CloseReason,
             frozenset({CloseReason.AUTH_FAILED, CloseReason.CONNECTION_LOST, CloseReason.UNSUPPORTED_VERSION}),
         ),
-        _text(0, limits.MAX_TEXT_LEN),
+        _detail,
     )
     reason: CloseReason
     detail: str = ""
@@ -287,6 +297,128 @@ class PublishAck(Message):
     CHECKS = (_seq, _enum(AckResult))
     seq: int
     result: AckResult = AckResult.ACCEPTED
+
+
+# ---------------------------------------------------------------------------- OTA (0x20-0x2F)
+# The transfer rules (who sends what when, resume, windowing) are in docs/PROTOCOL.md and the
+# sans-I/O helpers in ota.py; here are only the messages and their field limits.
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class OtaOffer(Message):
+    """Server -> device: an image to download. Answered by OTA_ACCEPT, OTA_DEFER or OTA_REFUSE."""
+
+    TYPE = MsgType.OTA_OFFER
+    CHECKS = (
+        _transfer_id,
+        _uint(0, limits.MAX_FIRMWARE_VERSION),
+        _uint(1, limits.MAX_OTA_IMAGE_SIZE),
+        _bin(limits.OTA_SHA256_LEN, limits.OTA_SHA256_LEN),
+        _uint(1, limits.MAX_OTA_CHUNK),
+        _uint(1, limits.MAX_OTA_WINDOW),
+        _optional(_bin(limits.OTA_SIGNATURE_LEN, limits.OTA_SIGNATURE_LEN)),
+    )
+    transfer_id: int  # names the transfer in every later OTA message
+    version: int  # the image's product firmware version (what HELLO reports after the reboot)
+    size: int  # image length in bytes
+    sha256: bytes  # SHA-256 of the whole image
+    chunk_size: int  # largest OTA_CHUNK data; at most max_chunk_for_frame(device rx_max_frame)
+    window: int  # OTA_CHUNKs the server may have in flight beyond the last OTA_WINDOW_ACK
+    signature: bytes | None = None  # Ed25519 over the whole image, or None (unsigned)
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class OtaAccept(Message):
+    """Device -> server: send the image from `offset` (the bytes it already has of this sha256)."""
+
+    TYPE = MsgType.OTA_ACCEPT
+    CHECKS = (_transfer_id, _uint(0, limits.MAX_OTA_IMAGE_SIZE))
+    transfer_id: int
+    offset: int  # 0, or the resume point; at most the offer's size
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class OtaDefer(Message):
+    """Device -> server: not now; offer again after `retry_after` seconds."""
+
+    TYPE = MsgType.OTA_DEFER
+    CHECKS = (_transfer_id, _uint(1, limits.MAX_OTA_RETRY_AFTER))
+    transfer_id: int
+    retry_after: int  # seconds
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class OtaRefuse(Message):
+    """Device -> server: the device will not take this image."""
+
+    TYPE = MsgType.OTA_REFUSE
+    CHECKS = (_transfer_id, _enum(OtaRefusal), _detail)
+    transfer_id: int
+    reason: OtaRefusal
+    detail: str = ""
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class OtaChunk(Message):
+    """Server -> device: image bytes [offset, offset + len(data)). Never answered one by one."""
+
+    TYPE = MsgType.OTA_CHUNK
+    CHECKS = (_transfer_id, _uint(0, limits.MAX_OTA_IMAGE_SIZE - 1), _bin(1, limits.MAX_OTA_CHUNK))
+    transfer_id: int
+    offset: int
+    data: bytes  # 1..chunk_size bytes
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class OtaWindowAck(Message):
+    """Device -> server: every byte below `received_until` is stored; opens the window."""
+
+    TYPE = MsgType.OTA_WINDOW_ACK
+    CHECKS = (_transfer_id, _uint(0, limits.MAX_OTA_IMAGE_SIZE))
+    transfer_id: int
+    received_until: int
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class OtaComplete(Message):
+    """Device -> server: the transfer ended at the device; VERIFIED means it reboots into the image."""
+
+    TYPE = MsgType.OTA_COMPLETE
+    CHECKS = (_transfer_id, _enum(OtaResult), _detail)
+    transfer_id: int
+    status: OtaResult
+    detail: str = ""
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class OtaAbort(Message):
+    """Server -> device: the transfer is abandoned. The device keeps what it stored (for a resume)."""
+
+    TYPE = MsgType.OTA_ABORT
+    CHECKS = (_transfer_id, _enum(OtaAbortReason), _detail)
+    transfer_id: int
+    reason: OtaAbortReason
+    detail: str = ""
+
+
+def max_chunk_for_frame(rx_max_frame: int) -> int:
+    """The largest OTA_CHUNK data that fits a frame body of `rx_max_frame` bytes (the device's
+    announced limit), whatever the transfer_id and offset: frame = 16 (tag) + 12 (array header,
+    type, uint32 transfer_id, uint32 offset) + bin header + data. Every allowed limit (512 and
+    up) leaves more than 255 bytes of data, so the bin header is always the 3-byte bin16."""
+    if not limits.MIN_RX_FRAME <= rx_max_frame <= limits.NOISE_MAX_MESSAGE:
+        raise LocalProtocolError(
+            f"rx_max_frame must be {limits.MIN_RX_FRAME}..{limits.NOISE_MAX_MESSAGE}, got {rx_max_frame}"
+        )
+    return rx_max_frame - limits.TAG_LEN - limits.OTA_CHUNK_FIXED_OVERHEAD - 3
 
 
 def encode_message(message: Message) -> bytes:

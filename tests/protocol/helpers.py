@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from protocol import limits
-from protocol.codes import AckResult, CloseReason, Privilege, Status
+from protocol.codes import AckResult, CloseReason, OtaAbortReason, OtaRefusal, OtaResult, Privilege, Status
 from protocol.connection import (
     NEED_DATA,
     Connection,
@@ -32,6 +32,14 @@ from protocol.messages import (
     Goodbye,
     Hello,
     Message,
+    OtaAbort,
+    OtaAccept,
+    OtaChunk,
+    OtaComplete,
+    OtaDefer,
+    OtaOffer,
+    OtaRefuse,
+    OtaWindowAck,
     Ping,
     Pong,
     Publish,
@@ -40,6 +48,7 @@ from protocol.messages import (
     StatusUpdate,
     Welcome,
     encode_message,
+    max_chunk_for_frame,
 )
 from protocol.noise import KeyPair
 
@@ -269,6 +278,41 @@ def utf8_text(min_bytes: int, max_bytes: int) -> st.SearchStrategy[str]:
 
 
 seqs = st.integers(0, limits.MAX_SEQ)
+transfer_ids = st.integers(0, limits.MAX_TRANSFER_ID)
+image_offsets = st.integers(0, limits.MAX_OTA_IMAGE_SIZE)
+details = utf8_text(0, limits.MAX_TEXT_LEN)
+
+
+def ota_strategies(max_chunk: int) -> dict[type[Message], st.SearchStrategy[Any]]:
+    """The OTA messages, with chunk sizes and chunk data of at most max_chunk bytes."""
+    return {
+        OtaOffer: st.builds(
+            OtaOffer,
+            transfer_id=transfer_ids,
+            version=st.integers(0, limits.MAX_FIRMWARE_VERSION),
+            size=st.integers(1, limits.MAX_OTA_IMAGE_SIZE),
+            sha256=st.binary(min_size=limits.OTA_SHA256_LEN, max_size=limits.OTA_SHA256_LEN),
+            chunk_size=st.integers(1, max_chunk),
+            window=st.integers(1, limits.MAX_OTA_WINDOW),
+            signature=st.none() | st.binary(min_size=limits.OTA_SIGNATURE_LEN, max_size=limits.OTA_SIGNATURE_LEN),
+        ),
+        OtaAccept: st.builds(OtaAccept, transfer_id=transfer_ids, offset=image_offsets),
+        OtaDefer: st.builds(OtaDefer, transfer_id=transfer_ids, retry_after=st.integers(1, limits.MAX_OTA_RETRY_AFTER)),
+        OtaRefuse: st.builds(OtaRefuse, transfer_id=transfer_ids, reason=st.sampled_from(OtaRefusal), detail=details),
+        OtaChunk: st.builds(
+            OtaChunk,
+            transfer_id=transfer_ids,
+            offset=st.integers(0, limits.MAX_OTA_IMAGE_SIZE - 1),
+            data=st.binary(min_size=1, max_size=max_chunk),
+        ),
+        OtaWindowAck: st.builds(OtaWindowAck, transfer_id=transfer_ids, received_until=image_offsets),
+        OtaComplete: st.builds(
+            OtaComplete, transfer_id=transfer_ids, status=st.sampled_from(OtaResult), detail=details
+        ),
+        OtaAbort: st.builds(OtaAbort, transfer_id=transfer_ids, reason=st.sampled_from(OtaAbortReason), detail=details),
+    }
+
+
 product_ids = st.none() | st.integers(1, limits.MAX_PRODUCT_ID)
 rx_frames = st.integers(limits.MIN_RX_FRAME, limits.NOISE_MAX_MESSAGE)
 privileges = st.integers(0, int(Privilege.all())).map(Privilege)
@@ -317,13 +361,24 @@ STRATEGIES: dict[type[Message], st.SearchStrategy[Any]] = {
         private=st.booleans(),
     ),
     PublishAck: st.builds(PublishAck, seq=seqs, result=st.sampled_from(AckResult)),
+    **ota_strategies(limits.MAX_OTA_CHUNK),
 }
 
 any_message: st.SearchStrategy[Message] = st.one_of(*STRATEGIES.values())
 # What each side may send once the session is OPEN (Ready only once, so not here).
-device_messages: st.SearchStrategy[Message] = st.one_of(STRATEGIES[Ping], STRATEGIES[Pong], STRATEGIES[Publish])
+# OTA messages from the server are bounded by what fits the test device's CLIENT_RX frames.
+_ota_for_client = ota_strategies(max_chunk_for_frame(CLIENT_RX))
+DEVICE_OTA = (OtaAccept, OtaDefer, OtaRefuse, OtaWindowAck, OtaComplete)
+SERVER_OTA = (OtaOffer, OtaChunk, OtaAbort)
+device_messages: st.SearchStrategy[Message] = st.one_of(
+    STRATEGIES[Ping], STRATEGIES[Pong], STRATEGIES[Publish], *(STRATEGIES[c] for c in DEVICE_OTA)
+)
 server_messages: st.SearchStrategy[Message] = st.one_of(
-    STRATEGIES[Ping], STRATEGIES[Pong], STRATEGIES[StatusUpdate], STRATEGIES[PublishAck]
+    STRATEGIES[Ping],
+    STRATEGIES[Pong],
+    STRATEGIES[StatusUpdate],
+    STRATEGIES[PublishAck],
+    *(_ota_for_client[c] for c in SERVER_OTA),
 )
 
 # Arbitrary msgpack-able values (no maps at the top: maps are tested on their own).

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protocol import limits
-from protocol.codes import AckResult, CloseReason, Privilege, Status
+from protocol.codes import AckResult, CloseReason, OtaAbortReason, OtaRefusal, OtaResult, Privilege, Status
 from protocol.errors import LocalProtocolError, RemoteProtocolError
 from protocol.messages import (
     REGISTRY,
@@ -19,6 +19,14 @@ from protocol.messages import (
     Hello,
     Message,
     MsgType,
+    OtaAbort,
+    OtaAccept,
+    OtaChunk,
+    OtaComplete,
+    OtaDefer,
+    OtaOffer,
+    OtaRefuse,
+    OtaWindowAck,
     Ping,
     Pong,
     Publish,
@@ -181,7 +189,9 @@ def test_truncated_encoding_is_refused(message: Message, cut: int) -> None:
         [0],
         [-1],
         [0x12, 1],  # reserved for subscriptions, not yet a message
-        [0x20],  # reserved for OTA
+        [0x28, 1],  # reserved in the OTA range, not yet a message
+        [0x2F],
+        [0x30],  # reserved for claiming
         [2**64 - 1],
     ],
     ids=repr,
@@ -273,6 +283,13 @@ def test_up_to_sixteen_items_but_no_more() -> None:
             Hello(DEVICE_ID, 5, 1, 2, 3, 512, None),
         ),
         ([int(MsgType.READY)], Ready()),
+        (
+            [int(MsgType.OTA_OFFER), 1, 2, 3, bytes(32), 4, 5],
+            OtaOffer(1, 2, 3, bytes(32), 4, 5, None),
+        ),
+        ([int(MsgType.OTA_REFUSE), 1, int(OtaRefusal.BUSY)], OtaRefuse(1, OtaRefusal.BUSY, "")),
+        ([int(MsgType.OTA_COMPLETE), 1, int(OtaResult.VERIFIED)], OtaComplete(1, OtaResult.VERIFIED, "")),
+        ([int(MsgType.OTA_ABORT), 1, int(OtaAbortReason.TIMEOUT)], OtaAbort(1, OtaAbortReason.TIMEOUT, "")),
     ],
     ids=lambda v: type(v).__name__ if isinstance(v, Message) else "",
 )
@@ -291,6 +308,14 @@ def test_missing_optional_trailing_fields_take_defaults(items: list[Any], expect
         [int(MsgType.STATUS), 0, 0],
         [int(MsgType.HELLO), DEVICE_ID, None, 1, 2],
         [int(MsgType.WELCOME), 0, 0, None, 30, 90, 4096],
+        [int(MsgType.OTA_OFFER), 1, 2, 3, bytes(32), 4],
+        [int(MsgType.OTA_ACCEPT), 1],
+        [int(MsgType.OTA_DEFER), 1],
+        [int(MsgType.OTA_REFUSE), 1],
+        [int(MsgType.OTA_CHUNK), 1, 0],
+        [int(MsgType.OTA_WINDOW_ACK), 1],
+        [int(MsgType.OTA_COMPLETE), 1],
+        [int(MsgType.OTA_ABORT), 1],
     ],
     ids=repr,
 )
@@ -378,7 +403,18 @@ VALID: dict[type[Message], Message] = {
     Goodbye: Goodbye(CloseReason.NORMAL, "bye"),
     Publish: Publish(3, "temp", b"21.5", 60, True),
     PublishAck: PublishAck(3, AckResult.ACCEPTED),
+    OtaOffer: OtaOffer(7, 8, 100_000, bytes(range(32)), 993, 16, bytes(64)),
+    OtaAccept: OtaAccept(7, 4096),
+    OtaDefer: OtaDefer(7, 600),
+    OtaRefuse: OtaRefuse(7, OtaRefusal.NO_SPACE, "2 MB free"),
+    OtaChunk: OtaChunk(7, 4096, b"image bytes"),
+    OtaWindowAck: OtaWindowAck(7, 8192),
+    OtaComplete: OtaComplete(7, OtaResult.VERIFIED, "rebooting"),
+    OtaAbort: OtaAbort(7, OtaAbortReason.SUPERSEDED, "version 9 released"),
 }
+UNKNOWN_REFUSAL = max(OtaRefusal) + 1
+UNKNOWN_OTA_RESULT = max(OtaResult) + 1
+UNKNOWN_ABORT = max(OtaAbortReason) + 1
 
 UNKNOWN_STATUS = max(Status) + 1
 UNKNOWN_REASON = max(CloseReason) + 1
@@ -460,6 +496,50 @@ BAD_FIELDS: list[tuple[type[Message], str, Any]] = [
     (PublishAck, "seq", -1),
     (PublishAck, "result", UNKNOWN_RESULT),
     (PublishAck, "result", True),
+    (OtaOffer, "transfer_id", -1),
+    (OtaOffer, "transfer_id", limits.MAX_TRANSFER_ID + 1),
+    (OtaOffer, "transfer_id", None),
+    (OtaOffer, "version", limits.MAX_FIRMWARE_VERSION + 1),
+    (OtaOffer, "version", True),
+    (OtaOffer, "size", 0),
+    (OtaOffer, "size", limits.MAX_OTA_IMAGE_SIZE + 1),
+    (OtaOffer, "sha256", bytes(31)),
+    (OtaOffer, "sha256", bytes(33)),
+    (OtaOffer, "sha256", "00" * 32),
+    (OtaOffer, "sha256", None),
+    (OtaOffer, "chunk_size", 0),
+    (OtaOffer, "chunk_size", limits.MAX_OTA_CHUNK + 1),
+    (OtaOffer, "window", 0),
+    (OtaOffer, "window", limits.MAX_OTA_WINDOW + 1),
+    (OtaOffer, "signature", bytes(63)),
+    (OtaOffer, "signature", bytes(65)),
+    (OtaOffer, "signature", b""),
+    (OtaOffer, "signature", "sig"),
+    (OtaAccept, "transfer_id", 1.0),
+    (OtaAccept, "offset", -1),
+    (OtaAccept, "offset", limits.MAX_OTA_IMAGE_SIZE + 1),
+    (OtaAccept, "offset", None),
+    (OtaDefer, "retry_after", 0),
+    (OtaDefer, "retry_after", limits.MAX_OTA_RETRY_AFTER + 1),
+    (OtaRefuse, "reason", UNKNOWN_REFUSAL),
+    (OtaRefuse, "reason", -1),
+    (OtaRefuse, "reason", None),
+    (OtaRefuse, "detail", "d" * (limits.MAX_TEXT_LEN + 1)),
+    (OtaRefuse, "detail", None),
+    (OtaChunk, "offset", limits.MAX_OTA_IMAGE_SIZE),
+    (OtaChunk, "offset", -1),
+    (OtaChunk, "data", b""),
+    (OtaChunk, "data", bytes(limits.MAX_OTA_CHUNK + 1)),
+    (OtaChunk, "data", "text"),
+    (OtaChunk, "data", None),
+    (OtaWindowAck, "received_until", limits.MAX_OTA_IMAGE_SIZE + 1),
+    (OtaWindowAck, "received_until", False),
+    (OtaComplete, "status", UNKNOWN_OTA_RESULT),
+    (OtaComplete, "status", True),
+    (OtaComplete, "detail", b"bytes"),
+    (OtaAbort, "reason", UNKNOWN_ABORT),
+    (OtaAbort, "reason", "TIMEOUT"),
+    (OtaAbort, "detail", "\u00e9" * (limits.MAX_TEXT_LEN // 2 + 1)),
 ]
 
 # Values the encoder must refuse that msgpack cannot even carry.
@@ -541,6 +621,26 @@ def test_valid_examples_round_trip() -> None:
         (Publish, "ttl", 0),
         (Publish, "ttl", limits.MAX_EVENT_TTL),
         (Publish, "private", False),
+        (OtaOffer, "transfer_id", 0),
+        (OtaOffer, "transfer_id", limits.MAX_TRANSFER_ID),
+        (OtaOffer, "size", 1),
+        (OtaOffer, "size", limits.MAX_OTA_IMAGE_SIZE),
+        (OtaOffer, "chunk_size", 1),
+        (OtaOffer, "chunk_size", limits.MAX_OTA_CHUNK),
+        (OtaOffer, "window", 1),
+        (OtaOffer, "window", limits.MAX_OTA_WINDOW),
+        (OtaOffer, "signature", None),
+        (OtaAccept, "offset", 0),
+        (OtaAccept, "offset", limits.MAX_OTA_IMAGE_SIZE),
+        (OtaDefer, "retry_after", 1),
+        (OtaDefer, "retry_after", limits.MAX_OTA_RETRY_AFTER),
+        (OtaChunk, "offset", limits.MAX_OTA_IMAGE_SIZE - 1),
+        (OtaChunk, "data", b"x"),
+        (OtaChunk, "data", bytes(limits.MAX_OTA_CHUNK)),
+        (OtaWindowAck, "received_until", 0),
+        (OtaWindowAck, "received_until", limits.MAX_OTA_IMAGE_SIZE),
+        (OtaRefuse, "detail", "d" * limits.MAX_TEXT_LEN),
+        (OtaComplete, "detail", ""),
     ],
     ids=lambda v: f"{v!r:.20}",
 )
