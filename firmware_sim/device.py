@@ -16,11 +16,28 @@ from dataclasses import dataclass, field
 import trio
 
 from protocol import limits
-from protocol.codes import AckResult, CloseReason, Privilege, Status
+from protocol.codes import AckResult, CloseReason, OtaRefusal, OtaResult, Privilege, Status
 from protocol.connection import Connection, ConnectionClosed, Event, NeedData, Refused, Role
 from protocol.errors import RemoteProtocolError
-from protocol.messages import Goodbye, Hello, Message, Ping, Pong, Publish, PublishAck, Ready, StatusUpdate, Welcome
+from protocol.messages import (
+    Goodbye,
+    Hello,
+    Message,
+    OtaAbort,
+    OtaChunk,
+    OtaComplete,
+    OtaOffer,
+    Ping,
+    Pong,
+    Publish,
+    PublishAck,
+    Ready,
+    StatusUpdate,
+    Welcome,
+)
+from protocol.ota import ReceiverState
 
+from .flash import Flash
 from .identity import CounterSource, DeviceIdentity
 
 _COUNTERS = CounterSource()
@@ -50,6 +67,8 @@ class DeviceSettings:
     claim_code: str | None = None
     heartbeat: bool = True  # send PINGs at the interval the server asks for
     max_inflight: int = 64  # unacknowledged publishes in flight
+    ota: str = "accept"  # how the device answers OTA offers: accept | defer | refuse
+    drop_after_bytes: int | None = None  # behaviour: drop the link once this much of an image is stored
 
 
 @dataclass(slots=True)
@@ -67,9 +86,13 @@ class SimDevice:
         server_public_key: bytes,
         settings: DeviceSettings = DeviceSettings(),
         counter: int | None = None,
+        flash: Flash | None = None,
     ) -> None:
         self.identity = identity
         self.settings = settings
+        self.flash = flash if flash is not None else Flash()
+        self.ota_results: list[OtaComplete] = []  # what this device reported for each transfer
+        self.rebooting_into: int | None = None  # set once an image verified: the device restarts
         self.conn = Connection(
             Role.CLIENT, identity.key, server_public_key=server_public_key, rx_max_frame=settings.rx_max_frame
         )
@@ -145,6 +168,9 @@ class SimDevice:
                     self.state.updates.append(event)
                     self.status_changed.set()
                     self.status_changed = trio.Event()
+                elif isinstance(event, OtaOffer | OtaChunk | OtaAbort):
+                    if await self._on_ota(event):
+                        return  # rebooting into the new image
                 elif isinstance(event, Goodbye):
                     self._mark_closed(DeviceClosed(event.reason, event.detail))
                     return
@@ -152,9 +178,53 @@ class SimDevice:
                     self._mark_closed(DeviceClosed(CloseReason.CONNECTION_LOST, "the server closed the stream"))
                     return
         except RemoteProtocolError as exc:
+            self.flash.receiver.connection_lost()
             self._mark_closed(DeviceClosed(exc.reason, f"server sent bad data: {exc}"))
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self.flash.receiver.connection_lost()
+            if self._stream is not None:
+                await trio.aclose_forcefully(self._stream)
             self._mark_closed(DeviceClosed(CloseReason.CONNECTION_LOST, str(exc)))
+
+    async def _on_ota(self, message: OtaOffer | OtaChunk | OtaAbort) -> bool:
+        """Drive the flash's receiver; True when a verified image means a reboot now."""
+        receiver = self.flash.receiver
+        if isinstance(message, OtaAbort):
+            receiver.abort(message)
+            return False
+        if isinstance(message, OtaOffer):
+            refusal = receiver.offer(message)
+            if refusal is not None:
+                await self.send(refusal)
+            elif self.settings.ota == "defer":
+                await self.send(receiver.defer(60))
+            elif self.settings.ota == "refuse":
+                await self.send(receiver.refuse(OtaRefusal.OTHER, "this simulated device refuses updates"))
+            else:
+                await self.send(receiver.accept())
+        else:
+            result = receiver.receive_chunk(message)
+            if result.store:
+                self.flash.write(message.offset, message.data)
+                drop = self.settings.drop_after_bytes
+                if drop is not None and receiver.received_until >= drop and self.flash.installed_version is None:
+                    raise trio.BrokenResourceError(f"behaviour: link dropped after {receiver.received_until} bytes")
+            for reply in (result.ack, result.complete):
+                if reply is not None:
+                    await self.send(reply)
+            if result.complete is not None:
+                self.ota_results.append(result.complete)
+        if receiver.state is ReceiverState.VERIFYING:
+            complete = receiver.verify(read=self.flash.read)
+            self.ota_results.append(complete)
+            await self.send(complete)
+            if complete.status is OtaResult.VERIFIED:
+                offer = receiver.current_offer
+                assert offer is not None
+                self.flash.installed_version = self.rebooting_into = offer.version
+                await self.goodbye()  # "reboot": the next connection reports the new version
+                return True
+        return False
 
     async def _heartbeat(self, interval: int) -> None:
         while True:
