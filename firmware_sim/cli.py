@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from protocol import limits
 from protocol.codes import Status
 from protocol.messages import parse_public_key
 
+from . import firmware
 from .device import DeviceSettings
 from .fleet import DeviceOutcome, FleetPlan, run_fleet, summarize
 from .identity import DeviceIdentity, load_identities, write_identities
@@ -54,6 +56,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--concurrency", type=int, default=512, help="handshakes in flight at once")
     run.add_argument("--timeout", type=float, default=30.0, help="per-device limit for connecting and publishing")
     run.add_argument("--json", action="store_true", help="print one JSON object with per-device outcomes")
+
+    binaries = sub.add_parser("firmware", help="synthetic firmware binaries").add_subparsers(
+        dest="firmware_command", required=True
+    )
+    build = binaries.add_parser("build", help="build a binary with a valid header (docs/FIRMWARE.md)")
+    build.add_argument("--product", type=int, required=True, help="product ID in the header")
+    build.add_argument("--version", type=int, required=True, help="firmware version in the header (1..65535)")
+    build.add_argument("--size", type=int, required=True, metavar="BYTES", help="total size, header included")
+    build.add_argument("--platform", type=int, default=6, help="platform ID in the header (default 6)")
+    build.add_argument("--seed", type=int, default=0, help="another seed gives other body bytes (default 0)")
+    build.add_argument("--out", type=Path, required=True, help="file to write")
+    build.add_argument("--json", action="store_true", help="print size and SHA-256 as JSON")
     return parser
 
 
@@ -66,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "keygen":
             return cmd_keygen(args)
+        if args.command == "firmware":
+            return cmd_firmware_build(args)
         return cmd_run(args)
     except CliError as exc:
         print(f"fleetsim: {exc}", file=sys.stderr)
@@ -79,6 +95,32 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     write_identities(args.out, identities)
     print(f"wrote {args.count} identities: {args.out / 'identities.csv'} (private keys, mode 0600)")
     print(f"import the public keys with: fleetgate device import {args.out / 'devices.csv'}")
+    return 0
+
+
+MAX_IMAGE = 2**32 - 1  # the header's image_length is a uint32; the server takes at most 16 MiB
+
+
+def cmd_firmware_build(args: argparse.Namespace) -> int:
+    if not 1 <= args.product <= limits.MAX_PRODUCT_ID:
+        raise CliError(f"--product must be 1..{limits.MAX_PRODUCT_ID}")
+    if not 1 <= args.version <= limits.MAX_FIRMWARE_VERSION:
+        raise CliError(f"--version must be 1..{limits.MAX_FIRMWARE_VERSION}")
+    if not 0 <= args.platform <= limits.MAX_PLATFORM_ID:
+        raise CliError(f"--platform must be 0..{limits.MAX_PLATFORM_ID}")
+    if not firmware.HEADER_SIZE <= args.size <= MAX_IMAGE:
+        raise CliError(f"--size must be {firmware.HEADER_SIZE}..{MAX_IMAGE} bytes (the header alone is 32)")
+    data = firmware.build(args.product, args.version, args.size, platform_id=args.platform, seed=args.seed)
+    try:
+        args.out.write_bytes(data)
+    except OSError as exc:
+        raise CliError(f"cannot write {args.out}: {exc.strerror}") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if args.json:
+        print(json.dumps({"file": str(args.out), "size": len(data), "sha256": digest, "product_id": args.product,
+                          "version": args.version, "platform_id": args.platform}))  # fmt: skip
+    else:
+        print(f"wrote {args.out}: {len(data)} bytes, product {args.product}, version {args.version}, sha256 {digest}")
     return 0
 
 

@@ -31,6 +31,8 @@ SCOPES = frozenset(
         "team:write",
         "customers:write",
         "audit:read",
+        "firmware:read",
+        "firmware:write",
         "provisioning:write",
         "users:write",
     }

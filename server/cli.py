@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import trio
 
+from . import cli_firmware as fw
 from . import cli_operator as ops
 from .app import Server, describe_bind_error, run_forever
 from .cli_client import ApiClient, CliError, default_api, resolve_token
@@ -125,6 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
         device, "owner", ops.device_owner, "assign or clear a device's owner", pid, did,
         ("--user", {}), ("--customer", {}), ("--clear", {"action": "store_true"}),
     )  # fmt: skip
+    _cmd(
+        device, "groups", fw.device_groups, "set a device's groups (none: leave them all)", pid, did,
+        ("groups", {"nargs": "*", "metavar": "GROUP"}),
+    )  # fmt: skip
+    _cmd(
+        device, "lock", fw.device_lock, "lock a device to a firmware version, or --unlock", pid, did,
+        ("version", {"type": int, "nargs": "?"}), ("--unlock", {"action": "store_true"}),
+    )  # fmt: skip
 
     team = sub.add_parser("team", help="a product's team").add_subparsers(required=True)
     _cmd(team, "list", ops.team_list, "list team members", pid)
@@ -154,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     _cmd(customer, "create", ops.customer_create, "create a customer", pid, ("username", {}), *_password_args())
     _cmd(customer, "list", ops.customer_list, "list customers", pid)
 
+    _firmware_commands(sub, pid)
+
     _cmd(
         sub, "audit", ops.audit, "a product's audit trail", pid,
         ("--after", {"type": int, "default": 0}), ("--limit", {"type": int, "default": 100}),
@@ -161,9 +172,60 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _offline(sub: Any, name: str, fn: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+    """A command that needs no server (and no token)."""
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help_text)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(offline=fn)
+    return p
+
+
+def _firmware_commands(sub: Any, pid: tuple[str, dict[str, Any]]) -> None:
+    firmware = sub.add_parser("firmware", help="product firmware: sign offline, upload, release").add_subparsers(
+        required=True
+    )
+    keygen = _offline(firmware, "keygen", fw.keygen, "make an Ed25519 signing key (offline)")
+    keygen.add_argument("--out", type=Path, required=True, help="private key file (PEM, mode 0600); public: OUT.pub")
+    sign = _offline(firmware, "sign", fw.sign_file, "sign a binary: a detached signature in hex (offline)")
+    sign.add_argument("file", type=Path)
+    sign.add_argument("--key", type=Path, required=True, help="the private key file from keygen")
+    sign.add_argument("--out", type=Path, help="signature file (default FILE.sig)")
+    verify = _offline(firmware, "verify", fw.verify_file, "check a binary's signature (offline)")
+    verify.add_argument("file", type=Path)
+    verify.add_argument("--public-key", required=True, help="64 hex characters, or the KEYFILE.pub file")
+    verify.add_argument("--signature", type=Path, help="signature file (default FILE.sig)")
+    inspect = _offline(firmware, "inspect", fw.inspect_file, "check a binary's header and show it (offline)")
+    inspect.add_argument("file", type=Path)
+
+    version = ("version", {"type": int, "help": "firmware version"})
+    _cmd(
+        firmware, "upload", fw.upload, "upload a binary", pid, ("file", {"type": Path}),
+        ("--version", {"type": int, "help": "firmware version (default: the binary's header)"}),
+        ("--title", {"help": "default: the file name"}), ("--description", {"default": ""}),
+        ("--signature", {"type": Path, "help": "detached signature file from `fleetgate firmware sign`"}),
+    )  # fmt: skip
+    _cmd(firmware, "list", fw.list_firmware, "list a product's firmware", pid)
+    _cmd(firmware, "show", fw.show, "show one version", pid, version)
+    _cmd(
+        firmware, "release", fw.release, "release a version (to exactly the targets given; none unreleases)",
+        pid, version, ("--default", {"action": "store_true", "help": "make it the product default"}),
+        ("--group", {"action": "extend", "nargs": "+", "metavar": "GROUP", "help": "release to these groups"}),
+        ("--intelligent", {"action": "store_true", "help": "an intelligent release (Particle's flag)"}),
+    )  # fmt: skip
+    _cmd(firmware, "delete", fw.delete, "delete an unreleased version", pid, version)
+
+    group = sub.add_parser("group", help="a product's device groups").add_subparsers(required=True)
+    _cmd(group, "create", fw.group_create, "create a group", pid, ("name", {}), ("--description", {"default": ""}))
+    _cmd(group, "list", fw.group_list, "list groups", pid)
+    _cmd(group, "delete", fw.group_delete, "delete a group (its devices leave it)", pid, ("name", {}))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "offline", None) is not None:
+            code: int = args.offline(args)
+            return code
         if args.command == "serve":
             return cmd_serve(args)
         if args.command == "demo":
@@ -172,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo()
         api = ApiClient(args.api, resolve_token(args.token, args.data_dir))
         try:
-            code: int = args.run(api, args)
+            code = args.run(api, args)
             return code
         finally:
             api.close()

@@ -11,7 +11,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
@@ -26,6 +26,9 @@ from .session import DeviceSession, ServerContext
 from .store import ProductRecord, Store
 from .store.base import CustomerRecord, TokenRecord, UserRecord
 from .store.ops import Transaction, apply_decision, decide_now
+
+if TYPE_CHECKING:
+    from .firmware.operations import FirmwareOperations
 
 log = logging.getLogger("fleetgate.operations")
 T = TypeVar("T")
@@ -76,6 +79,13 @@ class Operations:
         if product is None:
             raise NotFound(f"product {key} not found")
         return product
+
+    @property
+    def firmware(self) -> FirmwareOperations:
+        """Firmware, device groups, releases and firmware locks (server/firmware/operations.py)."""
+        from .firmware.operations import FirmwareOperations  # here: that module imports this one
+
+        return FirmwareOperations(self)
 
     # ------------------------------------------------------------------ products
 

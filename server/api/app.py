@@ -7,10 +7,13 @@ from typing import Any
 import trio
 from fastapi import FastAPI
 
+from ..firmware.image import MAX_FIRMWARE_SIZE
 from ..operations import Operations
 from ..session import ServerContext
 from . import (
     routes_devices,
+    routes_firmware,
+    routes_groups,
     routes_owners,
     routes_products,
     routes_provisioning,
@@ -24,7 +27,8 @@ from .middleware import BodyLimit
 from .openapi import build_openapi
 from .ratelimit import LoginLimiter
 
-MAX_BODY = 16 * 1024 * 1024  # an import of 10,000 devices or keys is well under 2 MiB
+# The largest firmware binary plus its form fields; an import of 10,000 devices or keys is under 2 MiB.
+MAX_BODY = MAX_FIRMWARE_SIZE + 1024 * 1024
 PASSWORD_THREADS = 4  # concurrent password hashes (each ~16 MiB of memory for scrypt)
 
 DESCRIPTION = """Fleetgate's operator API, shaped after Particle's Cloud API.
@@ -56,6 +60,8 @@ def create_app(ctx: ServerContext, *, logins: LoginLimiter | None = None) -> Fas
         routes_owners,
         routes_team,
         routes_provisioning,
+        routes_firmware,
+        routes_groups,
     ):
         app.include_router(module.router)
 

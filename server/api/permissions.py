@@ -25,11 +25,21 @@ class Perm(Enum):
     PRODUCT_EDIT = "product_edit"  # name and policy
     TEAM_EDIT = "team_edit"
     CUSTOMER_CREATE = "customer_create"
+    FIRMWARE_READ = "firmware_read"  # firmware versions, their binaries and releases
+    FIRMWARE_UPLOAD = "firmware_upload"  # upload and delete versions
+    FIRMWARE_RELEASE = "firmware_release"
+    GROUPS_EDIT = "groups_edit"  # create and delete device groups
+    DEVICE_GROUPS = "device_groups"  # put a device into groups
+    DEVICE_FIRMWARE_LOCK = "device_firmware_lock"  # desired_firmware_version
 
 
-_VIEW = frozenset({Perm.PRODUCT_READ, Perm.DEVICES_READ, Perm.AUDIT_READ})
+_VIEW = frozenset({Perm.PRODUCT_READ, Perm.DEVICES_READ, Perm.AUDIT_READ, Perm.FIRMWARE_READ})
 _SUPPORT = _VIEW | {Perm.DEVICE_EDIT, Perm.DEVICE_APPROVE, Perm.DEVICE_DENY}
-_DEVELOPER = _SUPPORT | {Perm.DEVICE_ADD, Perm.DEVICE_REMOVE, Perm.DEVICE_OWNER}
+# What ends up in devices' flash: firmware, its releases, and the groups and locks that pick it.
+_ROLLOUT = frozenset(
+    {Perm.FIRMWARE_UPLOAD, Perm.FIRMWARE_RELEASE, Perm.GROUPS_EDIT, Perm.DEVICE_GROUPS, Perm.DEVICE_FIRMWARE_LOCK}
+)
+_DEVELOPER = _SUPPORT | {Perm.DEVICE_ADD, Perm.DEVICE_REMOVE, Perm.DEVICE_OWNER} | _ROLLOUT
 _ADMINISTRATOR = _DEVELOPER | {Perm.PRODUCT_EDIT, Perm.TEAM_EDIT, Perm.CUSTOMER_CREATE}
 
 ROLE_PERMS: dict[Role, frozenset[Perm]] = {
@@ -52,6 +62,13 @@ SCOPE_OF: dict[Perm, str] = {
     Perm.PRODUCT_EDIT: "products:write",
     Perm.TEAM_EDIT: "team:write",
     Perm.CUSTOMER_CREATE: "customers:write",
+    Perm.FIRMWARE_READ: "firmware:read",
+    Perm.FIRMWARE_UPLOAD: "firmware:write",
+    Perm.FIRMWARE_RELEASE: "firmware:write",
+    Perm.GROUPS_EDIT: "devices:write",
+    Perm.DEVICE_GROUPS: "devices:write",
+    # Locking a device to a version is a rollout decision, not a device edit.
+    Perm.DEVICE_FIRMWARE_LOCK: "firmware:write",
 }
 
 
@@ -72,4 +89,10 @@ WHAT: dict[Perm, str] = {
     Perm.PRODUCT_EDIT: "change the product's name or policy",
     Perm.TEAM_EDIT: "change the team",
     Perm.CUSTOMER_CREATE: "create customers",
+    Perm.FIRMWARE_READ: "view firmware",
+    Perm.FIRMWARE_UPLOAD: "upload or delete firmware",
+    Perm.FIRMWARE_RELEASE: "release firmware",
+    Perm.GROUPS_EDIT: "create or delete device groups",
+    Perm.DEVICE_GROUPS: "change a device's groups",
+    Perm.DEVICE_FIRMWARE_LOCK: "lock a device's firmware version",
 }

@@ -18,11 +18,11 @@ from .models import (
     DeviceOut,
     DevicesMeta,
     DevicesOut,
-    DeviceUpdate,
     ImportOut,
     RemoveDeviceIn,
     RemoveDeviceOut,
 )
+from .models_firmware import DeviceFirmwareUpdate
 from .permissions import Perm
 from .views import read_product_device, read_product_devices
 
@@ -157,18 +157,34 @@ async def remove_device(
 @router.put(
     "/v1/products/{product}/devices/{device_id}",
     response_model=DeviceOut,
-    summary="Change a device's name, notes or development flag",
+    summary="Change a device's name, notes, development flag, groups or locked firmware version",
 )
 async def update_device(
     device_id: DeviceIdPath,
-    body: DeviceUpdate,
+    body: DeviceFirmwareUpdate,
     access: Annotated[ProductAccess, Depends(product_access(Perm.DEVICE_EDIT))],
     state: State,
 ) -> DeviceOut:
+    fields: dict[str, object] = body.model_dump(exclude_unset=True)
+    groups, lock = fields.pop("groups", None), "desired_firmware_version" in fields
+    fields.pop("desired_firmware_version", None)
+    # Groups and locks choose the firmware a device runs: a developer's call.
+    if groups is not None:
+        access.require(Perm.DEVICE_GROUPS)
+    if lock:
+        access.require(Perm.DEVICE_FIRMWARE_LOCK)
     device_id = device_id_or_invalid(device_id)
     device = await device_in_product(state, access.product.id, device_id)
-    fields: dict[str, object] = body.model_dump(exclude_unset=True)
-    if not fields:
+    if not fields and groups is None and not lock:
         return device
-    await state.ops.update_device(access.actor, access.product.id, device_id, fields)
-    return await device_in_product(state, access.product.id, device_id)
+    if groups is not None or lock:  # first: it is the part that can still refuse (unknown group or version)
+        await state.ops.firmware.update_device(
+            access.actor, access.product.id, device_id,
+            groups=body.groups, lock=lock, version=body.desired_firmware_version,
+        )  # fmt: skip
+    if fields:
+        await state.ops.update_device(access.actor, access.product.id, device_id, fields)
+    device = await device_in_product(state, access.product.id, device_id)
+    # views.device_out leaves groups empty; this answer shows the device's groups.
+    in_groups = await state.ctx.store.read(state.store.device_groups, access.product.id, device_id)
+    return device.model_copy(update={"groups": in_groups})

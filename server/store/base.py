@@ -105,6 +105,70 @@ class EventRecord:
     id: int | None = None  # assigned by the store
 
 
+@dataclass(frozen=True, slots=True)
+class FirmwareRecord:
+    product_id: int
+    version: int  # 1..65535
+    title: str
+    description: str
+    name: str  # the uploaded file's name, for display; the stored file's path is derived, never this
+    size: int
+    sha256: str  # 64 lowercase hex characters
+    signature: bytes | None  # detached Ed25519 signature over the whole binary, as uploaded
+    platform_id: int
+    uploaded_at: float
+    uploaded_by: str  # the actor, as in the audit trail
+    released_at: float | None = None  # the latest release that left it released; None while unreleased
+    # Where it is released now (filled in by reads; ignored by _insert_firmware).
+    product_default: bool = False
+    groups: tuple[str, ...] = ()
+    intelligent: bool = False
+
+    @property
+    def released(self) -> bool:
+        return self.released_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRecord:
+    id: int
+    product_id: int
+    name: str  # [a-z0-9_-]{1,64}, unique in its product
+    description: str
+    created_at: float
+    device_count: int = 0
+    fw_version: int | None = None  # the version released to this group, if any
+    intelligent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseRecord:
+    product_id: int
+    version: int
+    group: str | None  # None: the product default
+    intelligent: bool
+    released_at: float
+    released_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class FirmwareTargetFacts:
+    """Everything the target rule needs about one device in one product, read at once."""
+
+    locked_version: int | None  # desired_firmware_version: overrides every release
+    product_default: ReleaseRecord | None
+    group_releases: tuple[ReleaseRecord, ...]  # releases to groups the device is in
+    groups: tuple[str, ...]  # the device's groups in the product
+
+    @property
+    def group_versions(self) -> frozenset[int]:
+        return frozenset(r.version for r in self.group_releases)
+
+    @property
+    def default_version(self) -> int | None:
+        return None if self.product_default is None else self.product_default.version
+
+
 @dataclass(slots=True)
 class ImportResult:
     added: list[str] = field(default_factory=list)
@@ -287,3 +351,72 @@ class Store(abc.ABC):
     def list_audit(
         self, product_id: int | None = None, device_id: str | None = None, after_id: int = 0, limit: int = 100
     ) -> list[AuditRecord]: ...
+
+    # -- firmware, device groups, releases and locks (see sqlite_firmware.py). A device that
+    # leaves its product leaves that product's groups and loses its firmware lock.
+    @abc.abstractmethod
+    def get_firmware(self, product_id: int, version: int) -> FirmwareRecord | None: ...
+
+    @abc.abstractmethod
+    def list_firmware(self, product_id: int) -> list[FirmwareRecord]:
+        """Oldest version first."""
+
+    @abc.abstractmethod
+    def _insert_firmware(self, record: FirmwareRecord) -> None:
+        """Raises Conflict (field "version") when the product has that version."""
+
+    @abc.abstractmethod
+    def _delete_firmware(self, product_id: int, version: int) -> bool: ...
+
+    @abc.abstractmethod
+    def list_releases(self, product_id: int) -> list[ReleaseRecord]: ...
+
+    @abc.abstractmethod
+    def _release_firmware(
+        self,
+        product_id: int,
+        version: int,
+        *,
+        product_default: bool,
+        groups: Sequence[str],
+        intelligent: bool,
+        at: float,
+        actor: str,
+    ) -> None:
+        """Make `version` released to exactly these targets: it takes the product default (if
+        asked) and each named group from whatever version had them, and loses targets not named."""
+
+    @abc.abstractmethod
+    def get_group(self, product_id: int, name: str) -> GroupRecord | None: ...
+
+    @abc.abstractmethod
+    def list_groups(self, product_id: int) -> list[GroupRecord]: ...
+
+    @abc.abstractmethod
+    def _insert_group(self, product_id: int, name: str, description: str, at: float) -> GroupRecord:
+        """Raises Conflict (field "name") when the product has a group of that name."""
+
+    @abc.abstractmethod
+    def _delete_group(self, product_id: int, name: str) -> bool:
+        """Its memberships and its release go with it."""
+
+    @abc.abstractmethod
+    def device_groups(self, product_id: int, device_id: str) -> list[str]: ...
+
+    @abc.abstractmethod
+    def _set_device_groups(self, product_id: int, device_id: str, names: Sequence[str]) -> None:
+        """The device is in exactly these (existing) groups of the product afterwards."""
+
+    @abc.abstractmethod
+    def firmware_lock(self, product_id: int, device_id: str) -> int | None: ...
+
+    @abc.abstractmethod
+    def firmware_locks_on(self, product_id: int, version: int) -> list[str]:
+        """Devices locked to this version."""
+
+    @abc.abstractmethod
+    def _set_firmware_lock(self, product_id: int, device_id: str, version: int | None, at: float, actor: str) -> None:
+        """Lock the device to an uploaded version of the product's firmware, or unlock (None)."""
+
+    @abc.abstractmethod
+    def firmware_target_facts(self, product_id: int, device_id: str) -> FirmwareTargetFacts: ...

@@ -151,3 +151,79 @@ MIGRATIONS.append(
         """,
     )
 )
+
+MIGRATIONS.append(
+    (
+        4,
+        """
+        -- Product firmware, device groups, releases and per-device locks (issue 4).
+        CREATE TABLE firmware (
+            product_id INTEGER NOT NULL REFERENCES products (id) ON DELETE CASCADE,
+            version INTEGER NOT NULL CHECK (version BETWEEN 1 AND 65535),
+            title TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            name TEXT NOT NULL DEFAULT '',        -- the uploaded file's name, shown only; never a path
+            size INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,                 -- hex; the file is firmware/<product>/<version>-<sha256[:16]>.bin
+            signature BLOB,                       -- detached Ed25519 signature (64 bytes), if uploaded with one
+            platform_id INTEGER NOT NULL,
+            uploaded_at REAL NOT NULL,
+            uploaded_by TEXT NOT NULL,            -- the actor, as in the audit trail
+            released_at REAL,                     -- NULL: not released to any target
+            PRIMARY KEY (product_id, version)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE device_groups (
+            id INTEGER PRIMARY KEY,
+            product_id INTEGER NOT NULL REFERENCES products (id) ON DELETE CASCADE,
+            name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 64 AND name NOT GLOB '*[^a-z0-9_-]*'),
+            description TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            UNIQUE (product_id, name)
+        );
+
+        CREATE TABLE device_group_members (
+            group_id INTEGER NOT NULL REFERENCES device_groups (id) ON DELETE CASCADE,
+            device_id TEXT NOT NULL REFERENCES devices (device_id),
+            PRIMARY KEY (group_id, device_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX device_group_members_by_device ON device_group_members (device_id);
+
+        -- Where each version is released: the product default (group_id NULL, one per product)
+        -- or a group (one version per group). A release's row keeps it from being deleted.
+        CREATE TABLE firmware_releases (
+            product_id INTEGER NOT NULL,
+            version INTEGER NOT NULL,
+            group_id INTEGER REFERENCES device_groups (id) ON DELETE CASCADE,
+            intelligent INTEGER NOT NULL DEFAULT 0,
+            released_at REAL NOT NULL,
+            released_by TEXT NOT NULL,
+            FOREIGN KEY (product_id, version) REFERENCES firmware (product_id, version)
+        );
+        CREATE UNIQUE INDEX firmware_releases_default ON firmware_releases (product_id) WHERE group_id IS NULL;
+        CREATE UNIQUE INDEX firmware_releases_group ON firmware_releases (group_id) WHERE group_id IS NOT NULL;
+        CREATE INDEX firmware_releases_by_version ON firmware_releases (product_id, version);
+
+        -- A device locked to one version of its product's firmware (Particle's desired_firmware_version).
+        CREATE TABLE firmware_locks (
+            device_id TEXT PRIMARY KEY REFERENCES devices (device_id),
+            product_id INTEGER NOT NULL,
+            version INTEGER NOT NULL,
+            locked_at REAL NOT NULL,
+            locked_by TEXT NOT NULL,
+            FOREIGN KEY (product_id, version) REFERENCES firmware (product_id, version)
+        ) WITHOUT ROWID;
+        CREATE INDEX firmware_locks_by_version ON firmware_locks (product_id, version);
+
+        -- Groups and locks belong to a product: a device that leaves it (removed, denied, moved)
+        -- leaves its groups and its lock, whichever code path changed its membership.
+        CREATE TRIGGER devices_leave_product_firmware AFTER UPDATE OF product_id ON devices
+        WHEN OLD.product_id IS NOT NEW.product_id
+        BEGIN
+            DELETE FROM device_group_members WHERE device_id = NEW.device_id
+                AND group_id IN (SELECT id FROM device_groups WHERE product_id = OLD.product_id);
+            DELETE FROM firmware_locks WHERE device_id = NEW.device_id;
+        END;
+        """,
+    )
+)

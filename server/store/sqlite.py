@@ -17,6 +17,7 @@ from .base import DeviceRecord, EventRecord, ImportResult, Store, WriteOp
 from .migrations import MIGRATIONS
 from .rows import DEVICE_COLUMNS, device_from_row, paged_by_id
 from .sqlite_admin import AdminQueries
+from .sqlite_firmware import FirmwareQueries
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -28,7 +29,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-class SQLiteStore(AdminQueries, Store):
+class SQLiteStore(FirmwareQueries, AdminQueries, Store):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()

@@ -1,0 +1,76 @@
+"""The multipart body of a firmware upload (Particle's fields), read with explicit limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+from starlette.datastructures import UploadFile
+
+from ..errors import Invalid
+from ..firmware.image import MAX_FIRMWARE_SIZE
+from ..firmware.signing import SigningError, parse_signature
+from .bodies import is_multipart
+
+FIELDS = {"binary", "version", "title", "description", "signature", "access_token"}
+_MAX_TEXT = 8192  # bytes in a text field; the operation applies the exact limits
+_SIGNATURE_FILE = 1024  # a hex or raw signature file is far smaller
+
+
+@dataclass(frozen=True, slots=True)
+class FirmwareUpload:
+    data: bytes
+    file_name: str
+    version: int
+    title: str
+    description: str
+    signature: bytes | None
+
+
+def _text(value: str | UploadFile | None, field: str, *, required: bool) -> str | None:
+    if value is None:
+        if required:
+            raise Invalid(f"{field} is required", field)
+        return None
+    if not isinstance(value, str):
+        raise Invalid(f"{field} must be a text field, not a file", field)
+    if len(value) > _MAX_TEXT:
+        raise Invalid(f"{field} is too long", field)
+    return value
+
+
+async def _signature(value: str | UploadFile | None) -> bytes | None:
+    if value is None:
+        return None
+    raw = value.encode() if isinstance(value, str) else await value.read(_SIGNATURE_FILE + 1)
+    try:
+        return parse_signature(raw)
+    except SigningError as exc:
+        raise Invalid(str(exc), "signature") from None
+
+
+async def read_upload(request: Request) -> FirmwareUpload:
+    if not is_multipart(request):
+        raise Invalid("upload firmware as multipart/form-data with a `binary` file part", "binary")
+    form = await request.form()
+    unknown = sorted(set(form.keys()) - FIELDS)
+    if unknown:
+        raise Invalid(f"{unknown[0][:64]} is not a field this request takes", unknown[0][:64])
+    binary = form.get("binary")
+    if not isinstance(binary, UploadFile):
+        raise Invalid("a `binary` file part is required", "binary")
+    data = await binary.read(MAX_FIRMWARE_SIZE + 1)
+    if len(data) > MAX_FIRMWARE_SIZE:
+        raise Invalid(f"the binary is larger than {MAX_FIRMWARE_SIZE} bytes", "binary")
+    version_text = _text(form.get("version"), "version", required=True) or ""
+    version = version_text.strip()
+    if not (version.isascii() and version.isdigit() and len(version) <= 5):
+        raise Invalid("version must be a whole number, 1..65535", "version")
+    return FirmwareUpload(
+        data=data,
+        file_name=binary.filename or "",
+        version=int(version),
+        title=_text(form.get("title"), "title", required=True) or "",
+        description=_text(form.get("description"), "description", required=False) or "",
+        signature=await _signature(form.get("signature")),
+    )

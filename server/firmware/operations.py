@@ -1,0 +1,310 @@
+"""Operator actions on product firmware, device groups, releases and firmware locks.
+
+Reached as `Operations.firmware`. Like every operator action, each change is one transaction on
+the store's writer with an audit entry; checks that depend on stored state run inside it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import trio
+
+from ..errors import Conflict, Invalid, NotFound
+from ..logs import now
+from ..operations import device_id_or_invalid
+from ..store import Store
+from ..store.base import FirmwareRecord, GroupRecord
+from .files import binary_path, remove_binary, write_binary
+from .image import FirmwareError, FirmwareMismatch, check_target, inspect
+from .signing import SIGNATURE_LEN
+
+if TYPE_CHECKING:
+    from ..operations import Operations
+
+GROUP_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")  # Particle's group names
+MAX_TITLE = 255
+MAX_DESCRIPTION = 4096
+MAX_GROUPS = 256  # groups named in one request
+LOCK_FIELD = "desired_firmware_version"  # Particle's name for a device's locked version
+
+
+def check_version(version: int, field: str) -> int:
+    if not 1 <= version <= 65535:
+        raise Invalid(f"{field} must be a firmware version, 1..65535", field)
+    return version
+
+
+def check_group_names(names: Sequence[str], field: str = "groups") -> list[str]:
+    if len(names) > MAX_GROUPS:
+        raise Invalid(f"at most {MAX_GROUPS} groups at once", field)
+    for name in names:
+        if not GROUP_NAME.match(name):
+            raise Invalid(f"group names are 1..64 of a-z, 0-9, _ and -: {name[:80]!r} is not", field)
+    return sorted(set(names))
+
+
+def _display_name(name: str) -> str:
+    """The uploaded file's name, kept for display only: printable, no directories, bounded."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    return "".join(c for c in base if c.isprintable())[:255]
+
+
+def _unknown_groups(store: Store, product_id: int, names: Sequence[str]) -> None:
+    known = {g.name for g in store.list_groups(product_id)}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise Invalid(f"product {product_id} has no group named {unknown[0]!r} (create it first)", "groups")
+
+
+def _member(store: Store, product_id: int, device_id: str) -> None:
+    record = store.get_device(device_id)
+    if record is None or record.product_id != product_id:
+        raise NotFound(f"device {device_id} is not a member of product {product_id}")
+
+
+class FirmwareOperations:
+    def __init__(self, ops: Operations) -> None:
+        self.ops = ops
+
+    @property
+    def data_dir(self) -> Path:
+        return self.ops.ctx.config.data_dir
+
+    # ------------------------------------------------------------------ firmware
+
+    async def get(self, key: int | str, version: int) -> FirmwareRecord:
+        product = await self.ops.product(key)
+        record = await self.ops.read(self.ops.sync.get_firmware, product.id, version)
+        if record is None:
+            raise NotFound(f"product {product.id} has no firmware version {version}", "version")
+        return record
+
+    async def binary(self, key: int | str, version: int) -> tuple[FirmwareRecord, Path]:
+        record = await self.get(key, version)
+        path = binary_path(self.data_dir, record.product_id, record.version, record.sha256)
+        if not await trio.to_thread.run_sync(path.is_file):
+            raise NotFound(f"the binary of version {version} is missing from the server's data directory", "version")
+        return record, path
+
+    async def upload(
+        self,
+        actor: str,
+        key: int | str,
+        data: bytes,
+        *,
+        version: int,
+        title: str,
+        description: str = "",
+        name: str = "",
+        signature: bytes | None = None,
+    ) -> FirmwareRecord:
+        product = await self.ops.product(key)
+        check_version(version, "version")
+        title = title.strip()
+        if not 1 <= len(title) <= MAX_TITLE:
+            raise Invalid(f"title must be 1..{MAX_TITLE} characters", "title")
+        if len(description) > MAX_DESCRIPTION:
+            raise Invalid(f"description must be at most {MAX_DESCRIPTION} characters", "description")
+        if signature is not None and len(signature) != SIGNATURE_LEN:
+            raise Invalid(f"signature must be {SIGNATURE_LEN} bytes (Ed25519)", "signature")
+        if await self.ops.read(self.ops.sync.get_firmware, product.id, version) is not None:
+            raise Conflict(f"product {product.id} already has firmware version {version}", "version")
+        try:
+            image = await trio.to_thread.run_sync(inspect, data)  # CRC and SHA-256 of up to 16 MiB
+            check_target(image.header, product.id, version)
+        except FirmwareMismatch as exc:
+            raise Invalid(exc.message, "version" if exc.what == "firmware_version" else "binary") from None
+        except FirmwareError as exc:
+            raise Invalid(f"{exc.message} ({exc.what})", "binary") from None
+
+        path = binary_path(self.data_dir, product.id, version, image.sha256)
+        await trio.to_thread.run_sync(write_binary, path, data)
+        record = FirmwareRecord(
+            product_id=product.id, version=version, title=title, description=description, name=_display_name(name),
+            size=image.size, sha256=image.sha256, signature=signature, platform_id=image.header.platform_id,
+            uploaded_at=now(), uploaded_by=actor,
+        )  # fmt: skip
+
+        def tx(s: Store) -> None:
+            s._insert_firmware(record)
+            s._append_audit(
+                now(), actor, "firmware_uploaded", product_id=product.id,
+                detail={"version": version, "title": title, "size": image.size, "sha256": image.sha256,
+                        "platform_id": record.platform_id, "signed": signature is not None},
+            )  # fmt: skip
+
+        try:
+            await self.ops._tx("upload_firmware", tx)
+        except Conflict:
+            # Raced with an upload of the same version: keep the file only if the winner's is it.
+            winner = await self.ops.read(self.ops.sync.get_firmware, product.id, version)
+            if winner is None or binary_path(self.data_dir, product.id, version, winner.sha256) != path:
+                await trio.to_thread.run_sync(remove_binary, path)
+            raise
+        return await self.get(product.id, version)
+
+    async def delete(self, actor: str, key: int | str, version: int) -> None:
+        product = await self.ops.product(key)
+
+        def tx(s: Store) -> FirmwareRecord:
+            record = s.get_firmware(product.id, version)
+            if record is None:
+                raise NotFound(f"product {product.id} has no firmware version {version}", "version")
+            if record.released:
+                where = ["the product default"] if record.product_default else []
+                where += [f"group {g}" for g in record.groups]
+                raise Conflict(
+                    f"version {version} is released ({', '.join(where)}): release another version in its place first",
+                    "version",
+                )
+            locked = s.firmware_locks_on(product.id, version)
+            if locked:
+                raise Conflict(f"{len(locked)} device(s) are locked to version {version}, e.g. {locked[0]}", "version")
+            s._delete_firmware(product.id, version)
+            s._append_audit(
+                now(), actor, "firmware_deleted", product_id=product.id,
+                detail={"version": version, "sha256": record.sha256},
+            )  # fmt: skip
+            return record
+
+        record = await self.ops._tx("delete_firmware", tx)
+        path = binary_path(self.data_dir, product.id, version, record.sha256)
+        await trio.to_thread.run_sync(remove_binary, path)
+
+    async def release(
+        self,
+        actor: str,
+        key: int | str,
+        version: int,
+        *,
+        product_default: bool,
+        groups: Sequence[str],
+        intelligent: bool,
+    ) -> FirmwareRecord:
+        """Release `version` to exactly these targets (see Store._release_firmware)."""
+        product = await self.ops.product(key)
+        check_version(version, "version")
+        names = check_group_names(groups)
+
+        def tx(s: Store) -> None:
+            if s.get_firmware(product.id, version) is None:
+                raise NotFound(f"product {product.id} has no firmware version {version}", "version")
+            _unknown_groups(s, product.id, names)
+            before = s.list_releases(product.id)
+            s._release_firmware(
+                product.id, version, product_default=product_default, groups=names, intelligent=intelligent,
+                at=now(), actor=actor,
+            )  # fmt: skip
+            # What other versions lost to this release, for the audit trail.
+            taken = {
+                ("product_default" if r.group is None else f"group:{r.group}"): r.version
+                for r in before
+                if r.version != version and ((r.group is None and product_default) or r.group in names)
+            }
+            dropped = [
+                "product_default" if r.group is None else f"group:{r.group}"
+                for r in before
+                if r.version == version and not ((r.group is None and product_default) or r.group in names)
+            ]
+            s._append_audit(
+                now(), actor, "firmware_released", product_id=product.id,
+                detail={"version": version, "product_default": product_default, "groups": names,
+                        "intelligent": intelligent, "replaced": taken, "unreleased_from": dropped},
+            )  # fmt: skip
+
+        await self.ops._tx("release_firmware", tx)
+        return await self.get(product.id, version)
+
+    # ------------------------------------------------------------------ groups
+
+    async def groups(self, key: int | str) -> list[GroupRecord]:
+        product = await self.ops.product(key)
+        return await self.ops.read(self.ops.sync.list_groups, product.id)
+
+    async def group(self, key: int | str, name: str) -> GroupRecord:
+        product = await self.ops.product(key)
+        group = await self.ops.read(self.ops.sync.get_group, product.id, name)
+        if group is None:
+            raise NotFound(f"product {product.id} has no group named {name[:80]!r}", "name")
+        return group
+
+    async def create_group(self, actor: str, key: int | str, name: str, description: str = "") -> GroupRecord:
+        product = await self.ops.product(key)
+        check_group_names([name], "name")
+        if len(description) > MAX_DESCRIPTION:
+            raise Invalid(f"description must be at most {MAX_DESCRIPTION} characters", "description")
+
+        def tx(s: Store) -> GroupRecord:
+            group = s._insert_group(product.id, name, description, now())
+            s._append_audit(now(), actor, "group_created", product_id=product.id, detail={"group": name})
+            return group
+
+        return await self.ops._tx("create_group", tx)
+
+    async def delete_group(self, actor: str, key: int | str, name: str) -> None:
+        product = await self.ops.product(key)
+
+        def tx(s: Store) -> None:
+            group = s.get_group(product.id, name)
+            if group is None:
+                raise NotFound(f"product {product.id} has no group named {name[:80]!r}", "name")
+            s._delete_group(product.id, name)
+            s._append_audit(
+                now(), actor, "group_deleted", product_id=product.id,
+                detail={"group": name, "devices": group.device_count, "released_version": group.fw_version},
+            )  # fmt: skip
+
+        await self.ops._tx("delete_group", tx)
+
+    # ------------------------------------------------------------------ devices
+
+    async def update_device(
+        self,
+        actor: str,
+        key: int | str,
+        device_text: str,
+        *,
+        groups: Sequence[str] | None = None,
+        lock: bool = False,
+        version: int | None = None,
+    ) -> None:
+        """In one transaction: with `groups`, the device is in exactly those groups of the product
+        afterwards (Particle's device update); with `lock`, it is locked to `version` (an uploaded
+        version, released or not) or unlocked (None)."""
+        product = await self.ops.product(key)
+        device_id = device_id_or_invalid(device_text)
+        names = None if groups is None else check_group_names(groups)
+        if lock and version is not None:
+            check_version(version, LOCK_FIELD)
+
+        def tx(s: Store) -> None:
+            _member(s, product.id, device_id)
+            if names is not None:
+                _unknown_groups(s, product.id, names)
+                before = s.device_groups(product.id, device_id)
+                s._set_device_groups(product.id, device_id, names)
+                s._append_audit(
+                    now(), actor, "device_groups_set", product_id=product.id, device_id=device_id,
+                    detail={"groups": names, "was": before},
+                )  # fmt: skip
+            if lock:
+                if version is not None and s.get_firmware(product.id, version) is None:
+                    raise Invalid(f"product {product.id} has no firmware version {version}", LOCK_FIELD)
+                was = s.firmware_lock(product.id, device_id)
+                s._set_firmware_lock(product.id, device_id, version, now(), actor)
+                s._append_audit(
+                    now(), actor, "firmware_locked" if version is not None else "firmware_unlocked",
+                    product_id=product.id, device_id=device_id, detail={"version": version, "was": was},
+                )  # fmt: skip
+
+        await self.ops._tx("update_device_firmware", tx)
+
+    async def set_device_groups(self, actor: str, key: int | str, device_text: str, groups: Sequence[str]) -> None:
+        await self.update_device(actor, key, device_text, groups=groups)
+
+    async def lock_device(self, actor: str, key: int | str, device_text: str, version: int | None) -> None:
+        await self.update_device(actor, key, device_text, lock=True, version=version)

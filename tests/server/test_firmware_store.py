@@ -1,0 +1,214 @@
+"""Migration 4 and the store's firmware, group, release and lock queries."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.errors import Conflict, Invalid
+from server.firmware.files import binary_path, write_binary
+from server.model import Policy
+from server.store import SQLiteStore, Store
+from server.store.base import FirmwareRecord
+from server.store.migrations import MIGRATIONS
+from server.store.ops import Transaction
+
+P, OTHER = 4201, 4202
+DEV_A, DEV_B = "aa" * 12, "bb" * 12
+
+
+def tx(store: Store, fn: Callable[[Store], Any]) -> Any:
+    (result,) = store.write_batch([Transaction(fn)])
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def firmware(version: int, product: int = P) -> FirmwareRecord:
+    return FirmwareRecord(product, version, f"v{version}", "", "fw.bin", 100, f"{version:064x}", None, 6, 1.0, "user:a")
+
+
+def insert_group(s: Store, name: str) -> object:
+    return s._insert_group(P, name, "", 2.0)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SQLiteStore:
+    s = SQLiteStore(tmp_path / "fleetgate.db")
+
+    def setup(s: Store) -> None:
+        for product in (P, OTHER):
+            s._insert_product(product, f"p{product}", "P", Policy.QUARANTINE, 1.0)
+        for device in (DEV_A, DEV_B):
+            s._ensure_device(device, 1.0)
+            s._set_membership(device, P)
+        for version in (1, 2, 3):
+            s._insert_firmware(firmware(version))
+        for name in ("beta", "eu"):
+            s._insert_group(P, name, "", 1.0)
+
+    tx(s, setup)
+    return s
+
+
+def test_schema_version_4_from_scratch_and_from_version_3(tmp_path: Path) -> None:
+    fresh = SQLiteStore(tmp_path / "fresh.db")
+    assert fresh.schema_version == MIGRATIONS[-1][0] >= 4
+    fresh.close()
+    # A database at version 3 with a product and a device in it, as the previous release left it.
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
+    for version, sql in MIGRATIONS[:3]:
+        conn.executescript(sql)
+        conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (version,))
+    conn.execute("INSERT INTO products (id, slug, name, created_at) VALUES (7, 'old', 'Old', 0)")
+    conn.execute("INSERT INTO devices (device_id, created_at, product_id) VALUES (?, 0, 7)", (DEV_A,))
+    conn.commit()
+    conn.close()
+    upgraded = SQLiteStore(path)
+    assert upgraded.schema_version >= 4
+    tables = {name for (name,) in upgraded._r.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"firmware", "device_groups", "device_group_members", "firmware_releases", "firmware_locks"} <= tables
+    assert upgraded.get_product(7) is not None and upgraded.list_firmware(7) == []
+    device = upgraded.get_device(DEV_A)
+    assert device is not None and device.product_id == 7
+    upgraded.close()
+
+
+def test_firmware_rows_and_duplicate_versions(store: SQLiteStore) -> None:
+    assert [f.version for f in store.list_firmware(P)] == [1, 2, 3]
+    assert store.list_firmware(OTHER) == []
+    got = store.get_firmware(P, 2)
+    assert got is not None and got.sha256 == f"{2:064x}" and not got.released and got.groups == ()
+    with pytest.raises(Conflict) as info:
+        tx(store, lambda s: s._insert_firmware(firmware(2)))
+    assert info.value.field == "version"
+    tx(store, lambda s: s._insert_firmware(firmware(2, OTHER)))  # versions are per product
+    with pytest.raises(sqlite3.IntegrityError):
+        tx(store, lambda s: s._insert_firmware(firmware(0)))
+
+
+def test_release_is_declarative(store: SQLiteStore) -> None:
+    def release(version: int, default: bool, groups: list[str], at: float = 5.0) -> None:
+        tx(store, lambda s: s._release_firmware(
+            P, version, product_default=default, groups=groups, intelligent=False, at=at, actor="user:a"
+        ))  # fmt: skip
+
+    release(1, True, ["beta"])
+    one = store.get_firmware(P, 1)
+    assert one is not None and one.product_default and one.groups == ("beta",) and one.released_at == 5.0
+    release(2, True, [], at=6.0)  # takes the default from 1; 1 keeps beta
+    one, two = store.get_firmware(P, 1), store.get_firmware(P, 2)
+    assert one is not None and not one.product_default and one.groups == ("beta",) and one.released
+    assert two is not None and two.product_default and two.released_at == 6.0
+    release(3, False, ["beta", "eu"], at=7.0)  # takes beta from 1: 1 has nothing left
+    one = store.get_firmware(P, 1)
+    assert one is not None and not one.released and one.released_at is None
+    assert {(r.version, r.group) for r in store.list_releases(P)} == {(2, None), (3, "beta"), (3, "eu")}
+    beta = store.get_group(P, "beta")
+    assert beta is not None and beta.fw_version == 3
+    release(3, False, [])  # nothing named: unreleased
+    three = store.get_firmware(P, 3)
+    assert three is not None and not three.released and three.groups == ()
+    with pytest.raises(Invalid):
+        release(2, False, ["nope"])
+
+
+def test_a_released_or_locked_version_cannot_be_deleted_by_the_schema(store: SQLiteStore) -> None:
+    tx(store, lambda s: s._release_firmware(
+        P, 1, product_default=True, groups=[], intelligent=True, at=5.0, actor="user:a"
+    ))  # fmt: skip
+    with pytest.raises(sqlite3.IntegrityError):
+        tx(store, lambda s: s._delete_firmware(P, 1))
+    tx(store, lambda s: s._set_firmware_lock(P, DEV_A, 2, 5.0, "user:a"))
+    with pytest.raises(sqlite3.IntegrityError):
+        tx(store, lambda s: s._delete_firmware(P, 2))
+    assert tx(store, lambda s: s._delete_firmware(P, 3)) is True
+    assert tx(store, lambda s: s._delete_firmware(P, 3)) is False
+
+
+def test_groups_members_and_names(store: SQLiteStore) -> None:
+    with pytest.raises(Conflict) as info:
+        tx(store, lambda s: s._insert_group(P, "beta", "", 2.0))
+    assert info.value.field == "name"
+    tx(store, lambda s: s._insert_group(OTHER, "beta", "", 2.0))  # names are per product
+    for bad in ("Beta", "", "a b", "x" * 65, "é"):  # the schema refuses what the API would (a second guard)
+        with pytest.raises(sqlite3.IntegrityError):
+            tx(store, partial(insert_group, name=bad))
+    tx(store, lambda s: s._insert_group(P, "a_b-9", "", 2.0))
+
+    tx(store, lambda s: s._set_device_groups(P, DEV_A, ["eu", "beta", "eu"]))
+    assert store.device_groups(P, DEV_A) == ["beta", "eu"]
+    tx(store, lambda s: s._set_device_groups(P, DEV_A, ["eu"]))  # sets, not adds
+    assert store.device_groups(P, DEV_A) == ["eu"]
+    with pytest.raises(Invalid) as bad_group:
+        tx(store, lambda s: s._set_device_groups(P, DEV_A, ["eu", "nope"]))
+    assert bad_group.value.field == "groups" and store.device_groups(P, DEV_A) == ["eu"]  # rolled back
+    eu = store.get_group(P, "eu")
+    assert eu is not None and eu.device_count == 1
+    assert [g.name for g in store.list_groups(P)] == ["a_b-9", "beta", "eu"]
+
+    tx(store, lambda s: s._release_firmware(
+        P, 2, product_default=False, groups=["eu"], intelligent=False, at=5.0, actor="user:a"
+    ))  # fmt: skip
+    assert tx(store, lambda s: s._delete_group(P, "eu")) is True
+    assert store.device_groups(P, DEV_A) == [] and store.list_releases(P) == []
+    two = store.get_firmware(P, 2)
+    assert two is not None and not two.released  # its only release went with the group
+    assert tx(store, lambda s: s._delete_group(P, "eu")) is False
+
+
+def test_target_facts_and_leaving_the_product(store: SQLiteStore) -> None:
+    def setup(s: Store) -> None:
+        s._release_firmware(P, 1, product_default=True, groups=[], intelligent=False, at=5.0, actor="user:a")
+        s._release_firmware(P, 2, product_default=False, groups=["beta"], intelligent=True, at=5.0, actor="user:a")
+        s._release_firmware(P, 3, product_default=False, groups=["eu"], intelligent=False, at=5.0, actor="user:a")
+        s._set_device_groups(P, DEV_A, ["beta", "eu"])
+        s._set_firmware_lock(P, DEV_B, 1, 5.0, "user:a")
+
+    tx(store, setup)
+    a = store.firmware_target_facts(P, DEV_A)
+    assert a.locked_version is None and a.default_version == 1 and a.group_versions == {2, 3}
+    assert a.groups == ("beta", "eu") and {r.group: r.intelligent for r in a.group_releases} == {
+        "beta": True,
+        "eu": False,
+    }
+    b = store.firmware_target_facts(P, DEV_B)
+    assert b.locked_version == 1 and b.group_versions == frozenset() and b.default_version == 1
+    assert store.firmware_lock(P, DEV_B) == 1 and store.firmware_locks_on(P, 1) == [DEV_B]
+
+    # Leaving the product (remove, deny, move) drops its groups and its lock, whatever the code path.
+    tx(store, lambda s: s._set_membership(DEV_A, None))
+    tx(store, lambda s: s._set_membership(DEV_B, OTHER))
+    assert store.device_groups(P, DEV_A) == [] and store.firmware_lock(P, DEV_B) is None
+    tx(store, lambda s: s._set_membership(DEV_A, P))  # coming back starts clean
+    assert store.firmware_target_facts(P, DEV_A).groups == ()
+
+
+def test_unlock(store: SQLiteStore) -> None:
+    tx(store, lambda s: s._set_firmware_lock(P, DEV_A, 3, 5.0, "user:a"))
+    tx(store, lambda s: s._set_firmware_lock(P, DEV_A, 2, 6.0, "user:a"))
+    assert store.firmware_lock(P, DEV_A) == 2
+    tx(store, lambda s: s._set_firmware_lock(P, DEV_A, None, 7.0, "user:a"))
+    assert store.firmware_lock(P, DEV_A) is None
+    with pytest.raises(sqlite3.IntegrityError):  # only uploaded versions
+        tx(store, lambda s: s._set_firmware_lock(P, DEV_A, 99, 7.0, "user:a"))
+
+
+def test_binary_paths_are_derived_and_writes_atomic(tmp_path: Path) -> None:
+    digest = "ab" * 32
+    path = binary_path(tmp_path, 4201, 3, digest)
+    assert path == tmp_path / "firmware" / "4201" / f"3-{'ab' * 8}.bin"
+    for bad in ("../../etc/passwd", "AB" * 32, "ab" * 31):
+        with pytest.raises(ValueError):
+            binary_path(tmp_path, 4201, 3, bad)
+    write_binary(path, b"first")
+    write_binary(path, b"second")
+    assert path.read_bytes() == b"second"
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary files left behind
