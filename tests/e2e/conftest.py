@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +14,8 @@ from server.app import Server, open_context
 from server.config import ServerConfig
 from server.logs import now
 from server.store import SQLiteStore
+
+from .cli_support import Served, start_server
 
 
 @dataclass
@@ -49,3 +51,14 @@ async def live(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Live]:
     running = await start_live(tmp_path, nursery, devices=200)
     yield running
     running.server.shutdown()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    server = start_server(tmp_path / "data")
+    try:
+        yield server
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.communicate(timeout=10)

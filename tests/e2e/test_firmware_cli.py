@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,20 +12,9 @@ from firmware_sim import firmware
 from server.cli import main
 from server.firmware.signing import parse_signature, verify
 
-from .test_cli import FLEETGATE, FLEETSIM, Served, run, start_server, stop
+from .cli_support import FLEETGATE, FLEETSIM, Served, run, stop
 
 P = 4201
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
-    server = start_server(tmp_path / "data")
-    try:
-        yield server
-    finally:
-        if server.proc.poll() is None:
-            server.proc.kill()
-            server.proc.communicate(timeout=10)
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:
