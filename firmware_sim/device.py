@@ -69,6 +69,7 @@ class DeviceSettings:
     max_inflight: int = 64  # unacknowledged publishes in flight
     ota: str = "accept"  # how the device answers OTA offers: accept | defer | refuse
     drop_after_bytes: int | None = None  # behaviour: drop the link once this much of an image is stored
+    stall_after_bytes: int | None = None  # behaviour: stop acknowledging chunks once this much is stored
 
 
 @dataclass(slots=True)
@@ -209,7 +210,9 @@ class SimDevice:
                 drop = self.settings.drop_after_bytes
                 if drop is not None and receiver.received_until >= drop and self.flash.installed_version is None:
                     raise trio.BrokenResourceError(f"behaviour: link dropped after {receiver.received_until} bytes")
-            for reply in (result.ack, result.complete):
+            stall = self.settings.stall_after_bytes
+            ack = None if stall is not None and receiver.received_until >= stall else result.ack
+            for reply in (ack, result.complete):
                 if reply is not None:
                     await self.send(reply)
             if result.complete is not None:

@@ -23,12 +23,30 @@ from dataclasses import dataclass
 import trio
 
 from protocol import limits
-from protocol.codes import AckResult, CloseReason, Privilege
+from protocol.codes import AckResult, CloseReason, OtaAbortReason, Privilege
 from protocol.connection import Connection, ConnectionClosed, Event, NeedData, Role, State
 from protocol.errors import LocalProtocolError, RemoteProtocolError
-from protocol.messages import Goodbye, Hello, Message, Ping, Pong, Publish, PublishAck, Ready, StatusUpdate, Welcome
+from protocol.messages import (
+    Goodbye,
+    Hello,
+    Message,
+    OtaAbort,
+    OtaAccept,
+    OtaComplete,
+    OtaDefer,
+    OtaRefuse,
+    OtaWindowAck,
+    Ping,
+    Pong,
+    Publish,
+    PublishAck,
+    Ready,
+    StatusUpdate,
+    Welcome,
+)
 from protocol.noise import KeyPair
 
+from . import ota_delivery
 from .admission import Decision, decide
 from .config import ServerConfig
 from .logs import log_event, now
@@ -84,6 +102,10 @@ class DeviceSession:
         self.frames_in = 0
         self.frames_out = 0
         self._scope: trio.CancelScope | None = None
+        self._nursery: trio.Nursery | None = None
+        self._ota_scope: trio.CancelScope | None = None  # the running transfer, if any
+        self._ota_transfer_id = 0
+        self._ota_send, self._ota_recv = trio.open_memory_channel[Message](2 * ota_delivery.WINDOW + 8)
         self._stream_broken = False
         self._out_send, self._out_recv = trio.open_memory_channel[Message](ctx.config.send_queue)
 
@@ -118,12 +140,38 @@ class DeviceSession:
                 self.update_decision(decision, cloud)
             else:
                 self.decision, self.cloud_product_id = decision, cloud
+            self._start_ota()
 
     def update_decision(self, decision: Decision, cloud_product_id: int | None) -> None:
         """An operator action changed this connection's admission: tell the device at once."""
         self.decision = decision
         self.cloud_product_id = cloud_product_id
+        if Privilege.OTA not in decision.privileges and self._ota_scope is not None:
+            # Revoked mid-transfer: stop sending, and say so before the STATUS that explains why.
+            self._ota_scope.cancel()
+            self.enqueue(OtaAbort(self._ota_transfer_id, OtaAbortReason.PRIVILEGE_REVOKED))
         self.enqueue(StatusUpdate(decision.status, decision.privileges, decision.product_id))
+        self._start_ota()
+
+    def _start_ota(self) -> None:
+        """Offer firmware if this connection may receive it and none is being sent."""
+        decision = self.decision
+        if self._nursery is None or self._ota_scope is not None or decision is None:
+            return
+        if Privilege.OTA in decision.privileges:
+            self._ota_scope = trio.CancelScope()
+            self._nursery.start_soon(self._run_ota, self._ota_scope)
+
+    async def _run_ota(self, scope: trio.CancelScope) -> None:
+        try:
+            with scope:
+                plan = await ota_delivery.plan_offer(self)
+                if plan is not None:
+                    self._ota_transfer_id += 1
+                    await ota_delivery.transfer(self, plan, self._ota_recv, self._ota_transfer_id)
+        finally:
+            if self._ota_scope is scope:
+                self._ota_scope = None
 
     def enqueue(self, message: Message) -> None:
         """Queue a message for the writer without waiting; a full queue means a slow consumer."""
@@ -265,10 +313,14 @@ class DeviceSession:
         )
         async with trio.open_nursery() as nursery:
             self._scope = nursery.cancel_scope
+            self._nursery = nursery
             if self.close_reason is not None:  # asked to close while we were registering
                 nursery.cancel_scope.cancel()
             nursery.start_soon(self._writer)
+            if self.decision is not None and self.registered:
+                self._start_ota()
             await self._read_loop()
+            self._nursery = None  # closing: no more tasks (a late confirmation must not start one)
             nursery.cancel_scope.cancel()
 
     async def _read_loop(self) -> None:
@@ -293,6 +345,11 @@ class DeviceSession:
             self.enqueue(Pong(event.seq))
         elif isinstance(event, Publish):
             await self._publish(event)
+        elif isinstance(event, OtaAccept | OtaDefer | OtaRefuse | OtaWindowAck | OtaComplete):
+            try:
+                self._ota_send.send_nowait(event)
+            except trio.WouldBlock:
+                self.request_close(CloseReason.PROTOCOL_ERROR, "more OTA answers than any transfer allows")
         elif isinstance(event, Goodbye):
             self._set_close(
                 CloseReason.NORMAL, f"device said goodbye: {event.reason.name.lower()} {event.detail}".strip()

@@ -114,7 +114,10 @@ class AsyncStore:
                     if isinstance(result, BaseException):
                         log.error("store write failed: %r: %s", pending.op, result)
                     if pending.on_done is not None:
-                        pending.on_done(result)
+                        try:
+                            pending.on_done(result)
+                        except Exception:  # a caller's bug must not stop every other write
+                            log.exception("store write callback failed for %r", pending.op)
 
     async def close_writes(self) -> None:
         """No more writes: the writer applies what is queued, then `run_writer` returns."""

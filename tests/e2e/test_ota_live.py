@@ -1,0 +1,93 @@
+"""OTA over the device link, end to end: a real server offers its release to a connected device."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from firmware_sim import firmware
+from firmware_sim.device import DeviceSettings, SimDevice
+from firmware_sim.flash import Flash
+from protocol.codes import OtaResult, Status
+from protocol.ota import ReceiverState
+from server.model import Policy
+from server.operations import Operations
+
+from .conftest import Live, start_live
+
+ADMIN = "user:admin"
+P = 4301
+IMAGE = firmware.build(P, 2, 300_000)
+
+
+@pytest.fixture
+async def live(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Live]:
+    running = await start_live(tmp_path, nursery, devices=3)
+    ops = Operations(running.server.ctx)
+    await ops.create_product(ADMIN, "Lamp", product_id=P, policy=Policy.QUARANTINE)
+    await ops.firmware.upload(ADMIN, P, IMAGE, version=2, title="lamp-2")
+    await ops.firmware.release(ADMIN, P, 2, product_default=True, groups=[], intelligent=False)
+    yield running
+    running.server.shutdown()
+
+
+async def session(live: Live, device: SimDevice, seconds: float) -> None:
+    """Connect and run until the device leaves (after an update it "reboots") or time runs out."""
+    stream = await trio.open_tcp_stream("127.0.0.1", live.port)
+    try:
+        await device.handshake(stream)
+        with trio.move_on_after(seconds):
+            await device.run()
+    finally:
+        await stream.aclose()
+
+
+async def test_a_member_on_old_firmware_receives_the_release_and_reboots_into_it(live: Live) -> None:
+    identity = live.known[0]
+    await Operations(live.server.ctx).add_device(ADMIN, P, identity.device_id_hex)
+    flash = Flash()
+    device = SimDevice(identity, live.key, DeviceSettings(product_id=P, firmware_version=1), flash=flash)
+    await session(live, device, seconds=10)
+    assert device.state.status is Status.OK
+    assert [r.status for r in device.ota_results] == [OtaResult.VERIFIED]
+    assert flash.installed_version == 2 and flash.read(0, len(IMAGE)) == IMAGE
+
+    # After the "reboot" it reports version 2: it is on target, nothing more is offered.
+    again = SimDevice(identity, live.key, DeviceSettings(product_id=P, firmware_version=2), flash=flash)
+    await session(live, again, seconds=1)
+    assert again.ota_results == [] and again.closed is None
+
+
+async def test_a_quarantined_device_never_receives_a_byte(live: Live) -> None:
+    flash = Flash()
+    device = SimDevice(live.known[1], live.key, DeviceSettings(product_id=P, firmware_version=1), flash=flash)
+    await session(live, device, seconds=1)
+    assert device.state.status is Status.QUARANTINED
+    assert flash.bytes_written == 0 and device.ota_results == []
+
+
+async def test_losing_the_ota_privilege_aborts_a_transfer_in_flight(live: Live) -> None:
+    identity = live.known[2]
+    ops = Operations(live.server.ctx)
+    await ops.add_device(ADMIN, P, identity.device_id_hex)
+    flash = Flash()
+    # The device stops acknowledging after 20 kB: the server waits at its window, mid-transfer.
+    settings = DeviceSettings(product_id=P, firmware_version=1, rx_max_frame=512, stall_after_bytes=20_000)
+    device = SimDevice(identity, live.key, settings, flash=flash)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(session, live, device, 10.0)
+        with trio.fail_after(5):
+            while flash.receiver.received_until < 20_000:  # noqa: ASYNC110 (polling the device's flash)
+                await trio.sleep(0.001)
+        await ops.remove_device(ADMIN, P, identity.device_id_hex, deny=True)
+        with trio.fail_after(5):
+            await device.wait_status(Status.DENIED)
+        stored = flash.receiver.received_until
+        await trio.sleep(0.3)
+        assert flash.receiver.received_until == stored < len(IMAGE)  # nothing more arrives
+        assert device.ota_results == [] and flash.installed_version is None
+        assert flash.receiver.state is ReceiverState.IDLE  # the device was told OTA_ABORT (bytes kept)
+        nursery.cancel_scope.cancel()
