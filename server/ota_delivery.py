@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -19,8 +20,9 @@ from protocol.ota import ImageSender, build_offer
 
 from .firmware.files import binary_path
 from .firmware_target import TargetFacts, should_offer
-from .logs import log_event
-from .store.base import FirmwareRecord
+from .logs import log_event, now
+from .store.base import FirmwareRecord, OtaOutcome, Store
+from .store.ops import CAME_BACK_ON_OLD, Transaction
 
 if TYPE_CHECKING:
     from .session import DeviceSession
@@ -57,6 +59,9 @@ async def plan_offer(session: DeviceSession) -> Plan | None:
     )
     if target is None:
         return None
+    last = await store.read(store.sync.ota_outcome, session.device_id)
+    if last is not None and last.version == target and last.reason.startswith(CAME_BACK_ON_OLD):
+        return None  # it did not take last time: an operator decides (new release, lock), not a loop
     firmware = await store.read(store.sync.get_firmware, product_id, target)
     if firmware is None:
         return None
@@ -109,6 +114,16 @@ async def transfer(
         if isinstance(message, OtaWindowAck):
             sender.on_ack(message)
         elif isinstance(message, OtaComplete):
-            level = logging.INFO if message.status is OtaResult.VERIFIED else logging.WARNING
+            verified = message.status is OtaResult.VERIFIED
+            level = logging.INFO if verified else logging.WARNING
             log_event(log, "ota_completed", level, status=message.status.name.lower(), detail=message.detail, **fields)
+            state, reason = ("installed", message.detail) if verified else ("failed", message.status.name.lower())
+            outcome = OtaOutcome(
+                session.device_id, plan.firmware.product_id, plan.firmware.version, state, reason, now()
+            )
+            await session.ctx.store.write(Transaction(partial(_save_outcome, outcome=outcome), "ota_outcome"))
             return
+
+
+def _save_outcome(store: Store, outcome: OtaOutcome) -> None:
+    store._set_ota_outcome(outcome)

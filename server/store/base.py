@@ -34,6 +34,19 @@ class DeviceRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class OtaOutcome:
+    """The last OTA outcome of one device: `installed` (verified, awaiting its next HELLO),
+    `confirmed` (it came back running the version) or `failed` (with the reason)."""
+
+    device_id: str
+    product_id: int
+    version: int
+    state: str
+    reason: str
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class ProductRecord:
     id: int
     slug: str
@@ -230,6 +243,13 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None: ...
+
+    # -- OTA outcomes (see sqlite_ota.py)
+    @abc.abstractmethod
+    def ota_outcome(self, device_id: str) -> OtaOutcome | None: ...
+
+    @abc.abstractmethod
+    def _set_ota_outcome(self, outcome: OtaOutcome) -> None: ...
 
     # -- products, people, tokens, lists, audit (see sqlite_admin.py)
     @abc.abstractmethod

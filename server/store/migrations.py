@@ -227,3 +227,21 @@ MIGRATIONS.append(
         """,
     )
 )
+
+MIGRATIONS.append(
+    (
+        5,
+        """
+        -- The last OTA outcome per device: what was installed, and whether the device came back
+        -- running it. A device that comes back on its old version is not offered that image again.
+        CREATE TABLE device_ota (
+            device_id TEXT PRIMARY KEY,
+            product_id INTEGER NOT NULL,
+            version INTEGER NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('installed', 'confirmed', 'failed')),
+            reason TEXT NOT NULL DEFAULT '',
+            updated_at REAL NOT NULL
+        ) WITHOUT ROWID;
+        """,
+    )
+)

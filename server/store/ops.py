@@ -8,7 +8,7 @@ from typing import Any
 
 from ..admission import Decision, Effect, decide
 from ..model import ListState
-from .base import EventRecord, Store, WriteOp
+from .base import EventRecord, OtaOutcome, Store, WriteOp
 
 
 def apply_decision(store: Store, device_id: str, decision: Decision, at: float, actor: str) -> None:
@@ -50,6 +50,23 @@ def decide_now(store: Store, device_id: str, fw_product_id: int | None) -> tuple
     return decide(facts, fw_product_id, product), facts.cloud_product_id
 
 
+CAME_BACK_ON_OLD = "came back running"  # prefix of the reason that stops re-offering an image
+
+
+def confirm_update(store: Store, device_id: str, running: int, at: float) -> None:
+    """An installed image is confirmed by the device coming back running it; coming back on
+    another version means the update did not take: counted failed, and not offered again."""
+    last = store.ota_outcome(device_id)
+    if last is None or last.state != "installed":
+        return
+    if running == last.version:
+        state, reason = "confirmed", f"running version {running}"
+    else:
+        state, reason = "failed", f"{CAME_BACK_ON_OLD} version {running}, not {last.version}: the update did not take"
+    store._set_ota_outcome(OtaOutcome(device_id, last.product_id, last.version, state, reason, at))
+    store._append_audit(at, "device", f"ota_{state}", product_id=last.product_id, device_id=device_id, reason=reason)
+
+
 @dataclass(frozen=True, slots=True)
 class ConfirmSession(WriteOp):
     """READY arrived: the device is online, its counter is spent, and its admission takes effect.
@@ -75,6 +92,7 @@ class ConfirmSession(WriteOp):
             firmware_product_id=self.firmware_product_id,
             at=self.at,
         )
+        confirm_update(store, self.device_id, self.firmware_version, self.at)
         decision, cloud = decide_now(store, self.device_id, self.firmware_product_id)
         apply_decision(store, self.device_id, decision, self.at, "device")
         return decision, cloud

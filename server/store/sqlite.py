@@ -18,6 +18,7 @@ from .migrations import MIGRATIONS
 from .rows import DEVICE_COLUMNS, device_from_row, paged_by_id
 from .sqlite_admin import AdminQueries
 from .sqlite_firmware import FirmwareQueries
+from .sqlite_ota import OtaQueries
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -29,7 +30,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-class SQLiteStore(FirmwareQueries, AdminQueries, Store):
+class SQLiteStore(OtaQueries, FirmwareQueries, AdminQueries, Store):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()

@@ -91,3 +91,38 @@ async def test_losing_the_ota_privilege_aborts_a_transfer_in_flight(live: Live) 
         assert device.ota_results == [] and flash.installed_version is None
         assert flash.receiver.state is ReceiverState.IDLE  # the device was told OTA_ABORT (bytes kept)
         nursery.cancel_scope.cancel()
+
+
+async def test_an_update_is_confirmed_by_the_next_hello_or_counted_failed(live: Live) -> None:
+    identity = live.known[0]
+    await Operations(live.server.ctx).add_device(ADMIN, P, identity.device_id_hex)
+    flash = Flash()
+    await session(
+        live, SimDevice(identity, live.key, DeviceSettings(product_id=P, firmware_version=1), flash=flash), 10
+    )
+    await live.server.ctx.store.flush()
+    outcome = live.store.ota_outcome(identity.device_id_hex)
+    assert outcome is not None and (outcome.version, outcome.state) == (2, "installed")
+
+    # It comes back still running version 1: the update did not take. Counted failed, not re-flashed.
+    back = SimDevice(identity, live.key, DeviceSettings(product_id=P, firmware_version=1), flash=Flash())
+    await session(live, back, seconds=1)
+    await live.server.ctx.store.flush()
+    outcome = live.store.ota_outcome(identity.device_id_hex)
+    assert outcome is not None and outcome.state == "failed" and "did not take" in outcome.reason
+    assert back.ota_results == [] and back.flash.bytes_written == 0
+    actions = [a.action for a in live.store.list_audit(device_id=identity.device_id_hex)]
+    assert "ota_failed" in actions
+
+
+async def test_coming_back_on_the_new_version_confirms_the_update(live: Live) -> None:
+    identity = live.known[1]
+    await Operations(live.server.ctx).add_device(ADMIN, P, identity.device_id_hex)
+    flash = Flash()
+    await session(
+        live, SimDevice(identity, live.key, DeviceSettings(product_id=P, firmware_version=1), flash=flash), 10
+    )
+    await session(live, SimDevice(identity, live.key, DeviceSettings(product_id=P, firmware_version=2), flash=flash), 1)
+    await live.server.ctx.store.flush()
+    outcome = live.store.ota_outcome(identity.device_id_hex)
+    assert outcome is not None and (outcome.version, outcome.state) == (2, "confirmed")
