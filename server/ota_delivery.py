@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from protocol.codes import OtaResult
+from protocol.codes import OtaResult, Privilege
 from protocol.messages import Message, OtaAccept, OtaComplete, OtaDefer, OtaRefuse, OtaWindowAck
 from protocol.ota import ImageSender, build_offer
 
@@ -45,11 +45,25 @@ async def plan_offer(session: DeviceSession) -> Plan | None:
     if hello is None or decision is None or decision.product_id is None:
         return None
     store, product_id = session.ctx.store, decision.product_id
-    device = await store.read(store.sync.get_device, session.device_id)
-    facts = await store.read(store.sync.firmware_target_facts, product_id, session.device_id)
+    firmware = await store.read(
+        _offer_target, store.sync, session.device_id, product_id, decision.privileges, hello.firmware_version
+    )
+    if firmware is None:
+        return None
+    path = binary_path(session.ctx.config.data_dir, product_id, firmware.version, firmware.sha256)
+    image = await trio.to_thread.run_sync(path.read_bytes)
+    return Plan(firmware, image)
+
+
+def _offer_target(
+    store: Store, device_id: str, product_id: int, privileges: Privilege, running: int
+) -> FirmwareRecord | None:
+    """In one read (one worker-thread hop on the connect path): the firmware to offer, if any."""
+    device = store.get_device(device_id)
+    facts = store.firmware_target_facts(product_id, device_id)
     target = should_offer(
-        decision.privileges,
-        hello.firmware_version,
+        privileges,
+        running,
         TargetFacts(
             development=device is not None and device.development,
             locked_version=facts.locked_version,
@@ -59,15 +73,10 @@ async def plan_offer(session: DeviceSession) -> Plan | None:
     )
     if target is None:
         return None
-    last = await store.read(store.sync.ota_outcome, session.device_id)
+    last = store.ota_outcome(device_id)
     if last is not None and last.version == target and last.reason.startswith(CAME_BACK_ON_OLD):
         return None  # it did not take last time: an operator decides (new release, lock), not a loop
-    firmware = await store.read(store.sync.get_firmware, product_id, target)
-    if firmware is None:
-        return None
-    path = binary_path(session.ctx.config.data_dir, product_id, firmware.version, firmware.sha256)
-    image = await trio.to_thread.run_sync(path.read_bytes)
-    return Plan(firmware, image)
+    return store.get_firmware(product_id, target)
 
 
 async def transfer(

@@ -21,8 +21,6 @@ class SessionRegistry:
         # Highest hello counter confirmed by this process, per device: closes the window in
         # which a replayed hello could race the store write of the genuine one.
         self._counters: dict[str, int] = {}
-        self._emptied = trio.Event()
-        self._left = trio.Event()  # set (and replaced) whenever a session leaves
         self._changed = trio.Event()  # set (and replaced) whenever a session arrives or leaves
 
     def __len__(self) -> int:
@@ -52,13 +50,8 @@ class SessionRegistry:
         """Remove `session` if it is still the live one; False if it had been replaced."""
         if self._live.get(session.device_id) is session:
             del self._live[session.device_id]
-            self._left.set()
-            self._left = trio.Event()
             self._changed.set()
             self._changed = trio.Event()
-            if not self._live:
-                self._emptied.set()
-                self._emptied = trio.Event()
             return True
         return False
 
@@ -69,11 +62,11 @@ class SessionRegistry:
     async def wait_gone(self, device_id: str) -> None:
         """Wait until the device has no live session."""
         while device_id in self._live:
-            await self._left.wait()
+            await self._changed.wait()
 
     async def wait_empty(self) -> None:
-        if self._live:
-            await self._emptied.wait()
+        while self._live:
+            await self._changed.wait()
 
     def close_all(self, reason: CloseReason, detail: str = "") -> None:
         for session in list(self._live.values()):

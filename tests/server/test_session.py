@@ -330,17 +330,23 @@ async def test_heartbeats_keep_a_device_connected(harness: Harness, autojump_clo
         assert await dev.publish("still-here") is AckResult.ACCEPTED
 
 
-async def test_device_that_never_reads_is_closed_as_slow_consumer(
-    harness: Harness, autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
-) -> None:
-    # lockstep: the server's writes block until the device reads, and this device never does.
-    stream = harness.open_stream(lockstep=True)
+async def lockstep_handshake(harness: Harness, stream: trio.abc.Stream) -> Connection:
+    """Handshake (no Ready yet) on a lockstep stream, where every write waits for the reader."""
     identity = harness.known[0]
     conn = Connection(Role.CLIENT, identity.key, server_public_key=harness.server_public_key, rx_max_frame=65535)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(stream.send_all, conn.send(Hello(identity.device_id, None, 1, 6, 9, 65535)))
         conn.receive_data(await stream.receive_some(65536))
         assert isinstance(conn.next_event(), Welcome)
+    return conn
+
+
+async def test_device_that_never_reads_is_closed_as_slow_consumer(
+    harness: Harness, autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # lockstep: the server's writes block until the device reads, and this device never does.
+    stream = harness.open_stream(lockstep=True)
+    conn = await lockstep_handshake(harness, stream)
     pings = conn.send(Ready()) + b"".join(conn.send(Ping(i)) for i in range(harness.ctx.config.send_queue + 50))
     with trio.move_on_after(60), contextlib.suppress(trio.BrokenResourceError):
         await stream.send_all(pings)
@@ -353,12 +359,7 @@ async def test_write_timeout_is_slow_consumer(
     harness: Harness, autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     stream = harness.open_stream(lockstep=True)
-    identity = harness.known[0]
-    conn = Connection(Role.CLIENT, identity.key, server_public_key=harness.server_public_key, rx_max_frame=65535)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(stream.send_all, conn.send(Hello(identity.device_id, None, 1, 6, 9, 65535)))
-        conn.receive_data(await stream.receive_some(65536))
-        assert isinstance(conn.next_event(), Welcome)
+    conn = await lockstep_handshake(harness, stream)
     start = trio.current_time()
     await stream.send_all(conn.send(Ready()) + conn.send(Ping(1)))  # one pong the device never reads
     await trio.sleep(harness.ctx.config.write_timeout + 1)
