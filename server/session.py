@@ -105,6 +105,7 @@ class DeviceSession:
         self._nursery: trio.Nursery | None = None
         self._ota_scope: trio.CancelScope | None = None  # the running transfer, if any
         self._ota_transfer_id = 0
+        self._confirmed_in_store = False
         self._ota_send, self._ota_recv = trio.open_memory_channel[Message](2 * ota_delivery.WINDOW + 8)
         self._stream_broken = False
         self._out_send, self._out_recv = trio.open_memory_channel[Message](ctx.config.send_queue)
@@ -134,6 +135,9 @@ class DeviceSession:
     def _confirmed(self, result: object) -> None:
         """The confirming transaction decided again; if an operator acted since HELLO, say so."""
         if isinstance(result, tuple):
+            # Offers are planned only from here on: the plan must see what confirming wrote
+            # (e.g. an update that did not take), not the state before it.
+            self._confirmed_in_store = True
             decision, cloud = result
             old = self.decision
             if old is None or (decision.status, decision.privileges) != (old.status, old.privileges):
@@ -317,7 +321,7 @@ class DeviceSession:
             if self.close_reason is not None:  # asked to close while we were registering
                 nursery.cancel_scope.cancel()
             nursery.start_soon(self._writer)
-            if self.decision is not None and self.registered:
+            if self._confirmed_in_store:  # the confirmation committed before the nursery opened
                 self._start_ota()
             await self._read_loop()
             self._nursery = None  # closing: no more tasks (a late confirmation must not start one)
