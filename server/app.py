@@ -27,6 +27,7 @@ from .config import ServerConfig
 from .keys import load_or_create_server_key
 from .logs import log_event
 from .registry import SessionRegistry
+from .rollouts.service import RolloutService
 from .session import ServerContext, handle_device
 from .store import AsyncStore, SQLiteStore
 
@@ -86,37 +87,41 @@ class Server:
             api_socket = await self._bind(cfg)
             async with trio.open_nursery() as services:
                 await services.start(ctx.store.run_writer)
-                # The API gets its own nursery so it has finished before the writer stops.
-                async with trio.open_nursery() as api:
-                    await api.start(
-                        partial(
-                            serve_api,
-                            create_app(ctx),
-                            api_socket,
-                            grace=cfg.shutdown_grace,
-                            shutdown_trigger=self._shutdown.wait,
+                # Background services stop before the writer, which applies what they queued.
+                async with trio.open_nursery() as background:
+                    background.start_soon(RolloutService(ctx).run)
+                    # The API gets its own nursery so it has finished before the writer stops.
+                    async with trio.open_nursery() as api:
+                        await api.start(
+                            partial(
+                                serve_api,
+                                create_app(ctx),
+                                api_socket,
+                                grace=cfg.shutdown_grace,
+                                shutdown_trigger=self._shutdown.wait,
+                            )
                         )
-                    )
-                    async with trio.open_nursery() as sessions:
-                        # The accept loop has its own nursery so it can stop before sessions do.
-                        async with trio.open_nursery() as acceptor:
-                            handler = partial(handle_device, ctx=ctx)
-                            acceptor.start_soon(
-                                partial(trio.serve_listeners, handler, self.listeners, handler_nursery=sessions)
-                            )
-                            log_event(
-                                log,
-                                "listening",
-                                host=cfg.host,
-                                device_port=self.device_port,
-                                api_port=self.api_port,
-                                data_dir=str(cfg.data_dir),
-                            )
-                            task_status.started(self)
-                            await self._shutdown.wait()
-                            acceptor.cancel_scope.cancel()  # serve_listeners closes the listeners
-                        await self._drain_sessions()
-                        sessions.cancel_scope.cancel()
+                        async with trio.open_nursery() as sessions:
+                            # The accept loop has its own nursery so it can stop before sessions do.
+                            async with trio.open_nursery() as acceptor:
+                                handler = partial(handle_device, ctx=ctx)
+                                acceptor.start_soon(
+                                    partial(trio.serve_listeners, handler, self.listeners, handler_nursery=sessions)
+                                )
+                                log_event(
+                                    log,
+                                    "listening",
+                                    host=cfg.host,
+                                    device_port=self.device_port,
+                                    api_port=self.api_port,
+                                    data_dir=str(cfg.data_dir),
+                                )
+                                task_status.started(self)
+                                await self._shutdown.wait()
+                                acceptor.cancel_scope.cancel()  # serve_listeners closes the listeners
+                            await self._drain_sessions()
+                            sessions.cancel_scope.cancel()
+                    background.cancel_scope.cancel()
                 await ctx.store.close_writes()
         finally:
             ctx.store.sync.close()

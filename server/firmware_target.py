@@ -2,9 +2,10 @@
 
 1. a development device never updates automatically;
 2. a version locked on the device (Particle's `desired_firmware_version`) wins;
-3. else the highest version released to any of the device's groups;
-4. else the product's default release;
-5. else nothing.
+3. else the version a rollout has offered it (staged rollouts hold their devices' targets);
+4. else the highest version released to any of the device's groups;
+5. else the product's default release;
+6. else nothing.
 
 Equality, not ordering, decides whether to offer: a device on any other version than its
 target is offered the target, so an operator can move devices down as well as up. Only a
@@ -22,6 +23,7 @@ from protocol.codes import Privilege
 class TargetFacts:
     development: bool = False
     locked_version: int | None = None
+    rollout_version: int | None = None  # what a rollout has made this device's target
     group_versions: frozenset[int] = frozenset()  # versions released to any of the device's groups
     product_default: int | None = None
 
@@ -37,6 +39,8 @@ def target_firmware(facts: TargetFacts) -> Target:
         return Target(None, "development device: no automatic updates")
     if facts.locked_version is not None:
         return Target(facts.locked_version, "version locked on the device")
+    if facts.rollout_version is not None:
+        return Target(facts.rollout_version, "offered by a rollout")
     if facts.group_versions:
         return Target(max(facts.group_versions), "highest version released to the device's groups")
     if facts.product_default is not None:

@@ -29,6 +29,7 @@ from .store.ops import Transaction, apply_decision, decide_now
 
 if TYPE_CHECKING:
     from .firmware.operations import FirmwareOperations
+    from .rollouts.operations import RolloutOperations
 
 log = logging.getLogger("fleetgate.operations")
 T = TypeVar("T")
@@ -79,6 +80,13 @@ class Operations:
         if product is None:
             raise NotFound(f"product {key} not found")
         return product
+
+    @property
+    def rollouts(self) -> RolloutOperations:
+        """Staged firmware rollouts (server/rollouts/operations.py)."""
+        from .rollouts.operations import RolloutOperations
+
+        return RolloutOperations(self)
 
     @property
     def firmware(self) -> FirmwareOperations:

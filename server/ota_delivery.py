@@ -14,13 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from protocol.codes import OtaResult, Privilege
+from protocol.codes import CloseReason, OtaResult, Privilege
+from protocol.errors import RemoteProtocolError
 from protocol.messages import Message, OtaAccept, OtaComplete, OtaDefer, OtaRefuse, OtaWindowAck
 from protocol.ota import ImageSender, build_offer
 
 from .firmware.files import binary_path
 from .firmware_target import TargetFacts, should_offer
 from .logs import log_event, now
+from .rollouts.planner import Report
+from .rollouts.progress import report_rollout
 from .store.base import FirmwareRecord, OtaOutcome, Store
 from .store.ops import CAME_BACK_ON_OLD, Transaction
 
@@ -67,6 +70,7 @@ def _offer_target(
         TargetFacts(
             development=device is not None and device.development,
             locked_version=facts.locked_version,
+            rollout_version=store.rollout_assignment(product_id, device_id),
             group_versions=frozenset(r.version for r in facts.group_releases),
             product_default=facts.product_default.version if facts.product_default else None,
         ),
@@ -81,8 +85,9 @@ def _offer_target(
 
 async def transfer(
     session: DeviceSession, plan: Plan, inbox: trio.MemoryReceiveChannel[Message], transfer_id: int
-) -> None:
-    """Offer the image and send it, window by window, until the device completes, refuses or stalls."""
+) -> bool:
+    """Offer the image and send it, window by window, until the device completes, refuses or stalls.
+    True when the device completed the transfer (verified or not)."""
     hello = session.hello
     assert hello is not None
     offer = build_offer(
@@ -93,46 +98,79 @@ async def transfer(
         window=WINDOW,
         signature=plan.firmware.signature,
     )
-    fields: dict[str, Any] = {
-        "device_id": session.device_id,
-        "version": plan.firmware.version,
-        "transfer_id": transfer_id,
-    }
+    version = plan.firmware.version
+    fields: dict[str, Any] = {"device_id": session.device_id, "version": version, "transfer_id": transfer_id}
     session.enqueue(offer)
     log_event(log, "ota_offered", size=len(plan.image), **fields)
     sender = ImageSender(offer, plan.image)
     with trio.move_on_after(ANSWER_TIMEOUT) as waited:
-        message = await inbox.receive()
+        message = await _answer(inbox, transfer_id)
     if waited.cancelled_caught:
         log_event(log, "ota_stalled", logging.WARNING, stage="offer", **fields)
-        return
-    if isinstance(message, OtaDefer | OtaRefuse):
-        log_event(log, "ota_declined", answer=type(message).__name__, **fields)
-        return
-    if not isinstance(message, OtaAccept) or not sender.start(message):
-        return
+        return False
+    if isinstance(message, OtaDefer):
+        log_event(log, "ota_declined", answer="OtaDefer", retry_after=message.retry_after, **fields)
+        await _report(session, version, Report.DEFERRED, str(message.retry_after))
+        return False
+    if isinstance(message, OtaRefuse):
+        detail = f"{message.reason.name.lower()} {message.detail}".strip()
+        log_event(log, "ota_declined", answer="OtaRefuse", detail=detail, **fields)
+        await _report(session, version, Report.REFUSED, detail)
+        return False
+    if not isinstance(message, OtaAccept):
+        raise RemoteProtocolError(f"{type(message).__name__} answers an offer", CloseReason.UNEXPECTED_MESSAGE)
+    sender.start(message)  # raises RemoteProtocolError for an offset past the end
     log_event(log, "ota_started", offset=message.offset, **fields)
+    await _report(session, version, Report.ACCEPTED, f"from offset {message.offset}")
     while True:
         for chunk in sender.chunks_to_send():
             session.enqueue(chunk)
         with trio.move_on_after(ANSWER_TIMEOUT) as stalled:
-            message = await inbox.receive()
+            message = await _answer(inbox, transfer_id)
         if stalled.cancelled_caught:
             log_event(log, "ota_stalled", logging.WARNING, stage="chunks", received=sender.received_until, **fields)
-            return
+            return False
         if isinstance(message, OtaWindowAck):
-            sender.on_ack(message)
+            sender.on_ack(message)  # raises RemoteProtocolError for an ack outside what was sent
         elif isinstance(message, OtaComplete):
             verified = message.status is OtaResult.VERIFIED
             level = logging.INFO if verified else logging.WARNING
             log_event(log, "ota_completed", level, status=message.status.name.lower(), detail=message.detail, **fields)
             state, reason = ("installed", message.detail) if verified else ("failed", message.status.name.lower())
-            outcome = OtaOutcome(
-                session.device_id, plan.firmware.product_id, plan.firmware.version, state, reason, now()
+            outcome = OtaOutcome(session.device_id, plan.firmware.product_id, version, state, reason, now())
+            report = Report.INSTALLED if verified else Report.INSTALL_FAILED
+            detail = message.detail if verified else f"{message.status.name.lower()} {message.detail}".strip()
+            await session.ctx.store.write(
+                Transaction(partial(_save_outcome, outcome=outcome, report=report, detail=detail), "ota_outcome")
             )
-            await session.ctx.store.write(Transaction(partial(_save_outcome, outcome=outcome), "ota_outcome"))
-            return
+            session.ctx.rollout_wakeup.kick()
+            return True
+        else:
+            raise RemoteProtocolError(
+                f"{type(message).__name__} during a transfer already accepted", CloseReason.UNEXPECTED_MESSAGE
+            )
 
 
-def _save_outcome(store: Store, outcome: OtaOutcome) -> None:
+async def _answer(inbox: trio.MemoryReceiveChannel[Message], transfer_id: int) -> Message:
+    """The device's next OTA message about this transfer. Answers to an earlier, aborted transfer
+    may still be on their way: they are passed over."""
+    while True:
+        message = await inbox.receive()
+        if getattr(message, "transfer_id", None) == transfer_id:
+            return message
+
+
+async def _report(session: DeviceSession, version: int, report: Report, detail: str) -> None:
+    await session.ctx.store.write(
+        Transaction(
+            partial(report_rollout, device_id=session.device_id, version=version, report=report, detail=detail,
+                    at=now()),
+            "rollout_report",
+        )
+    )  # fmt: skip
+    session.ctx.rollout_wakeup.kick()
+
+
+def _save_outcome(store: Store, outcome: OtaOutcome, report: Report, detail: str) -> None:
     store._set_ota_outcome(outcome)
+    report_rollout(store, outcome.device_id, outcome.version, report, detail, outcome.updated_at)

@@ -18,7 +18,7 @@ import contextlib
 import hmac
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import trio
 
@@ -51,6 +51,7 @@ from .admission import Decision, decide
 from .config import ServerConfig
 from .logs import log_event, now
 from .registry import SessionRegistry
+from .rollouts.wakeup import Wakeup
 from .store import AsyncStore, EventRecord, StoreClosed
 from .store.ops import AppendEvent, ConfirmSession, MarkDisconnected
 
@@ -67,6 +68,7 @@ class ServerContext:
     server_key: KeyPair
     store: AsyncStore
     registry: SessionRegistry
+    rollout_wakeup: Wakeup = field(default_factory=Wakeup)  # rung when a rollout may have work to do
 
 
 class _Refuse(Exception):
@@ -105,6 +107,7 @@ class DeviceSession:
         self._nursery: trio.Nursery | None = None
         self._ota_scope: trio.CancelScope | None = None  # the running transfer, if any
         self._ota_transfer_id = 0
+        self._ota_replan = False  # the target may have changed while a transfer was in flight
         self._confirmed_in_store = False
         self._ota_send, self._ota_recv = trio.open_memory_channel[Message](2 * ota_delivery.WINDOW + 8)
         self._stream_broken = False
@@ -157,6 +160,19 @@ class DeviceSession:
         self.enqueue(StatusUpdate(decision.status, decision.privileges, decision.product_id))
         self._start_ota()
 
+    def offer_firmware(self) -> None:
+        """This device's target may have changed (a release, a lock, a rollout): look again.
+        A transfer in flight finishes first; the target is planned again after it."""
+        self._ota_replan = True
+        self._start_ota()
+
+    def abort_firmware(self, reason: OtaAbortReason, detail: str = "") -> None:
+        """Stop the transfer in flight, if any, and tell the device why."""
+        if self._ota_scope is not None:
+            self._ota_scope.cancel()
+            self._ota_replan = False
+            self.enqueue(OtaAbort(self._ota_transfer_id, reason, detail))
+
     def _start_ota(self) -> None:
         """Offer firmware if this connection may receive it and none is being sent."""
         decision = self.decision
@@ -169,10 +185,18 @@ class DeviceSession:
     async def _run_ota(self, scope: trio.CancelScope) -> None:
         try:
             with scope:
-                plan = await ota_delivery.plan_offer(self)
-                if plan is not None:
+                self._ota_replan = True
+                while self._ota_replan:
+                    self._ota_replan = False
+                    plan = await ota_delivery.plan_offer(self)
+                    if plan is None:
+                        break
                     self._ota_transfer_id += 1
-                    await ota_delivery.transfer(self, plan, self._ota_recv, self._ota_transfer_id)
+                    if not await ota_delivery.transfer(self, plan, self._ota_recv, self._ota_transfer_id):
+                        break  # declined, refused or stalled: not offered again on this connection unasked
+        except RemoteProtocolError as exc:
+            # The device broke the transfer rules: that ends its connection, and only its connection.
+            self.request_close(exc.reason, f"OTA: {exc}")
         finally:
             if self._ota_scope is scope:
                 self._ota_scope = None

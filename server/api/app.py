@@ -17,6 +17,7 @@ from . import (
     routes_owners,
     routes_products,
     routes_provisioning,
+    routes_rollouts,
     routes_team,
     routes_tokens,
     routes_users,
@@ -62,6 +63,7 @@ def create_app(ctx: ServerContext, *, logins: LoginLimiter | None = None) -> Fas
         routes_provisioning,
         routes_firmware,
         routes_groups,
+        routes_rollouts,
     ):
         app.include_router(module.router)
 

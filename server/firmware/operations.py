@@ -199,6 +199,8 @@ class FirmwareOperations:
                 product.id, version, product_default=product_default, groups=names, intelligent=intelligent,
                 at=now(), actor=actor,
             )  # fmt: skip
+            # Targets left behind by finished rollouts give way to the release rules again.
+            s._clear_rollout_assignments(product.id)
             # What other versions lost to this release, for the audit trail.
             taken = {
                 ("product_default" if r.group is None else f"group:{r.group}"): r.version
@@ -217,7 +219,20 @@ class FirmwareOperations:
             )  # fmt: skip
 
         await self.ops._tx("release_firmware", tx)
+        if intelligent:  # Particle's intelligent release: online devices are offered it now
+            self.offer_now(product.id)
         return await self.get(product.id, version)
+
+    def offer_now(self, product_id: int, device_id: str | None = None) -> None:
+        """Have live sessions in the product (or one device's) look at their target firmware again."""
+        from ..session import DeviceSession
+
+        registry = self.ops.ctx.registry
+        sessions = [registry.get(device_id)] if device_id is not None else registry.sessions()
+        for session in sessions:
+            decision = session.decision if isinstance(session, DeviceSession) else None
+            if isinstance(session, DeviceSession) and decision is not None and decision.product_id == product_id:
+                session.offer_firmware()
 
     # ------------------------------------------------------------------ groups
 
@@ -302,6 +317,7 @@ class FirmwareOperations:
                 )  # fmt: skip
 
         await self.ops._tx("update_device_firmware", tx)
+        self.offer_now(product.id, device_id)  # a new lock or group may mean other firmware, now
 
     async def set_device_groups(self, actor: str, key: int | str, device_text: str, groups: Sequence[str]) -> None:
         await self.update_device(actor, key, device_text, groups=groups)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from ..admission import DeviceFacts, ProductFacts
 from ..model import ListState, Owner, Policy, Role
+from ..rollouts.model import Rollout, RolloutCandidate, RolloutDevice
 
 
 @dataclass(frozen=True, slots=True)
@@ -440,3 +441,46 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def firmware_target_facts(self, product_id: int, device_id: str) -> FirmwareTargetFacts: ...
+
+    # -- rollouts (see sqlite_rollouts.py). At most one unfinished rollout per product.
+    @abc.abstractmethod
+    def get_rollout(self, product_id: int, rollout_id: int) -> Rollout | None: ...
+
+    @abc.abstractmethod
+    def list_rollouts(self, product_id: int) -> list[Rollout]:
+        """Newest first."""
+
+    @abc.abstractmethod
+    def active_rollouts(self) -> list[Rollout]:
+        """Every unfinished rollout (running, paused, rolling back), of every product."""
+
+    @abc.abstractmethod
+    def rollout_devices(self, rollout_id: int, offset: int = 0, limit: int = -1) -> list[RolloutDevice]:
+        """In offer order."""
+
+    @abc.abstractmethod
+    def active_rollout_row(self, device_id: str) -> tuple[Rollout, RolloutDevice] | None: ...
+
+    @abc.abstractmethod
+    def rollout_assignment(self, product_id: int, device_id: str) -> int | None:
+        """The version a rollout makes this device's target now (below a lock, above releases)."""
+
+    @abc.abstractmethod
+    def rollout_candidates(self, product_id: int, groups: Sequence[str] | None = None) -> list[RolloutCandidate]: ...
+
+    @abc.abstractmethod
+    def rollout_device_facts(
+        self, product_id: int, device_ids: Sequence[str]
+    ) -> dict[str, tuple[bool, int | None]]: ...
+
+    @abc.abstractmethod
+    def _insert_rollout(self, rollout: Rollout, devices: Iterable[tuple[str, int]]) -> int: ...
+
+    @abc.abstractmethod
+    def _update_rollout(self, rollout: Rollout) -> None: ...
+
+    @abc.abstractmethod
+    def _update_rollout_devices(self, rows: Iterable[RolloutDevice]) -> None: ...
+
+    @abc.abstractmethod
+    def _clear_rollout_assignments(self, product_id: int, rollout_id: int | None = None) -> int: ...

@@ -245,3 +245,54 @@ MIGRATIONS.append(
         """,
     )
 )
+
+MIGRATIONS.append(
+    (
+        6,
+        """
+        -- Staged rollouts (issue 4): one row per rollout, one per device in it. Settings and the
+        -- target are JSON: they are read whole and never queried by field.
+        CREATE TABLE rollouts (
+            id INTEGER PRIMARY KEY,
+            product_id INTEGER NOT NULL REFERENCES products (id) ON DELETE CASCADE,
+            version INTEGER NOT NULL,
+            target TEXT NOT NULL,                 -- JSON: product_default, groups, devices
+            settings TEXT NOT NULL,               -- JSON: strategy, stages, thresholds, limits
+            state TEXT NOT NULL CHECK (state IN
+                ('running', 'paused', 'completed', 'aborted', 'rolling_back', 'rolled_back')),
+            state_reason TEXT NOT NULL DEFAULT '',
+            current_stage INTEGER NOT NULL DEFAULT 0,
+            rate_budget REAL NOT NULL DEFAULT 0,
+            error_action_fired INTEGER NOT NULL DEFAULT 0,
+            failures_forgiven INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            created_by TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            finished_at REAL,
+            FOREIGN KEY (product_id, version) REFERENCES firmware (product_id, version)
+        );
+        CREATE INDEX rollouts_by_product ON rollouts (product_id, id);
+        CREATE INDEX rollouts_active ON rollouts (state) WHERE state IN ('running', 'paused', 'rolling_back');
+
+        CREATE TABLE rollout_devices (
+            rollout_id INTEGER NOT NULL REFERENCES rollouts (id) ON DELETE CASCADE,
+            device_id TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            stage INTEGER NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'offered', 'downloading', 'installed',
+                                                 'confirmed', 'failed', 'skipped', 'rolled_back')),
+            phase TEXT NOT NULL DEFAULT 'update' CHECK (phase IN ('update', 'rollback')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            from_version INTEGER,
+            assigned_version INTEGER,             -- the target this rollout gives the device now
+            reason TEXT NOT NULL DEFAULT '',
+            offered_at REAL,
+            next_try_at REAL NOT NULL DEFAULT 0,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (rollout_id, device_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX rollout_devices_by_device ON rollout_devices (device_id, rollout_id);
+        CREATE INDEX rollout_devices_by_position ON rollout_devices (rollout_id, position);
+        """,
+    )
+)

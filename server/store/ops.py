@@ -8,6 +8,8 @@ from typing import Any
 
 from ..admission import Decision, Effect, decide
 from ..model import ListState
+from ..rollouts.planner import Report
+from ..rollouts.progress import report_rollout
 from .base import EventRecord, OtaOutcome, Store, WriteOp
 
 
@@ -65,6 +67,8 @@ def confirm_update(store: Store, device_id: str, running: int, at: float) -> Non
         state, reason = "failed", f"{CAME_BACK_ON_OLD} version {running}, not {last.version}: the update did not take"
     store._set_ota_outcome(OtaOutcome(device_id, last.product_id, last.version, state, reason, at))
     store._append_audit(at, "device", f"ota_{state}", product_id=last.product_id, device_id=device_id, reason=reason)
+    report = Report.CONFIRMED if state == "confirmed" else Report.CAME_BACK_OLD
+    report_rollout(store, device_id, last.version, report, reason, at)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from .rows import DEVICE_COLUMNS, device_from_row, paged_by_id
 from .sqlite_admin import AdminQueries
 from .sqlite_firmware import FirmwareQueries
 from .sqlite_ota import OtaQueries
+from .sqlite_rollouts import RolloutQueries
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -30,7 +31,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-class SQLiteStore(OtaQueries, FirmwareQueries, AdminQueries, Store):
+class SQLiteStore(RolloutQueries, OtaQueries, FirmwareQueries, AdminQueries, Store):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()

@@ -1,0 +1,104 @@
+"""Request and response bodies for staged rollouts (Fleetgate's own: Particle has no rollouts)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+
+from .models import Request
+from .models_firmware import GroupNames
+
+Number = StrictInt | StrictFloat
+DeviceIds = Annotated[list[Annotated[StrictStr, Field(max_length=64)]], Field(max_length=100_000)]
+Stages = Annotated[list[StrictInt | Annotated[StrictStr, Field(max_length=16)]], Field(max_length=32)]
+
+
+class RolloutIn(Request):
+    version: StrictInt
+    product_default: StrictBool = Field(False, description="target: every member of the product")
+    groups: GroupNames = Field(default_factory=list, description="target: members of these groups")
+    devices: DeviceIds = Field(default_factory=list, description="target: these device IDs")
+    strategy: Literal["all", "staged", "exponential"] = "all"
+    stages: Stages = Field(
+        default_factory=list, description='staged: cumulative counts or percentages, e.g. ["5%", "25%", "100%"]'
+    )
+    rate_start: Number = Field(10, description="exponential: offers per minute at first")
+    rate_factor: Number = Field(2, description="exponential: the rate's growth factor ...")
+    rate_increase_every: StrictInt = Field(10, description="... each time this many more devices confirmed")
+    max_concurrent: StrictInt = Field(50, description="transfers in flight at once")
+    retries: StrictInt = Field(2, description="further attempts for a device after a failed one")
+    device_timeout: Number = Field(600, description="seconds from offer to installed before an attempt fails")
+    retry_delay: Number = Field(5, description="seconds before a failed or deferred device is offered again")
+    success_threshold: Number = Field(1.0, description="fraction of the open stages confirmed before the next opens")
+    error_threshold: Number = Field(0.1, description="fraction of the open stages failed that fires error_action")
+    error_action: Literal["pause", "abort", "rollback"] = "pause"
+
+
+class RolloutTargetOut(BaseModel):
+    product_default: bool
+    groups: list[str]
+    devices: int = Field(description="devices in the rollout")
+
+
+class StageCountsOut(BaseModel):
+    stage: int
+    size: int
+    counts: dict[str, int]
+
+
+class RolloutOut(BaseModel):
+    id: int
+    product_id: int
+    version: int
+    state: str
+    state_reason: str
+    target: RolloutTargetOut
+    strategy: str
+    stages: list[int] = Field(description="cumulative device counts per stage")
+    current_stage: int
+    max_concurrent: int
+    retries: int
+    device_timeout: float
+    retry_delay: float
+    success_threshold: float
+    error_threshold: float
+    error_action: str
+    error_action_fired: bool
+    rate_start: float
+    rate_factor: float
+    rate_increase_every: int
+    counts: dict[str, int] = Field(description="devices per state")
+    stage_counts: list[StageCountsOut]
+    created_at: str
+    created_by: str
+    updated_at: str
+    finished_at: str | None
+
+
+class RolloutEnvelope(BaseModel):
+    rollout: RolloutOut
+
+
+class RolloutsOut(BaseModel):
+    rollouts: list[RolloutOut]
+
+
+class RolloutDeviceOut(BaseModel):
+    id: str
+    stage: int
+    phase: str
+    state: str
+    attempts: int
+    from_version: int | None
+    reason: str
+    updated_at: str
+
+
+class RolloutDevicesMeta(BaseModel):
+    total_pages: int
+
+
+class RolloutDevicesOut(BaseModel):
+    devices: list[RolloutDeviceOut]
+    meta: RolloutDevicesMeta

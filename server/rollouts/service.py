@@ -1,0 +1,150 @@
+"""The rollout scheduler: a background service that moves every unfinished rollout along.
+
+Each tick (and whenever something rings `ctx.rollout_wakeup`) it reads a rollout's rows, asks the
+planner what to do, writes that in one transaction and then pokes the sessions it admitted. Its
+writes check that nothing else changed the rows it read (a device report, an operator's pause):
+a row someone else changed meanwhile is left as they wrote it and looked at again next tick.
+Rollout state lives in the store only, so a restarted server carries on where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING
+
+import trio
+
+from protocol.codes import OtaAbortReason, Privilege
+
+from ..logs import log_event, now
+from ..store.base import Store
+from ..store.ops import Transaction
+from .model import Rollout, RolloutDevice
+from .planner import DeviceView, Step, plan
+
+if TYPE_CHECKING:
+    from ..session import ServerContext
+
+log = logging.getLogger("fleetgate.rollouts")
+
+TICK = 0.5  # seconds between looks when nothing rings: retries, timeouts and rates need the clock
+
+
+@dataclass(slots=True)
+class Applied:
+    offer: list[str] = field(default_factory=list)
+    abort: list[str] = field(default_factory=list)
+
+
+def apply_step(store: Store, before: Rollout, rows: dict[str, RolloutDevice], step: Step, at: float) -> Applied:
+    """Write a step unless the rollout changed since it was planned; rows changed meanwhile are skipped."""
+    current = store.get_rollout(before.product_id, before.id)
+    if current is None or current != before:
+        return Applied()
+    if step.rollout != before:
+        store._update_rollout(step.rollout)
+    fresh = {r.device_id: r for r in store.rollout_devices(before.id)}
+    changed = [new for device_id, new in step.changed.items() if fresh.get(device_id) == rows[device_id]]
+    store._update_rollout_devices(changed)
+    done = {r.device_id for r in changed}
+    r = step.rollout
+    for note in step.notes:
+        store._append_audit(
+            at, f"rollout:{r.id}", "rollout_progress", product_id=r.product_id, reason=note,
+            detail={"rollout": r.id, "version": r.version, "state": r.state.value},
+        )  # fmt: skip
+    if step.release:
+        _release(store, r, at)
+    if step.clear_assignments:
+        store._clear_rollout_assignments(r.product_id, r.id)
+    return Applied([d for d in step.offer if d in done], [d for d in step.abort if d in done])
+
+
+def _release(store: Store, rollout: Rollout, at: float) -> None:
+    """A completed rollout leaves its version released to its targets, on top of where it was already."""
+    firmware = store.get_firmware(rollout.product_id, rollout.version)
+    if firmware is None:
+        return
+    known = {g.name for g in store.list_groups(rollout.product_id)}
+    groups = sorted((set(firmware.groups) | set(rollout.target.groups)) & known)
+    store._release_firmware(
+        rollout.product_id, rollout.version, product_default=firmware.product_default or rollout.target.product_default,
+        groups=groups, intelligent=firmware.intelligent, at=at, actor=f"rollout:{rollout.id}",
+    )  # fmt: skip
+    store._append_audit(
+        at, f"rollout:{rollout.id}", "firmware_released", product_id=rollout.product_id,
+        detail={"version": rollout.version, "product_default": rollout.target.product_default, "groups": groups},
+    )  # fmt: skip
+
+
+def _read(
+    store: Store, rollout_id: int, product_id: int
+) -> tuple[Rollout | None, list[RolloutDevice], dict[str, tuple[bool, int | None]]]:
+    rollout = store.get_rollout(product_id, rollout_id)
+    rows = store.rollout_devices(rollout_id)
+    open_ids = [r.device_id for r in rows if not r.state.terminal]
+    return rollout, rows, store.rollout_device_facts(product_id, open_ids)
+
+
+class RolloutService:
+    def __init__(self, ctx: ServerContext, tick: float = TICK) -> None:
+        self.ctx = ctx
+        self.tick = tick
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            try:
+                await self.advance_all()
+            except Exception:  # a bug in one tick must not end every rollout; the next tick tries again
+                log.exception("rollout tick failed")
+            await self.ctx.rollout_wakeup.wait(self.tick)
+
+    async def advance_all(self) -> None:
+        store = self.ctx.store
+        for rollout in await store.read(store.sync.active_rollouts):
+            await self.advance(rollout.id, rollout.product_id)
+
+    def _online(self, device_id: str, product_id: int) -> bool:
+        from ..session import DeviceSession  # the session module imports this package's wakeup
+
+        session = self.ctx.registry.get(device_id)
+        if not isinstance(session, DeviceSession) or session.decision is None:
+            return False
+        decision = session.decision
+        return Privilege.OTA in decision.privileges and decision.product_id == product_id
+
+    async def advance(self, rollout_id: int, product_id: int) -> None:
+        store = self.ctx.store
+        rollout, rows, facts = await store.read(_read, store.sync, rollout_id, product_id)
+        if rollout is None or rollout.state.finished:
+            return
+        views = {
+            device_id: DeviceView(online=self._online(device_id, product_id), member=member, running=running)
+            for device_id, (member, running) in facts.items()
+        }
+        at = now()
+        step = plan(rollout, rows, views, at)
+        if not step.changed and step.rollout == rollout:
+            return
+        by_id = {r.device_id: r for r in rows}
+        applied: Applied = await store.write(
+            Transaction(partial(apply_step, before=rollout, rows=by_id, step=step, at=at), "rollout_step")
+        )  # type: ignore[assignment]
+        for note in step.notes:
+            log_event(log, "rollout_progress", rollout=rollout.id, product_id=product_id, note=note)
+        self.poke(applied)
+
+    def poke(self, applied: Applied) -> None:
+        from ..session import DeviceSession
+
+        for device_id in applied.abort:
+            session = self.ctx.registry.get(device_id)
+            if isinstance(session, DeviceSession):
+                session.abort_firmware(OtaAbortReason.ROLLOUT_ABORTED, "the rollout no longer offers this image")
+        for device_id in applied.offer:
+            session = self.ctx.registry.get(device_id)
+            if isinstance(session, DeviceSession):
+                session.offer_firmware()
