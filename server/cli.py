@@ -13,6 +13,7 @@ import trio
 
 from . import cli_firmware as fw
 from . import cli_operator as ops
+from . import cli_rollout
 from .app import Server, describe_bind_error, run_forever
 from .cli_client import ApiClient, CliError, default_api, resolve_token
 from .cli_operator import Command
@@ -44,12 +45,15 @@ def _api_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _cmd(sub: Any, name: str, fn: Command, help_text: str, *args: tuple[str, dict[str, Any]]) -> None:
-    p = sub.add_parser(name, help=help_text)
+def _cmd(
+    sub: Any, name: str, fn: Command, help_text: str, *args: tuple[str, dict[str, Any]]
+) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help_text)
     for flag, options in args:
         p.add_argument(flag, **options)
     _api_args(p)
     p.set_defaults(run=fn)
+    return p
 
 
 def _password_args() -> list[tuple[str, dict[str, Any]]]:
@@ -164,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     _cmd(customer, "list", ops.customer_list, "list customers", pid)
 
     _firmware_commands(sub, pid)
+    cli_rollout.add_commands(sub, _cmd, pid)
 
     _cmd(
         sub, "audit", ops.audit, "a product's audit trail", pid,

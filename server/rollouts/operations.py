@@ -155,6 +155,7 @@ class RolloutOperations:
         check_settings(request.settings)
         if request.settings.strategy is not Strategy.STAGED and request.stages:
             raise Invalid("stages go with strategy 'staged'", "stages")
+        parse_stages(request.stages, 10**9)  # their form, before anything about the product's state
 
         def tx(s: Store) -> int:
             if s.get_firmware(product.id, version) is None:

@@ -14,6 +14,7 @@ from firmware_sim.device import DeviceClosed, DeviceRefused, DeviceSettings, Sim
 from firmware_sim.flash import Flash
 from firmware_sim.identity import DeviceIdentity
 from protocol.errors import RemoteProtocolError
+from server.app import Server, open_context
 from server.model import Policy
 from server.operations import Operations
 from server.rollouts.model import ErrorAction, RolloutSettings, RolloutState, RolloutTarget, Strategy
@@ -113,3 +114,33 @@ async def test_refusals_trip_the_error_threshold_and_the_rollout_rolls_back(live
         else:
             assert row.state.value == "skipped" and flashes[device_id].bytes_written == 0
     assert not (await ops.firmware.get(P, 2)).product_default  # a rolled-back version is not released
+
+
+async def confirmed(ops: Operations, rollout_id: int) -> int:
+    return sum(r.state.value == "confirmed" for r in await ops.rollouts.devices(P, rollout_id))
+
+
+async def test_a_rollout_survives_a_server_restart(live: Live, tmp_path: Path, nursery: trio.Nursery) -> None:
+    """Stop the server mid-rollout and start a new one on the same data directory: it carries on."""
+    ops = Operations(live.server.ctx)
+    flashes = {i.device_id_hex: Flash() for i in live.known}
+    settings = RolloutSettings(strategy=Strategy.STAGED, max_concurrent=2)
+    rollout = await ops.rollouts.create(
+        ADMIN, P, RolloutRequest(2, RolloutTarget(product_default=True), settings, (4,))
+    )
+    async with trio.open_nursery() as fleet:
+        for identity in live.known:
+            fleet.start_soon(device_life, live, identity, flashes[identity.device_id_hex])
+        with trio.fail_after(30):
+            while await confirmed(ops, rollout.id) < 3:  # noqa: ASYNC110 (the count is in the store)
+                await trio.sleep(0.05)
+        live.server.shutdown()
+        await live.server.stopped.wait()
+        ctx, _ = open_context(live.server.ctx.config)
+        live.server = await nursery.start(Server(ctx).serve)  # the devices reconnect to the new port
+        ops = Operations(live.server.ctx)
+        await wait_state(ops, rollout.id, {RolloutState.COMPLETED})
+        fleet.cancel_scope.cancel()
+    rows = await ops.rollouts.devices(P, rollout.id)
+    assert {r.state.value for r in rows} == {"confirmed"} and len(rows) == len(live.known)
+    assert all(f.installed_version == 2 for f in flashes.values())
