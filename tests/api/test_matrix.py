@@ -118,7 +118,15 @@ async def preadd(http: httpx.AsyncClient, admin: dict[str, str]) -> tuple[str, s
 
 async def import_file(http: httpx.AsyncClient, admin: dict[str, str]) -> tuple[str, str, dict[str, object]]:
     content = f"{fresh_id()}\n{fresh_id()}\n".encode()
-    return "POST", f"/v1/products/{P}/devices", {"files": {"file": ("ids.txt", content, "text/plain")}}
+    # Encoded up front: httpx's streaming multipart body warns (ResourceWarning, an error here)
+    # when a refusal answers before the body was read, which made these cases flaky.
+    boundary = secrets.token_hex(8)
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="ids.txt"\r\n'
+        f"Content-Type: text/plain\r\n\r\n"
+    ).encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    return "POST", f"/v1/products/{P}/devices", {"content": body, "headers": headers}
 
 
 async def remove_device(http: httpx.AsyncClient, admin: dict[str, str]) -> tuple[str, str, dict[str, object]]:
@@ -186,6 +194,7 @@ async def test_authorization_matrix(world: World, endpoint: str, role: str) -> N
     async with client(world.base_url) as http:
         method, path, kwargs = await prepare(http, world.admin)
         headers = bearer(world.tokens[role]) if role != "anonymous" else {}
+        headers |= kwargs.pop("headers", {})  # type: ignore[call-overload]
         response = await http.request(method, path, headers=headers, **kwargs)  # type: ignore[arg-type]
     expected = "allowed" if role in allowed else ("401" if role == "anonymous" else "403")
     got = "allowed" if response.status_code < 300 else str(response.status_code)
