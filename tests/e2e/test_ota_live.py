@@ -11,7 +11,8 @@ import trio
 from firmware_sim import firmware
 from firmware_sim.device import DeviceSettings, SimDevice
 from firmware_sim.flash import Flash
-from protocol.codes import OtaResult, Status
+from protocol.codes import CloseReason, OtaRefusal, OtaResult, Status
+from protocol.messages import OtaAccept, OtaRefuse, OtaWindowAck
 from protocol.ota import ReceiverState
 from server.model import Policy
 from server.operations import Operations
@@ -126,3 +127,45 @@ async def test_coming_back_on_the_new_version_confirms_the_update(live: Live) ->
     await live.server.ctx.store.flush()
     outcome = live.store.ota_outcome(identity.device_id_hex)
     assert outcome is not None and (outcome.version, outcome.state) == (2, "confirmed")
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        ("ack_past_sent", CloseReason.MESSAGE_INVALID),  # acknowledges bytes never sent
+        ("second_accept", CloseReason.UNEXPECTED_MESSAGE),
+        ("refuse_after_accept", CloseReason.UNEXPECTED_MESSAGE),
+    ],
+)
+async def test_an_ota_answer_that_breaks_the_rules_closes_that_device_only(
+    live: Live, bad: str, reason: CloseReason
+) -> None:
+    ops = Operations(live.server.ctx)
+    culprit, bystander = live.known[0], live.known[1]
+    for identity in (culprit, bystander):
+        await ops.add_device(ADMIN, P, identity.device_id_hex)
+    flash = Flash()
+    # It stores a little and then stops acknowledging, so the transfer waits mid-image.
+    settings = DeviceSettings(product_id=P, firmware_version=1, rx_max_frame=512, stall_after_bytes=2_000)
+    device = SimDevice(culprit, live.key, settings, flash=flash)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(session, live, device, 10.0)
+        with trio.fail_after(5):
+            while flash.receiver.received_until < 2_000:  # noqa: ASYNC110 (polling the device's flash)
+                await trio.sleep(0.001)
+        offer = flash.receiver.current_offer
+        assert offer is not None
+        message = {
+            "ack_past_sent": OtaWindowAck(offer.transfer_id, offer.size),
+            "second_accept": OtaAccept(offer.transfer_id, 0),
+            "refuse_after_accept": OtaRefuse(offer.transfer_id, OtaRefusal.OTHER),
+        }[bad]
+        await device.send(message)
+        with trio.fail_after(5):
+            await device.closed_event.wait()
+        assert device.closed is not None and device.closed.reason is reason
+        nursery.cancel_scope.cancel()
+    # The server goes on serving: another device is updated as usual.
+    other = SimDevice(bystander, live.key, DeviceSettings(product_id=P, firmware_version=1), flash=Flash())
+    await session(live, other, seconds=10)
+    assert [r.status for r in other.ota_results] == [OtaResult.VERIFIED]
