@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("fleetgate.rollouts")
 
 TICK = 0.5  # seconds between looks when nothing rings: retries, timeouts and rates need the clock
+COALESCE = 0.05  # after a ring, wait this long so a burst of device reports costs one tick
 
 
 @dataclass(slots=True)
@@ -101,6 +102,7 @@ class RolloutService:
             except Exception:  # a bug in one tick must not end every rollout; the next tick tries again
                 log.exception("rollout tick failed")
             await self.ctx.rollout_wakeup.wait(self.tick)
+            await trio.sleep(COALESCE)
 
     async def advance_all(self) -> None:
         store = self.ctx.store

@@ -16,6 +16,8 @@ from protocol.messages import OtaAccept, OtaRefuse, OtaWindowAck
 from protocol.ota import ReceiverState
 from server.model import Policy
 from server.operations import Operations
+from server.rollouts.model import RolloutSettings, RolloutTarget
+from server.rollouts.operations import RolloutRequest
 
 from .conftest import Live, start_live
 
@@ -169,3 +171,30 @@ async def test_an_ota_answer_that_breaks_the_rules_closes_that_device_only(
     other = SimDevice(bystander, live.key, DeviceSettings(product_id=P, firmware_version=1), flash=Flash())
     await session(live, other, seconds=10)
     assert [r.status for r in other.ota_results] == [OtaResult.VERIFIED]
+
+
+@pytest.mark.parametrize("case", ["denied", "limited_mismatch", "limited_preadd_only", "development"])
+async def test_devices_without_the_ota_privilege_never_receive_a_byte(live: Live, case: str) -> None:
+    """A release is out and a rollout runs; none of this reaches a device whose connection lacks `ota`."""
+    ops = Operations(live.server.ctx)
+    identity = live.known[0]
+    device_id = identity.device_id_hex
+    await ops.add_device(ADMIN, P, device_id)
+    await ops.rollouts.create(ADMIN, P, RolloutRequest(2, RolloutTarget(product_default=True), RolloutSettings(), ()))
+    reported: int | None = P
+    expected = Status.LIMITED
+    if case == "denied":
+        await ops.remove_device(ADMIN, P, device_id, deny=True)
+        expected = Status.DENIED
+    elif case == "limited_mismatch":
+        reported = 9999  # firmware of a product that does not exist; the cloud says P
+    elif case == "limited_preadd_only":
+        await ops.create_product(ADMIN, "Other", product_id=4302, policy=Policy.PREADD_ONLY)
+        reported = 4302
+    else:
+        reported, expected = None, Status.DEVELOPMENT
+    flash = Flash()
+    device = SimDevice(identity, live.key, DeviceSettings(product_id=reported, firmware_version=1), flash=flash)
+    await session(live, device, seconds=2)  # the rollout ticks several times meanwhile
+    assert device.state.status is expected
+    assert flash.bytes_written == 0 and device.ota_results == [] and flash.receiver.current_offer is None
