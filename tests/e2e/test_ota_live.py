@@ -198,3 +198,28 @@ async def test_devices_without_the_ota_privilege_never_receive_a_byte(live: Live
     await session(live, device, seconds=2)  # the rollout ticks several times meanwhile
     assert device.state.status is expected
     assert flash.bytes_written == 0 and device.ota_results == [] and flash.receiver.current_offer is None
+
+
+@pytest.mark.parametrize("intelligent", [True, False])
+async def test_an_intelligent_release_reaches_connected_devices_at_once(live: Live, intelligent: bool) -> None:
+    ops = Operations(live.server.ctx)
+    identity = live.known[0]
+    await ops.add_device(ADMIN, P, identity.device_id_hex)
+    await ops.firmware.release(ADMIN, P, 2, product_default=False, groups=[], intelligent=False)  # unreleased
+    flash = Flash()
+    device = SimDevice(identity, live.key, DeviceSettings(product_id=P, firmware_version=1), flash=flash)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(session, live, device, 5.0)
+        with trio.fail_after(5):
+            while device.state.status is not Status.OK:  # noqa: ASYNC110 (set by the handshake)
+                await trio.sleep(0.01)
+        await trio.sleep(0.2)
+        assert flash.bytes_written == 0  # nothing is released yet
+        await ops.firmware.release(ADMIN, P, 2, product_default=True, groups=[], intelligent=intelligent)
+        with trio.move_on_after(3):
+            await device.closed_event.wait()  # it reboots into the update (intelligent)
+        nursery.cancel_scope.cancel()
+    if intelligent:
+        assert flash.installed_version == 2
+    else:  # a standard release waits for the device's next connection
+        assert flash.bytes_written == 0
