@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
+from ..errors import Invalid
 from ..operations import device_id_or_invalid
 from ..rollouts.model import DeviceState, ErrorAction, Rollout, RolloutDevice, RolloutSettings, RolloutTarget, Strategy
 from ..rollouts.operations import RolloutRequest
@@ -80,9 +81,11 @@ async def create_rollout(body: RolloutIn, access: Releaser, state: State) -> Rol
         success_threshold=float(body.success_threshold), error_threshold=float(body.error_threshold),
         error_action=ErrorAction(body.error_action),
     )  # fmt: skip
-    target = RolloutTarget(
-        body.product_default, tuple(body.groups), tuple(device_id_or_invalid(d) for d in body.devices)
-    )
+    try:
+        devices = tuple(device_id_or_invalid(d) for d in body.devices)
+    except Invalid as exc:
+        raise Invalid(exc.message, "devices") from None
+    target = RolloutTarget(body.product_default, tuple(body.groups), devices)
     request = RolloutRequest(body.version, target, settings, tuple(body.stages))
     rollout = await state.ops.rollouts.create(access.actor, access.product.id, request)
     return RolloutEnvelope(rollout=await _out(state, rollout))

@@ -42,11 +42,14 @@ class RolloutRequest:
     stages: Sequence[str | int] = ()  # as given: counts or "N%" (cumulative)
 
 
-def parse_stages(stages: Sequence[str | int], total: int) -> tuple[int, ...]:
-    """Cumulative counts from counts or percentages; a last stage for every device is implied."""
+def parse_stages(stages: Sequence[str | int], total: int, *, strict: bool = False) -> tuple[int, ...]:
+    """Cumulative counts from counts or percentages; a last stage for every device is implied.
+    Stages must grow as given (`strict`: checked on a huge fleet, where percentages cannot tie);
+    on the real fleet, stages that collapse to the same count merge."""
     if len(stages) > MAX_STAGES:
         raise Invalid(f"at most {MAX_STAGES} stages", "stages")
     out: list[int] = []
+    raw: list[int] = []  # as given, before the fleet's size caps them
     for item in stages:
         text = str(item).strip()
         try:
@@ -63,10 +66,12 @@ def parse_stages(stages: Sequence[str | int], total: int) -> tuple[int, ...]:
             raise Invalid(
                 f"a stage is a device count (1 or more) or a percentage (0-100%]: {text[:40]!r}", "stages"
             ) from None
-        count = max(1, min(total, count))
-        if out and count <= out[-1]:
+        if raw and (count <= raw[-1] if strict else count < raw[-1]):
             raise Invalid("stages are cumulative and must grow: each stage covers more devices than the last", "stages")
-        out.append(count)
+        raw.append(count)
+        count = max(1, min(total, count))
+        if not out or count > out[-1]:  # stages that collapse on a small fleet merge
+            out.append(count)
     if not out or out[-1] < total:
         out.append(total)
     return tuple(out)
@@ -155,7 +160,7 @@ class RolloutOperations:
         check_settings(request.settings)
         if request.settings.strategy is not Strategy.STAGED and request.stages:
             raise Invalid("stages go with strategy 'staged'", "stages")
-        parse_stages(request.stages, 10**9)  # their form, before anything about the product's state
+        parse_stages(request.stages, 10**9, strict=True)  # their form, before anything about the product's state
 
         def tx(s: Store) -> int:
             if s.get_firmware(product.id, version) is None:

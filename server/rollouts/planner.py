@@ -39,6 +39,7 @@ class Step:
     changed: dict[str, RolloutDevice] = field(default_factory=dict)
     offer: list[str] = field(default_factory=list)  # admitted now: poke their sessions
     abort: list[str] = field(default_factory=list)  # transfers to stop (the rollout no longer wants them)
+    timed_out: list[str] = field(default_factory=list)  # transfers to stop: too slow; offered again later
     release: bool = False  # completed with a product default or group target: release the version
     clear_assignments: bool = False  # finished: the release rules take over from the rollout's rows
     notes: list[str] = field(default_factory=list)  # for the audit trail and the log
@@ -222,6 +223,8 @@ def plan(rollout: Rollout, rows: list[RolloutDevice], views: Mapping[str, Device
         if waiting and row.offered_at is not None and now - row.offered_at >= timeout:
             what = "did not come back running it" if row.state is DeviceState.INSTALLED else "not installed"
             put(fail_attempt(rollout, row, f"{what} within {timeout:g} s of the offer", now))
+            if row.state.in_flight:
+                step.timed_out.append(row.device_id)
         elif row.state is DeviceState.PENDING and not view.member:
             put(_final(row, DeviceState.SKIPPED, "no longer a member of the product", now))
 
@@ -279,11 +282,25 @@ def _run_update(
 
     stage = rollout.current_stage
     while stage + 1 < len(sizes):
-        confirmed = sum(r.state is DeviceState.CONFIRMED for r in rows if r.stage <= stage)
-        if confirmed < _threshold(settings.success_threshold, sizes[stage]):
-            break
-        stage += 1
-        step.notes.append(f"stage {stage + 1} of {len(sizes)} opened ({confirmed} confirmed so far)")
+        open_rows = [r for r in rows if r.stage <= stage]
+        # Devices that left the product cannot confirm; failures an operator resumed past count as settled.
+        size = sum(r.state is not DeviceState.SKIPPED for r in open_rows)
+        confirmed = sum(r.state is DeviceState.CONFIRMED for r in open_rows)
+        settled = confirmed + min(rollout.failures_forgiven, sum(r.state is DeviceState.FAILED for r in open_rows))
+        if settled >= _threshold(settings.success_threshold, size):
+            stage += 1
+            step.notes.append(f"stage {stage + 1} of {len(sizes)} opened ({confirmed} confirmed so far)")
+            continue
+        if all(r.state.terminal for r in open_rows):
+            # Nothing more can happen in the open stages: the threshold will never be met by waiting.
+            reason = (
+                f"stage {stage + 1} ended with {confirmed} of {size} device(s) confirmed, below the success"
+                f" threshold {settings.success_threshold:g}: resume to go on anyway, or abort"
+            )
+            step.rollout = pause(replace(step.rollout, current_stage=stage), reason, now)
+            step.notes.append(f"paused: {reason}")
+            return
+        break
     if stage != rollout.current_stage:
         step.rollout = replace(step.rollout, current_stage=stage, updated_at=now)
 

@@ -37,6 +37,7 @@ COALESCE = 0.05  # after a ring, wait this long so a burst of device reports cos
 class Applied:
     offer: list[str] = field(default_factory=list)
     abort: list[str] = field(default_factory=list)
+    timed_out: list[str] = field(default_factory=list)
 
 
 def apply_step(store: Store, before: Rollout, rows: dict[str, RolloutDevice], step: Step, at: float) -> Applied:
@@ -60,7 +61,11 @@ def apply_step(store: Store, before: Rollout, rows: dict[str, RolloutDevice], st
         _release(store, r, at)
     if step.clear_assignments:
         store._clear_rollout_assignments(r.product_id, r.id)
-    return Applied([d for d in step.offer if d in done], [d for d in step.abort if d in done])
+    return Applied(
+        [d for d in step.offer if d in done],
+        [d for d in step.abort if d in done],
+        [d for d in step.timed_out if d in done],
+    )
 
 
 def _release(store: Store, rollout: Rollout, at: float) -> None:
@@ -146,6 +151,10 @@ class RolloutService:
             session = self.ctx.registry.get(device_id)
             if isinstance(session, DeviceSession):
                 session.abort_firmware(OtaAbortReason.ROLLOUT_ABORTED, "the rollout no longer offers this image")
+        for device_id in applied.timed_out:
+            session = self.ctx.registry.get(device_id)
+            if isinstance(session, DeviceSession):
+                session.abort_firmware(OtaAbortReason.TIMEOUT, "not installed within the rollout's device timeout")
         for device_id in applied.offer:
             session = self.ctx.registry.get(device_id)
             if isinstance(session, DeviceSession):

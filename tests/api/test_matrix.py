@@ -122,9 +122,13 @@ async def import_file(http: httpx.AsyncClient, admin: dict[str, str]) -> tuple[s
     # when a refusal answers before the body was read, which made these cases flaky.
     boundary = secrets.token_hex(8)
     body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="ids.txt"\r\n'
-        f"Content-Type: text/plain\r\n\r\n"
-    ).encode() + content + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="ids.txt"\r\n'
+            f"Content-Type: text/plain\r\n\r\n"
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
     return "POST", f"/v1/products/{P}/devices", {"content": body, "headers": headers}
 
