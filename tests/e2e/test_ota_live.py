@@ -11,6 +11,7 @@ import trio
 from firmware_sim import firmware
 from firmware_sim.device import DeviceSettings, SimDevice
 from firmware_sim.flash import Flash
+from firmware_sim.identity import DeviceIdentity
 from protocol.codes import CloseReason, OtaRefusal, OtaResult, Status
 from protocol.messages import OtaAccept, OtaRefuse, OtaWindowAck
 from protocol.ota import ReceiverState
@@ -48,6 +49,18 @@ async def session(live: Live, device: SimDevice, seconds: float) -> None:
         await stream.aclose()
 
 
+def stalling_device(live: Live, identity: DeviceIdentity, flash: Flash, stall_after: int) -> SimDevice:
+    """It stops acknowledging after `stall_after` bytes: the server waits at its window, mid-transfer."""
+    settings = DeviceSettings(product_id=P, firmware_version=1, rx_max_frame=512, stall_after_bytes=stall_after)
+    return SimDevice(identity, live.key, settings, flash=flash)
+
+
+async def wait_stored(flash: Flash, size: int) -> None:
+    with trio.fail_after(5):
+        while flash.receiver.received_until < size:  # noqa: ASYNC110 (polling the device's flash)
+            await trio.sleep(0.001)
+
+
 async def test_a_member_on_old_firmware_receives_the_release_and_reboots_into_it(live: Live) -> None:
     identity = live.known[0]
     await Operations(live.server.ctx).add_device(ADMIN, P, identity.device_id_hex)
@@ -77,14 +90,10 @@ async def test_losing_the_ota_privilege_aborts_a_transfer_in_flight(live: Live) 
     ops = Operations(live.server.ctx)
     await ops.add_device(ADMIN, P, identity.device_id_hex)
     flash = Flash()
-    # The device stops acknowledging after 20 kB: the server waits at its window, mid-transfer.
-    settings = DeviceSettings(product_id=P, firmware_version=1, rx_max_frame=512, stall_after_bytes=20_000)
-    device = SimDevice(identity, live.key, settings, flash=flash)
+    device = stalling_device(live, identity, flash, 20_000)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(session, live, device, 10.0)
-        with trio.fail_after(5):
-            while flash.receiver.received_until < 20_000:  # noqa: ASYNC110 (polling the device's flash)
-                await trio.sleep(0.001)
+        await wait_stored(flash, 20_000)
         await ops.remove_device(ADMIN, P, identity.device_id_hex, deny=True)
         with trio.fail_after(5):
             await device.wait_status(Status.DENIED)
@@ -147,14 +156,10 @@ async def test_an_ota_answer_that_breaks_the_rules_closes_that_device_only(
     for identity in (culprit, bystander):
         await ops.add_device(ADMIN, P, identity.device_id_hex)
     flash = Flash()
-    # It stores a little and then stops acknowledging, so the transfer waits mid-image.
-    settings = DeviceSettings(product_id=P, firmware_version=1, rx_max_frame=512, stall_after_bytes=2_000)
-    device = SimDevice(culprit, live.key, settings, flash=flash)
+    device = stalling_device(live, culprit, flash, 2_000)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(session, live, device, 10.0)
-        with trio.fail_after(5):
-            while flash.receiver.received_until < 2_000:  # noqa: ASYNC110 (polling the device's flash)
-                await trio.sleep(0.001)
+        await wait_stored(flash, 2_000)
         offer = flash.receiver.current_offer
         assert offer is not None
         message = {
