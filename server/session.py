@@ -170,6 +170,7 @@ class DeviceSession:
         """Stop the transfer in flight, if any, and tell the device why."""
         if self._ota_scope is not None:
             self._ota_scope.cancel()
+            self._ota_scope = None  # a new offer may start at once; the old task is already cancelled
             self._ota_replan = False
             self.enqueue(OtaAbort(self._ota_transfer_id, reason, detail))
 

@@ -141,3 +141,14 @@ class RolloutCandidate:
     development: bool
     locked_version: int | None
     firmware_version: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutDeviceFacts:
+    """A device as each scheduler tick sees it in the store."""
+
+    member: bool  # still a member of the rollout's product
+    firmware_version: int | None  # last reported
+    development: bool
+    locked_version: int | None
+    came_back_old_on: int | None  # the version whose update did not take, if any

@@ -31,6 +31,7 @@ class DeviceView:
     online: bool = False  # connected now, holding the OTA privilege in the rollout's product
     member: bool = True  # still a member of the rollout's product
     running: int | None = None  # firmware version it last reported
+    blocked: str | None = None  # why no offer would reach it (development, locked elsewhere ...)
 
 
 @dataclass(slots=True)
@@ -67,15 +68,21 @@ def target_version(rollout: Rollout, row: RolloutDevice) -> int | None:
 
 
 def fail_attempt(rollout: Rollout, row: RolloutDevice, reason: str, now: float) -> RolloutDevice:
-    """One attempt failed: offer again later while retries last, else the device has failed."""
+    """One attempt failed: offer again later while retries last, else the device has failed.
+    A device that had installed the image keeps it as its target: it may only be slow to reboot,
+    and must not be offered its old version meanwhile."""
     attempts = row.attempts + 1
+    keep = row.assigned_version if row.state is DeviceState.INSTALLED else None
     if attempts > rollout.settings.retries:
-        return _final(row, DeviceState.FAILED, f"{reason} (attempt {attempts} of {rollout.settings.retries + 1})", now)
+        failed = _final(
+            row, DeviceState.FAILED, f"{reason} (attempt {attempts} of {rollout.settings.retries + 1})", now
+        )
+        return replace(failed, assigned_version=keep)
     return replace(
         row,
         state=DeviceState.PENDING,
         attempts=attempts,
-        assigned_version=None,  # until offered again, the rollout holds no target for it
+        assigned_version=keep,  # else, until offered again, the rollout holds no target for it
         offered_at=None,
         next_try_at=now + rollout.settings.retry_delay,
         reason=f"attempt {attempts} failed: {reason}",
@@ -102,7 +109,9 @@ def on_report(
     if rollout.state.finished or version != target_version(rollout, row):
         return None
     if report is Report.CONFIRMED:
-        if row.state is not DeviceState.INSTALLED and not row.state.in_flight:
+        # A late confirmation (after a timeout counted the attempt failed) is still the truth.
+        late = row.state in (DeviceState.PENDING, DeviceState.FAILED) and row.attempts > 0
+        if row.state is not DeviceState.INSTALLED and not row.state.in_flight and not late:
             return None
         done = DeviceState.ROLLED_BACK if row.phase is Phase.ROLLBACK else DeviceState.CONFIRMED
         return _final(row, done, detail or f"running version {version}", now)
@@ -307,7 +316,8 @@ def _run_update(
     budget = math.inf
     if exponential:
         confirmed = sum(r.state is DeviceState.CONFIRMED for r in rows)
-        rate = settings.rate_start * settings.rate_factor ** (confirmed // max(1, settings.rate_increase_every))
+        steps = min(64, confirmed // max(1, settings.rate_increase_every))  # the slots cap the rate long before
+        rate = settings.rate_start * settings.rate_factor**steps
         elapsed = max(0.0, now - rollout.updated_at)
         earned = min(float(settings.max_concurrent), rollout.rate_budget + rate * elapsed / 60.0)
         budget = earned
@@ -345,6 +355,9 @@ def _admit(
         if slots <= 0 or made + 1 > budget:
             break
         view = views.get(row.device_id, DeviceView())
+        if row.state is DeviceState.PENDING and view.blocked is not None and row.phase is Phase.UPDATE:
+            put(_final(row, DeviceState.SKIPPED, view.blocked, now))  # it would hold a slot and never move
+            continue
         if row.state is not DeviceState.PENDING or row.next_try_at > now or not view.online or not view.member:
             continue
         from_version = row.from_version if row.from_version is not None else view.running

@@ -21,7 +21,7 @@ from protocol.codes import OtaAbortReason, Privilege
 from ..logs import log_event, now
 from ..store.base import Store
 from ..store.ops import Transaction
-from .model import Rollout, RolloutDevice
+from .model import Rollout, RolloutDevice, RolloutDeviceFacts
 from .planner import DeviceView, Step, plan
 
 if TYPE_CHECKING:
@@ -49,6 +49,9 @@ def apply_step(store: Store, before: Rollout, rows: dict[str, RolloutDevice], st
         store._update_rollout(step.rollout)
     fresh = {r.device_id: r for r in store.rollout_devices(before.id)}
     changed = [new for device_id, new in step.changed.items() if fresh.get(device_id) == rows[device_id]]
+    if len(changed) < len(step.changed) and step.rollout.state is not before.state:
+        # A state change (abort, rollback, completion) must see every row as it is: plan again next tick.
+        return Applied()
     store._update_rollout_devices(changed)
     done = {r.device_id for r in changed}
     r = step.rollout
@@ -59,8 +62,9 @@ def apply_step(store: Store, before: Rollout, rows: dict[str, RolloutDevice], st
         )  # fmt: skip
     if step.release:
         _release(store, r, at)
-    if step.clear_assignments:
-        store._clear_rollout_assignments(r.product_id, r.id)
+    if r.state.finished:
+        # Older finished rollouts' targets for these devices give way (newest wins only while it holds one).
+        store._clear_rollout_assignments(r.product_id, keep=None if step.clear_assignments else r.id)
     return Applied(
         [d for d in step.offer if d in done],
         [d for d in step.abort if d in done],
@@ -85,9 +89,24 @@ def _release(store: Store, rollout: Rollout, at: float) -> None:
     )  # fmt: skip
 
 
+def _blocked(facts: RolloutDeviceFacts, version: int) -> str | None:
+    """Why the session would never send this device the offer, if it would not."""
+    if facts.development:
+        return "marked as a development device (never updated automatically)"
+    if facts.locked_version is not None and facts.locked_version != version:
+        return f"locked to version {facts.locked_version}"
+    if facts.came_back_old_on == version:
+        return f"came back running its old version after installing {version} before: an operator decides"
+    return None
+
+
+def _restart_clocks(store: Store, at: float) -> None:
+    store._restart_rollout_clocks(at)
+
+
 def _read(
     store: Store, rollout_id: int, product_id: int
-) -> tuple[Rollout | None, list[RolloutDevice], dict[str, tuple[bool, int | None]]]:
+) -> tuple[Rollout | None, list[RolloutDevice], dict[str, RolloutDeviceFacts]]:
     rollout = store.get_rollout(product_id, rollout_id)
     rows = store.rollout_devices(rollout_id)
     open_ids = [r.device_id for r in rows if not r.state.terminal]
@@ -100,19 +119,22 @@ class RolloutService:
         self.tick = tick
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        store = self.ctx.store
+        # Time the server was down is not the devices' fault: in-flight timeouts start again now.
+        await store.write(Transaction(partial(_restart_clocks, at=now()), "rollout_restart"))
         task_status.started()
         while True:
-            try:
-                await self.advance_all()
-            except Exception:  # a bug in one tick must not end every rollout; the next tick tries again
-                log.exception("rollout tick failed")
+            await self.advance_all()
             await self.ctx.rollout_wakeup.wait(self.tick)
             await trio.sleep(COALESCE)
 
     async def advance_all(self) -> None:
         store = self.ctx.store
         for rollout in await store.read(store.sync.active_rollouts):
-            await self.advance(rollout.id, rollout.product_id)
+            try:
+                await self.advance(rollout.id, rollout.product_id)
+            except Exception:  # a bug in one rollout must not stop the others; the next tick tries again
+                log.exception("rollout %d: tick failed", rollout.id)
 
     def _online(self, device_id: str, product_id: int) -> bool:
         from ..session import DeviceSession  # the session module imports this package's wakeup
@@ -129,8 +151,13 @@ class RolloutService:
         if rollout is None or rollout.state.finished:
             return
         views = {
-            device_id: DeviceView(online=self._online(device_id, product_id), member=member, running=running)
-            for device_id, (member, running) in facts.items()
+            device_id: DeviceView(
+                online=self._online(device_id, product_id),
+                member=f.member,
+                running=f.firmware_version,
+                blocked=_blocked(f, rollout.version),
+            )
+            for device_id, f in facts.items()
         }
         at = now()
         step = plan(rollout, rows, views, at)

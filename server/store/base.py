@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from ..admission import DeviceFacts, ProductFacts
 from ..model import ListState, Owner, Policy, Role
-from ..rollouts.model import Rollout, RolloutCandidate, RolloutDevice
+from ..rollouts.model import Rollout, RolloutCandidate, RolloutDevice, RolloutDeviceFacts
 
 
 @dataclass(frozen=True, slots=True)
@@ -469,9 +469,7 @@ class Store(abc.ABC):
     def rollout_candidates(self, product_id: int, groups: Sequence[str] | None = None) -> list[RolloutCandidate]: ...
 
     @abc.abstractmethod
-    def rollout_device_facts(
-        self, product_id: int, device_ids: Sequence[str]
-    ) -> dict[str, tuple[bool, int | None]]: ...
+    def rollout_device_facts(self, product_id: int, device_ids: Sequence[str]) -> dict[str, RolloutDeviceFacts]: ...
 
     @abc.abstractmethod
     def _insert_rollout(self, rollout: Rollout, devices: Iterable[tuple[str, int]]) -> int: ...
@@ -483,4 +481,7 @@ class Store(abc.ABC):
     def _update_rollout_devices(self, rows: Iterable[RolloutDevice]) -> None: ...
 
     @abc.abstractmethod
-    def _clear_rollout_assignments(self, product_id: int, rollout_id: int | None = None) -> int: ...
+    def _clear_rollout_assignments(self, product_id: int, keep: int | None = None) -> int: ...
+
+    @abc.abstractmethod
+    def _restart_rollout_clocks(self, at: float) -> int: ...

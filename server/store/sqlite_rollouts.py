@@ -15,11 +15,14 @@ from ..rollouts.model import (
     Rollout,
     RolloutCandidate,
     RolloutDevice,
+    RolloutDeviceFacts,
     RolloutSettings,
     RolloutState,
     RolloutTarget,
     Strategy,
 )
+
+CAME_BACK_ON_OLD = "came back running"  # the reason store/ops.py gives an update that did not take
 
 _ROLLOUT_COLUMNS = (
     "id, product_id, version, target, settings, state, state_reason, current_stage, rate_budget,"
@@ -194,20 +197,24 @@ class RolloutQueries:
             ),
         )  # fmt: skip
 
-    def _clear_rollout_assignments(self, product_id: int, rollout_id: int | None = None) -> int:
-        """Drop the targets that finished rollouts hold (or one rollout's): the release rules take over."""
-        if rollout_id is not None:
-            cur = self._w.execute(
-                "UPDATE rollout_devices SET assigned_version = NULL WHERE rollout_id = ?"
-                " AND assigned_version IS NOT NULL",
-                (rollout_id,),
-            )
-        else:
-            cur = self._w.execute(
-                "UPDATE rollout_devices SET assigned_version = NULL WHERE assigned_version IS NOT NULL AND rollout_id"
-                f" IN (SELECT id FROM rollouts WHERE product_id = ? AND state NOT IN ({_ACTIVE}))",
-                (product_id,),
-            )
+    def _clear_rollout_assignments(self, product_id: int, keep: int | None = None) -> int:
+        """Drop the targets that finished rollouts of the product hold (but `keep`'s): the release
+        rules, or the newer rollout, take over."""
+        cur = self._w.execute(
+            "UPDATE rollout_devices SET assigned_version = NULL WHERE assigned_version IS NOT NULL"
+            f" AND rollout_id IN (SELECT id FROM rollouts WHERE product_id = ? AND state NOT IN ({_ACTIVE}))"
+            " AND rollout_id IS NOT ?",
+            (product_id, keep),
+        )
+        return cur.rowcount
+
+    def _restart_rollout_clocks(self, at: float) -> int:
+        """At startup: transfers in flight of unfinished rollouts get their whole timeout again."""
+        cur = self._w.execute(
+            "UPDATE rollout_devices SET offered_at = ? WHERE offered_at IS NOT NULL"
+            f" AND rollout_id IN (SELECT id FROM rollouts WHERE state IN ({_ACTIVE}))",
+            (at,),
+        )
         return cur.rowcount
 
     def rollout_candidates(self, product_id: int, groups: Sequence[str] | None = None) -> list[RolloutCandidate]:
@@ -229,14 +236,19 @@ class RolloutQueries:
         rows = self._q.execute(sql + " ORDER BY d.device_id", args)
         return [RolloutCandidate(i, bool(dev), lock, fw) for (i, dev, lock, fw) in rows]
 
-    def rollout_device_facts(self, product_id: int, device_ids: Sequence[str]) -> dict[str, tuple[bool, int | None]]:
-        """(still a member of the product, firmware version last reported) for each device."""
-        out: dict[str, tuple[bool, int | None]] = {}
+    def rollout_device_facts(self, product_id: int, device_ids: Sequence[str]) -> dict[str, RolloutDeviceFacts]:
+        """What decides, at each tick, whether a rollout can still move each device."""
+        out: dict[str, RolloutDeviceFacts] = {}
         for start in range(0, len(device_ids), 500):  # SQLite's bound-parameter limit
             part = device_ids[start : start + 500]
             marks = ", ".join("?" for _ in part)
             rows = self._q.execute(
-                f"SELECT device_id, product_id, firmware_version FROM devices WHERE device_id IN ({marks})", part
+                "SELECT d.device_id, d.product_id, d.firmware_version, d.development, l.version, o.version"
+                " FROM devices d LEFT JOIN firmware_locks l ON l.device_id = d.device_id"
+                " LEFT JOIN device_ota o ON o.device_id = d.device_id AND o.state = 'failed'"
+                f" AND substr(o.reason, 1, ?) = ? WHERE d.device_id IN ({marks})",
+                [len(CAME_BACK_ON_OLD), CAME_BACK_ON_OLD, *part],
             )
-            out.update({i: (p == product_id, fw) for (i, p, fw) in rows})
+            for i, p, fw, dev, lock, old in rows:
+                out[i] = RolloutDeviceFacts(p == product_id, fw, bool(dev), lock, old)
         return out

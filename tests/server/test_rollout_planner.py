@@ -446,7 +446,9 @@ def test_device_timeouts_retry_then_fail(
     row = step.changed.get(dev(0), rows[0])
     assert row.state is expected
     if reason is not None:
-        assert row.reason == reason and row.offered_at is None and row.assigned_version is None
+        assert row.reason == reason and row.offered_at is None
+        # An installed image stays the device's target (it may just be slow to reboot); else none is held.
+        assert row.assigned_version == (rows[0].assigned_version if state is INS else None)
         assert row.attempts == attempts + (expected is PEND)
     if expected is PEND:
         assert row.next_try_at == now + 5.0
@@ -874,7 +876,9 @@ def test_random_worlds_keep_the_invariants(world: tuple[Rollout, list[RolloutDev
                 assert reported is None
             if reported is not None:
                 assert reported.device_id == row.device_id and reported.phase is row.phase
-                assert not (row.state in UNCHANGEABLE or row.state is CONF), (row, report)
+                # The one way out of a terminal state: a device that timed out comes back running the version.
+                late = row.state is FAIL and row.attempts > 0 and report is Report.CONFIRMED
+                assert late or not (row.state in UNCHANGEABLE or row.state is CONF), (row, report)
                 rows = [reported if r.device_id == row.device_id else r for r in rows]
         else:
             kind = action[1]
