@@ -108,6 +108,8 @@ class DeviceSession:
         self._ota_scope: trio.CancelScope | None = None  # the running transfer, if any
         self._ota_transfer_id = 0
         self._ota_replan = False  # the target may have changed while a transfer was in flight
+        self._ota_complete_queued = False  # the device's OTA_COMPLETE waits in the OTA inbox
+        self._ota_finished = trio.Event()  # set when the transfer task in flight ends
         self._confirmed_in_store = False
         self._ota_send, self._ota_recv = trio.open_memory_channel[Message](2 * ota_delivery.WINDOW + 8)
         self._stream_broken = False
@@ -181,6 +183,7 @@ class DeviceSession:
             return
         if Privilege.OTA in decision.privileges:
             self._ota_scope = trio.CancelScope()
+            self._ota_finished = trio.Event()
             self._nursery.start_soon(self._run_ota, self._ota_scope)
 
     async def _run_ota(self, scope: trio.CancelScope) -> None:
@@ -201,6 +204,7 @@ class DeviceSession:
         finally:
             if self._ota_scope is scope:
                 self._ota_scope = None
+                self._ota_finished.set()
 
     def enqueue(self, message: Message) -> None:
         """Queue a message for the writer without waiting; a full queue means a slow consumer."""
@@ -350,6 +354,11 @@ class DeviceSession:
                 self._start_ota()
             await self._read_loop()
             self._nursery = None  # closing: no more tasks (a late confirmation must not start one)
+            if self._ota_complete_queued and self._ota_scope is not None:
+                # A device verifies, sends OTA_COMPLETE and says goodbye at once (it reboots): the
+                # transfer task must record the outcome before the session cancels it.
+                with trio.move_on_after(GOODBYE_TIMEOUT):
+                    await self._ota_finished.wait()
             nursery.cancel_scope.cancel()
 
     async def _read_loop(self) -> None:
@@ -375,6 +384,8 @@ class DeviceSession:
         elif isinstance(event, Publish):
             await self._publish(event)
         elif isinstance(event, OtaAccept | OtaDefer | OtaRefuse | OtaWindowAck | OtaComplete):
+            if isinstance(event, OtaComplete):
+                self._ota_complete_queued = True
             try:
                 self._ota_send.send_nowait(event)
             except trio.WouldBlock:

@@ -106,8 +106,12 @@ def on_report(
     rollout: Rollout, row: RolloutDevice, report: Report, version: int, detail: str, now: float
 ) -> RolloutDevice | None:
     """A device's OTA answer for `version`; the new row, or None when it does not concern this row."""
-    if rollout.state.finished or version != target_version(rollout, row):
+    if version != target_version(rollout, row):
         return None
+    if rollout.state.finished and not (
+        row.state is DeviceState.INSTALLED and report in (Report.CONFIRMED, Report.CAME_BACK_OLD)
+    ):
+        return None  # a finished rollout only still hears how installs it left rebooting ended
     if report is Report.CONFIRMED:
         # A late confirmation (after a timeout counted the attempt failed) is still the truth.
         late = row.state in (DeviceState.PENDING, DeviceState.FAILED) and row.attempts > 0

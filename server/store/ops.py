@@ -58,6 +58,9 @@ CAME_BACK_ON_OLD = "came back running"  # prefix of the reason that stops re-off
 def confirm_update(store: Store, device_id: str, running: int, at: float) -> None:
     """An installed image is confirmed by the device coming back running it; coming back on
     another version means the update did not take: counted failed, and not offered again."""
+    # The version a device reports confirms a rollout's offer in every case, even when the
+    # "installed" report was lost (a restart, a link that dropped just after verifying).
+    report_rollout(store, device_id, running, Report.CONFIRMED, f"running version {running}", at)
     last = store.ota_outcome(device_id)
     if last is None or last.state != "installed":
         return

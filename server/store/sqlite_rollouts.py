@@ -124,10 +124,11 @@ class RolloutQueries:
         return [_device(r) for r in rows]
 
     def active_rollout_row(self, device_id: str) -> tuple[Rollout, RolloutDevice] | None:
-        """The device's row in an unfinished rollout (at most one per product), newest first."""
+        """The device's row in an unfinished rollout (at most one per product), newest first; else
+        its row in the newest rollout at all (an aborted one still hears how an install ended)."""
         row = self._q.execute(
             "SELECT rollout_id FROM rollout_devices d JOIN rollouts r ON r.id = d.rollout_id"
-            f" WHERE d.device_id = ? AND r.state IN ({_ACTIVE}) ORDER BY rollout_id DESC LIMIT 1",
+            f" WHERE d.device_id = ? ORDER BY r.state IN ({_ACTIVE}) DESC, rollout_id DESC LIMIT 1",
             (device_id,),
         ).fetchone()
         if row is None:
