@@ -15,7 +15,7 @@ from protocol import limits
 from protocol.codes import Status
 from protocol.messages import parse_public_key
 
-from . import firmware
+from . import drill_cli, firmware
 from .device import DeviceSettings
 from .fleet import DeviceOutcome, FleetPlan, run_fleet, summarize
 from .identity import DeviceIdentity, load_identities, write_identities
@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--seed", type=int, default=0, help="another seed gives other body bytes (default 0)")
     build.add_argument("--out", type=Path, required=True, help="file to write")
     build.add_argument("--json", action="store_true", help="print size and SHA-256 as JSON")
+
+    drill_cli.add_parser(sub)
     return parser
 
 
@@ -82,8 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_keygen(args)
         if args.command == "firmware":
             return cmd_firmware_build(args)
+        if args.command == "drill":
+            return drill_cli.cmd_drill(args)
         return cmd_run(args)
-    except CliError as exc:
+    except (CliError, drill_cli.DrillFailedToRun) as exc:
         print(f"fleetsim: {exc}", file=sys.stderr)
         return 2
 

@@ -9,7 +9,7 @@ covers both encryption and the socket write, so frames leave in nonce order.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 
@@ -24,6 +24,7 @@ from protocol.messages import (
     Hello,
     Message,
     OtaAbort,
+    OtaAccept,
     OtaChunk,
     OtaComplete,
     OtaOffer,
@@ -68,8 +69,16 @@ class DeviceSettings:
     heartbeat: bool = True  # send PINGs at the interval the server asks for
     max_inflight: int = 64  # unacknowledged publishes in flight
     ota: str = "accept"  # how the device answers OTA offers: accept | defer | refuse
-    drop_after_bytes: int | None = None  # behaviour: drop the link once this much of an image is stored
+    drop_after_bytes: int | None = None  # behaviour: drop the link once this much of an image is stored (once an image)
     stall_after_bytes: int | None = None  # behaviour: stop acknowledging chunks once this much is stored
+    corrupt_chunk: bool = False  # behaviour: flip a byte of one stored chunk (first attempt of each image)
+    corrupt_always: bool = False  # with corrupt_chunk: on every attempt, so retries fail too
+    boot_fails: bool = False  # behaviour: a verified image does not take; the device keeps its old version
+    reboot_delay: float = 0.0  # seconds between reporting a verified image and leaving to "reboot"
+
+
+Observer = Callable[[str, dict[str, int | str]], None]
+"""Told of each OTA step (offer, accept, drop, corrupt, complete, abort) with its figures."""
 
 
 @dataclass(slots=True)
@@ -88,12 +97,15 @@ class SimDevice:
         settings: DeviceSettings = DeviceSettings(),
         counter: int | None = None,
         flash: Flash | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.identity = identity
         self.settings = settings
         self.flash = flash if flash is not None else Flash()
+        self.observer = observer
         self.ota_results: list[OtaComplete] = []  # what this device reported for each transfer
         self.rebooting_into: int | None = None  # set once an image verified: the device restarts
+        self.bytes_by_version: dict[int, int] = {}  # image bytes stored on this connection, per version
         self.conn = Connection(
             Role.CLIENT, identity.key, server_public_key=server_public_key, rx_max_frame=settings.rx_max_frame
         )
@@ -191,43 +203,100 @@ class SimDevice:
         """Drive the flash's receiver; True when a verified image means a reboot now."""
         receiver = self.flash.receiver
         if isinstance(message, OtaAbort):
-            receiver.abort(message)
+            if receiver.abort(message):
+                self._note("abort", reason=message.reason.name.lower())
             return False
         if isinstance(message, OtaOffer):
-            refusal = receiver.offer(message)
-            if refusal is not None:
-                await self.send(refusal)
-            elif self.settings.ota == "defer":
-                await self.send(receiver.defer(60))
-            elif self.settings.ota == "refuse":
-                await self.send(receiver.refuse(OtaRefusal.OTHER, "this simulated device refuses updates"))
-            else:
-                await self.send(receiver.accept())
+            self._note("offer", version=message.version, size=message.size)
+            await self._answer_offer(message)
         else:
-            result = receiver.receive_chunk(message)
-            if result.store:
-                self.flash.write(message.offset, message.data)
-                drop = self.settings.drop_after_bytes
-                if drop is not None and receiver.received_until >= drop and self.flash.installed_version is None:
-                    raise trio.BrokenResourceError(f"behaviour: link dropped after {receiver.received_until} bytes")
-            stall = self.settings.stall_after_bytes
-            ack = None if stall is not None and receiver.received_until >= stall else result.ack
-            for reply in (ack, result.complete):
-                if reply is not None:
-                    await self.send(reply)
-            if result.complete is not None:
-                self.ota_results.append(result.complete)
+            await self._on_chunk(message)
         if receiver.state is ReceiverState.VERIFYING:
-            complete = receiver.verify(read=self.flash.read)
-            self.ota_results.append(complete)
-            await self.send(complete)
-            if complete.status is OtaResult.VERIFIED:
-                offer = receiver.current_offer
-                assert offer is not None
-                self.flash.installed_version = self.rebooting_into = offer.version
-                await self.goodbye()  # "reboot": the next connection reports the new version
-                return True
+            return await self._verify()
         return False
+
+    async def _answer_offer(self, offer: OtaOffer) -> None:
+        receiver = self.flash.receiver
+        refusal = receiver.offer(offer)
+        if refusal is not None:
+            reply: Message = refusal
+        elif self.settings.ota == "defer":
+            reply = receiver.defer(60)
+        elif self.settings.ota == "refuse":
+            reply = receiver.refuse(OtaRefusal.OTHER, "this simulated device refuses updates")
+        else:
+            reply = receiver.accept()
+        if isinstance(reply, OtaAccept):
+            self._note("accept", version=offer.version, offset=reply.offset)
+        else:
+            self._note(type(reply).__name__.removeprefix("Ota").lower(), version=offer.version)
+        await self.send(reply)
+
+    async def _on_chunk(self, chunk: OtaChunk) -> None:
+        receiver = self.flash.receiver
+        offer = receiver.current_offer
+        result = receiver.receive_chunk(chunk)
+        if result.store:
+            assert offer is not None
+            self.flash.write(chunk.offset, self._maybe_corrupt(offer, chunk))
+            self.bytes_by_version[offer.version] = self.bytes_by_version.get(offer.version, 0) + len(chunk.data)
+            drop = self.settings.drop_after_bytes
+            if drop is not None and receiver.received_until >= drop and self._inject("drop", offer):
+                self._note("drop", version=offer.version, offset=receiver.received_until)
+                raise trio.BrokenResourceError(f"behaviour: link dropped after {receiver.received_until} bytes")
+        stall = self.settings.stall_after_bytes
+        ack = None if stall is not None and receiver.received_until >= stall else result.ack
+        for reply in (ack, result.complete):
+            if reply is not None:
+                await self.send(reply)
+        if result.complete is not None:
+            self.ota_results.append(result.complete)
+            self._note("complete", status=result.complete.status.name.lower())
+
+    def _maybe_corrupt(self, offer: OtaOffer, chunk: OtaChunk) -> bytes:
+        """With corrupt_chunk: the chunk holding the image's middle byte is stored with that byte
+        flipped, as a bad flash write would. The running hash saw the true bytes, so only the
+        check of the stored copy catches it (HASH_MISMATCH)."""
+        data = chunk.data
+        middle = offer.size // 2
+        if not self.settings.corrupt_chunk or not chunk.offset <= middle < chunk.offset + len(data):
+            return data
+        if not self._inject("corrupt", offer) and not self.settings.corrupt_always:
+            return data
+        self._note("corrupt", version=offer.version, offset=middle)
+        flipped = bytearray(data)
+        flipped[middle - chunk.offset] ^= 0xFF
+        return bytes(flipped)
+
+    def _inject(self, behaviour: str, offer: OtaOffer) -> bool:
+        """True the first time `behaviour` fires for this image on this flash."""
+        key = (behaviour, offer.sha256)
+        if key in self.flash.injected:
+            return False
+        self.flash.injected.add(key)
+        return True
+
+    async def _verify(self) -> bool:
+        receiver = self.flash.receiver
+        complete = receiver.verify(read=self.flash.read)
+        self.ota_results.append(complete)
+        offer = receiver.current_offer
+        assert offer is not None
+        self._note("complete", version=offer.version, status=complete.status.name.lower())
+        await self.send(complete)
+        if complete.status is not OtaResult.VERIFIED:
+            return False
+        self.rebooting_into = offer.version
+        if not self.settings.boot_fails:  # a failed boot falls back to the image it had
+            self.flash.installed_version = offer.version
+        if self.settings.reboot_delay > 0:
+            await trio.sleep(self.settings.reboot_delay)
+        await self.goodbye()  # "reboot": the next connection reports the version that booted
+        return True
+
+    def _note(self, event: str, **detail: int | str) -> None:
+        if self.observer is not None:
+            self.observer(event, detail)
 
     async def _heartbeat(self, interval: int) -> None:
         while True:

@@ -17,6 +17,9 @@ class Flash:
         self._partition = bytearray()
         self.installed_version: int | None = None  # set when a verified image is "booted"
         self.bytes_written = 0
+        # Faults already injected, as (behaviour, image sha256): a one-off fault stays one-off
+        # across the reconnects and retries that follow it.
+        self.injected: set[tuple[str, bytes]] = set()
 
     def write(self, offset: int, data: bytes) -> None:
         if offset == 0:
