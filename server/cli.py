@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--device-port", type=int, default=DEFAULT_DEVICE_PORT, help="device port (default 5683)")
     serve.add_argument("--api-port", type=int, default=DEFAULT_API_PORT, help="HTTP API port (default 8080)")
+    serve.add_argument(
+        "--max-firmware-size", type=int, default=16 * 1024 * 1024, metavar="BYTES",
+        help="largest firmware binary an upload may carry (default and most: 16 MiB)",
+    )  # fmt: skip
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     demo = sub.add_parser("demo", help="play the admission rules out with a small simulated fleet")
@@ -253,7 +257,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
-    config = ServerConfig(data_dir=args.data_dir, host=args.host, device_port=args.device_port, api_port=args.api_port)
+    try:
+        config = ServerConfig(
+            data_dir=args.data_dir, host=args.host, device_port=args.device_port, api_port=args.api_port,
+            max_firmware_size=args.max_firmware_size,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
 
     def ready(server: Server) -> None:
         print(f"fleetgate: data directory {config.data_dir.resolve()}", flush=True)

@@ -35,6 +35,8 @@ class ServerConfig:
     backlog: int = 4096
     # Bytes requested per socket read.
     receive_size: int = 65536
+    # Largest firmware binary an upload may carry (the device link allows up to 16 MiB).
+    max_firmware_size: int = limits.MAX_OTA_IMAGE_SIZE
 
     def __post_init__(self) -> None:
         # The ranges WELCOME can carry: a config outside them would fail every handshake.
@@ -44,6 +46,8 @@ class ServerConfig:
             raise ValueError("idle_timeout must be 1..10800 seconds")
         if self.idle_timeout <= self.heartbeat_interval:
             raise ValueError("idle_timeout must exceed heartbeat_interval, or every quiet device is dropped")
+        if not 1024 <= self.max_firmware_size <= limits.MAX_OTA_IMAGE_SIZE:
+            raise ValueError(f"max_firmware_size must be 1024..{limits.MAX_OTA_IMAGE_SIZE} bytes")
         if not limits.MIN_RX_FRAME <= self.rx_max_frame <= limits.NOISE_MAX_MESSAGE:
             raise ValueError(f"rx_max_frame must be {limits.MIN_RX_FRAME}..{limits.NOISE_MAX_MESSAGE}")
 

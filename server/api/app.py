@@ -52,7 +52,7 @@ def create_app(ctx: ServerContext, *, logins: LoginLimiter | None = None) -> Fas
         hashing=trio.CapacityLimiter(PASSWORD_THREADS),
     )
     install_error_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=MAX_BODY)
+    app.add_middleware(BodyLimit, max_bytes=min(MAX_BODY, ctx.config.max_firmware_size + 1024 * 1024))
     for module in (
         routes_tokens,
         routes_users,

@@ -49,7 +49,7 @@ async def _signature(value: str | UploadFile | None) -> bytes | None:
         raise Invalid(str(exc), "signature") from None
 
 
-async def read_upload(request: Request) -> FirmwareUpload:
+async def read_upload(request: Request, max_size: int = MAX_FIRMWARE_SIZE) -> FirmwareUpload:
     if not is_multipart(request):
         raise Invalid("upload firmware as multipart/form-data with a `binary` file part", "binary")
     form = await request.form()
@@ -59,9 +59,9 @@ async def read_upload(request: Request) -> FirmwareUpload:
     binary = form.get("binary")
     if not isinstance(binary, UploadFile):
         raise Invalid("a `binary` file part is required", "binary")
-    data = await binary.read(MAX_FIRMWARE_SIZE + 1)
-    if len(data) > MAX_FIRMWARE_SIZE:
-        raise Invalid(f"the binary is larger than {MAX_FIRMWARE_SIZE} bytes", "binary")
+    data = await binary.read(max_size + 1)
+    if len(data) > max_size:
+        raise Invalid(f"the binary is larger than {max_size} bytes (this server's limit)", "binary")
     version_text = _text(form.get("version"), "version", required=True) or ""
     version = version_text.strip()
     if not (version.isascii() and version.isdigit() and len(version) <= 5):

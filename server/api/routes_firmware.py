@@ -63,7 +63,7 @@ async def upload_firmware(
     access: Annotated[ProductAccess, Depends(product_access(Perm.FIRMWARE_UPLOAD))],
     state: State,
 ) -> FirmwareOut:
-    upload = await read_upload(request)
+    upload = await read_upload(request, state.ctx.config.max_firmware_size)
     record = await state.ops.firmware.upload(
         access.actor,
         access.product.id,

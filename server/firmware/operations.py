@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -114,7 +115,8 @@ class FirmwareOperations:
         if await self.ops.read(self.ops.sync.get_firmware, product.id, version) is not None:
             raise Conflict(f"product {product.id} already has firmware version {version}", "version")
         try:
-            image = await trio.to_thread.run_sync(inspect, data)  # CRC and SHA-256 of up to 16 MiB
+            limit = self.ops.ctx.config.max_firmware_size
+            image = await trio.to_thread.run_sync(partial(inspect, data, max_size=limit))  # CRC, SHA-256
             check_target(image.header, product.id, version)
         except FirmwareMismatch as exc:
             raise Invalid(exc.message, "version" if exc.what == "firmware_version" else "binary") from None

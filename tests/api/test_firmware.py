@@ -4,15 +4,17 @@ bad input answered by a 4xx naming the field."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
 from firmware_sim import firmware
 from server.firmware.image import MAX_FIRMWARE_SIZE
 from server.firmware.signing import generate_key, public_key_hex, sign, verify
 
-from .conftest import Api
+from .conftest import Api, start_api
 
 P = 4201
 
@@ -160,6 +162,19 @@ async def test_the_size_limit(api: Api, product: dict[str, Any]) -> None:
     too_large = await upload(api, binary(2, MAX_FIRMWARE_SIZE + 1), version="2")
     assert too_large.status_code == 400 and too_large.json()["field"] == "binary"
     assert "larger than" in too_large.json()["error"]
+
+
+async def test_the_size_limit_is_the_servers_to_set(tmp_path: Path, nursery: trio.Nursery) -> None:
+    small = await start_api(tmp_path, nursery, max_firmware_size=100_000)
+    async with small.http:
+        await small.ok("POST", "/v1/products", json={"name": "Lamp", "id": P})
+        assert (await upload(small, binary(1, 100_000))).status_code == 201
+        too_large = await upload(small, binary(2, 100_001), version="2")
+        assert too_large.status_code == 400 and too_large.json()["field"] == "binary"
+        assert "100000 bytes" in too_large.json()["error"]
+        listed = await small.ok("GET", f"/v1/products/{P}/firmware")
+        assert [f["version"] for f in listed] == [1]  # nothing of the refused upload is kept
+    small.server.shutdown()
 
 
 async def test_release_to_the_default_and_groups(api: Api, product: dict[str, Any]) -> None:
