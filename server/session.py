@@ -18,7 +18,7 @@ import contextlib
 import hmac
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import trio
 
@@ -49,6 +49,7 @@ from protocol.noise import KeyPair
 from . import ota_delivery
 from .admission import Decision, decide
 from .config import ServerConfig
+from .events import EventBroker
 from .logs import log_event, now
 from .registry import SessionRegistry
 from .rollouts.wakeup import Wakeup
@@ -69,6 +70,7 @@ class ServerContext:
     store: AsyncStore
     registry: SessionRegistry
     rollout_wakeup: Wakeup = field(default_factory=Wakeup)  # rung when a rollout may have work to do
+    events: EventBroker = field(default_factory=EventBroker)  # live event streams
 
 
 class _Refuse(Exception):
@@ -418,6 +420,8 @@ class DeviceSession:
                 return  # not stored: no ack, so the device publishes it again
             self.events_accepted += 1
             self.enqueue(PublishAck(seq, AckResult.ACCEPTED))
+            if isinstance(result, int):  # its ID: streams resume from the store by it
+                self.ctx.events.publish(replace(record, id=result))
 
         await self.ctx.store.submit(AppendEvent(record), acked)
 

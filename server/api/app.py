@@ -12,6 +12,7 @@ from ..operations import Operations
 from ..session import ServerContext
 from . import (
     routes_devices,
+    routes_events,
     routes_firmware,
     routes_groups,
     routes_owners,
@@ -64,6 +65,7 @@ def create_app(ctx: ServerContext, *, logins: LoginLimiter | None = None) -> Fas
         routes_firmware,
         routes_groups,
         routes_rollouts,
+        routes_events,
     ):
         app.include_router(module.router)
 

@@ -206,7 +206,10 @@ class Store(abc.ABC):
     def list_devices(self) -> list[DeviceRecord]: ...
 
     @abc.abstractmethod
-    def list_events(self, device_id: str | None = None, after_id: int = 0, limit: int = 1000) -> list[EventRecord]: ...
+    def list_events(
+        self, device_id: str | None = None, after_id: int = 0, limit: int = 1000, product_id: int | None = None
+    ) -> list[EventRecord]:
+        """Oldest first; `product_id`: only events routed to that product's stream."""
 
     # -- writes (call inside write_batch, or use the convenience wrappers)
     @abc.abstractmethod

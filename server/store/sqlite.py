@@ -69,10 +69,12 @@ class SQLiteStore(RolloutQueries, OtaQueries, FirmwareQueries, AdminQueries, Sto
         rows = self._q.execute(f"SELECT {DEVICE_COLUMNS} FROM devices ORDER BY created_at, device_id")
         return [device_from_row(r) for r in rows]
 
-    def list_events(self, device_id: str | None = None, after_id: int = 0, limit: int = 1000) -> list[EventRecord]:
+    def list_events(
+        self, device_id: str | None = None, after_id: int = 0, limit: int = 1000, product_id: int | None = None
+    ) -> list[EventRecord]:
         sql, args = paged_by_id(
             "SELECT id, device_id, product_id, name, data, ttl, private, published_at FROM events",
-            {"device_id": device_id},
+            {"device_id": device_id, "product_id": product_id},
             after_id,
             limit,
         )

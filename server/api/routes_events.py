@@ -1,0 +1,165 @@
+"""Event streams as Server-Sent Events, on Particle's paths and in Particle's wire shape.
+
+    GET /v1/products/{product}/events[/{prefix}]   events routed to the product (product_events)
+    GET /v1/devices/{device_id}/events[/{prefix}]  one device's own events (any status)
+
+Each event is `id: N`, `event: NAME`, `data: {"data", "ttl", "published_at", "coreid", ...}`.
+A comment line `:ok` opens the stream and keeps it alive. `Last-Event-ID` (header or query)
+replays from the store what came after it, then the stream goes live; a subscriber that falls
+too far behind is cut off and resumes the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import trio
+from fastapi import APIRouter, Depends, Header, Query
+from fastapi.responses import StreamingResponse
+
+from ..errors import Invalid, NotFound
+from ..events import EventFilter
+from ..operations import device_id_or_invalid
+from ..store.base import EventRecord
+from .deps import ApiState, Principal, ProductAccess, State, product_access, user_with_scope
+from .permissions import Perm
+from .routes_devices import DeviceIdPath
+from .views import iso, read_visible_device
+
+router = APIRouter(tags=["events"])
+
+KEEPALIVE = 15.0  # seconds between `:ok` comments on a quiet stream (proxies drop idle streams)
+REPLAY_PAGE = 500  # stored events per read while catching up
+MAX_PREFIX = 64  # an event name is at most 64 characters
+
+Reader = Annotated[ProductAccess, Depends(product_access(Perm.DEVICES_READ))]
+DeviceReader = Annotated[Principal, Depends(user_with_scope("devices:read"))]
+LastIdHeader = Annotated[str | None, Header(alias="Last-Event-ID", description="resume after this event ID")]
+LastIdQuery = Annotated[int | None, Query(ge=0, description="resume after this event ID (as Last-Event-ID)")]
+
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def sse(event: EventRecord) -> bytes:
+    body: dict[str, object] = {
+        "data": event.data.decode("utf-8", errors="replace"),
+        "ttl": event.ttl,
+        "published_at": iso(event.published_at),
+        "coreid": event.device_id,
+        "public": not event.private,
+    }
+    if event.product_id is not None:
+        body["productID"] = event.product_id
+    name = event.name.replace("\n", " ").replace("\r", " ")
+    return f"id: {event.id}\nevent: {name}\ndata: {json.dumps(body, separators=(',', ':'))}\n\n".encode()
+
+
+def _last_id(header: str | None, query: int | None) -> int | None:
+    if header is not None:
+        text = header.strip()
+        if not (text.isascii() and text.isdigit() and len(text) <= 18):
+            raise Invalid("Last-Event-ID must be an event ID (a whole number)", "Last-Event-ID")
+        return int(text)
+    return query
+
+
+def _prefix(prefix: str) -> str:
+    if len(prefix) > MAX_PREFIX:
+        raise Invalid(f"an event name prefix is at most {MAX_PREFIX} characters", "prefix")
+    return prefix
+
+
+async def _stream(state: ApiState, event_filter: EventFilter, last_id: int | None) -> AsyncIterator[bytes]:
+    broker, store = state.ctx.events, state.ctx.store
+    subscription = broker.subscribe(event_filter)  # first: nothing published during the replay is missed
+    try:
+        yield b":ok\n\n"
+        seen = -1
+        if last_id is not None:
+            seen = last_id
+            device = next(iter(event_filter.device_ids)) if event_filter.device_ids else None
+            while True:
+                page = await store.read(store.sync.list_events, device, seen, REPLAY_PAGE, event_filter.product_id)
+                for event in page:
+                    assert event.id is not None
+                    seen = event.id
+                    if event_filter.matches(event):
+                        yield sse(event)
+                if len(page) < REPLAY_PAGE:
+                    break
+        while True:
+            with trio.move_on_after(KEEPALIVE) as quiet:
+                try:
+                    event = await subscription.receive.receive()
+                except trio.EndOfChannel:
+                    if subscription.cut_off:
+                        yield b": cut off: this stream fell too far behind; reconnect with Last-Event-ID\n\n"
+                    return
+            if quiet.cancelled_caught:
+                yield b":ok\n\n"
+            elif event.id is not None and event.id > seen:
+                seen = event.id
+                yield sse(event)
+    finally:
+        broker.unsubscribe(subscription)
+
+
+def _response(state: ApiState, event_filter: EventFilter, last_id: int | None) -> StreamingResponse:
+    return StreamingResponse(
+        _stream(state, event_filter, last_id), media_type="text/event-stream", headers=_SSE_HEADERS
+    )
+
+
+_SSE_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/event-stream": {}}, "description": "a stream of Server-Sent Events"}
+}
+
+
+@router.get("/v1/products/{product}/events", response_class=StreamingResponse, responses=_SSE_DOC,
+            summary="The product's event stream (SSE)")  # fmt: skip
+async def product_events(
+    access: Reader, state: State, last_event_id: LastIdHeader = None, after: LastIdQuery = None
+) -> StreamingResponse:
+    return _response(state, EventFilter(product_id=access.product.id), _last_id(last_event_id, after))
+
+
+@router.get("/v1/products/{product}/events/{prefix}", response_class=StreamingResponse, responses=_SSE_DOC,
+            summary="The product's events whose name starts with prefix (SSE)")  # fmt: skip
+async def product_events_prefix(
+    prefix: str, access: Reader, state: State, last_event_id: LastIdHeader = None, after: LastIdQuery = None
+) -> StreamingResponse:
+    event_filter = EventFilter(product_id=access.product.id, prefix=_prefix(prefix))
+    return _response(state, event_filter, _last_id(last_event_id, after))
+
+
+async def _device_filter(state: ApiState, caller: Principal, device_text: str, prefix: str) -> EventFilter:
+    assert caller.user is not None
+    device_id = device_id_or_invalid(device_text)
+    visible = await state.ctx.store.read(
+        read_visible_device, state.store, device_id, caller.user.id, caller.user.is_admin
+    )
+    if visible is None:
+        raise NotFound(f"device {device_id} not found")
+    return EventFilter(device_ids=frozenset({device_id}), prefix=_prefix(prefix))
+
+
+@router.get("/v1/devices/{device_id}/events", response_class=StreamingResponse, responses=_SSE_DOC,
+            summary="One device's own events (SSE)")  # fmt: skip
+async def device_events(
+    device_id: DeviceIdPath, caller: DeviceReader, state: State, last_event_id: LastIdHeader = None,
+    after: LastIdQuery = None,
+) -> StreamingResponse:  # fmt: skip
+    event_filter = await _device_filter(state, caller, device_id, "")
+    return _response(state, event_filter, _last_id(last_event_id, after))
+
+
+@router.get("/v1/devices/{device_id}/events/{prefix}", response_class=StreamingResponse, responses=_SSE_DOC,
+            summary="One device's own events whose name starts with prefix (SSE)")  # fmt: skip
+async def device_events_prefix(
+    device_id: DeviceIdPath, prefix: str, caller: DeviceReader, state: State, last_event_id: LastIdHeader = None,
+    after: LastIdQuery = None,
+) -> StreamingResponse:  # fmt: skip
+    event_filter = await _device_filter(state, caller, device_id, prefix)
+    return _response(state, event_filter, _last_id(last_event_id, after))
