@@ -11,9 +11,9 @@ from typing import Any
 
 import trio
 
+from . import cli_events, cli_rollout
 from . import cli_firmware as fw
 from . import cli_operator as ops
-from . import cli_rollout
 from .app import Server, describe_bind_error, run_forever
 from .cli_client import ApiClient, CliError, default_api, resolve_token
 from .cli_operator import Command
@@ -173,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _firmware_commands(sub, pid)
     cli_rollout.add_commands(sub, _cmd, pid)
+    cli_events.add_commands(sub, _cmd, pid)
 
     _cmd(
         sub, "audit", ops.audit, "a product's audit trail", pid,
@@ -250,6 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"fleetgate: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C ends `events tail` (and any other long call) without a traceback
+        return 130
 
 
 # ---------------------------------------------------------------------- serve

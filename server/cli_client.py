@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,17 @@ class ApiClient:
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs)
+
+    def stream_lines(self, path: str, **kwargs: Any) -> Iterator[str]:
+        """The lines of a streamed answer (Server-Sent Events), as they arrive; no read timeout."""
+        try:
+            with self._http.stream("GET", path, timeout=httpx.Timeout(30.0, read=None), **kwargs) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise CliError(f"GET {path}: {response.status_code} {_reason(response)}")
+                yield from response.iter_lines()
+        except httpx.HTTPError as exc:
+            raise CliError(f"the stream from {self.base_url} ended: {exc}") from None
 
     def post(self, path: str, **kwargs: Any) -> Any:
         return self.request("POST", path, **kwargs)

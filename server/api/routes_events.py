@@ -125,7 +125,7 @@ async def product_events(
     return _response(state, EventFilter(product_id=access.product.id), _last_id(last_event_id, after))
 
 
-@router.get("/v1/products/{product}/events/{prefix}", response_class=StreamingResponse, responses=_SSE_DOC,
+@router.get("/v1/products/{product}/events/{prefix:path}", response_class=StreamingResponse, responses=_SSE_DOC,
             summary="The product's events whose name starts with prefix (SSE)")  # fmt: skip
 async def product_events_prefix(
     prefix: str, access: Reader, state: State, last_event_id: LastIdHeader = None, after: LastIdQuery = None
@@ -155,7 +155,7 @@ async def device_events(
     return _response(state, event_filter, _last_id(last_event_id, after))
 
 
-@router.get("/v1/devices/{device_id}/events/{prefix}", response_class=StreamingResponse, responses=_SSE_DOC,
+@router.get("/v1/devices/{device_id}/events/{prefix:path}", response_class=StreamingResponse, responses=_SSE_DOC,
             summary="One device's own events whose name starts with prefix (SSE)")  # fmt: skip
 async def device_events_prefix(
     device_id: DeviceIdPath, prefix: str, caller: DeviceReader, state: State, last_event_id: LastIdHeader = None,
