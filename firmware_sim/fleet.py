@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 
 import trio
 
-from protocol.codes import Privilege, Status
+from protocol.codes import AckResult, Privilege, Status
 from protocol.errors import RemoteProtocolError
 from protocol.noise import KeyPair
 
@@ -106,10 +106,18 @@ async def run_device(plan: FleetPlan, identity: DeviceIdentity, limiter: trio.Ca
     return out
 
 
+SLOW_DOWN_RETRIES = 120  # a device told to slow down publishes again after a pause, this often
+
+
 async def _publish_one(device: SimDevice, index: int) -> None:
-    """One acked publish; a link that ends first shows up as sent-but-not-acked, not as a crash."""
+    """One acked publish, again after a pause while the server says SLOW_DOWN (as firmware would);
+    a link that ends first shows up as sent-but-not-acked, not as a crash."""
     with contextlib.suppress(DeviceClosed):
-        await device.publish(f"sim/event-{index % 8}", f"{index}".encode(), ttl=60, private=True)
+        for _ in range(SLOW_DOWN_RETRIES):
+            result = await device.publish(f"sim/event-{index % 8}", f"{index}".encode(), ttl=60, private=True)
+            if result is not AckResult.SLOW_DOWN:
+                return
+            await trio.sleep(1.0)
 
 
 async def run_fleet(

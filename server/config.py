@@ -35,6 +35,10 @@ class ServerConfig:
     backlog: int = 4096
     # Bytes requested per socket read.
     receive_size: int = 65536
+    # Publishes per device: Particle's limit of about one a second with a burst of four. A publish
+    # over it is answered SLOW_DOWN (not stored) rather than closing the link.
+    publish_rate: float = 1.0
+    publish_burst: int = 4
     # Largest firmware binary an upload may carry (the device link allows up to 16 MiB).
     max_firmware_size: int = limits.MAX_OTA_IMAGE_SIZE
 
@@ -46,6 +50,8 @@ class ServerConfig:
             raise ValueError("idle_timeout must be 1..10800 seconds")
         if self.idle_timeout <= self.heartbeat_interval:
             raise ValueError("idle_timeout must exceed heartbeat_interval, or every quiet device is dropped")
+        if not (self.publish_rate > 0 and self.publish_burst >= 1):
+            raise ValueError("publish_rate must be above 0 and publish_burst at least 1")
         if not 1024 <= self.max_firmware_size <= limits.MAX_OTA_IMAGE_SIZE:
             raise ValueError(f"max_firmware_size must be 1024..{limits.MAX_OTA_IMAGE_SIZE} bytes")
         if not limits.MIN_RX_FRAME <= self.rx_max_frame <= limits.NOISE_MAX_MESSAGE:

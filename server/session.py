@@ -51,6 +51,7 @@ from .admission import Decision, decide
 from .config import ServerConfig
 from .events import EventBroker
 from .logs import log_event, now
+from .rate import TokenBucket
 from .registry import SessionRegistry
 from .rollouts.wakeup import Wakeup
 from .store import AsyncStore, EventRecord, StoreClosed
@@ -103,6 +104,8 @@ class DeviceSession:
         self.refusal: str | None = None
         self.registered = False
         self.events_accepted = 0
+        self.events_slowed = 0
+        self._publish_bucket = TokenBucket(ctx.config.publish_rate, ctx.config.publish_burst)
         self.frames_in = 0
         self.frames_out = 0
         self._scope: trio.CancelScope | None = None
@@ -402,6 +405,10 @@ class DeviceSession:
 
     async def _publish(self, msg: Publish) -> None:
         assert self.decision is not None
+        if not self._publish_bucket.take(trio.current_time()):
+            self.events_slowed += 1  # not stored: the device publishes it again later
+            self.enqueue(PublishAck(msg.seq, AckResult.SLOW_DOWN))
+            return
         # Privilege gate: only a device holding product_events reaches the product's stream.
         product_id = self.decision.product_id if Privilege.PRODUCT_EVENTS in self.decision.privileges else None
         record = EventRecord(
@@ -481,6 +488,7 @@ class DeviceSession:
             "frames_in": self.frames_in,
             "frames_out": self.frames_out,
             "events": self.events_accepted,
+            "events_slowed": self.events_slowed,
         }
         if self.refusal is not None:
             log_event(log, "device_refused", logging.WARNING, **fields)

@@ -70,8 +70,13 @@ async def test_development_device_publishes_and_events_are_stored(
     async with connect_device(harness.open_stream(), identity, harness.server_public_key) as dev:
         assert dev.state.status is Status.DEVELOPMENT
         assert dev.state.privileges == Privilege.NONE
-        for i in range(5):
+        for i in range(4):  # Particle's burst
             assert await dev.publish("temp", str(i).encode()) is AckResult.ACCEPTED
+        # Over the rate: told to slow down, not stored, and the link stays up.
+        assert await dev.publish("temp", b"4") is AckResult.SLOW_DOWN
+        await trio.sleep(1.0)  # one token a second (MockClock: no real wait)
+        assert await dev.publish("temp", b"4") is AckResult.ACCEPTED
+        assert await dev.publish("temp", b"5") is AckResult.SLOW_DOWN
         record = harness.store.get_device(identity.device_id_hex)
         assert record is not None and record.online and record.last_counter == dev.counter
     events = harness.store.list_events(identity.device_id_hex)
