@@ -33,6 +33,7 @@ SCOPES = frozenset(
         "audit:read",
         "firmware:read",
         "firmware:write",
+        "events:write",
         "provisioning:write",
         "users:write",
     }

@@ -31,6 +31,7 @@ class Perm(Enum):
     GROUPS_EDIT = "groups_edit"  # create and delete device groups
     DEVICE_GROUPS = "device_groups"  # put a device into groups
     DEVICE_FIRMWARE_LOCK = "device_firmware_lock"  # desired_firmware_version
+    EVENTS_PUBLISH = "events_publish"  # publish to the product's event stream from the API
 
 
 _VIEW = frozenset({Perm.PRODUCT_READ, Perm.DEVICES_READ, Perm.AUDIT_READ, Perm.FIRMWARE_READ})
@@ -39,7 +40,7 @@ _SUPPORT = _VIEW | {Perm.DEVICE_EDIT, Perm.DEVICE_APPROVE, Perm.DEVICE_DENY}
 _ROLLOUT = frozenset(
     {Perm.FIRMWARE_UPLOAD, Perm.FIRMWARE_RELEASE, Perm.GROUPS_EDIT, Perm.DEVICE_GROUPS, Perm.DEVICE_FIRMWARE_LOCK}
 )
-_DEVELOPER = _SUPPORT | {Perm.DEVICE_ADD, Perm.DEVICE_REMOVE, Perm.DEVICE_OWNER} | _ROLLOUT
+_DEVELOPER = _SUPPORT | {Perm.DEVICE_ADD, Perm.DEVICE_REMOVE, Perm.DEVICE_OWNER, Perm.EVENTS_PUBLISH} | _ROLLOUT
 _ADMINISTRATOR = _DEVELOPER | {Perm.PRODUCT_EDIT, Perm.TEAM_EDIT, Perm.CUSTOMER_CREATE}
 
 ROLE_PERMS: dict[Role, frozenset[Perm]] = {
@@ -69,6 +70,7 @@ SCOPE_OF: dict[Perm, str] = {
     Perm.DEVICE_GROUPS: "devices:write",
     # Locking a device to a version is a rollout decision, not a device edit.
     Perm.DEVICE_FIRMWARE_LOCK: "firmware:write",
+    Perm.EVENTS_PUBLISH: "events:write",
 }
 
 
@@ -95,4 +97,5 @@ WHAT: dict[Perm, str] = {
     Perm.GROUPS_EDIT: "create or delete device groups",
     Perm.DEVICE_GROUPS: "change a device's groups",
     Perm.DEVICE_FIRMWARE_LOCK: "lock a device's firmware version",
+    Perm.EVENTS_PUBLISH: "publish events",
 }

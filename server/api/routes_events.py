@@ -13,17 +13,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Annotated, Any
 
 import trio
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import StreamingResponse
+from pydantic import Field, StrictBool, StrictInt, StrictStr
+
+from protocol import limits
 
 from ..errors import Invalid, NotFound
 from ..events import EventFilter
+from ..logs import now
 from ..operations import device_id_or_invalid
 from ..store.base import EventRecord
+from ..store.ops import AppendEvent
 from .deps import ApiState, Principal, ProductAccess, State, product_access, user_with_scope
+from .models import OkOut, Request
 from .permissions import Perm
 from .routes_devices import DeviceIdPath
 from .views import iso, read_visible_device
@@ -115,6 +122,32 @@ def _response(state: ApiState, event_filter: EventFilter, last_id: int | None) -
 _SSE_DOC: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {}}, "description": "a stream of Server-Sent Events"}
 }
+
+
+API_SOURCE = "api"  # the coreid of events published through the API (Particle says "api" too)
+
+
+class EventIn(Request):
+    name: Annotated[StrictStr, Field(min_length=1, max_length=limits.MAX_EVENT_NAME)]
+    data: Annotated[StrictStr, Field(max_length=limits.MAX_EVENT_DATA)] = ""
+    private: StrictBool = True
+    ttl: Annotated[StrictInt, Field(ge=0, le=limits.MAX_EVENT_TTL)] = 60
+
+
+@router.post("/v1/products/{product}/events", response_model=OkOut, summary="Publish an event to the product's stream")
+async def publish_event(
+    body: EventIn, access: Annotated[ProductAccess, Depends(product_access(Perm.EVENTS_PUBLISH))], state: State
+) -> OkOut:
+    name, data = body.name, body.data.encode()
+    if len(name.encode()) > limits.MAX_EVENT_NAME:
+        raise Invalid(f"an event name is at most {limits.MAX_EVENT_NAME} bytes of UTF-8", "name")
+    if len(data) > limits.MAX_EVENT_DATA:
+        raise Invalid(f"event data is at most {limits.MAX_EVENT_DATA} bytes of UTF-8", "data")
+    record = EventRecord(API_SOURCE, name, data, body.ttl, body.private, now(), product_id=access.product.id)
+    event_id = await state.ctx.store.write(AppendEvent(record))
+    assert isinstance(event_id, int)
+    state.ctx.events.publish(replace(record, id=event_id))
+    return OkOut()
 
 
 @router.get("/v1/products/{product}/events", response_class=StreamingResponse, responses=_SSE_DOC,

@@ -154,7 +154,7 @@ async def test_openapi_documents_every_route_with_our_error_shapes(api: Api) -> 
         "/v1/products/{product}/firmware/{version}/binary": {"get"},
         "/v1/products/{product}/groups": {"get", "post"},
         "/v1/products/{product}/groups/{name}": {"get", "delete"},
-        "/v1/products/{product}/events": {"get"},
+        "/v1/products/{product}/events": {"get", "post"},
         "/v1/products/{product}/events/{prefix}": {"get"},
         "/v1/devices/{device_id}/events": {"get"},
         "/v1/devices/{device_id}/events/{prefix}": {"get"},

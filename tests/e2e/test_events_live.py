@@ -177,3 +177,26 @@ async def test_a_device_denied_while_publishing_stops_reaching_the_product_strea
     assert [e["event"] for e in product.events] == ["before"]
     assert [e["event"] for e in own.events] == ["before", "after"]
     assert "productID" not in own.events[1]  # not routed to the product
+
+
+async def test_an_event_published_through_the_api_reaches_the_product_stream(world: World) -> None:
+    api, stream = world.api, Stream()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read_stream, api, f"/v1/products/{P}/events", stream)
+        await stream.wait_open()
+        body = {"name": "ops/notice", "data": "maintenance at 02:00", "private": False, "ttl": 120}
+        assert await api.ok("POST", f"/v1/products/{P}/events", json=body) == {"ok": True}
+        await stream.wait_for(1)
+        nursery.cancel_scope.cancel()
+    (event,) = stream.events
+    assert (event["event"], event["coreid"], event["data"], event["ttl"]) == ("ops/notice", "api", body["data"], 120)
+    assert event["public"] is True and event["productID"] == P
+    for bad, field_name in [
+        ({"name": ""}, "name"),
+        ({"name": "é" * 40}, "name"),  # 80 bytes of UTF-8
+        ({"name": "x", "data": "d" * 1025}, "data"),
+        ({"name": "x", "ttl": -1}, "ttl"),
+        ({"name": "x", "extra": 1}, "extra"),
+    ]:
+        response = await api.call("POST", f"/v1/products/{P}/events", json=bad)
+        assert response.status_code == 400 and response.json()["field"] == field_name, (bad, response.text)
