@@ -59,13 +59,13 @@ def create_app(ctx: ServerContext, *, logins: LoginLimiter | None = None) -> Fas
         routes_users,
         routes_products,
         routes_devices,
+        routes_events,
         routes_owners,
         routes_team,
         routes_provisioning,
         routes_firmware,
         routes_groups,
         routes_rollouts,
-        routes_events,
     ):
         app.include_router(module.router)
 

@@ -235,3 +235,14 @@ def user_with_scope(scope: str, *, admin: bool = False) -> Callable[..., Awaitab
         return principal
 
     return dependency
+
+
+def any_with_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency admitting users and customers whose token has `scope` (the route then
+    limits a customer to what the customer owns)."""
+
+    async def dependency(principal: Caller) -> Principal:
+        principal.require_scope(scope)
+        return principal
+
+    return dependency

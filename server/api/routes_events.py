@@ -26,14 +26,15 @@ from protocol import limits
 from ..errors import Invalid, NotFound
 from ..events import EventFilter
 from ..logs import now
+from ..model import Owner
 from ..operations import device_id_or_invalid
-from ..store.base import EventRecord
+from ..store.base import EventRecord, Store
 from ..store.ops import AppendEvent
-from .deps import ApiState, Principal, ProductAccess, State, product_access, user_with_scope
+from .deps import ApiState, Principal, ProductAccess, State, any_with_scope, product_access
 from .models import OkOut, Request
 from .permissions import Perm
 from .routes_devices import DeviceIdPath
-from .views import iso, read_visible_device
+from .views import iso
 
 router = APIRouter(tags=["events"])
 
@@ -42,7 +43,7 @@ REPLAY_PAGE = 500  # stored events per read while catching up
 MAX_PREFIX = 64  # an event name is at most 64 characters
 
 Reader = Annotated[ProductAccess, Depends(product_access(Perm.DEVICES_READ))]
-DeviceReader = Annotated[Principal, Depends(user_with_scope("devices:read"))]
+StreamCaller = Annotated[Principal, Depends(any_with_scope("devices:read"))]  # customers too: their own devices
 LastIdHeader = Annotated[str | None, Header(alias="Last-Event-ID", description="resume after this event ID")]
 LastIdQuery = Annotated[int | None, Query(ge=0, description="resume after this event ID (as Last-Event-ID)")]
 
@@ -167,21 +168,57 @@ async def product_events_prefix(
     return _response(state, event_filter, _last_id(last_event_id, after))
 
 
-async def _device_filter(state: ApiState, caller: Principal, device_text: str, prefix: str) -> EventFilter:
+def visible_device_ids(store: Store, caller: Principal) -> frozenset[str] | None:
+    """The devices whose own events the caller may stream (None: every device, for admins).
+    Users: their products' devices and devices they own; customers: devices they own."""
+    if caller.is_admin:
+        return None
+    if caller.customer is not None:
+        owner = Owner("customer", caller.customer.id)
+        return frozenset(d.device_id for d in store.list_devices() if d.owner == owner)
     assert caller.user is not None
+    mine = {p.id for p in store.list_products() if store.role_of(p.id, caller.user.id) is not None}
+    owner = Owner("user", caller.user.id)
+    return frozenset(d.device_id for d in store.list_devices() if d.product_id in mine or d.owner == owner)
+
+
+async def _device_filter(state: ApiState, caller: Principal, device_text: str, prefix: str) -> EventFilter:
     device_id = device_id_or_invalid(device_text)
-    visible = await state.ctx.store.read(
-        read_visible_device, state.store, device_id, caller.user.id, caller.user.is_admin
+    visible = await state.ctx.store.read(visible_device_ids, state.store, caller)
+    known = (
+        device_id in visible if visible is not None else await state.ctx.store.read(state.store.get_device, device_id)
     )
-    if visible is None:
+    if not known:
         raise NotFound(f"device {device_id} not found")
     return EventFilter(device_ids=frozenset({device_id}), prefix=_prefix(prefix))
+
+
+async def _all_devices_filter(state: ApiState, caller: Principal, prefix: str) -> EventFilter:
+    visible = await state.ctx.store.read(visible_device_ids, state.store, caller)
+    return EventFilter(device_ids=visible, prefix=_prefix(prefix))
+
+
+# Before /v1/devices/{device_id}/...: "events" is not a device ID.
+@router.get("/v1/devices/events", response_class=StreamingResponse, responses=_SSE_DOC,
+            summary="Events of every device the caller may see (SSE)")  # fmt: skip
+async def all_device_events(
+    caller: StreamCaller, state: State, last_event_id: LastIdHeader = None, after: LastIdQuery = None
+) -> StreamingResponse:
+    return _response(state, await _all_devices_filter(state, caller, ""), _last_id(last_event_id, after))
+
+
+@router.get("/v1/devices/events/{prefix:path}", response_class=StreamingResponse, responses=_SSE_DOC,
+            summary="Events of every device the caller may see, by name prefix (SSE)")  # fmt: skip
+async def all_device_events_prefix(
+    prefix: str, caller: StreamCaller, state: State, last_event_id: LastIdHeader = None, after: LastIdQuery = None
+) -> StreamingResponse:
+    return _response(state, await _all_devices_filter(state, caller, prefix), _last_id(last_event_id, after))
 
 
 @router.get("/v1/devices/{device_id}/events", response_class=StreamingResponse, responses=_SSE_DOC,
             summary="One device's own events (SSE)")  # fmt: skip
 async def device_events(
-    device_id: DeviceIdPath, caller: DeviceReader, state: State, last_event_id: LastIdHeader = None,
+    device_id: DeviceIdPath, caller: StreamCaller, state: State, last_event_id: LastIdHeader = None,
     after: LastIdQuery = None,
 ) -> StreamingResponse:  # fmt: skip
     event_filter = await _device_filter(state, caller, device_id, "")
@@ -191,7 +228,7 @@ async def device_events(
 @router.get("/v1/devices/{device_id}/events/{prefix:path}", response_class=StreamingResponse, responses=_SSE_DOC,
             summary="One device's own events whose name starts with prefix (SSE)")  # fmt: skip
 async def device_events_prefix(
-    device_id: DeviceIdPath, prefix: str, caller: DeviceReader, state: State, last_event_id: LastIdHeader = None,
+    device_id: DeviceIdPath, prefix: str, caller: StreamCaller, state: State, last_event_id: LastIdHeader = None,
     after: LastIdQuery = None,
 ) -> StreamingResponse:  # fmt: skip
     event_filter = await _device_filter(state, caller, device_id, prefix)

@@ -156,6 +156,8 @@ async def test_openapi_documents_every_route_with_our_error_shapes(api: Api) -> 
         "/v1/products/{product}/groups/{name}": {"get", "delete"},
         "/v1/products/{product}/events": {"get", "post"},
         "/v1/products/{product}/events/{prefix}": {"get"},
+        "/v1/devices/events": {"get"},
+        "/v1/devices/events/{prefix}": {"get"},
         "/v1/devices/{device_id}/events": {"get"},
         "/v1/devices/{device_id}/events/{prefix}": {"get"},
         "/v1/products/{product}/rollouts": {"get", "post"},

@@ -15,7 +15,7 @@ from firmware_sim.device import DeviceSettings, connect_device
 from firmware_sim.identity import DeviceIdentity
 from protocol.codes import Status
 
-from ..api.conftest import Api, start_api
+from ..api.conftest import PASSWORD, Api, start_api
 
 P = 4801
 
@@ -200,3 +200,28 @@ async def test_an_event_published_through_the_api_reaches_the_product_stream(wor
     ]:
         response = await api.call("POST", f"/v1/products/{P}/events", json=bad)
         assert response.status_code == 400 and response.json()["field"] == field_name, (bad, response.text)
+
+
+async def test_customers_stream_only_their_own_devices(world: World) -> None:
+    api = world.api
+    mine, other = world.members
+    await api.ok("POST", f"/v1/products/{P}/customers", json={"username": "kim", "password": PASSWORD})
+    await api.ok("PUT", f"/v1/products/{P}/devices/{mine.device_id_hex}/owner", json={"customer": "kim"})
+    token = (await api.login("kim"))["access_token"]
+    kim = {"Authorization": f"Bearer {token}"}
+    everything, own = Stream(), Stream()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read_stream, api, "/v1/devices/events", own, kim)
+        nursery.start_soon(read_stream, api, "/v1/devices/events", everything)  # the admin: every device
+        await own.wait_open()
+        await everything.wait_open()
+        await publish(world, other, ["temp"], Status.OK)
+        await publish(world, mine, ["temp"], Status.OK)
+        await everything.wait_for(2)
+        await own.wait_for(1)
+        nursery.cancel_scope.cancel()
+    assert [e["coreid"] for e in own.events] == [mine.device_id_hex]
+    assert [e["coreid"] for e in everything.events] == [other.device_id_hex, mine.device_id_hex]
+    refused = await api.call("GET", f"/v1/devices/{other.device_id_hex}/events", token)
+    assert refused.status_code == 404  # not hers: it does not exist, as far as she can tell
+    assert (await api.call("GET", f"/v1/products/{P}/events", token)).status_code == 403
