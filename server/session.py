@@ -333,7 +333,13 @@ class DeviceSession:
         self.registered = True
         await self.ctx.store.submit(
             ConfirmSession(
-                self.device_id, hello.counter, hello.firmware_version, hello.platform_id, hello.product_id, now()
+                self.device_id,
+                hello.counter,
+                hello.firmware_version,
+                hello.platform_id,
+                hello.product_id,
+                now(),
+                claim_code=hello.claim_code,
             ),
             self._confirmed,
         )

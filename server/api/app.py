@@ -11,6 +11,7 @@ from ..firmware.image import MAX_FIRMWARE_SIZE
 from ..operations import Operations
 from ..session import ServerContext
 from . import (
+    routes_claims,
     routes_devices,
     routes_events,
     routes_firmware,
@@ -66,6 +67,7 @@ def create_app(ctx: ServerContext, *, logins: LoginLimiter | None = None) -> Fas
         routes_firmware,
         routes_groups,
         routes_rollouts,
+        routes_claims,
     ):
         app.include_router(module.router)
 

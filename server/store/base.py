@@ -488,3 +488,16 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def _restart_rollout_clocks(self, at: float) -> int: ...
+
+    # -- claim codes (see sqlite_claims.py); codes are stored by their SHA-256 only
+    @abc.abstractmethod
+    def claim_code(self, code_hash: bytes) -> tuple[int, int, float, str | None] | None:
+        """(product_id, customer_id, expires_at, claimed_device)."""
+
+    @abc.abstractmethod
+    def _insert_claim_code(
+        self, code_hash: bytes, product_id: int, customer_id: int, created_at: float, expires_at: float
+    ) -> None: ...
+
+    @abc.abstractmethod
+    def _spend_claim_code(self, code_hash: bytes, device_id: str, at: float) -> None: ...

@@ -296,3 +296,23 @@ MIGRATIONS.append(
         """,
     )
 )
+
+MIGRATIONS.append(
+    (
+        7,
+        """
+        -- Claim codes (issue 5): a customer asks for one; a device presents it in its hello. Only
+        -- the SHA-256 of a code is kept: the code itself is a bearer secret, like a token.
+        CREATE TABLE claim_codes (
+            code_hash BLOB PRIMARY KEY,
+            product_id INTEGER NOT NULL REFERENCES products (id) ON DELETE CASCADE,
+            customer_id INTEGER NOT NULL REFERENCES customers (id) ON DELETE CASCADE,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            claimed_device TEXT,                  -- set once used: a code is single-use
+            claimed_at REAL
+        ) WITHOUT ROWID;
+        CREATE INDEX claim_codes_by_customer ON claim_codes (customer_id);
+        """,
+    )
+)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..admission import Decision, Effect, decide
+from ..claims import try_claim
 from ..model import ListState
 from ..rollouts.planner import Report
 from ..rollouts.progress import report_rollout
@@ -89,6 +90,7 @@ class ConfirmSession(WriteOp):
     platform_id: int
     firmware_product_id: int | None
     at: float
+    claim_code: str | None = None
 
     def apply(self, store: Store) -> object:
         store._mark_connected(
@@ -102,6 +104,8 @@ class ConfirmSession(WriteOp):
         confirm_update(store, self.device_id, self.firmware_version, self.at)
         decision, cloud = decide_now(store, self.device_id, self.firmware_product_id)
         apply_decision(store, self.device_id, decision, self.at, "device")
+        if self.claim_code is not None:
+            try_claim(store, self.device_id, self.claim_code, decision, self.at)
         return decision, cloud
 
 

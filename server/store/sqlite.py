@@ -17,6 +17,7 @@ from .base import DeviceRecord, EventRecord, ImportResult, Store, WriteOp
 from .migrations import MIGRATIONS
 from .rows import DEVICE_COLUMNS, device_from_row, paged_by_id
 from .sqlite_admin import AdminQueries
+from .sqlite_claims import ClaimQueries
 from .sqlite_firmware import FirmwareQueries
 from .sqlite_ota import OtaQueries
 from .sqlite_rollouts import RolloutQueries
@@ -31,7 +32,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-class SQLiteStore(RolloutQueries, OtaQueries, FirmwareQueries, AdminQueries, Store):
+class SQLiteStore(ClaimQueries, RolloutQueries, OtaQueries, FirmwareQueries, AdminQueries, Store):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()

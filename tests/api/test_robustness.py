@@ -160,6 +160,7 @@ async def test_openapi_documents_every_route_with_our_error_shapes(api: Api) -> 
         "/v1/devices/events/{prefix}": {"get"},
         "/v1/devices/{device_id}/events": {"get"},
         "/v1/devices/{device_id}/events/{prefix}": {"get"},
+        "/v1/products/{product}/device_claims": {"post"},
         "/v1/products/{product}/rollouts": {"get", "post"},
         "/v1/products/{product}/rollouts/{rollout_id}": {"get"},
         "/v1/products/{product}/rollouts/{rollout_id}/devices": {"get"},
