@@ -8,6 +8,8 @@ import trio
 
 from protocol.codes import CloseReason
 
+from .rate import TokenBucket
+
 
 class LiveSession(Protocol):
     device_id: str
@@ -22,6 +24,8 @@ class SessionRegistry:
         # which a replayed hello could race the store write of the genuine one.
         self._counters: dict[str, int] = {}
         self._changed = trio.Event()  # set (and replaced) whenever a session arrives or leaves
+        # Publish limits per device, kept across connections: reconnecting must not refill them.
+        self._buckets: dict[str, TokenBucket] = {}
 
     def __len__(self) -> int:
         return len(self._live)
@@ -31,6 +35,12 @@ class SessionRegistry:
 
     def sessions(self) -> list[LiveSession]:
         return list(self._live.values())
+
+    def publish_bucket(self, device_id: str, rate: float, burst: int) -> TokenBucket:
+        bucket = self._buckets.get(device_id)
+        if bucket is None:
+            bucket = self._buckets[device_id] = TokenBucket(rate, burst)
+        return bucket
 
     def last_counter(self, device_id: str) -> int:
         return self._counters.get(device_id, 0)

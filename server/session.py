@@ -51,7 +51,6 @@ from .admission import Decision, decide
 from .config import ServerConfig
 from .events import EventBroker
 from .logs import log_event, now
-from .rate import TokenBucket
 from .registry import SessionRegistry
 from .rollouts.wakeup import Wakeup
 from .store import AsyncStore, EventRecord, StoreClosed
@@ -105,7 +104,6 @@ class DeviceSession:
         self.registered = False
         self.events_accepted = 0
         self.events_slowed = 0
-        self._publish_bucket = TokenBucket(ctx.config.publish_rate, ctx.config.publish_burst)
         self.frames_in = 0
         self.frames_out = 0
         self._scope: trio.CancelScope | None = None
@@ -411,7 +409,9 @@ class DeviceSession:
 
     async def _publish(self, msg: Publish) -> None:
         assert self.decision is not None
-        if not self._publish_bucket.take(trio.current_time()):
+        cfg = self.ctx.config
+        bucket = self.ctx.registry.publish_bucket(self.device_id, cfg.publish_rate, cfg.publish_burst)
+        if not bucket.take(trio.current_time()):
             self.events_slowed += 1  # not stored: the device publishes it again later
             self.enqueue(PublishAck(msg.seq, AckResult.SLOW_DOWN))
             return

@@ -77,6 +77,9 @@ async def test_development_device_publishes_and_events_are_stored(
         await trio.sleep(1.0)  # one token a second (MockClock: no real wait)
         assert await dev.publish("temp", b"4") is AckResult.ACCEPTED
         assert await dev.publish("temp", b"5") is AckResult.SLOW_DOWN
+    # Reconnecting does not refill the bucket.
+    async with connect_device(harness.open_stream(), identity, harness.server_public_key) as dev:
+        assert await dev.publish("temp", b"5") is AckResult.SLOW_DOWN
         record = harness.store.get_device(identity.device_id_hex)
         assert record is not None and record.online and record.last_counter == dev.counter
     events = harness.store.list_events(identity.device_id_hex)
