@@ -103,3 +103,26 @@ def bootstrap_admin(store: Store, token_path: Path) -> Path | None:
         raise result
     log_event(log, "admin_created", username=FIRST_ADMIN, token_path=str(token_path))
     return token_path
+
+
+def reissue_admin_token(store: Store, token_path: Path) -> tuple[str, Path]:
+    """Recovery for whoever holds the data directory: a new all-scope token for the first server
+    admin, written to `token_path` (0600), e.g. after its only token was revoked. Runs beside a
+    running server (SQLite takes the write; the server reads the new token on its next lookup)."""
+    admins = [u for u in store.list_users() if u.is_admin]
+    if not admins:
+        raise Conflict("there is no server admin yet: start the server once (`fleetgate serve`)")
+    admin = min(admins, key=lambda u: u.id)
+    token, at = new_token(), now()
+
+    def tx(s: Store) -> None:
+        s._insert_token(TokenRecord(hash_token(token), admin.id, None, frozenset({ALL_SCOPES}), "recovery", at, None))
+        s._append_audit(at, "system", "admin_token_reissued", detail={"username": admin.username})
+
+    (result,) = store.write_batch([Transaction(tx, "reissue_admin_token")])
+    if isinstance(result, Exception):
+        raise result
+    token_path.unlink(missing_ok=True)
+    write_private(token_path, token + "\n")
+    log_event(log, "admin_token_reissued", username=admin.username, token_path=str(token_path))
+    return admin.username, token_path

@@ -15,11 +15,14 @@ from . import cli_events, cli_rollout
 from . import cli_firmware as fw
 from . import cli_operator as ops
 from .app import Server, describe_bind_error, run_forever
+from .auth import reissue_admin_token
 from .cli_client import ApiClient, CliError, default_api, resolve_token
 from .cli_operator import Command
 from .config import DEFAULT_API_PORT, DEFAULT_DEVICE_PORT, ServerConfig
+from .errors import Conflict
 from .logs import setup_logging
 from .model import Policy, Role
+from .store import SQLiteStore
 
 POLICIES = [p.value for p in Policy]
 ROLES = [r.value for r in Role]
@@ -77,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest firmware binary an upload may carry (default and most: 16 MiB)",
     )  # fmt: skip
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+    recover = sub.add_parser(
+        "admin-token", help="write a new admin token to DATA_DIR/admin.token (needs the data directory, not the API)"
+    )
+    _data_dir_arg(recover)
+    recover.set_defaults(offline=cmd_admin_token)
 
     demo = sub.add_parser("demo", help="play the admission rules out with a small simulated fleet")
     demo.set_defaults(run=None)
@@ -256,6 +265,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # ---------------------------------------------------------------------- serve
+
+
+def cmd_admin_token(args: argparse.Namespace) -> int:
+    """Recovery when the admin's token was lost or revoked: holding the data directory is the proof."""
+    config = ServerConfig(data_dir=args.data_dir)
+    if not config.db_path.is_file():
+        raise CliError(f"{config.db_path} does not exist: is {args.data_dir} a server's data directory?")
+    store = SQLiteStore(config.db_path)
+    try:
+        username, path = reissue_admin_token(store, config.admin_token_path)
+    except Conflict as exc:
+        raise CliError(exc.message) from None
+    finally:
+        store.close()
+    print(f"fleetgate: a new token for admin {username!r} is in {path} (mode 0600); the old ones still work")
+    return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
