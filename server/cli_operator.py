@@ -37,6 +37,8 @@ def _cell(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, list):
         return ",".join(map(str, value)) or "-"
+    if isinstance(value, dict):  # e.g. device_counts: approved=3,quarantined=1
+        return ",".join(f"{k}={_cell(v)}" for k, v in value.items()) or "-"
     return str(value)
 
 
