@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
 
 from protocol.codes import Privilege
 
@@ -21,15 +20,6 @@ from .store.base import Store
 
 CLAIM_CODE_BYTES = 47  # 63 characters of URL-safe base64, as long as Particle's codes
 CLAIM_CODE_TTL = 24 * 3600.0  # seconds a code stays usable (Particle: a day)
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimCode:
-    code: str  # shown once, to the customer who asked for it
-    product_id: int
-    customer_id: int
-    created_at: float
-    expires_at: float
 
 
 def new_claim_code() -> str:

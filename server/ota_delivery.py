@@ -24,8 +24,8 @@ from .firmware_target import TargetFacts, should_offer
 from .logs import log_event, now
 from .rollouts.planner import Report
 from .rollouts.progress import report_rollout
-from .store.base import FirmwareRecord, OtaOutcome, Store
-from .store.ops import CAME_BACK_ON_OLD, Transaction
+from .store.base import CAME_BACK_ON_OLD, FirmwareRecord, OtaOutcome, Store
+from .store.ops import Transaction
 
 if TYPE_CHECKING:
     from .session import DeviceSession

@@ -34,7 +34,7 @@ from .deps import ApiState, Principal, ProductAccess, State, any_with_scope, pro
 from .models import OkOut, Request
 from .permissions import Perm
 from .routes_devices import DeviceIdPath
-from .views import iso
+from .views import iso, team_products
 
 router = APIRouter(tags=["events"])
 
@@ -177,7 +177,7 @@ def visible_device_ids(store: Store, caller: Principal) -> frozenset[str] | None
         owner = Owner("customer", caller.customer.id)
         return frozenset(d.device_id for d in store.list_devices() if d.owner == owner)
     assert caller.user is not None
-    mine = {p.id for p in store.list_products() if store.role_of(p.id, caller.user.id) is not None}
+    mine = team_products(store, caller.user.id)
     owner = Owner("user", caller.user.id)
     return frozenset(d.device_id for d in store.list_devices() if d.product_id in mine or d.owner == owner)
 

@@ -14,7 +14,7 @@ from .deps import Principal, ProductAccess, State, product_access, user_with_sco
 from .models import DeviceOut, OkOut, OwnerIn
 from .permissions import Perm
 from .routes_devices import DeviceIdPath, member_of_product
-from .views import read_devices, read_visible_device
+from .views import read_devices, read_visible_device, team_products
 
 router = APIRouter(tags=["devices"])
 
@@ -57,8 +57,7 @@ async def clear_owner(device_id: DeviceIdPath, access: OwnerEditor, state: State
 def _visible_devices(store: Store, user_id: int, admin: bool) -> list[DeviceOut]:
     if admin:
         return read_devices(store, None, None)
-    mine = frozenset(p.id for p in store.list_products() if store.role_of(p.id, user_id) is not None)
-    return read_devices(store, mine, Owner("user", user_id))
+    return read_devices(store, team_products(store, user_id), Owner("user", user_id))
 
 
 @router.get(

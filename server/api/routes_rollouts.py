@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from ..errors import Invalid
 from ..operations import device_id_or_invalid
-from ..rollouts.model import DeviceState, ErrorAction, Rollout, RolloutDevice, RolloutSettings, RolloutTarget, Strategy
+from ..rollouts.model import ErrorAction, Rollout, RolloutDevice, RolloutSettings, RolloutTarget, Strategy, count_states
 from ..rollouts.operations import RolloutRequest
 from ..rollouts.planner import stage_sizes
 from .deps import ProductAccess, State, product_access
@@ -34,13 +34,6 @@ Releaser = Annotated[ProductAccess, Depends(product_access(Perm.FIRMWARE_RELEASE
 RolloutPath = Annotated[int, Path(ge=1, le=2**62, description="rollout ID")]
 
 
-def _counts(rows: list[RolloutDevice]) -> dict[str, int]:
-    out = {s.value: 0 for s in DeviceState}
-    for row in rows:
-        out[row.state.value] += 1
-    return out
-
-
 def rollout_out(r: Rollout, rows: list[RolloutDevice]) -> RolloutOut:
     s = r.settings
     sizes = stage_sizes(r, len(rows))
@@ -48,7 +41,7 @@ def rollout_out(r: Rollout, rows: list[RolloutDevice]) -> RolloutOut:
         StageCountsOut(
             stage=i,
             size=end - (sizes[i - 1] if i else 0),
-            counts=_counts([row for row in rows if row.stage == i]),
+            counts=count_states(row for row in rows if row.stage == i),
         )
         for i, end in enumerate(sizes)
     ]
@@ -60,7 +53,7 @@ def rollout_out(r: Rollout, rows: list[RolloutDevice]) -> RolloutOut:
         max_concurrent=s.max_concurrent, retries=s.retries, device_timeout=s.device_timeout,
         retry_delay=s.retry_delay, success_threshold=s.success_threshold, error_threshold=s.error_threshold,
         error_action=s.error_action.value, error_action_fired=r.error_action_fired, rate_start=s.rate_start,
-        rate_factor=s.rate_factor, rate_increase_every=s.rate_increase_every, counts=_counts(rows),
+        rate_factor=s.rate_factor, rate_increase_every=s.rate_increase_every, counts=count_states(rows),
         stage_counts=stage_counts, created_at=iso(r.created_at), created_by=r.created_by,
         updated_at=iso(r.updated_at), finished_at=iso_or_none(r.finished_at),
     )  # fmt: skip

@@ -121,6 +121,11 @@ def read_device_counts(store: Store, product_id: int) -> DeviceCounts:
     return DeviceCounts(**counts)
 
 
+def team_products(store: Store, user_id: int) -> frozenset[int]:
+    """The products whose team the user is on."""
+    return frozenset(p.id for p in store.list_products() if store.role_of(p.id, user_id) is not None)
+
+
 def read_devices(store: Store, visible: frozenset[int] | None, owner: Owner | None) -> list[DeviceOut]:
     """All registered devices (visible=None), or those in `visible` products or owned by `owner`."""
     owners = _Owners(store)

@@ -17,6 +17,7 @@ import trio
 from ..errors import Conflict, Invalid, NotFound
 from ..logs import now
 from ..operations import device_id_or_invalid
+from ..session import DeviceSession
 from ..store import Store
 from ..store.base import FirmwareRecord, GroupRecord
 from .files import binary_path, remove_binary, write_binary
@@ -227,8 +228,6 @@ class FirmwareOperations:
 
     def offer_now(self, product_id: int, device_id: str | None = None) -> None:
         """Have live sessions in the product (or one device's) look at their target firmware again."""
-        from ..session import DeviceSession
-
         registry = self.ops.ctx.registry
         sessions = [registry.get(device_id)] if device_id is not None else registry.sessions()
         for session in sessions:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from enum import Enum
 
 
@@ -121,16 +122,12 @@ class RolloutDevice:
     updated_at: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class Counts:
-    by_state: dict[str, int] = field(default_factory=dict)
-
-    @staticmethod
-    def of(rows: list[RolloutDevice]) -> Counts:
-        out = {s.value: 0 for s in DeviceState}
-        for row in rows:
-            out[row.state.value] += 1
-        return Counts(out)
+def count_states(rows: Iterable[RolloutDevice]) -> dict[str, int]:
+    """Devices per state, every state named (0 when none)."""
+    out = {s.value: 0 for s in DeviceState}
+    for row in rows:
+        out[row.state.value] += 1
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +137,6 @@ class RolloutCandidate:
     device_id: str
     development: bool
     locked_version: int | None
-    firmware_version: int | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from .model import (
     RolloutDevice,
     RolloutState,
     Strategy,
+    count_states,
 )
 
 
@@ -331,11 +332,8 @@ def _run_update(
         step.rollout = replace(step.rollout, rate_budget=max(0.0, budget - made), updated_at=now)
 
     if all(r.state.terminal for r in current.values()):
-        counts = {s: sum(r.state is s for r in current.values()) for s in DeviceState}
-        summary = (
-            f"{counts[DeviceState.CONFIRMED]} confirmed, {counts[DeviceState.FAILED]} failed,"
-            f" {counts[DeviceState.SKIPPED]} skipped"
-        )
+        counts = count_states(current.values())
+        summary = f"{counts['confirmed']} confirmed, {counts['failed']} failed, {counts['skipped']} skipped"
         _finish(step, RolloutState.COMPLETED, summary, now)
         step.release = rollout.target.product_default or bool(rollout.target.groups)
 

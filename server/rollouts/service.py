@@ -12,20 +12,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING
 
 import trio
 
 from protocol.codes import OtaAbortReason, Privilege
 
 from ..logs import log_event, now
+from ..session import DeviceSession, ServerContext
 from ..store.base import Store
 from ..store.ops import Transaction
 from .model import Rollout, RolloutDevice, RolloutDeviceFacts
 from .planner import DeviceView, Step, plan
-
-if TYPE_CHECKING:
-    from ..session import ServerContext
 
 log = logging.getLogger("fleetgate.rollouts")
 
@@ -136,11 +133,13 @@ class RolloutService:
             except Exception:  # a bug in one rollout must not stop the others; the next tick tries again
                 log.exception("rollout %d: tick failed", rollout.id)
 
-    def _online(self, device_id: str, product_id: int) -> bool:
-        from ..session import DeviceSession  # the session module imports this package's wakeup
-
+    def _session(self, device_id: str) -> DeviceSession | None:
         session = self.ctx.registry.get(device_id)
-        if not isinstance(session, DeviceSession) or session.decision is None:
+        return session if isinstance(session, DeviceSession) else None
+
+    def _online(self, device_id: str, product_id: int) -> bool:
+        session = self._session(device_id)
+        if session is None or session.decision is None:
             return False
         decision = session.decision
         return Privilege.OTA in decision.privileges and decision.product_id == product_id
@@ -172,17 +171,14 @@ class RolloutService:
         self.poke(applied)
 
     def poke(self, applied: Applied) -> None:
-        from ..session import DeviceSession
-
-        for device_id in applied.abort:
-            session = self.ctx.registry.get(device_id)
-            if isinstance(session, DeviceSession):
-                session.abort_firmware(OtaAbortReason.ROLLOUT_ABORTED, "the rollout no longer offers this image")
-        for device_id in applied.timed_out:
-            session = self.ctx.registry.get(device_id)
-            if isinstance(session, DeviceSession):
-                session.abort_firmware(OtaAbortReason.TIMEOUT, "not installed within the rollout's device timeout")
+        """Tell the live sessions what the written step means for them."""
+        for device_ids, reason, detail in (
+            (applied.abort, OtaAbortReason.ROLLOUT_ABORTED, "the rollout no longer offers this image"),
+            (applied.timed_out, OtaAbortReason.TIMEOUT, "not installed within the rollout's device timeout"),
+        ):
+            for device_id in device_ids:
+                if (session := self._session(device_id)) is not None:
+                    session.abort_firmware(reason, detail)
         for device_id in applied.offer:
-            session = self.ctx.registry.get(device_id)
-            if isinstance(session, DeviceSession):
+            if (session := self._session(device_id)) is not None:
                 session.offer_firmware()

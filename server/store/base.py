@@ -34,6 +34,9 @@ class DeviceRecord:
     notes: str | None = None
 
 
+CAME_BACK_ON_OLD = "came back running"  # prefix of the failed reason that stops re-offering an image
+
+
 @dataclass(frozen=True, slots=True)
 class OtaOutcome:
     """The last OTA outcome of one device: `installed` (verified, awaiting its next HELLO),

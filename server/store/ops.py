@@ -11,7 +11,7 @@ from ..claims import try_claim
 from ..model import ListState
 from ..rollouts.planner import Report
 from ..rollouts.progress import report_rollout
-from .base import EventRecord, OtaOutcome, Store, WriteOp
+from .base import CAME_BACK_ON_OLD, EventRecord, OtaOutcome, Store, WriteOp
 
 
 def apply_decision(store: Store, device_id: str, decision: Decision, at: float, actor: str) -> None:
@@ -51,9 +51,6 @@ def decide_now(store: Store, device_id: str, fw_product_id: int | None) -> tuple
     """Decide from the store as this transaction sees it: (decision, the device's product)."""
     _, facts, product = store.admission_facts(device_id, fw_product_id)
     return decide(facts, fw_product_id, product), facts.cloud_product_id
-
-
-CAME_BACK_ON_OLD = "came back running"  # prefix of the reason that stops re-offering an image
 
 
 def confirm_update(store: Store, device_id: str, running: int, at: float) -> None:

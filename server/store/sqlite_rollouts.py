@@ -21,8 +21,7 @@ from ..rollouts.model import (
     RolloutTarget,
     Strategy,
 )
-
-CAME_BACK_ON_OLD = "came back running"  # the reason store/ops.py gives an update that did not take
+from .base import CAME_BACK_ON_OLD
 
 _ROLLOUT_COLUMNS = (
     "id, product_id, version, target, settings, state, state_reason, current_stage, rate_budget,"
@@ -222,7 +221,7 @@ class RolloutQueries:
         """The product's members (in any of `groups`, when given), with what decides whether a rollout
         can move them: development devices never update; a lock wins over a rollout."""
         sql = (
-            "SELECT d.device_id, d.development, l.version, d.firmware_version FROM devices d"
+            "SELECT d.device_id, d.development, l.version FROM devices d"
             " LEFT JOIN firmware_locks l ON l.device_id = d.device_id AND l.product_id = d.product_id"
             " WHERE d.product_id = ?"
         )
@@ -235,7 +234,7 @@ class RolloutQueries:
             )
             args += [product_id, *groups]
         rows = self._q.execute(sql + " ORDER BY d.device_id", args)
-        return [RolloutCandidate(i, bool(dev), lock, fw) for (i, dev, lock, fw) in rows]
+        return [RolloutCandidate(i, bool(dev), lock) for (i, dev, lock) in rows]
 
     def rollout_device_facts(self, product_id: int, device_ids: Sequence[str]) -> dict[str, RolloutDeviceFacts]:
         """What decides, at each tick, whether a rollout can still move each device."""
