@@ -44,7 +44,7 @@ def apply_step(store: Store, before: Rollout, rows: dict[str, RolloutDevice], st
         return Applied()
     if step.rollout != before:
         store._update_rollout(step.rollout)
-    fresh = {r.device_id: r for r in store.rollout_devices(before.id)}
+    fresh = store.rollout_rows(before.id, list(step.changed))  # only what the step would overwrite
     changed = [new for device_id, new in step.changed.items() if fresh.get(device_id) == rows[device_id]]
     if len(changed) < len(step.changed) and step.rollout.state is not before.state:
         # A state change (abort, rollback, completion) must see every row as it is: plan again next tick.

@@ -465,6 +465,9 @@ class Store(abc.ABC):
         """In offer order."""
 
     @abc.abstractmethod
+    def rollout_rows(self, rollout_id: int, device_ids: Sequence[str]) -> dict[str, RolloutDevice]: ...
+
+    @abc.abstractmethod
     def active_rollout_row(self, device_id: str) -> tuple[Rollout, RolloutDevice] | None: ...
 
     @abc.abstractmethod

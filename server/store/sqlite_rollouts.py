@@ -122,6 +122,19 @@ class RolloutQueries:
         )
         return [_device(r) for r in rows]
 
+    def rollout_rows(self, rollout_id: int, device_ids: Sequence[str]) -> dict[str, RolloutDevice]:
+        """These devices' rows of one rollout (the scheduler's check before it writes)."""
+        out: dict[str, RolloutDevice] = {}
+        for start in range(0, len(device_ids), 500):  # SQLite's bound-parameter limit
+            part = device_ids[start : start + 500]
+            marks = ", ".join("?" for _ in part)
+            rows = self._q.execute(
+                f"SELECT {_DEVICE_COLUMNS} FROM rollout_devices WHERE rollout_id = ? AND device_id IN ({marks})",
+                [rollout_id, *part],
+            )
+            out.update((r.device_id, r) for r in map(_device, rows))
+        return out
+
     def active_rollout_row(self, device_id: str) -> tuple[Rollout, RolloutDevice] | None:
         """The device's row in an unfinished rollout (at most one per product), newest first; else
         its row in the newest rollout at all (an aborted one still hears how an install ended)."""
