@@ -7,10 +7,11 @@ from typing import Any
 
 from .cli_client import ApiClient, CliError
 from .cli_operator import emit, ok
+from .rollouts.model import DeviceState
 
 LIST_COLUMNS = ["id", "version", "state", "strategy", "devices", "confirmed", "failed", "in_flight", "state_reason"]
 DEVICE_COLUMNS = ["id", "stage", "phase", "state", "attempts", "from_version", "reason"]
-STATE_ORDER = ["pending", "offered", "downloading", "installed", "confirmed", "failed", "skipped", "rolled_back"]
+STATE_ORDER = [s.value for s in DeviceState]  # the table's columns, in the rollout's order
 
 
 def _row(r: dict[str, Any]) -> dict[str, Any]:
