@@ -7,12 +7,15 @@ subscriber therefore costs itself, never a device or another subscriber.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import trio
 
 from .store.base import EventRecord
 
+API_SOURCE = "api"  # the coreid of events published through the API (Particle says "api" too)
+CLOUD_SOURCE = "particle-internal"  # the coreid of the cloud's own events to a device (Particle's)
 SUBSCRIBER_QUEUE = 1024  # events a subscriber may lag behind before it is cut off
 
 
@@ -41,6 +44,8 @@ class Subscription:
 @dataclass(slots=True)
 class EventBroker:
     _by_id: dict[int, Subscription] = field(default_factory=dict)
+    # Called with every published event, in order; each must return at once (webhooks queue it).
+    taps: list[Callable[[EventRecord], None]] = field(default_factory=list)
     published: int = 0
     cut_offs: int = 0
 
@@ -60,6 +65,8 @@ class EventBroker:
     def publish(self, event: EventRecord) -> None:
         """Hand a stored event (it has its ID) to every matching subscriber, without waiting."""
         self.published += 1
+        for tap in self.taps:
+            tap(event)
         for subscription in list(self._by_id.values()):
             if not subscription.filter.matches(event):
                 continue

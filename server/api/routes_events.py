@@ -24,7 +24,7 @@ from pydantic import Field, StrictBool, StrictInt, StrictStr
 from protocol import limits
 
 from ..errors import Invalid, NotFound
-from ..events import EventFilter
+from ..events import API_SOURCE, CLOUD_SOURCE, EventFilter
 from ..logs import now
 from ..model import Owner
 from ..operations import device_id_or_invalid
@@ -55,7 +55,7 @@ def sse(event: EventRecord) -> bytes:
         "data": event.data.decode("utf-8", errors="replace"),
         "ttl": event.ttl,
         "published_at": iso(event.published_at),
-        "coreid": event.device_id,
+        "coreid": CLOUD_SOURCE if event.to_device is not None else event.device_id,
         "public": not event.private,
     }
     if event.product_id is not None:
@@ -123,9 +123,6 @@ def _response(state: ApiState, event_filter: EventFilter, last_id: int | None) -
 _SSE_DOC: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {}}, "description": "a stream of Server-Sent Events"}
 }
-
-
-API_SOURCE = "api"  # the coreid of events published through the API (Particle says "api" too)
 
 
 class EventIn(Request):

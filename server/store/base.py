@@ -120,6 +120,7 @@ class EventRecord:
     published_at: float
     product_id: int | None = None  # set only when the device held the product_events privilege
     id: int | None = None  # assigned by the store
+    to_device: str | None = None  # a cloud event for this one device (hook responses); device_id is it too
 
 
 @dataclass(frozen=True, slots=True)

@@ -316,3 +316,14 @@ MIGRATIONS.append(
         """,
     )
 )
+
+MIGRATIONS.append(
+    (
+        8,
+        """
+        -- A cloud event addressed to one device (a webhook's response): device_id is that device,
+        -- and only it receives the event on its link (issue 5).
+        ALTER TABLE events ADD COLUMN to_device TEXT;
+        """,
+    )
+)

@@ -74,16 +74,14 @@ class SQLiteStore(ClaimQueries, RolloutQueries, OtaQueries, FirmwareQueries, Adm
         self, device_id: str | None = None, after_id: int = 0, limit: int = 1000, product_id: int | None = None
     ) -> list[EventRecord]:
         sql, args = paged_by_id(
-            "SELECT id, device_id, product_id, name, data, ttl, private, published_at FROM events",
+            "SELECT id, device_id, product_id, name, data, ttl, private, published_at, to_device FROM events",
             {"device_id": device_id, "product_id": product_id},
             after_id,
             limit,
         )
         return [
-            EventRecord(
-                id=i, device_id=d, product_id=p, name=n, data=bytes(data), ttl=ttl, private=bool(priv), published_at=at
-            )
-            for (i, d, p, n, data, ttl, priv, at) in self._q.execute(sql, args)
+            EventRecord(d, n, bytes(data), ttl, bool(priv), at, product_id=p, id=i, to_device=to)
+            for (i, d, p, n, data, ttl, priv, at, to) in self._q.execute(sql, args)
         ]
 
     # ------------------------------------------------------------------ writes
@@ -160,8 +158,8 @@ class SQLiteStore(ClaimQueries, RolloutQueries, OtaQueries, FirmwareQueries, Adm
 
     def _append_event(self, event: EventRecord) -> int:
         cur = self._w.execute(
-            "INSERT INTO events (device_id, product_id, name, data, ttl, private, published_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO events (device_id, product_id, name, data, ttl, private, published_at, to_device)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 event.device_id,
                 event.product_id,
@@ -170,6 +168,7 @@ class SQLiteStore(ClaimQueries, RolloutQueries, OtaQueries, FirmwareQueries, Adm
                 event.ttl,
                 int(event.private),
                 event.published_at,
+                event.to_device,
             ),
         )
         assert cur.lastrowid is not None
