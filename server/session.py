@@ -416,7 +416,8 @@ class DeviceSession:
             self.enqueue(PublishAck(msg.seq, AckResult.SLOW_DOWN))
             return
         # Privilege gate: only a device holding product_events reaches the product's stream.
-        product_id = self.decision.product_id if Privilege.PRODUCT_EVENTS in self.decision.privileges else None
+        privileges = self.decision.privileges
+        product_id = self.decision.product_id if Privilege.PRODUCT_EVENTS in privileges else None
         record = EventRecord(
             device_id=self.device_id,
             name=msg.name,
@@ -425,6 +426,7 @@ class DeviceSession:
             private=msg.private,
             published_at=now(),
             product_id=product_id,
+            webhooks=Privilege.WEBHOOKS in privileges and self.decision.product_id is not None,
         )
         seq = msg.seq
 

@@ -141,7 +141,9 @@ async def publish_event(
         raise Invalid(f"an event name is at most {limits.MAX_EVENT_NAME} bytes of UTF-8", "name")
     if len(data) > limits.MAX_EVENT_DATA:
         raise Invalid(f"event data is at most {limits.MAX_EVENT_DATA} bytes of UTF-8", "data")
-    record = EventRecord(API_SOURCE, name, data, body.ttl, body.private, now(), product_id=access.product.id)
+    record = EventRecord(
+        API_SOURCE, name, data, body.ttl, body.private, now(), product_id=access.product.id, webhooks=True
+    )
     event_id = await state.ctx.store.write(AppendEvent(record))
     assert isinstance(event_id, int)
     state.ctx.events.publish(replace(record, id=event_id))
