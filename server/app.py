@@ -90,6 +90,7 @@ class Server:
                 # Background services stop before the writer, which applies what they queued.
                 async with trio.open_nursery() as background:
                     background.start_soon(RolloutService(ctx).run)
+                    await background.start(ctx.webhooks.run, ctx)
                     # The API gets its own nursery so it has finished before the writer stops.
                     async with trio.open_nursery() as api:
                         await api.start(

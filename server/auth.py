@@ -34,6 +34,8 @@ SCOPES = frozenset(
         "firmware:read",
         "firmware:write",
         "events:write",
+        "webhooks:read",
+        "webhooks:write",
         "provisioning:write",
         "users:write",
     }

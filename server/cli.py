@@ -11,7 +11,7 @@ from typing import Any
 
 import trio
 
-from . import cli_events, cli_rollout
+from . import cli_events, cli_rollout, cli_webhook
 from . import cli_firmware as fw
 from . import cli_operator as ops
 from .app import Server, describe_bind_error, run_forever
@@ -78,6 +78,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--max-firmware-size", type=int, default=16 * 1024 * 1024, metavar="BYTES",
         help="largest firmware binary an upload may carry (default and most: 16 MiB)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--publish-rate", type=float, default=1.0, metavar="PER_S",
+        help="events a device may publish per second, sustained (default 1, as Particle)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--publish-burst", type=int, default=4, metavar="N", help="events a device may publish at once (default 4)"
+    )
+    serve.add_argument(
+        "--webhook-allow-private", action="store_true",
+        help="let webhooks reach private and loopback addresses (refused by default)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--webhook-retry-delays", default="30,60", metavar="S,S",
+        help="seconds before each retry of a failed webhook request (default 30,60, as Particle; '' for none)",
     )  # fmt: skip
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
@@ -183,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     _firmware_commands(sub, pid)
     cli_rollout.add_commands(sub, _cmd, pid)
     cli_events.add_commands(sub, _cmd, pid)
+    cli_webhook.add_commands(sub, _cmd, pid)
 
     _cmd(
         sub, "audit", ops.audit, "a product's audit trail", pid,
@@ -283,12 +299,21 @@ def cmd_admin_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _delays(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"--webhook-retry-delays takes seconds separated by commas, not {text!r}") from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     try:
         config = ServerConfig(
             data_dir=args.data_dir, host=args.host, device_port=args.device_port, api_port=args.api_port,
-            max_firmware_size=args.max_firmware_size,
+            max_firmware_size=args.max_firmware_size, publish_rate=args.publish_rate,
+            publish_burst=args.publish_burst, webhook_allow_private=args.webhook_allow_private,
+            webhook_retry_delays=_delays(args.webhook_retry_delays),
         )  # fmt: skip
     except ValueError as exc:
         raise CliError(str(exc)) from None

@@ -41,6 +41,12 @@ class ServerConfig:
     publish_burst: int = 4
     # Largest firmware binary an upload may carry (the device link allows up to 16 MiB).
     max_firmware_size: int = limits.MAX_OTA_IMAGE_SIZE
+    # Webhooks: Particle's 20 s per request and retries 30 s and then 60 s after a failure.
+    # Private and loopback targets are refused unless the operator allows them (a webhook
+    # URL must not become a way into the server's own network).
+    webhook_timeout: float = 20.0
+    webhook_retry_delays: tuple[float, ...] = (30.0, 60.0)
+    webhook_allow_private: bool = False
 
     def __post_init__(self) -> None:
         # The ranges WELCOME can carry: a config outside them would fail every handshake.
@@ -54,6 +60,8 @@ class ServerConfig:
             raise ValueError("publish_rate must be above 0 and publish_burst at least 1")
         if not 1024 <= self.max_firmware_size <= limits.MAX_OTA_IMAGE_SIZE:
             raise ValueError(f"max_firmware_size must be 1024..{limits.MAX_OTA_IMAGE_SIZE} bytes")
+        if not (self.webhook_timeout > 0 and all(d >= 0 for d in self.webhook_retry_delays)):
+            raise ValueError("webhook_timeout must be above 0 and retry delays at least 0")
         if not limits.MIN_RX_FRAME <= self.rx_max_frame <= limits.NOISE_MAX_MESSAGE:
             raise ValueError(f"rx_max_frame must be {limits.MIN_RX_FRAME}..{limits.NOISE_MAX_MESSAGE}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import sys
@@ -38,6 +39,11 @@ def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **f
     """Log a named event with fields (kept as fields, so tests and tools can read them)."""
     if logger.isEnabledFor(level):
         logger.log(level, event, extra={"fields": fields})
+
+
+def iso(t: float) -> str:
+    """ISO 8601 in UTC with milliseconds, as Particle writes times."""
+    return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def now() -> float:

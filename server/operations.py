@@ -26,6 +26,7 @@ from .session import DeviceSession, ServerContext
 from .store import ProductRecord, Store
 from .store.base import CustomerRecord, TokenRecord, UserRecord
 from .store.ops import Transaction, apply_decision, decide_now
+from .webhooks.operations import WebhookOperations
 
 if TYPE_CHECKING:
     from .firmware.operations import FirmwareOperations
@@ -87,6 +88,11 @@ class Operations:
         from .rollouts.operations import RolloutOperations
 
         return RolloutOperations(self)
+
+    @property
+    def webhooks(self) -> WebhookOperations:
+        """Product webhooks (server/webhooks/operations.py)."""
+        return WebhookOperations(self.ctx)
 
     @property
     def firmware(self) -> FirmwareOperations:

@@ -55,6 +55,7 @@ from .registry import SessionRegistry
 from .rollouts.wakeup import Wakeup
 from .store import AsyncStore, EventRecord, StoreClosed
 from .store.ops import AppendEvent, ConfirmSession, MarkDisconnected
+from .webhooks.service import WebhookService
 
 log = logging.getLogger("fleetgate.session")
 
@@ -71,6 +72,7 @@ class ServerContext:
     registry: SessionRegistry
     rollout_wakeup: Wakeup = field(default_factory=Wakeup)  # rung when a rollout may have work to do
     events: EventBroker = field(default_factory=EventBroker)  # live event streams
+    webhooks: WebhookService = field(default_factory=WebhookService)  # product webhooks and their delivery
 
 
 class _Refuse(Exception):

@@ -23,6 +23,7 @@ from . import (
     routes_team,
     routes_tokens,
     routes_users,
+    routes_webhooks,
 )
 from .deps import ApiState
 from .errors import install_error_handlers
@@ -68,6 +69,7 @@ def create_app(ctx: ServerContext, *, logins: LoginLimiter | None = None) -> Fas
         routes_groups,
         routes_rollouts,
         routes_claims,
+        routes_webhooks,
     ):
         app.include_router(module.router)
 

@@ -32,6 +32,8 @@ class Perm(Enum):
     DEVICE_GROUPS = "device_groups"  # put a device into groups
     DEVICE_FIRMWARE_LOCK = "device_firmware_lock"  # desired_firmware_version
     EVENTS_PUBLISH = "events_publish"  # publish to the product's event stream from the API
+    WEBHOOKS_READ = "webhooks_read"  # a webhook's configuration holds its target's credentials
+    WEBHOOKS_EDIT = "webhooks_edit"
 
 
 _VIEW = frozenset({Perm.PRODUCT_READ, Perm.DEVICES_READ, Perm.AUDIT_READ, Perm.FIRMWARE_READ})
@@ -40,7 +42,10 @@ _SUPPORT = _VIEW | {Perm.DEVICE_EDIT, Perm.DEVICE_APPROVE, Perm.DEVICE_DENY}
 _ROLLOUT = frozenset(
     {Perm.FIRMWARE_UPLOAD, Perm.FIRMWARE_RELEASE, Perm.GROUPS_EDIT, Perm.DEVICE_GROUPS, Perm.DEVICE_FIRMWARE_LOCK}
 )
-_DEVELOPER = _SUPPORT | {Perm.DEVICE_ADD, Perm.DEVICE_REMOVE, Perm.DEVICE_OWNER, Perm.EVENTS_PUBLISH} | _ROLLOUT
+_WEBHOOKS = frozenset({Perm.WEBHOOKS_READ, Perm.WEBHOOKS_EDIT})
+_DEVELOPER = (
+    _SUPPORT | {Perm.DEVICE_ADD, Perm.DEVICE_REMOVE, Perm.DEVICE_OWNER, Perm.EVENTS_PUBLISH} | _ROLLOUT | _WEBHOOKS
+)
 _ADMINISTRATOR = _DEVELOPER | {Perm.PRODUCT_EDIT, Perm.TEAM_EDIT, Perm.CUSTOMER_CREATE}
 
 ROLE_PERMS: dict[Role, frozenset[Perm]] = {
@@ -71,6 +76,8 @@ SCOPE_OF: dict[Perm, str] = {
     # Locking a device to a version is a rollout decision, not a device edit.
     Perm.DEVICE_FIRMWARE_LOCK: "firmware:write",
     Perm.EVENTS_PUBLISH: "events:write",
+    Perm.WEBHOOKS_READ: "webhooks:read",
+    Perm.WEBHOOKS_EDIT: "webhooks:write",
 }
 
 
@@ -98,4 +105,6 @@ WHAT: dict[Perm, str] = {
     Perm.DEVICE_GROUPS: "change a device's groups",
     Perm.DEVICE_FIRMWARE_LOCK: "lock a device's firmware version",
     Perm.EVENTS_PUBLISH: "publish events",
+    Perm.WEBHOOKS_READ: "view webhooks",
+    Perm.WEBHOOKS_EDIT: "change webhooks",
 }

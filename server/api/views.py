@@ -3,19 +3,13 @@ one request costs one hop off the event loop however many rows it touches."""
 
 from __future__ import annotations
 
-import datetime as dt
-
+from ..logs import iso as iso  # re-exported: views are where routes find it
 from ..model import ListState, Owner
 from ..store import DeviceRecord, ProductRecord, Store
 from ..store.base import AuditRecord, CustomerRecord, UserRecord
 from .models import AuditOut, CustomerOut, DeviceCounts, DeviceOut, ProductOut, UserOut
 
 _SHOWN_STATES = (ListState.QUARANTINED, ListState.DENIED)
-
-
-def iso(t: float) -> str:
-    """ISO 8601 in UTC with milliseconds, as Particle writes times."""
-    return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def iso_or_none(t: float | None) -> str | None:

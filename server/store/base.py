@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from ..admission import DeviceFacts, ProductFacts
 from ..model import ListState, Owner, Policy, Role
 from ..rollouts.model import Rollout, RolloutCandidate, RolloutDevice, RolloutDeviceFacts
+from ..webhooks.model import Webhook, WebhookSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -509,3 +510,17 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def _spend_claim_code(self, code_hash: bytes, device_id: str, at: float) -> None: ...
+
+    # -- webhooks (see sqlite_webhooks.py)
+    @abc.abstractmethod
+    def list_webhooks(self, product_id: int | None = None) -> list[Webhook]:
+        """A product's webhooks by ID, or every product's (None)."""
+
+    @abc.abstractmethod
+    def _insert_webhook(self, product_id: int, spec: WebhookSpec, secret: str, at: float, by: str) -> int: ...
+
+    @abc.abstractmethod
+    def _update_webhook(self, webhook_id: int, spec: WebhookSpec) -> None: ...
+
+    @abc.abstractmethod
+    def _delete_webhook(self, webhook_id: int) -> None: ...

@@ -327,3 +327,22 @@ MIGRATIONS.append(
         """,
     )
 )
+
+MIGRATIONS.append(
+    (
+        9,
+        """
+        -- Product webhooks (issue 5). The configuration is JSON in Particle's field names: it is
+        -- read whole, never queried by field. The secret signs each request (HMAC-SHA256).
+        CREATE TABLE webhooks (
+            id INTEGER PRIMARY KEY,
+            product_id INTEGER NOT NULL REFERENCES products (id) ON DELETE CASCADE,
+            spec TEXT NOT NULL,
+            secret TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            created_by TEXT NOT NULL
+        );
+        CREATE INDEX webhooks_by_product ON webhooks (product_id, id);
+        """,
+    )
+)

@@ -21,6 +21,7 @@ from .sqlite_claims import ClaimQueries
 from .sqlite_firmware import FirmwareQueries
 from .sqlite_ota import OtaQueries
 from .sqlite_rollouts import RolloutQueries
+from .sqlite_webhooks import WebhookQueries
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -32,7 +33,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-class SQLiteStore(ClaimQueries, RolloutQueries, OtaQueries, FirmwareQueries, AdminQueries, Store):
+class SQLiteStore(WebhookQueries, ClaimQueries, RolloutQueries, OtaQueries, FirmwareQueries, AdminQueries, Store):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()

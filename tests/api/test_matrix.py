@@ -164,6 +164,15 @@ async def create_product(http: httpx.AsyncClient, admin: dict[str, str]) -> tupl
     return "POST", "/v1/products", {"json": {"name": fresh_name("Product ")}}
 
 
+WEBHOOK: dict[str, object] = {"event": "temp", "url": "https://example.com/hook"}
+
+
+async def delete_webhook(http: httpx.AsyncClient, admin: dict[str, str]) -> tuple[str, str, dict[str, object]]:
+    response = await http.post(f"/v1/products/{P}/webhooks", json=WEBHOOK, headers=admin)
+    assert response.status_code == 201, response.text
+    return "DELETE", f"/v1/products/{P}/webhooks/{response.json()['id']}", {}
+
+
 # endpoint name -> (prepare, roles allowed)
 CASES: dict[str, tuple[Prepare, set[str]]] = {
     "get product": (static("GET", f"/v1/products/{P}"), TEAM),
@@ -184,6 +193,10 @@ CASES: dict[str, tuple[Prepare, set[str]]] = {
     "create customer": (create_customer, ADMINISTRATOR_UP),
     "provision key": (provision, {"admin"}),
     "create user": (create_user, {"admin"}),
+    # A webhook's configuration holds its target's credentials: developers and up only.
+    "list webhooks": (static("GET", f"/v1/products/{P}/webhooks"), DEVELOPER_UP),
+    "create webhook": (static("POST", f"/v1/products/{P}/webhooks", WEBHOOK), DEVELOPER_UP),
+    "delete webhook": (delete_webhook, DEVELOPER_UP),
     "create product": (create_product, USERS),
     "list products": (static("GET", "/v1/products"), USERS),
     "whoami": (static("GET", "/v1/user"), EVERYONE),

@@ -39,9 +39,9 @@ class Served:
         return report
 
 
-def start_server(data: Path) -> Served:
+def start_server(data: Path, *extra: str) -> Served:
     proc = subprocess.Popen(
-        [*FLEETGATE, "serve", "--data-dir", str(data), "--device-port", "0", "--api-port", "0"],
+        [*FLEETGATE, "serve", "--data-dir", str(data), "--device-port", "0", "--api-port", "0", *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

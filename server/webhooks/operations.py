@@ -1,0 +1,148 @@
+"""Operator actions on webhooks: create, replace, delete. Each checks every template and the
+URL first, writes one transaction with an audit entry, then updates the webhooks in force."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from ..errors import Conflict, Invalid, NotFound
+from ..logs import now
+from ..store.base import Store
+from ..store.ops import Transaction
+from . import guard, templates
+from .model import HOOK_PREFIX, MAX_TEMPLATE, MAX_URL, MAX_WEBHOOKS_PER_PRODUCT, Webhook, WebhookSpec
+
+if TYPE_CHECKING:  # session.py imports this package through ServerContext
+    from ..session import ServerContext
+
+SECRET_BYTES = 32
+
+
+def _templates(spec: WebhookSpec) -> Iterator[tuple[str, str]]:
+    """(field, template source) for every template in a webhook."""
+    yield "url", spec.url
+    yield "responseTopic", spec.response_topic
+    yield "errorResponseTopic", spec.error_topic
+    for key, value in spec.headers.items():
+        yield f"headers.{key}", value
+    for key, value in spec.query.items():
+        yield f"query.{key}", value
+    for key, value in (spec.form or {}).items():
+        yield f"form.{key}", value
+    if spec.body is not None:
+        yield "body", spec.body
+    if spec.response_template is not None:
+        yield "responseTemplate", spec.response_template
+    yield from _json_templates("json", spec.json)
+
+
+def _json_templates(path: str, value: Any) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _json_templates(f"{path}[{i}]", item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield f"{path}.{key}", key
+            yield from _json_templates(f"{path}.{key}", item)
+
+
+def check_spec(spec: WebhookSpec, allow_private: bool) -> None:
+    """Every rule a webhook must meet before it is saved; Invalid names the field."""
+    if not spec.event or spec.event.startswith(HOOK_PREFIX):
+        raise Invalid("event must be a non-empty event name prefix, not one of the cloud's hook-* events", "event")
+    if len(spec.url) > MAX_URL:
+        raise Invalid(f"url is at most {MAX_URL} characters", "url")
+    parts = urlsplit(spec.url)
+    if parts.scheme not in ("http", "https"):
+        raise Invalid("url must be an http:// or https:// URL", "url")
+    if not parts.hostname or "{" in parts.netloc or "}" in parts.netloc:
+        raise Invalid("url must name its host literally (templates may fill the path and query only)", "url")
+    if "@" in parts.netloc:
+        raise Invalid("url must not carry credentials: use auth", "url")
+    try:
+        guard.check_literal(parts.hostname, allow_private)
+    except guard.TargetRefused as exc:
+        raise Invalid(f"url: {exc}; the operator may allow it with --webhook-allow-private", "url") from None
+    if sum(x is not None for x in (spec.json, spec.form, spec.body)) > 1:
+        raise Invalid("give at most one of json, form and body", "json")
+    for name in spec.headers:
+        if not name or any(c in name for c in ":\r\n ") or not name.isascii():
+            raise Invalid(f"header name {name!r} is not a valid HTTP header name", "headers")
+    for field, source in _templates(spec):
+        if len(source) > MAX_TEMPLATE:
+            raise Invalid(f"{field} is at most {MAX_TEMPLATE} characters", field)
+        try:
+            templates.check(source)
+        except templates.TemplateError as exc:
+            raise Invalid(f"{field} is not a valid template: {exc}", field) from None
+
+
+class WebhookOperations:
+    def __init__(self, ctx: ServerContext) -> None:
+        self.ctx = ctx
+
+    async def list(self, product_id: int) -> list[Webhook]:
+        hooks: list[Webhook] = await self.ctx.store.read(self.ctx.store.sync.list_webhooks, product_id)
+        return hooks
+
+    async def get(self, product_id: int, webhook_id: int) -> Webhook:
+        for hook in await self.list(product_id):
+            if hook.id == webhook_id:
+                return hook
+        raise NotFound(f"webhook {webhook_id} not found in product {product_id}")
+
+    async def create(self, actor: str, product_id: int, spec: WebhookSpec) -> Webhook:
+        check_spec(spec, self.ctx.config.webhook_allow_private)
+        secret, at = secrets.token_hex(SECRET_BYTES), now()
+
+        def tx(s: Store) -> int:
+            if len(s.list_webhooks(product_id)) >= MAX_WEBHOOKS_PER_PRODUCT:
+                raise Conflict(f"a product has at most {MAX_WEBHOOKS_PER_PRODUCT} webhooks")
+            webhook_id = s._insert_webhook(product_id, spec, secret, at, actor)
+            s._append_audit(at, actor, "webhook_created", product_id=product_id,
+                            detail={"webhook_id": webhook_id, "event": spec.event, "url": spec.url})  # fmt: skip
+            return webhook_id
+
+        webhook_id = await self._write(Transaction(tx, "webhook_create"))
+        hook = Webhook(webhook_id, product_id, spec, secret, at, actor)
+        self.ctx.webhooks.put(hook)
+        return hook
+
+    async def update(self, actor: str, product_id: int, webhook_id: int, spec: WebhookSpec) -> Webhook:
+        check_spec(spec, self.ctx.config.webhook_allow_private)
+        old = await self.get(product_id, webhook_id)
+        at = now()
+
+        def tx(s: Store) -> int:
+            s._update_webhook(webhook_id, spec)
+            s._append_audit(at, actor, "webhook_updated", product_id=product_id,
+                            detail={"webhook_id": webhook_id, "disabled": spec.disabled})  # fmt: skip
+            return webhook_id
+
+        await self._write(Transaction(tx, "webhook_update"))
+        hook = replace(old, spec=spec)
+        self.ctx.webhooks.put(hook)
+        return hook
+
+    async def delete(self, actor: str, product_id: int, webhook_id: int) -> None:
+        await self.get(product_id, webhook_id)
+        at = now()
+
+        def tx(s: Store) -> int:
+            s._delete_webhook(webhook_id)
+            s._append_audit(at, actor, "webhook_deleted", product_id=product_id, detail={"webhook_id": webhook_id})
+            return webhook_id
+
+        await self._write(Transaction(tx, "webhook_delete"))
+        self.ctx.webhooks.remove(webhook_id)
+
+    async def _write(self, tx: Transaction) -> int:
+        result = await self.ctx.store.write(tx)  # re-raises what the transaction raised
+        assert isinstance(result, int)
+        return result
