@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import trio
 
+from protocol import limits
+
 from ..events import API_SOURCE
 from ..logs import log_event, now
 from ..store.base import EventRecord
@@ -272,11 +274,19 @@ class WebhookService:
             return  # checked when the webhook was saved
         chunks = [body[i : i + CHUNK] for i in range(0, len(body), CHUNK)] or [b""]
         for index, chunk in enumerate(chunks):
-            record = EventRecord(event.device_id, f"{name}/{index}", chunk, RESPONSE_TTL, True, now(),
+            record = EventRecord(event.device_id, _topic(name, index), chunk, RESPONSE_TTL, True, now(),
                                  product_id=hook.product_id, to_device=event.device_id)  # fmt: skip
             event_id = await self._ctx.store.write(AppendEvent(record))
             if isinstance(event_id, int):
                 self._ctx.events.publish(replace(record, id=event_id))
+
+
+def _topic(name: str, index: int) -> str:
+    """`<topic>/<index>`, the topic cut so the whole fits an event name (64 bytes of UTF-8): a
+    device subscribes by prefix, and every prefix of the topic still matches."""
+    suffix = f"/{index}"
+    room = limits.MAX_EVENT_NAME - len(suffix)
+    return name.encode()[:room].decode("utf-8", errors="ignore") + suffix
 
 
 def _render_response(template: str, body: bytes) -> str:

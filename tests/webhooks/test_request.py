@@ -121,3 +121,11 @@ def test_any_event_data_renders_or_fails_cleanly(data: str) -> None:
     except RenderError:
         return
     assert json.loads(req.body)["v"] == data
+
+
+def test_response_topics_fit_an_event_name() -> None:
+    from server.webhooks.service import _topic
+
+    assert _topic("hook-response/temp", 3) == "hook-response/temp/3"
+    long = _topic("hook-response/" + "é" * 40, 12)
+    assert len(long.encode()) <= 64 and long.endswith("/12") and long.startswith("hook-response/éé")
