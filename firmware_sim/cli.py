@@ -5,18 +5,22 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import sys
 from collections.abc import Sequence
+from contextlib import aclosing
+from datetime import UTC, datetime
 from pathlib import Path
 
 import trio
 
 from protocol import limits
-from protocol.codes import Status
-from protocol.messages import parse_public_key
+from protocol.codes import Status, SubscribeResult
+from protocol.errors import RemoteProtocolError
+from protocol.messages import EventMessage, parse_device_id, parse_public_key
 
 from . import drill_cli, firmware
-from .device import DeviceSettings
+from .device import DeviceClosed, DeviceRefused, DeviceSettings, connect_device
 from .fleet import DeviceOutcome, FleetPlan, run_fleet, summarize
 from .identity import DeviceIdentity, load_identities, write_identities
 from .progress import Progress
@@ -57,6 +61,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, default=30.0, help="per-device limit for connecting and publishing")
     run.add_argument("--json", action="store_true", help="print one JSON object with per-device outcomes")
 
+    listen = sub.add_parser("listen", help="connect one device, subscribe to event prefixes and print the events")
+    listen.add_argument("--server", required=True, help="HOST:PORT of the device listener")
+    listen.add_argument("--server-key", required=True, help="server public key: a file (server.pub) or 64 hex chars")
+    listen.add_argument("--identities", type=Path, required=True, help="directory written by `fleetsim keygen`")
+    listen.add_argument("--device", help="device ID of the identity to use (default: the first one)")
+    listen.add_argument("--product", required=True, help="product ID the firmware reports")
+    listen.add_argument("--firmware-version", type=int, default=1)
+    listen.add_argument(
+        "--subscribe",
+        action="append",
+        required=True,
+        metavar="PREFIX",
+        help="event name prefix; repeat for more (at most 12; '' for every event)",
+    )
+    listen.add_argument("--events", type=int, metavar="N", help="leave after N events (default: no limit)")
+    listen.add_argument("--hold", type=float, metavar="SECONDS", help="leave after this long (default: until Ctrl-C)")
+    listen.add_argument("--json", action="store_true", help="one JSON object per event, then one for the summary")
+
     binaries = sub.add_parser("firmware", help="synthetic firmware binaries").add_subparsers(
         dest="firmware_command", required=True
     )
@@ -86,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_firmware_build(args)
         if args.command == "drill":
             return drill_cli.cmd_drill(args)
+        if args.command == "listen":
+            return cmd_listen(args)
         return cmd_run(args)
     except (CliError, drill_cli.DrillFailedToRun) as exc:
         print(f"fleetsim: {exc}", file=sys.stderr)
@@ -201,6 +225,89 @@ def cmd_run(args: argparse.Namespace) -> int:
     connected_ok = summary["connected"] == (0 if expected_refusal else len(outcomes))
     failed = not connected_ok or summary["events_acked"] != summary["events_sent"]
     return 1 if failed else 0
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    """One device that subscribes and prints what the server sends it. Exit status 1 when a
+    prefix is refused or the link ends before the device leaves on its own."""
+    host, port = parse_server(args.server)
+    server_key = parse_server_key(args.server_key)
+    product = parse_product(args.product)
+    if product is None:
+        raise CliError("--product: development firmware never receives events (the server says not_permitted)")
+    for prefix in args.subscribe:
+        if len(prefix.encode()) > limits.MAX_SUBSCRIBE_PREFIX:
+            raise CliError(f"--subscribe: a prefix is at most {limits.MAX_SUBSCRIBE_PREFIX} bytes of UTF-8")
+    if args.events is not None and args.events < 1:
+        raise CliError("--events must be at least 1")
+    try:
+        identities = load_identities(args.identities)
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot load identities: {exc}") from None
+    if args.device is not None:
+        try:
+            wanted = parse_device_id(args.device)
+        except ValueError as exc:
+            raise CliError(f"--device: {exc}") from None
+        identities = [i for i in identities if i.device_id == wanted]
+    if not identities:
+        raise CliError(f"no such identity in {args.identities}")
+    identity = identities[0]
+    settings = DeviceSettings(product_id=product, firmware_version=args.firmware_version)
+    summary: dict[str, object] = {"device_id": identity.device_id_hex}
+    counts = {"events": 0, "skipped": 0}  # kept up to date: Ctrl-C may end the run at any point
+
+    def show(event: EventMessage) -> None:
+        published = datetime.fromtimestamp(event.published_at_ms / 1000, UTC).isoformat(timespec="milliseconds")
+        published = published.replace("+00:00", "Z")
+        source = event.source.hex() if event.source is not None else None
+        data = event.data.decode("utf-8", errors="backslashreplace")
+        if args.json:
+            print(json.dumps({"id": event.event_id, "name": event.name, "data": data, "published_at": published,
+                              "ttl": event.ttl, "source": source, "to_device": event.to_device,
+                              "skipped": event.skipped}), flush=True)  # fmt: skip
+            return
+        notes = " (to this device)" if event.to_device else ""
+        if event.skipped:
+            notes += f" ({event.skipped} skipped before it)"
+        print(f"[{published}] {event.name} from {source or 'the cloud'}: {data}{notes}", flush=True)
+
+    async def go() -> bool:
+        stream = await trio.open_tcp_stream(host, port)
+        async with connect_device(stream, identity, server_key, settings) as device:
+            status = device.state.status
+            summary["status"] = status.name.lower() if status is not None else None
+            results = {prefix: await device.subscribe(prefix) for prefix in args.subscribe}
+            summary["subscriptions"] = {prefix: result.name.lower() for prefix, result in results.items()}
+            if not args.json:
+                print(f"{identity.device_id_hex}: {summary['status']}; subscribed: {summary['subscriptions']}")
+            with trio.move_on_after(args.hold if args.hold is not None else math.inf):
+                async with aclosing(device.events()) as events:
+                    async for event in events:
+                        show(event)
+                        counts["events"] += 1
+                        counts["skipped"] = device.events_skipped
+                        if counts["events"] == args.events:
+                            break
+            closed = device.closed
+            if closed is not None:
+                summary["closed"] = closed.reason.name.lower()
+            return closed is None and all(r is SubscribeResult.ACCEPTED for r in results.values())
+
+    try:
+        ok = trio.run(go)
+    except KeyboardInterrupt:
+        ok = True  # Ctrl-C is how a listener without --hold or --events leaves
+    except DeviceRefused:
+        raise CliError("the server refused the device (not registered, or a wrong key)") from None
+    except (DeviceClosed, RemoteProtocolError, OSError) as exc:
+        raise CliError(f"the link failed: {exc}") from None
+    summary.update(counts)
+    if args.json:
+        print(json.dumps({"summary": summary}))
+    else:
+        print(f"{counts['events']} events, {counts['skipped']} skipped by the server")
+    return 0 if ok else 1
 
 
 def _print_report(summary: dict[str, object], outcomes: list[DeviceOutcome]) -> None:

@@ -2,24 +2,30 @@
 
     async with connect_device(stream, identity, server_key, DeviceSettings(product_id=42)) as dev:
         await dev.publish("temp", b"21.5")
+        await dev.subscribe("temp")          # SubscribeResult.ACCEPTED
+        event = await dev.receive_event()    # or: async for event in dev.events(): ...
 
-One task reads (acks, pongs, status updates, goodbye); writes are serialised by a lock that
-covers both encryption and the socket write, so frames leave in nonce order.
+One task reads (acks, pongs, status updates, events, goodbye); writes are serialised by a lock
+that covers both encryption and the socket write, so frames leave in nonce order. Received
+EVENTs wait in a bounded buffer (`DeviceSettings.event_buffer`) as in firmware: when the
+application does not take them fast enough, the newest are dropped and counted, and the reader
+never stops reading for them.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 
 import trio
 
 from protocol import limits
-from protocol.codes import AckResult, CloseReason, OtaRefusal, OtaResult, Privilege, Status
+from protocol.codes import AckResult, CloseReason, OtaRefusal, OtaResult, Privilege, Status, SubscribeResult
 from protocol.connection import Connection, ConnectionClosed, Event, NeedData, Refused, Role
 from protocol.errors import RemoteProtocolError
 from protocol.messages import (
+    EventMessage,
     Goodbye,
     Hello,
     Message,
@@ -34,6 +40,9 @@ from protocol.messages import (
     PublishAck,
     Ready,
     StatusUpdate,
+    Subscribe,
+    SubscribeAck,
+    Unsubscribe,
     Welcome,
 )
 from protocol.ota import ReceiverState
@@ -68,6 +77,7 @@ class DeviceSettings:
     claim_code: str | None = None
     heartbeat: bool = True  # send PINGs at the interval the server asks for
     max_inflight: int = 64  # unacknowledged publishes in flight
+    event_buffer: int = 256  # received EVENTs held for the application; more are dropped and counted
     ota: str = "accept"  # how the device answers OTA offers: accept | defer | refuse
     drop_after_bytes: int | None = None  # behaviour: drop the link once this much of an image is stored (once an image)
     stall_after_bytes: int | None = None  # behaviour: stop acknowledging chunks once this much is stored
@@ -116,6 +126,11 @@ class SimDevice:
         self.closed_event = trio.Event()
         self.status_changed = trio.Event()
         self.events_acked = 0
+        self.subscriptions: set[str] = set()  # prefixes the server accepted
+        self.events_received = 0  # EVENTs read from the link
+        self.events_dropped = 0  # ... of which the application's buffer had no room for
+        self.events_skipped = 0  # events the server said it skipped for this connection (EVENT.skipped)
+        self._events_send, self._events_recv = trio.open_memory_channel[EventMessage](settings.event_buffer)
         self._stream: trio.abc.Stream | None = None
         self._send_lock = trio.Lock()
         self._seq = 0
@@ -171,8 +186,10 @@ class SimDevice:
         try:
             while True:
                 event = await self._next_event()
-                if isinstance(event, PublishAck | Pong):
+                if isinstance(event, PublishAck | Pong | SubscribeAck):
                     self._resolve(event.seq, event)
+                elif isinstance(event, EventMessage):
+                    self._on_event(event)
                 elif isinstance(event, Ping):
                     await self.send(Pong(event.seq))
                 elif isinstance(event, StatusUpdate):
@@ -311,11 +328,22 @@ class SimDevice:
                 return event
             self.conn.receive_data(await self._stream.receive_some(65536))
 
+    def _on_event(self, event: EventMessage) -> None:
+        self.events_received += 1
+        self.events_skipped += event.skipped
+        try:
+            self._events_send.send_nowait(event)
+        except trio.WouldBlock:
+            self.events_dropped += 1
+        except trio.ClosedResourceError:
+            pass
+
     def _mark_closed(self, closed: DeviceClosed) -> None:
         if self.closed is None:
             self.closed = closed
         for done, _ in self._pending.values():
             done.set()
+        self._events_send.close()  # what was received stays readable, then receive_event raises
         self.closed_event.set()
 
     def _resolve(self, seq: int, message: Message) -> None:
@@ -333,7 +361,9 @@ class SimDevice:
         async with self._send_lock:
             await self._stream.send_all(self.conn.send(message))
 
-    async def _request(self, make: type[Publish] | type[Ping], **fields: object) -> Message:
+    async def _request(
+        self, make: type[Publish] | type[Ping] | type[Subscribe] | type[Unsubscribe], **fields: object
+    ) -> Message:
         self._seq = (self._seq + 1) % (limits.MAX_SEQ + 1)
         seq = self._seq
         done: trio.Event = trio.Event()
@@ -363,6 +393,42 @@ class SimDevice:
         start = trio.current_time()
         await self._request(Ping)
         return trio.current_time() - start
+
+    async def subscribe(self, prefix: str) -> SubscribeResult:
+        """Ask for events whose name starts with `prefix` and wait for the server's answer."""
+        ack = await self._request(Subscribe, prefix=prefix)
+        assert isinstance(ack, SubscribeAck)
+        if ack.result is SubscribeResult.ACCEPTED:
+            self.subscriptions.add(prefix)
+        return ack.result
+
+    async def unsubscribe(self, prefix: str | None = None) -> SubscribeResult:
+        """Drop one prefix (as subscribed), or every prefix with None; EVENTs of it read before the
+        answer may still be in the buffer."""
+        ack = await self._request(Unsubscribe, prefix=prefix)
+        assert isinstance(ack, SubscribeAck)
+        if prefix is None:
+            self.subscriptions.clear()
+        else:
+            self.subscriptions.discard(prefix)
+        return ack.result
+
+    async def receive_event(self) -> EventMessage:
+        """The next received EVENT, waiting for one; DeviceClosed once the link has ended and the
+        buffer is empty (callers set the deadline)."""
+        try:
+            return await self._events_recv.receive()
+        except trio.EndOfChannel:
+            assert self.closed is not None
+            raise self.closed from None
+
+    async def events(self) -> AsyncGenerator[EventMessage, None]:
+        """Received EVENTs as they arrive, until the link ends."""
+        while True:
+            try:
+                yield await self.receive_event()
+            except DeviceClosed:
+                return
 
     async def goodbye(self, reason: CloseReason = CloseReason.NORMAL) -> None:
         if self.closed is None:

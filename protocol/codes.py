@@ -60,6 +60,14 @@ class AckResult(IntEnum):
     REJECTED = 2  # refused (e.g. a reserved event name); do not retry
 
 
+class SubscribeResult(IntEnum):
+    """Outcome of a SUBSCRIBE or UNSUBSCRIBE, carried in SUBSCRIBE_ACK. Nothing changes unless ACCEPTED."""
+
+    ACCEPTED = 0  # the prefix is held (SUBSCRIBE, also when it already was) or no longer held (UNSUBSCRIBE)
+    TOO_MANY = 1  # the connection already holds MAX_SUBSCRIPTIONS prefixes; unsubscribe one first
+    NOT_PERMITTED = 2  # this connection can never receive events (development firmware); do not retry on it
+
+
 class OtaRefusal(IntEnum):
     """Why a device refuses an OTA_OFFER (OTA_REFUSE.reason). Refused offers are not retried as is."""
 

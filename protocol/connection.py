@@ -12,8 +12,9 @@ States (all transitions live in this file):
                                    DECIDING --refuse()--> CLOSED
     either: OPEN --Goodbye sent or received, or EOF--> CLOSED;  any peer fault --> ERROR
 
-OTA messages travel in OPEN like any other; the one rule checked here is that an OTA_OFFER's
-chunk_size fits the device's rx_max_frame (protocol.messages.max_chunk_for_frame).
+OTA and subscription messages travel in OPEN like any other; the one rule checked here is that
+an OTA_OFFER's chunk_size fits the device's rx_max_frame (protocol.messages.max_chunk_for_frame).
+Which events a subscription delivers is the server's policy, not the link's.
 
 Before OPEN the server accepts nothing but the preamble, handshake message 1, and then READY
 (or GOODBYE, if the device aborts).
@@ -29,6 +30,7 @@ from .codes import CloseReason
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from .framing import REFUSAL_FRAME, FrameDecoder, encode_frame
 from .messages import (
+    EventMessage,
     Goodbye,
     Hello,
     Message,
@@ -46,6 +48,9 @@ from .messages import (
     PublishAck,
     Ready,
     StatusUpdate,
+    Subscribe,
+    SubscribeAck,
+    Unsubscribe,
     Welcome,
     decode_message,
     encode_message,
@@ -110,9 +115,24 @@ Event = Message | Refused | ConnectionClosed
 # Which messages each side may send once the handshake is done. The OTA transfer's own order
 # (offer, answer, chunks, acks, completion) is checked by protocol.ota, not here.
 FROM_DEVICE: Final = frozenset(
-    {Ready, Ping, Pong, Publish, Goodbye, OtaAccept, OtaDefer, OtaRefuse, OtaWindowAck, OtaComplete}
+    {
+        Ready,
+        Ping,
+        Pong,
+        Publish,
+        Subscribe,
+        Unsubscribe,
+        Goodbye,
+        OtaAccept,
+        OtaDefer,
+        OtaRefuse,
+        OtaWindowAck,
+        OtaComplete,
+    }
 )
-FROM_SERVER: Final = frozenset({Ping, Pong, StatusUpdate, PublishAck, Goodbye, OtaOffer, OtaChunk, OtaAbort})
+FROM_SERVER: Final = frozenset(
+    {Ping, Pong, StatusUpdate, PublishAck, SubscribeAck, EventMessage, Goodbye, OtaOffer, OtaChunk, OtaAbort}
+)
 
 
 class Connection:

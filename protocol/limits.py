@@ -43,7 +43,22 @@ MAX_CLAIM_CODE_LEN = 64  # Particle's claim codes are 63 characters
 MAX_EVENT_NAME = 64  # UTF-8 bytes
 MAX_EVENT_DATA = 1024  # bytes
 MAX_EVENT_TTL = 2**32 - 1  # seconds; 60 is Particle's default
-MAX_SEQ = 2**32 - 1  # uint32 sequence numbers (publish, ping)
+MAX_SEQ = 2**32 - 1  # uint32 sequence numbers (publish, ping, subscribe)
+
+# Subscriptions and delivered events (messages 0x12-0x15).
+# Prefixes one connection may hold at once: Particle's Device OS allows a similar handful of
+# subscription handlers. Each is checked against every event of the device's product, so the
+# server's cost per event grows with it; a firmware needing more can use a shorter prefix.
+MAX_SUBSCRIPTIONS = 12
+MAX_SUBSCRIBE_PREFIX = MAX_EVENT_NAME  # UTF-8 bytes; "" matches every event
+MAX_EVENT_ID = 2**63 - 1  # the store's event IDs: a signed 64-bit integer anywhere
+MAX_SKIPPED = 2**32 - 1  # EVENT.skipped saturates here
+# EVENT plaintext around its name and data at the worst case: fixarray header (1) + type (1) +
+# event_id as uint64 (9) + str8 header (2) + bin16 header (3) + published_at_ms as uint64 (9) +
+# ttl as uint32 (5) + source as bin8 of 12 bytes (14) + to_device (1) + skipped as uint32 (5).
+EVENT_FIXED_OVERHEAD = 50
+# The smallest rx_max_frame that receives every possible event (16 + 50 + 64 + 1024 = 1154).
+MIN_RX_FRAME_ALL_EVENTS = TAG_LEN + EVENT_FIXED_OVERHEAD + MAX_EVENT_NAME + MAX_EVENT_DATA
 
 # Free text (goodbye, OTA refusal, completion and abort details): short, so a misbehaving peer
 # cannot fill our logs.

@@ -17,7 +17,16 @@ from typing import Any, ClassVar, TypeVar
 import msgpack
 
 from . import limits
-from .codes import AckResult, CloseReason, OtaAbortReason, OtaRefusal, OtaResult, Privilege, Status
+from .codes import (
+    AckResult,
+    CloseReason,
+    OtaAbortReason,
+    OtaRefusal,
+    OtaResult,
+    Privilege,
+    Status,
+    SubscribeResult,
+)
 from .errors import LocalProtocolError, RemoteProtocolError
 
 
@@ -32,9 +41,13 @@ class MsgType(IntEnum):
     PONG = 0x05
     STATUS = 0x06
     GOODBYE = 0x07
-    # 0x10-0x1F: events (0x12-0x1F reserved for subscriptions and hook responses)
+    # 0x10-0x1F: events (0x16-0x1F reserved)
     PUBLISH = 0x10
     PUBLISH_ACK = 0x11
+    SUBSCRIBE = 0x12
+    SUBSCRIBE_ACK = 0x13
+    UNSUBSCRIBE = 0x14
+    EVENT = 0x15
     # 0x20-0x2F: OTA firmware transfer (0x28-0x2F reserved)
     OTA_OFFER = 0x20
     OTA_ACCEPT = 0x21
@@ -138,6 +151,10 @@ _product_id = _optional(_uint(1, limits.MAX_PRODUCT_ID))
 _rx_frame = _uint(limits.MIN_RX_FRAME, limits.NOISE_MAX_MESSAGE)
 _transfer_id = _uint(0, limits.MAX_TRANSFER_ID)
 _detail = _text(0, limits.MAX_TEXT_LEN)
+_event_name = _text(1, limits.MAX_EVENT_NAME)
+_event_data = _bin(0, limits.MAX_EVENT_DATA)
+_event_ttl = _uint(0, limits.MAX_EVENT_TTL)
+_prefix = _text(0, limits.MAX_SUBSCRIBE_PREFIX)
 
 
 class Message:
@@ -276,13 +293,7 @@ class Publish(Message):
     """Device -> server: an event."""
 
     TYPE = MsgType.PUBLISH
-    CHECKS = (
-        _seq,
-        _text(1, limits.MAX_EVENT_NAME),
-        _bin(0, limits.MAX_EVENT_DATA),
-        _uint(0, limits.MAX_EVENT_TTL),
-        _bool,
-    )
+    CHECKS = (_seq, _event_name, _event_data, _event_ttl, _bool)
     seq: int
     name: str
     data: bytes = b""
@@ -297,6 +308,76 @@ class PublishAck(Message):
     CHECKS = (_seq, _enum(AckResult))
     seq: int
     result: AckResult = AckResult.ACCEPTED
+
+
+# ---------------------------------------------------------------------- subscriptions (0x12-0x15)
+# Who receives which event, and what a device does with each result, is in docs/PROTOCOL.md
+# section 19; here are only the messages and their field limits.
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class Subscribe(Message):
+    """Device -> server: deliver events whose name starts with `prefix` ("" matches every name)."""
+
+    TYPE = MsgType.SUBSCRIBE
+    CHECKS = (_seq, _prefix)
+    seq: int
+    prefix: str
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class SubscribeAck(Message):
+    """Server -> device: the outcome of the SUBSCRIBE or UNSUBSCRIBE with this seq."""
+
+    TYPE = MsgType.SUBSCRIBE_ACK
+    CHECKS = (_seq, _enum(SubscribeResult))
+    seq: int
+    result: SubscribeResult = SubscribeResult.ACCEPTED
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class Unsubscribe(Message):
+    """Device -> server: stop delivering `prefix` (exactly as subscribed); None drops every prefix."""
+
+    TYPE = MsgType.UNSUBSCRIBE
+    CHECKS = (_seq, _optional(_prefix))
+    seq: int
+    prefix: str | None
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class EventMessage(Message):
+    """Server -> device (EVENT): an event matching one of the connection's prefixes. Never answered."""
+
+    TYPE = MsgType.EVENT
+    CHECKS = (
+        _uint(0, limits.MAX_EVENT_ID),
+        _event_name,
+        _event_data,
+        _uint(0, 2**63 - 1),
+        _event_ttl,
+        _optional(_bin(limits.DEVICE_ID_LEN, limits.DEVICE_ID_LEN)),
+        _bool,
+        _uint(0, limits.MAX_SKIPPED),
+    )
+    event_id: int  # the cloud's ID for the event (the event stream's `id`); increasing
+    name: str
+    data: bytes
+    published_at_ms: int  # Unix time in milliseconds, when the cloud stored it
+    ttl: int
+    source: bytes | None  # the publishing device's ID; None: the cloud (the API, a webhook's response)
+    to_device: bool = False  # addressed to this device alone (a hook response), not a product event
+    skipped: int = 0  # matching events dropped for this connection since the previous EVENT (saturates)
+
+
+def event_fits_frame(rx_max_frame: int, name: str, data: bytes) -> bool:
+    """Whether an EVENT with this name and data fits a frame body of `rx_max_frame` bytes,
+    whatever its other fields: frame = 16 (tag) + EVENT_FIXED_OVERHEAD + name + data."""
+    return limits.TAG_LEN + limits.EVENT_FIXED_OVERHEAD + len(name.encode()) + len(data) <= rx_max_frame
 
 
 # ---------------------------------------------------------------------------- OTA (0x20-0x2F)

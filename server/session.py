@@ -8,6 +8,8 @@ Life of a session:
      and does the session replace an older connection of the same device.
   3. serving: a reader (this task) and one writer task that owns all socket writes. Outgoing
      messages go through a bounded queue; a device that does not read is closed, not buffered.
+     Subscribed events join that queue from the broker (`_deliver`), at most DEVICE_EVENT_QUEUE
+     at a time: beyond that they are skipped and counted, never waited for.
   4. closing: a GOODBYE with the typed reason when the link still allows it, the stream closed,
      and one structured log line.
 """
@@ -23,10 +25,11 @@ from dataclasses import dataclass, field, replace
 import trio
 
 from protocol import limits
-from protocol.codes import AckResult, CloseReason, OtaAbortReason, Privilege
+from protocol.codes import AckResult, CloseReason, OtaAbortReason, Privilege, SubscribeResult
 from protocol.connection import Connection, ConnectionClosed, Event, NeedData, Role, State
 from protocol.errors import LocalProtocolError, RemoteProtocolError
 from protocol.messages import (
+    EventMessage,
     Goodbye,
     Hello,
     Message,
@@ -42,14 +45,19 @@ from protocol.messages import (
     PublishAck,
     Ready,
     StatusUpdate,
+    Subscribe,
+    SubscribeAck,
+    Unsubscribe,
     Welcome,
+    event_fits_frame,
+    parse_device_id,
 )
 from protocol.noise import KeyPair
 
 from . import ota_delivery
 from .admission import Decision, decide
 from .config import ServerConfig
-from .events import EventBroker
+from .events import DEVICE_EVENT_QUEUE, DeviceFeed, EventBroker, device_may_receive
 from .logs import log_event, now
 from .registry import SessionRegistry
 from .rollouts.wakeup import Wakeup
@@ -119,6 +127,13 @@ class DeviceSession:
         self._ota_send, self._ota_recv = trio.open_memory_channel[Message](2 * ota_delivery.WINDOW + 8)
         self._stream_broken = False
         self._out_send, self._out_recv = trio.open_memory_channel[Message](ctx.config.send_queue)
+        self._feed: DeviceFeed | None = None  # this connection's subscriptions, once it has one
+        self._events_queued = 0  # EVENTs in the outgoing queue or being written
+        # Room for other traffic (OTA windows, acks) stays in the outgoing queue whatever its size.
+        self._event_queue_cap = max(1, min(DEVICE_EVENT_QUEUE, ctx.config.send_queue // 4))
+        self._skipped_unreported = 0  # skipped since the last EVENT sent: the next one says so
+        self.events_delivered = 0
+        self.events_skipped = 0
 
     # ------------------------------------------------------------------ control
 
@@ -394,6 +409,10 @@ class DeviceSession:
             self.enqueue(Pong(event.seq))
         elif isinstance(event, Publish):
             await self._publish(event)
+        elif isinstance(event, Subscribe):
+            self._subscribe(event)
+        elif isinstance(event, Unsubscribe):
+            self._unsubscribe(event)
         elif isinstance(event, OtaAccept | OtaDefer | OtaRefuse | OtaWindowAck | OtaComplete):
             if isinstance(event, OtaComplete):
                 self._ota_complete_queued = True
@@ -442,6 +461,90 @@ class DeviceSession:
 
         await self.ctx.store.submit(AppendEvent(record), acked)
 
+    # ------------------------------------------------------------------ subscriptions
+
+    def _subscribe(self, msg: Subscribe) -> None:
+        """Accepted whatever the privileges held now: they may change while connected, and each
+        event is checked against the ones held when it is published (`_deliver`)."""
+        assert self.hello is not None
+        product_id = self.hello.product_id
+        held = self._feed.prefixes if self._feed is not None else set()
+        if product_id is None:
+            result = SubscribeResult.NOT_PERMITTED  # development firmware: never any product privilege
+        elif msg.prefix in held:
+            result = SubscribeResult.ACCEPTED  # already held: not counted twice
+        elif len(held) >= limits.MAX_SUBSCRIPTIONS:
+            result = SubscribeResult.TOO_MANY
+        else:
+            if self._feed is None:
+                self._feed = DeviceFeed(self.device_id, product_id, self._deliver)
+            self.ctx.events.add_prefix(self._feed, msg.prefix)
+            result = SubscribeResult.ACCEPTED
+        self.enqueue(SubscribeAck(msg.seq, result))
+        accepted = result is SubscribeResult.ACCEPTED
+        log_event(
+            log,
+            "device_subscribed" if accepted else "subscription_refused",
+            logging.INFO if accepted else logging.WARNING,
+            device_id=self.device_id,
+            prefix=msg.prefix,
+            result=result.name.lower(),
+            subscriptions=len(self._feed.prefixes) if self._feed is not None else 0,
+        )
+
+    def _unsubscribe(self, msg: Unsubscribe) -> None:
+        """Always ACCEPTED: afterwards the prefix (or, for None, every prefix) is not held."""
+        feed = self._feed
+        if feed is not None:
+            if msg.prefix is None:
+                self.ctx.events.close_feed(feed)
+            else:
+                self.ctx.events.remove_prefix(feed, msg.prefix)
+        self.enqueue(SubscribeAck(msg.seq, SubscribeResult.ACCEPTED))
+        log_event(
+            log,
+            "device_unsubscribed",
+            device_id=self.device_id,
+            prefix=msg.prefix,
+            subscriptions=len(feed.prefixes) if feed is not None else 0,
+        )
+
+    def _deliver(self, event: EventRecord) -> None:
+        """Called by the broker, on the publisher's path, for an event matching a prefix: decide
+        with the privileges held right now, then queue it or skip it. Never waits."""
+        decision = self.decision
+        if decision is None or self.close_reason is not None or self.conn.state is not State.OPEN:
+            return
+        if not device_may_receive(event, self.device_id, decision.product_id, decision.privileges):
+            return
+        room = self._out_send.statistics()
+        if (
+            self._events_queued >= self._event_queue_cap
+            or room.current_buffer_used >= room.max_buffer_size
+            or not _sendable(event)
+            or not event_fits_frame(self.conn.peer_rx_max_frame, event.name, event.data)
+        ):
+            # Behind (or the event cannot travel to this device): the device learns how many it
+            # missed from the next EVENT's `skipped`; it cannot fetch them again.
+            self.events_skipped += 1
+            self._skipped_unreported += 1
+            return
+        self._events_queued += 1
+        self.events_delivered += 1
+        self.enqueue(
+            EventMessage(
+                event_id=event.id or 0,
+                name=event.name,
+                data=event.data,
+                published_at_ms=max(0, int(event.published_at * 1000)),
+                ttl=event.ttl,
+                source=_source(event),
+                to_device=event.to_device is not None,
+                skipped=min(self._skipped_unreported, limits.MAX_SKIPPED),
+            )
+        )
+        self._skipped_unreported = 0
+
     async def _writer(self) -> None:
         cfg = self.ctx.config
         async with self._out_recv:
@@ -467,12 +570,15 @@ class DeviceSession:
                         self.request_close(CloseReason.CONNECTION_LOST, f"write failed: {exc}")
                         return
                 self.frames_out += len(batch)
+                self._events_queued -= sum(isinstance(m, EventMessage) for m in batch)
                 if scope.cancelled_caught:
                     self.request_close(CloseReason.SLOW_CONSUMER, f"a write took over {cfg.write_timeout:g} s")
                     return
 
     async def _finish(self, duration: float) -> None:
         reason = self.close_reason or CloseReason.NORMAL
+        if self._feed is not None:
+            self.ctx.events.close_feed(self._feed)  # subscriptions end with the connection
         self._out_send.close()
         if not self._stream_broken:
             final = self._final_bytes(reason)
@@ -499,6 +605,8 @@ class DeviceSession:
             "frames_out": self.frames_out,
             "events": self.events_accepted,
             "events_slowed": self.events_slowed,
+            "events_delivered": self.events_delivered,
+            "events_skipped": self.events_skipped,
         }
         if self.refusal is not None:
             log_event(log, "device_refused", logging.WARNING, **fields)
@@ -539,6 +647,33 @@ class DeviceSession:
 _ORDINARY_CLOSES = frozenset(
     {CloseReason.NORMAL, CloseReason.REPLACED, CloseReason.SERVER_SHUTDOWN, CloseReason.CONNECTION_LOST}
 )
+
+
+def _sendable(event: EventRecord) -> bool:
+    """Whether the event's fields fit EVENT's limits. Device and API events always do; a cloud
+    event built elsewhere (a hook response's long name) might not, and must not reach the writer,
+    where the encoder would refuse it."""
+    try:
+        name_bytes = len(event.name.encode())
+    except UnicodeEncodeError:
+        return False
+    return (
+        1 <= name_bytes <= limits.MAX_EVENT_NAME
+        and len(event.data) <= limits.MAX_EVENT_DATA
+        and 0 <= event.ttl <= limits.MAX_EVENT_TTL
+        and (event.id or 0) <= limits.MAX_EVENT_ID
+    )
+
+
+def _source(event: EventRecord) -> bytes | None:
+    """EVENT.source: the publishing device's ID, or None for the cloud's own events (the API's,
+    and anything addressed to one device, whose device_id names the recipient)."""
+    if event.to_device is not None:
+        return None
+    try:
+        return parse_device_id(event.device_id)
+    except ValueError:
+        return None
 
 
 def _privilege_names(privileges: Privilege) -> list[str]:

@@ -22,7 +22,7 @@ class Recorder(BaseHTTPRequestHandler):
     received: list[tuple[str, dict[str, str], bytes]] = []
     statuses: list[int] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.received.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
         status = self.statuses.pop(0) if self.statuses else 200
@@ -32,7 +32,7 @@ class Recorder(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(reply)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -75,9 +75,10 @@ def test_webhook_commands_deliver_sign_retry_and_answer(
     ok(served.cli("product", "create", "Meter", "--id", P))
     ok(served.cli("product", "add-device", P, device))
     url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
+    template = '{"v": "{{{PARTICLE_EVENT_VALUE}}}", "d": "{{PARTICLE_DEVICE_ID}}"}'
     created = json.loads(ok(served.cli(
-        "webhook", "create", P, "sim/", url, "--json-body", '{"v": "{{{PARTICLE_EVENT_VALUE}}}", "d": "{{PARTICLE_DEVICE_ID}}"}',
-        "--header", "X-Team: meters", "--no-defaults", "--json",
+        "webhook", "create", P, "sim/", url, "--json-body", template, "--header", "X-Team: meters", "--no-defaults",
+        "--json",
     )))  # fmt: skip
     secret = created["secret"]
     listed = ok(served.cli("webhook", "list", P))

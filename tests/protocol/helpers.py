@@ -15,7 +15,16 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from protocol import limits
-from protocol.codes import AckResult, CloseReason, OtaAbortReason, OtaRefusal, OtaResult, Privilege, Status
+from protocol.codes import (
+    AckResult,
+    CloseReason,
+    OtaAbortReason,
+    OtaRefusal,
+    OtaResult,
+    Privilege,
+    Status,
+    SubscribeResult,
+)
 from protocol.connection import (
     NEED_DATA,
     Connection,
@@ -29,6 +38,7 @@ from protocol.connection import (
 from protocol.errors import RemoteProtocolError
 from protocol.framing import encode_frame
 from protocol.messages import (
+    EventMessage,
     Goodbye,
     Hello,
     Message,
@@ -46,6 +56,9 @@ from protocol.messages import (
     PublishAck,
     Ready,
     StatusUpdate,
+    Subscribe,
+    SubscribeAck,
+    Unsubscribe,
     Welcome,
     encode_message,
     max_chunk_for_frame,
@@ -313,6 +326,27 @@ def ota_strategies(max_chunk: int) -> dict[type[Message], st.SearchStrategy[Any]
     }
 
 
+def subscription_strategies(max_event_data: int) -> dict[type[Message], st.SearchStrategy[Any]]:
+    """The subscription messages, with EVENT data of at most max_event_data bytes."""
+    prefixes = utf8_text(0, limits.MAX_SUBSCRIBE_PREFIX)
+    return {
+        Subscribe: st.builds(Subscribe, seq=seqs, prefix=prefixes),
+        SubscribeAck: st.builds(SubscribeAck, seq=seqs, result=st.sampled_from(SubscribeResult)),
+        Unsubscribe: st.builds(Unsubscribe, seq=seqs, prefix=st.none() | prefixes),
+        EventMessage: st.builds(
+            EventMessage,
+            event_id=st.integers(0, limits.MAX_EVENT_ID),
+            name=utf8_text(1, limits.MAX_EVENT_NAME),
+            data=st.binary(max_size=max_event_data),
+            published_at_ms=st.integers(0, 2**63 - 1),
+            ttl=st.integers(0, limits.MAX_EVENT_TTL),
+            source=st.none() | st.binary(min_size=limits.DEVICE_ID_LEN, max_size=limits.DEVICE_ID_LEN),
+            to_device=st.booleans(),
+            skipped=st.integers(0, limits.MAX_SKIPPED),
+        ),
+    }
+
+
 product_ids = st.none() | st.integers(1, limits.MAX_PRODUCT_ID)
 rx_frames = st.integers(limits.MIN_RX_FRAME, limits.NOISE_MAX_MESSAGE)
 privileges = st.integers(0, int(Privilege.all())).map(Privilege)
@@ -362,22 +396,34 @@ STRATEGIES: dict[type[Message], st.SearchStrategy[Any]] = {
     ),
     PublishAck: st.builds(PublishAck, seq=seqs, result=st.sampled_from(AckResult)),
     **ota_strategies(limits.MAX_OTA_CHUNK),
+    **subscription_strategies(limits.MAX_EVENT_DATA),
 }
 
 any_message: st.SearchStrategy[Message] = st.one_of(*STRATEGIES.values())
 # What each side may send once the session is OPEN (Ready only once, so not here).
 # OTA messages from the server are bounded by what fits the test device's CLIENT_RX frames.
 _ota_for_client = ota_strategies(max_chunk_for_frame(CLIENT_RX))
+# The largest EVENT data that fits CLIENT_RX whatever the name (docs/PROTOCOL.md section 19.5).
+_events_for_client = subscription_strategies(
+    CLIENT_RX - limits.TAG_LEN - limits.EVENT_FIXED_OVERHEAD - limits.MAX_EVENT_NAME
+)
 DEVICE_OTA = (OtaAccept, OtaDefer, OtaRefuse, OtaWindowAck, OtaComplete)
 SERVER_OTA = (OtaOffer, OtaChunk, OtaAbort)
 device_messages: st.SearchStrategy[Message] = st.one_of(
-    STRATEGIES[Ping], STRATEGIES[Pong], STRATEGIES[Publish], *(STRATEGIES[c] for c in DEVICE_OTA)
+    STRATEGIES[Ping],
+    STRATEGIES[Pong],
+    STRATEGIES[Publish],
+    STRATEGIES[Subscribe],
+    STRATEGIES[Unsubscribe],
+    *(STRATEGIES[c] for c in DEVICE_OTA),
 )
 server_messages: st.SearchStrategy[Message] = st.one_of(
     STRATEGIES[Ping],
     STRATEGIES[Pong],
     STRATEGIES[StatusUpdate],
     STRATEGIES[PublishAck],
+    STRATEGIES[SubscribeAck],
+    _events_for_client[EventMessage],
     *(_ota_for_client[c] for c in SERVER_OTA),
 )
 
@@ -395,3 +441,11 @@ msgpack_values: st.SearchStrategy[Any] = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=2),
     max_leaves=8,
 )
+
+# One valid example of each subscription message (the field-limit tests start from these).
+SUBSCRIPTION_VALID: dict[type[Message], Message] = {
+    Subscribe: Subscribe(5, "temp/"),
+    SubscribeAck: SubscribeAck(5, SubscribeResult.TOO_MANY),
+    Unsubscribe: Unsubscribe(6, "temp/"),
+    EventMessage: EventMessage(41, "temp/kitchen", b"21.5", 1_700_000_000_123, 60, DEVICE_ID, False, 3),
+}

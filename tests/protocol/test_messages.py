@@ -46,6 +46,7 @@ from .helpers import (
     FAST,
     LOG_ONLY_REASONS,
     STRATEGIES,
+    SUBSCRIPTION_VALID,
     THOROUGH,
     any_message,
     make_hello,
@@ -188,7 +189,8 @@ def test_truncated_encoding_is_refused(message: Message, cut: int) -> None:
         [0x7F],
         [0],
         [-1],
-        [0x12, 1],  # reserved for subscriptions, not yet a message
+        [0x16, 1],  # reserved in the events range, not yet a message
+        [0x1F],
         [0x28, 1],  # reserved in the OTA range, not yet a message
         [0x2F],
         [0x30],  # reserved for claiming
@@ -411,6 +413,7 @@ VALID: dict[type[Message], Message] = {
     OtaWindowAck: OtaWindowAck(7, 8192),
     OtaComplete: OtaComplete(7, OtaResult.VERIFIED, "rebooting"),
     OtaAbort: OtaAbort(7, OtaAbortReason.SUPERSEDED, "version 9 released"),
+    **SUBSCRIPTION_VALID,
 }
 UNKNOWN_REFUSAL = max(OtaRefusal) + 1
 UNKNOWN_OTA_RESULT = max(OtaResult) + 1

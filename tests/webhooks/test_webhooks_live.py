@@ -16,7 +16,7 @@ import trio
 
 from firmware_sim.device import DeviceSettings, connect_device
 from firmware_sim.identity import DeviceIdentity
-from protocol.codes import Status
+from protocol.codes import AckResult, Status, SubscribeResult
 from server.store.base import EventRecord
 from server.webhooks.request import EVENT_ID_HEADER, SIGNATURE_HEADER
 
@@ -221,3 +221,32 @@ async def test_private_targets_are_refused_unless_allowed(tmp_path: Path, nurser
     assert receiver.requests == [] and error.data == b"target refused"
     assert history["counters"]["refused"] == 1 and "private, loopback" in history["errors"][0]["error"]
     world.api.server.shutdown()
+
+
+async def test_the_device_receives_the_response_chunks_on_its_link(world: World) -> None:
+    """The whole loop as firmware sees it: subscribe to hook-response/, publish, and read the
+    answer (after the receiver failed once) as EVENT messages addressed to this device only."""
+    server = world.api.server
+    member, other = world.members
+    async with receiving() as receiver:
+        receiver.script = [Answer(500, b"down"), Answer(200, b"r" * 600)]
+        await create(world, receiver)
+        settings = DeviceSettings(product_id=P)
+        key = server.ctx.server_key.public
+        async with (
+            connect_device(await trio.open_tcp_stream("127.0.0.1", server.device_port), member, key, settings) as dev,
+            connect_device(await trio.open_tcp_stream("127.0.0.1", server.device_port), other, key, settings) as peer,
+        ):
+            assert await dev.subscribe("hook-response/temp") is SubscribeResult.ACCEPTED
+            assert await peer.subscribe("hook-") is SubscribeResult.ACCEPTED
+            assert await dev.publish("temp", b"1") is AckResult.ACCEPTED
+            with trio.fail_after(10):
+                first, second = await dev.receive_event(), await dev.receive_event()
+            with trio.move_on_after(0.3):
+                stray = await peer.receive_event()
+                raise AssertionError(f"another device got {stray}")
+    assert (first.name, len(first.data), second.name, len(second.data)) == (
+        "hook-response/temp/0", 512, "hook-response/temp/1", 88,
+    )  # fmt: skip
+    assert first.to_device and first.source is None  # from the cloud, for this device alone
+    assert len(receiver.requests) == 2
