@@ -322,7 +322,7 @@ class DeviceSession:
         """Proof of possession, then admission. Noise proved the peer holds the key it sent;
         that key must be this device's registered key. Nothing is written here."""
         store = self.ctx.store
-        record, facts, product = await store.read(store.sync.admission_facts, self.device_id, hello.product_id)
+        record, facts, product = await store.read_now(store.sync.admission_facts, self.device_id, hello.product_id)
         presented = self.conn.remote_static_key or b""
         if record is None:
             raise _Refuse("unknown device ID")

@@ -7,13 +7,16 @@ applies a list of operations in one transaction (the writer service batches them
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from ..admission import DeviceFacts, ProductFacts
 from ..model import ListState, Owner, Policy, Role
 from ..rollouts.model import Rollout, RolloutCandidate, RolloutDevice, RolloutDeviceFacts
 from ..webhooks.model import Webhook, WebhookSpec
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +207,11 @@ class WriteOp(abc.ABC):
 
 
 class Store(abc.ABC):
-    # -- reads
+    def read_on_loop(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a small read on the calling (event loop) thread, on a connection of its own where
+        the store has several (see AsyncStore.read_now)."""
+        return fn(*args)
+
     @abc.abstractmethod
     def get_device(self, device_id: str) -> DeviceRecord | None: ...
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
-from .base import DeviceRecord, EventRecord, ImportResult, Store, WriteOp
+from .base import DeviceRecord, EventRecord, ImportResult, Store, T, WriteOp
 from .migrations import MIGRATIONS
 from .rows import DEVICE_COLUMNS, device_from_row, paged_by_id
 from .sqlite_admin import AdminQueries
@@ -40,6 +41,15 @@ class SQLiteStore(WebhookQueries, ClaimQueries, RolloutQueries, OtaQueries, Firm
         self._w = _connect(path)
         self._migrate()
         self._r = _connect(path)
+        self._loop_reader = _connect(path)  # the event loop's own, so it never waits on _r's mutex
+
+    def read_on_loop(self, fn: Callable[..., T], *args: Any) -> T:
+        previous = getattr(self._local, "reader", None)
+        self._local.reader = self._loop_reader
+        try:
+            return fn(*args)
+        finally:
+            self._local.reader = previous
 
     def _migrate(self) -> None:
         w = self._w
@@ -181,6 +191,7 @@ class SQLiteStore(WebhookQueries, ClaimQueries, RolloutQueries, OtaQueries, Firm
 
     def close(self) -> None:
         self._r.close()
+        self._loop_reader.close()
         self._w.close()
 
 

@@ -50,7 +50,9 @@ class AdminQueries:
     def _q(self) -> sqlite3.Connection:
         """The connection for reads: the writer's inside a write batch on this thread, so a check
         sees what earlier operations of the same transaction wrote; the reader's otherwise."""
-        return self._w if getattr(self._local, "in_batch", False) else self._r
+        if getattr(self._local, "in_batch", False):
+            return self._w
+        return getattr(self._local, "reader", None) or self._r  # `read_on_loop` sets its own
 
     # ------------------------------------------------------------------ products
 
