@@ -51,7 +51,13 @@ class KeyPair:
 
     @classmethod
     def generate(cls) -> KeyPair:
-        return cls(X25519PrivateKey.generate().private_bytes_raw())
+        # From the key object: going through the raw bytes would parse the key a second time
+        # (every handshake makes an ephemeral key, so this is on the connect path).
+        pair = cls.__new__(cls)
+        pair._key = X25519PrivateKey.generate()
+        pair.private = pair._key.private_bytes_raw()
+        pair.public = pair._key.public_key().public_bytes_raw()
+        return pair
 
     def dh(self, public: bytes) -> bytes:
         try:

@@ -47,8 +47,11 @@ async def plan_offer(session: DeviceSession) -> Plan | None:
     hello, decision = session.hello, session.decision
     if hello is None or decision is None or decision.product_id is None:
         return None
+    if Privilege.OTA not in decision.privileges:
+        return None  # nothing to look up: this connection never receives an image
     store, product_id = session.ctx.store, decision.product_id
-    firmware = await store.read(
+    # A few primary-key lookups on every connect: on the loop (see AsyncStore.read_now).
+    firmware = await store.read_now(
         _offer_target, store.sync, session.device_id, product_id, decision.privileges, hello.firmware_version
     )
     if firmware is None:
@@ -61,7 +64,7 @@ async def plan_offer(session: DeviceSession) -> Plan | None:
 def _offer_target(
     store: Store, device_id: str, product_id: int, privileges: Privilege, running: int
 ) -> FirmwareRecord | None:
-    """In one read (one worker-thread hop on the connect path): the firmware to offer, if any."""
+    """In one read on the connect path: the firmware to offer, if any."""
     device = store.get_device(device_id)
     facts = store.firmware_target_facts(product_id, device_id)
     target = should_offer(
