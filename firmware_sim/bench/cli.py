@@ -1,0 +1,169 @@
+"""`fleetsim bench SCENARIO` / `python -m firmware_sim.bench SCENARIO`.
+
+    python -m firmware_sim.bench connect --devices 1k,5k,10k,19k [--rate 2000] --json c.json --plot c.png
+    python -m firmware_sim.bench hold --devices 1k,5k,10k,19k --window 60
+    python -m firmware_sim.bench publish --publishers 1,10,100,1000 --duration 10
+    python -m firmware_sim.bench ota --devices 1,10,50 --size-mb 4
+    python -m firmware_sim.bench peers --clients 1000 --messages 100
+
+Never part of the test run: each run starts its own `fleetgate serve` (and peers' brokers) on
+loopback, in a temporary directory, and removes it afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import report, targets
+from .harness import LoadSettings, open_bench
+from .machine import kernel_limits, machine_facts, plan_pinning
+from .server import PRODUCT_ID
+from .stats import parse_sizes
+
+SCENARIOS = ("connect", "hold", "publish", "ota", "peers")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, default=4, help="load processes (default 4)")
+    p.add_argument("--sources", type=int, default=4, help="loopback source addresses 127.0.0.2.. (default 4)")
+    p.add_argument("--timeout", type=float, default=60.0, help="per-device limit for connect + handshake (s)")
+    p.add_argument("--server-log-level", default="info", choices=["debug", "info", "warning", "error"],
+                   help="the server's log level (default info, as `fleetgate serve`)")  # fmt: skip
+    p.add_argument("--no-pin", action="store_true", help="do not pin the server and the load to separate cores")
+    p.add_argument("--keep-data", action="store_true", help="keep the server's data directory and log")
+    p.add_argument(
+        "--profile",
+        type=Path,
+        metavar="OUT.txt",
+        help="sample the server with py-spy during the run (collapsed stacks + hot-spot summary)",
+    )
+    p.add_argument("--json", type=Path, metavar="OUT", help="write the full result as JSON")
+    p.add_argument("--plot", type=Path, metavar="OUT.png", help="write the scenario's scaling plot")
+
+
+def add_subcommands(sub: Any) -> None:
+    c = sub.add_parser("connect", help="N devices connect: a storm, or at a fixed rate")
+    c.add_argument("--devices", default="1k,5k,10k", help="fleet sizes, e.g. 1k,5k,10k,19k (default 1k,5k,10k)")
+    c.add_argument("--rate", type=float, help="connections per second (default: all at once, a storm)")
+    c.add_argument("--concurrency", type=int, help="handshakes in flight at most (default: no limit)")
+    h = sub.add_parser("hold", help="N idle authenticated devices with heartbeats: RSS and CPU per connection")
+    h.add_argument("--devices", default="1k,5k,10k,19k", help="steps of the idle fleet (default 1k,5k,10k,19k)")
+    h.add_argument("--window", type=float, default=60.0, help="seconds measured at each step (default 60)")
+    pu = sub.add_parser("publish", help="M devices publish acked events, one product-stream subscriber")
+    pu.add_argument("--publishers", default="1,10,100,1000", help="publisher counts (default 1,10,100,1000)")
+    pu.add_argument("--duration", type=float, default=10.0, help="seconds of publishing per step (default 10)")
+    pu.add_argument("--window", type=int, default=32, help="unacknowledged publishes per device (default 32)")
+    pu.add_argument("--payload", type=int, default=64, help="event data bytes (default 64)")
+    o = sub.add_parser("ota", help="a firmware of S MB to K devices at once")
+    o.add_argument("--devices", default="1,10,50", help="device counts (default 1,10,50)")
+    o.add_argument("--size-mb", type=float, default=4.0, help="image size in MB of 10^6 bytes (default 4, max 16.7)")
+    o.add_argument("--ota-timeout", type=float, default=300.0, help="seconds for all transfers of a step")
+    pe = sub.add_parser("peers", help="connect + QoS 1 publish against Fleetgate, mosquitto (TLS) and amqtt")
+    pe.add_argument("--clients", type=int, default=1000, help="clients (default 1000)")
+    pe.add_argument("--messages", type=int, default=100, help="acked messages per client (default 100)")
+    pe.add_argument("--payload", type=int, default=64, help="message bytes (default 64)")
+    pe.add_argument("--window", type=int, default=16, help="unacknowledged messages per client (default 16)")
+    pe.add_argument("--peers", default="fleetgate,mosquitto,amqtt", help="which servers (default all three)")
+    for p in (c, h, pu, o, pe):
+        _common(p)
+
+
+def add_parser(sub: Any) -> None:
+    """For firmware_sim/cli.py: `fleetsim bench SCENARIO ...`."""
+    bench = sub.add_parser("bench", help="benchmarks: connect, hold, publish, ota, peers (docs/BENCHMARKS.md)")
+    add_subcommands(bench.add_subparsers(dest="scenario", required=True))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m firmware_sim.bench", description="Fleetgate benchmarks")
+    add_subcommands(parser.add_subparsers(dest="scenario", required=True))
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> LoadSettings:
+    return LoadSettings(workers=args.workers, sources=args.sources, timeout=args.timeout,
+                        log_level=args.server_log_level, keep_data=args.keep_data,
+                        profile=args.profile)  # fmt: skip
+
+
+def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
+    scenario: str = args.scenario
+    pinning = plan_pinning(not args.no_pin)
+    settings = _settings(args)
+    result: dict[str, Any] = {
+        "scenario": scenario,
+        "machine": machine_facts(list(argv)),
+        "kernel_limits": kernel_limits(),
+        "pinning": pinning.as_json(),
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "run"},
+    }
+    if scenario == "peers":
+        from .peers import run_peers
+
+        result.update(run_peers(args, pinning, settings))
+    else:
+        result.update(_run_fleetgate(scenario, args, pinning, settings))
+    result["targets"] = targets.check(scenario, result)
+    return result
+
+
+def _run_fleetgate(scenario: str, args: argparse.Namespace, pinning: Any, settings: LoadSettings) -> dict[str, Any]:
+    from . import scenarios
+    from .subscriber import Subscriber
+
+    sizes = parse_sizes(args.publishers if scenario == "publish" else args.devices)
+    publish_rate = 1e6 if scenario == "publish" else None
+    with open_bench(max(sizes), pinning, settings, publish_rate=publish_rate) as bench:
+        if scenario == "connect":
+            rows = scenarios.run_connect(bench, sizes, args.rate, args.concurrency)
+        elif scenario == "hold":
+            rows = scenarios.run_hold(bench, sizes, args.window)
+        elif scenario == "publish":
+            sub = Subscriber(bench.server.api_port, bench.server.token, PRODUCT_ID, pinning.load)
+            try:
+                rows = scenarios.run_publish(bench, sizes, args.duration, args.window, args.payload, sub)
+            finally:
+                sub.close()
+        else:
+            size = int(args.size_mb * 1e6)
+            rows = scenarios.run_ota(bench, sizes, size, args.ota_timeout)
+        errors = bench.server.log_tail_errors()
+        if errors:
+            bench.note(f"the server logged errors: {errors}")
+        return {"server": bench.server_info(), "rows": rows, "notes": bench.notes}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    return cmd_bench(args, argv)
+
+
+def cmd_bench(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
+    """Run a scenario, print the report, write --json and --plot. For `fleetsim bench` too."""
+    if argv is None:
+        argv = sys.argv[2:] if len(sys.argv) > 1 and sys.argv[1] == "bench" else sys.argv[1:]
+    try:
+        result = run(args, argv)
+    except KeyboardInterrupt:
+        print("fleetsim bench: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a run that cannot finish says why (and where)
+        traceback.print_exc()
+        print(f"fleetsim bench: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    print(report.render(result))
+    if args.json:
+        report.write_json(args.json, result)
+        print(f"\nwrote {args.json}")
+    if args.plot and result.get("rows"):
+        from .plot import write_plot
+
+        write_plot(args.plot, result)
+        print(f"wrote {args.plot}")
+    return 0

@@ -1,0 +1,202 @@
+"""One benchmark run's setting: a fresh server on its core, the fleet registered, the load
+workers on the other cores, and the readings every figure is taken from."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..identity import DeviceIdentity
+from .machine import Pinning, ProcessMeter, counter_delta, cpu_times, kernel_counters, pin
+from .pool import WorkerPool, source_addresses
+from .profile import Profiler
+from .server import PRODUCT_ID, BenchServer
+from .stats import busy_share
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSettings:
+    workers: int = 4
+    sources: int = 4  # loopback source addresses
+    timeout: float = 60.0  # per-device limit for TCP connect + handshake
+    log_level: str = "info"  # the server's (the default of `fleetgate serve`)
+    keep_data: bool = False
+    profile: Path | None = None  # py-spy record of the server while the scenario runs
+
+
+@dataclass(slots=True)
+class Bench:
+    server: BenchServer
+    pool: WorkerPool
+    meter: ProcessMeter
+    pinning: Pinning
+    settings: LoadSettings
+    sources: list[str]
+    devices: int
+    online: int = 0  # fleet devices [0, online) are connected
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+    def settle(self) -> float:
+        """Wait until the server is quiet; its CPU seconds then."""
+        return self.meter.settle()
+
+    def grow(self, n: int, rate: float | None = None, concurrency: int | None = 512) -> list[tuple[float, float, str]]:
+        """Bring fleet devices [online, n) online (not a measured phase)."""
+        if n <= self.online:
+            return []
+        self.pool.prepare(self.online, n, PRODUCT_ID)
+        results = self.pool.connect(
+            self.online, n, time.monotonic() + 0.1, rate, concurrency, self.settings.timeout, self.sources
+        )
+        failed = [r for r in results if r[2]]
+        if failed:
+            self.note(f"{len(failed)} of {len(results)} devices failed to come online: {failed[0][2]}")
+        self.online = n
+        return results
+
+    def disconnect_all(self) -> None:
+        self.pool.close_all()
+        self.online = 0
+        self.settle()
+
+    def server_info(self) -> dict[str, object]:
+        return {
+            "command": " ".join(self.server.command),
+            "log_level": self.settings.log_level,
+            "publish_rate_limit": self.server.publish_rate,
+            "pid": self.server.pid,
+        }
+
+
+@dataclass(slots=True)
+class Phase:
+    """Readings at the start and end of a measured phase."""
+
+    bench: Bench
+    label: str = "phase"
+    wall0: float = 0.0
+    cpu0: float = 0.0
+    load0: float = 0.0
+    kernel0: dict[str, int] = field(default_factory=dict)
+    wall1: float = 0.0
+    cpu1: float = 0.0
+    load1: float = 0.0
+    kernel1: dict[str, int] = field(default_factory=dict)
+    profiler: Profiler | None = None
+    sys0: float = 0.0
+    sys1: float = 0.0
+
+    def start(self) -> Phase:
+        """Readings now; with --profile, py-spy starts sampling the server first."""
+        profile = self.bench.settings.profile
+        if profile is not None:
+            name = profile.with_name(f"{profile.stem}-{self.label}{profile.suffix or '.txt'}")
+            self.profiler = Profiler(self.bench.server.pid, name, self.bench.pinning)
+            time.sleep(1.0)  # py-spy attaches
+        self.kernel0 = kernel_counters()
+        self.load0 = self.bench.pool.cpu()
+        self.sys0 = cpu_times(self.bench.server.pid)[1]
+        self.cpu0 = self.bench.meter.cpu()
+        self.wall0 = time.monotonic()
+        return self
+
+    def stop(self) -> Phase:
+        self.wall1 = time.monotonic()
+        self.cpu1 = self.bench.meter.cpu()
+        self.sys1 = cpu_times(self.bench.server.pid)[1]
+        self.load1 = self.bench.pool.cpu()
+        self.kernel1 = kernel_counters()
+        return self
+
+    def system_share(self) -> float | None:
+        """Of the server's CPU in the phase, the share spent in the kernel (stime)."""
+        return round((self.sys1 - self.sys0) / self.server_cpu, 3) if self.server_cpu > 0 else None
+
+    def done(self) -> None:
+        """After the phase's tail (the server settled): stop the profiler, if any."""
+        if self.profiler is not None:
+            self.bench.note(self.profiler.stop())
+            self.profiler = None
+
+    @property
+    def wall(self) -> float:
+        return self.wall1 - self.wall0
+
+    @property
+    def server_cpu(self) -> float:
+        return self.cpu1 - self.cpu0
+
+    @property
+    def load_cpu(self) -> float:
+        return self.load1 - self.load0
+
+    def kernel(self) -> dict[str, int]:
+        return counter_delta(self.kernel0, self.kernel1)
+
+    def busy(self, load_cores: int) -> dict[str, float | None]:
+        s = busy_share(self.server_cpu, self.wall)
+        lo = busy_share(self.load_cpu, self.wall, load_cores)
+        return {"server_busy": None if s is None else round(s, 3), "load_busy": None if lo is None else round(lo, 3)}
+
+
+def bottleneck_note(busy: dict[str, float | None], what: str) -> str | None:
+    """Say which side limited a rate: a figure is the server's only if the server was busy."""
+    server, load = busy.get("server_busy"), busy.get("load_busy")
+    if server is None or load is None:
+        return None
+    if server >= 0.85:
+        return None
+    if load >= 0.85:
+        return (f"{what}: the load, not the server, was the limit (load cores {load:.0%} busy, server {server:.0%}): "
+                "the rate is a lower bound of the server's")  # fmt: skip
+    return (f"{what}: neither side was saturated (server {server:.0%}, load {load:.0%} busy): the rate is bound "
+            "by latency (round trips, windows, timers) rather than CPU")  # fmt: skip
+
+
+def kernel_note(kernel: dict[str, int], what: str) -> str | None:
+    drops = {k: v for k, v in kernel.items() if k in ("listen_overflows", "listen_drops", "syn_queue_full_drops")}
+    if not drops:
+        return None
+    return (f"{what}: the kernel dropped connection attempts ({drops}): a kernel queue (somaxconn / "
+            "tcp_max_syn_backlog / the listen backlog) turned them away before the server saw them; they "
+            "came back after SYN retransmits (1 s, 3 s, ...)")  # fmt: skip
+
+
+@contextmanager
+def open_bench(
+    devices: int, pinning: Pinning, settings: LoadSettings, publish_rate: float | None = None
+) -> Iterator[Bench]:
+    """A fresh server with `devices` registered and pre-added, and the load workers."""
+    root = Path(tempfile.mkdtemp(prefix="fleetsim-bench-"))
+    pin(pinning.load)  # this process is load too
+    server = BenchServer(root / "data", log_level=settings.log_level, publish_rate=publish_rate, cores=pinning.server)
+    pool: WorkerPool | None = None
+    try:
+        identities = [DeviceIdentity.generate() for _ in range(devices)]
+        server.start()
+        server.register(identities)
+        pool = WorkerPool(identities, settings.workers, "127.0.0.1", server.device_port, server.public_key,
+                          pinning.load)  # fmt: skip
+        bench = Bench(server, pool, ProcessMeter(server.pid), pinning, settings,
+                      source_addresses(settings.sources), devices)  # fmt: skip
+        bench.settle()
+        yield bench
+    finally:
+        if pool is not None:
+            pool.shutdown()
+        code = server.stop()
+        if code not in (0, None):
+            print(f"fleetsim bench: the server exited with code {code} (log: {server.log_path})")
+        if not settings.keep_data:
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            print(f"fleetsim bench: server data and log kept in {root}")

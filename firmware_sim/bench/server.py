@@ -1,0 +1,202 @@
+"""The server under test: a real `fleetgate serve` process on loopback, in a temporary data
+directory, pinned to its own core, set up through the operator HTTP API like any fleet."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+from protocol.messages import parse_public_key
+
+from .. import firmware
+from ..drill_server import free_ports
+from ..identity import DeviceIdentity
+
+START_LIMIT = 60.0
+STOP_LIMIT = 20.0
+API_BATCH = 10_000  # the API's limit per provisioning or pre-add request
+PRODUCT_ID = 4242
+
+
+def native_publish_flags() -> bool:
+    """Whether `fleetgate serve` itself takes --publish-rate (then no wrapper is needed)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "server.cli", "serve", "--help"], capture_output=True, text=True, check=False
+    )
+    return "--publish-rate" in out.stdout
+
+
+def serve_command(data_dir: Path, device_port: int, api_port: int, log_level: str, publish_rate: float | None,
+                  native: bool) -> list[str]:  # fmt: skip
+    """`fleetgate serve`, or its benchmark twin when the rate limit must be raised and
+    `fleetgate serve` has no flag for it (see firmware_sim/bench/serve.py)."""
+    module = "server.cli" if native or publish_rate is None else "firmware_sim.bench.serve"
+    cmd = [sys.executable, "-m", module]
+    if module == "server.cli":
+        cmd.append("serve")
+    cmd += [
+        "--data-dir", str(data_dir), "--device-port", str(device_port), "--api-port", str(api_port),
+        "--log-level", log_level, "--max-firmware-size", str(16 * 1024 * 1024),
+    ]  # fmt: skip
+    if publish_rate is not None:
+        cmd += ["--publish-rate", f"{publish_rate:g}", "--publish-burst", str(int(publish_rate))]
+    return cmd
+
+
+class ServerFailed(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class BenchServer:
+    data_dir: Path
+    log_level: str = "info"
+    publish_rate: float | None = None  # None: the server's default limit
+    cores: frozenset[int] | None = None
+    device_port: int = 0
+    api_port: int = 0
+    command: list[str] = field(default_factory=list)
+    public_key: bytes = b""
+    token: str = ""
+    proc: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = None
+    _banner: list[str] = field(default_factory=list)
+    _client: httpx.Client | None = None
+    _reader: threading.Thread | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir.parent / "server.log"
+
+    def start(self) -> None:
+        self.device_port, self.api_port = free_ports(2)
+        native = self.publish_rate is not None and native_publish_flags()
+        self.command = serve_command(
+            self.data_dir, self.device_port, self.api_port, self.log_level, self.publish_rate, native
+        )
+        self._log = self.log_path.open("ab")
+        cores = self.cores
+
+        def pin_self() -> None:  # runs in the child before exec: every thread it starts inherits it
+            if cores is not None:
+                os.sched_setaffinity(0, cores)
+
+        self.proc = subprocess.Popen(
+            self.command, stdout=subprocess.PIPE, stderr=self._log, preexec_fn=pin_self, cwd=Path(__file__).parents[2]
+        )
+        ready = threading.Event()
+        self._reader = threading.Thread(target=self._read_banner, args=(ready,), daemon=True)
+        self._reader.start()
+        if not ready.wait(START_LIMIT) or self.proc.poll() is not None:
+            self.stop()
+            raise ServerFailed(f"the server did not start: {' '.join(self._banner) or 'no output'} ({self.log_path})")
+        self.public_key = parse_public_key((self.data_dir / "server.pub").read_text().strip())
+        self.token = (self.data_dir / "admin.token").read_text().strip()
+        self._client = httpx.Client(
+            base_url=f"http://127.0.0.1:{self.api_port}", headers={"Authorization": f"Bearer {self.token}"},
+            timeout=httpx.Timeout(120.0),
+        )  # fmt: skip
+
+    def _read_banner(self, ready: threading.Event) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            line = raw.decode(errors="replace").strip()
+            self._banner.append(line)
+            if "Ctrl-C" in line:
+                ready.set()
+        ready.set()  # the process ended: start() sees poll() is not None
+
+    def stop(self) -> int | None:
+        proc, self.proc = self.proc, None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(STOP_LIMIT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._reader is not None:
+            self._reader.join(5)  # it reads stdout to the end (the process has exited)
+        if proc.stdout is not None:
+            proc.stdout.close()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        return proc.returncode
+
+    # ------------------------------------------------------------------ the operator API
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        assert self._client is not None
+        response = self._client.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            raise ServerFailed(f"{method} {path}: {response.status_code} {response.text[:300]}")
+        return response.json()
+
+    def register(self, identities: list[DeviceIdentity], product_id: int = PRODUCT_ID) -> None:
+        """Register the device keys and pre-add every device to the product (full privileges)."""
+        with contextlib.suppress(ServerFailed):  # already there on a second call
+            self._call("POST", "/v1/products", json={"name": f"Bench {product_id}", "id": product_id})
+        for i in range(0, len(identities), API_BATCH):
+            batch = identities[i : i + API_BATCH]
+            rows = [{"id": d.device_id_hex, "public_key": d.key.public.hex()} for d in batch]
+            answer = self._call("POST", "/v1/provisioning", json={"devices": rows})
+            if answer.get("errors"):
+                raise ServerFailed(f"provisioning: {answer['errors'][:3]}")
+            ids = "".join(f"{d.device_id_hex}\n" for d in batch)
+            files = {"file": ("ids.txt", ids.encode(), "text/plain")}
+            answer = self._call("POST", f"/v1/products/{product_id}/devices", files=files)
+            if answer.get("invalidDeviceIds") or answer.get("nonmemberDeviceIds"):
+                raise ServerFailed(f"pre-add: {answer}")
+
+    def upload_firmware(self, version: int, size: int, product_id: int = PRODUCT_ID) -> bytes:
+        binary = firmware.build(product_id, version, size, seed=version)
+        self._call(
+            "POST", f"/v1/products/{product_id}/firmware",
+            data={"version": str(version), "title": f"bench v{version}"},
+            files={"binary": (f"bench-{version}.bin", binary, "application/octet-stream")},
+        )  # fmt: skip
+        return binary
+
+    def release(self, version: int, product_id: int = PRODUCT_ID) -> None:
+        body = {"version": version, "product_default": True, "intelligent": True}  # online devices: now
+        self._call("PUT", f"/v1/products/{product_id}/firmware/release", json=body)
+
+    def stored_events(self) -> int:
+        """Events in the store, read from the database file itself (WAL: readers do not block)."""
+        db = sqlite3.connect(f"file:{self.data_dir / 'fleetgate.db'}?mode=ro", uri=True, timeout=30)
+        try:
+            (count,) = db.execute("SELECT COUNT(*) FROM events").fetchone()
+            return int(count)
+        finally:
+            db.close()
+
+    def log_tail_errors(self, limit: int = 5) -> list[str]:
+        """The last few warnings or errors the server logged (to say why a run failed)."""
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return []
+        bad = [ln for ln in lines if re.search(r'"level": "(error|critical)"', ln) or "Traceback" in ln]
+        return bad[-limit:]
