@@ -240,8 +240,11 @@ class _MqttWorker:
                 except Exception as exc:
                     client.closed = f"{type(exc).__name__}: {exc}"
                     return
-            client.slot = trio.Event()
-            await client.slot.wait()
+            if left == 0:
+                break  # all sent: the drain waits for their acks
+            client.slot = slot = trio.Event()
+            if len(client.inflight) >= window:  # no checkpoint since the check: no ack slips by
+                await slot.wait()
         client.slot = None
 
     async def _cmd_subscribe(self, limit: float, sources: list[str]) -> dict[str, Any]:

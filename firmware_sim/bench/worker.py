@@ -209,9 +209,12 @@ class _Worker:
                 except Exception as exc:
                     device.closed = f"publish failed: {type(exc).__name__}: {exc}"
                     return
-            device.slot = trio.Event()
-            with trio.move_on_at(trio.current_time() + max(0.0, end - time.monotonic())):
-                await device.slot.wait()
+            if left == 0:
+                break  # all sent: the drain waits for their acks
+            device.slot = slot = trio.Event()
+            if len(device.inflight) >= window:  # no checkpoint since the check: no ack slips by
+                with trio.move_on_at(trio.current_time() + max(0.0, end - time.monotonic())):
+                    await slot.wait()
         device.slot = None
 
     async def _cmd_ota_reset(self) -> dict[str, Any]:
