@@ -29,25 +29,12 @@ API_BATCH = 10_000  # the API's limit per provisioning or pre-add request
 PRODUCT_ID = 4242
 
 
-def native_publish_flags() -> bool:
-    """Whether `fleetgate serve` itself takes --publish-rate (then no wrapper is needed)."""
-    out = subprocess.run(
-        [sys.executable, "-m", "server.cli", "serve", "--help"], capture_output=True, text=True, check=False
-    )
-    return "--publish-rate" in out.stdout
-
-
-def serve_command(data_dir: Path, device_port: int, api_port: int, log_level: str, publish_rate: float | None,
-                  native: bool) -> list[str]:  # fmt: skip
-    """`fleetgate serve`, or its benchmark twin when the rate limit must be raised and
-    `fleetgate serve` has no flag for it (see firmware_sim/bench/serve.py)."""
-    module = "server.cli" if native or publish_rate is None else "firmware_sim.bench.serve"
-    cmd = [sys.executable, "-m", module]
-    if module == "server.cli":
-        cmd.append("serve")
-    cmd += [
-        "--data-dir", str(data_dir), "--device-port", str(device_port), "--api-port", str(api_port),
-        "--log-level", log_level, "--max-firmware-size", str(16 * 1024 * 1024),
+def serve_command(data_dir: Path, device_port: int, api_port: int, log_level: str,
+                  publish_rate: float | None) -> list[str]:  # fmt: skip
+    """`fleetgate serve` for one run; with `publish_rate`, the per-device publish limit raised."""
+    cmd = [
+        sys.executable, "-m", "server.cli", "serve", "--data-dir", str(data_dir), "--device-port", str(device_port),
+        "--api-port", str(api_port), "--log-level", log_level, "--max-firmware-size", str(16 * 1024 * 1024),
     ]  # fmt: skip
     if publish_rate is not None:
         cmd += ["--publish-rate", f"{publish_rate:g}", "--publish-burst", str(int(publish_rate))]
@@ -86,10 +73,7 @@ class BenchServer:
 
     def start(self) -> None:
         self.device_port, self.api_port = free_ports(2)
-        native = self.publish_rate is not None and native_publish_flags()
-        self.command = serve_command(
-            self.data_dir, self.device_port, self.api_port, self.log_level, self.publish_rate, native
-        )
+        self.command = serve_command(self.data_dir, self.device_port, self.api_port, self.log_level, self.publish_rate)
         self._log = self.log_path.open("ab")
         cores = self.cores
 
