@@ -42,10 +42,15 @@ class OutgoingRequest:
 
     @property
     def host_key(self) -> str:
-        """scheme://host:port: requests to one target share its throttle."""
-        parts = urlsplit(self.url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+        return host_key(self.url)
+
+
+def host_key(url: str) -> str:
+    """scheme://host:port: requests to one target share its throttle. A webhook's scheme and
+    host are literal, so its URL template gives the same key as every URL it renders."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
 def defaults(event: EventRecord, product_id: int) -> dict[str, str]:

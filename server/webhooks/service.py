@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -24,14 +25,14 @@ import trio
 
 from protocol import limits
 
-from ..events import API_SOURCE
+from ..events import API_SOURCE, EventBroker
 from ..logs import log_event, now
 from ..store.base import EventRecord
 from ..store.ops import AppendEvent
 from . import guard, templates
 from .history import Attempt, DeliveryStats
 from .model import HOOK_PREFIX, Webhook
-from .request import OutgoingRequest, RenderError, build
+from .request import OutgoingRequest, RenderError, build, host_key
 from .throttle import NORMAL_IN_FLIGHT, HostThrottle
 
 if TYPE_CHECKING:  # session.py imports this module's service through ServerContext
@@ -128,7 +129,7 @@ class WebhookService:
                 self._enqueue(hook, Job(hook.id, event))
 
     def _enqueue(self, hook: Webhook, job: Job) -> None:
-        lane = self._lane(OutgoingRequest(hook.spec.method.value, hook.spec.url, {}, b"", True).host_key)
+        lane = self._lane(host_key(hook.spec.url))
         try:
             if lane is None:
                 raise trio.WouldBlock
@@ -273,12 +274,18 @@ class WebhookService:
         except templates.TemplateError:
             return  # checked when the webhook was saved
         chunks = [body[i : i + CHUNK] for i in range(0, len(body), CHUNK)] or [b""]
+        events = self._ctx.events
         for index, chunk in enumerate(chunks):
             record = EventRecord(event.device_id, _topic(name, index), chunk, RESPONSE_TTL, True, now(),
                                  product_id=hook.product_id, to_device=event.device_id)  # fmt: skip
-            event_id = await self._ctx.store.write(AppendEvent(record))
-            if isinstance(event_id, int):
-                self._ctx.events.publish(replace(record, id=event_id))
+            # Queued, not awaited one by one: the writer commits the chunks together and runs
+            # these callbacks in order, so the device gets them in order (as sessions publish).
+            await self._ctx.store.submit(AppendEvent(record), partial(_stored, events, record))
+
+
+def _stored(events: EventBroker, record: EventRecord, result: object) -> None:
+    if isinstance(result, int):  # its ID; an exception means it was not stored and is not sent
+        events.publish(replace(record, id=result))
 
 
 def _topic(name: str, index: int) -> str:
