@@ -7,6 +7,8 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,18 @@ def start_server(data: Path, *extra: str) -> Served:
     api = re.search(r"API at (http://127\.0\.0\.1:\d+)", banner)
     assert port and api, banner
     return Served(data, int(port.group(1)), api.group(1), proc, banner)
+
+
+@contextmanager
+def serving(data: Path, *extra: str) -> Iterator[Served]:
+    """A `fleetgate serve` process for one test, killed afterwards if it still runs."""
+    server = start_server(data, *extra)
+    try:
+        yield server
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.communicate(timeout=10)
 
 
 def stop(served: Served) -> tuple[str, str]:

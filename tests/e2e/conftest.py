@@ -15,7 +15,7 @@ from server.config import ServerConfig
 from server.logs import now
 from server.store import SQLiteStore
 
-from .cli_support import Served, start_server
+from .cli_support import Served, serving
 
 
 @dataclass
@@ -55,10 +55,5 @@ async def live(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Live]:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
-    server = start_server(tmp_path / "data")
-    try:
+    with serving(tmp_path / "data") as server:
         yield server
-    finally:
-        if server.proc.poll() is None:
-            server.proc.kill()
-            server.proc.communicate(timeout=10)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .cli_support import FLEETSIM, Served, run, start_server
+from .cli_support import FLEETSIM, Served, run, serving
 
 P = 4902
 
@@ -50,13 +50,8 @@ def receiver() -> Iterator[ThreadingHTTPServer]:
 
 @pytest.fixture
 def served_open(tmp_path: Path) -> Iterator[Served]:
-    server = start_server(tmp_path / "data", "--webhook-allow-private", "--webhook-retry-delays", "0.2,0.4")
-    try:
+    with serving(tmp_path / "data", "--webhook-allow-private", "--webhook-retry-delays", "0.2,0.4") as server:
         yield server
-    finally:
-        if server.proc.poll() is None:
-            server.proc.kill()
-            server.proc.communicate(timeout=10)
 
 
 def ok(result: object) -> str:
