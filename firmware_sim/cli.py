@@ -20,6 +20,7 @@ from protocol.errors import RemoteProtocolError
 from protocol.messages import EventMessage, parse_device_id, parse_public_key
 
 from . import drill_cli, firmware
+from .bench import cli as bench_cli
 from .device import DeviceClosed, DeviceRefused, DeviceSettings, connect_device
 from .fleet import DeviceOutcome, FleetPlan, run_fleet, summarize
 from .identity import DeviceIdentity, load_identities, write_identities
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--json", action="store_true", help="print size and SHA-256 as JSON")
 
     drill_cli.add_parser(sub)
+    bench_cli.add_parser(sub)
     return parser
 
 
@@ -110,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return drill_cli.cmd_drill(args)
         if args.command == "listen":
             return cmd_listen(args)
+        if args.command == "bench":
+            return bench_cli.cmd_bench(args)
         return cmd_run(args)
     except (CliError, drill_cli.DrillFailedToRun) as exc:
         print(f"fleetsim: {exc}", file=sys.stderr)
