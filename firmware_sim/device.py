@@ -270,7 +270,7 @@ class SimDevice:
             self.ota_results.append(result.complete)
             self._note("complete", status=result.complete.status.name.lower())
 
-    def _maybe_corrupt(self, offer: OtaOffer, chunk: OtaChunk) -> bytes:
+    def _maybe_corrupt(self, offer: OtaOffer, chunk: OtaChunk) -> bytes | memoryview:
         """With corrupt_chunk: the chunk holding the image's middle byte is stored with that byte
         flipped, as a bad flash write would. The running hash saw the true bytes, so only the
         check of the stored copy catches it (HASH_MISMATCH)."""

@@ -21,7 +21,7 @@ class Flash:
         # across the reconnects and retries that follow it.
         self.injected: set[tuple[str, bytes]] = set()
 
-    def write(self, offset: int, data: bytes) -> None:
+    def write(self, offset: int, data: bytes | memoryview) -> None:
         if offset == 0:
             self._partition.clear()  # a new image (or a restart of one) starts from scratch
         del self._partition[offset:]

@@ -3,6 +3,7 @@
     conn.receive_data(data)      # bytes from the socket; b"" means the peer closed
     event = conn.next_event()    # a Message, Refused, ConnectionClosed, or NEED_DATA
     data = conn.send(message)    # bytes to write to the socket
+    data = conn.send_batch(msgs) # the same for several messages, sealed into one buffer
 
 States (all transitions live in this file):
 
@@ -22,13 +23,14 @@ Before OPEN the server accepts nothing but the preamble, handshake message 1, an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
 from typing import Final
 
 from . import limits
 from .codes import CloseReason
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
-from .framing import REFUSAL_FRAME, FrameDecoder, encode_frame
+from .framing import HEADER_LEN, REFUSAL_FRAME, FrameDecoder, encode_frame, frame_header
 from .messages import (
     EventMessage,
     Goodbye,
@@ -53,6 +55,7 @@ from .messages import (
     Unsubscribe,
     Welcome,
     decode_message,
+    encode_chunk_head,
     encode_message,
     max_chunk_for_frame,
 )
@@ -329,11 +332,39 @@ class Connection:
     # ------------------------------------------------------------------ sending
 
     def send(self, message: Message) -> bytes:
-        state = self.state
         if isinstance(message, Hello):
             return self._send_hello(message)
         if isinstance(message, Welcome):
             return self._send_welcome(message)
+        next_state = self._check_send(message, self.state)
+        # Encode and size-check before encrypting: a refused send must not consume a nonce.
+        plaintext = encode_message(message)
+        self._check_size(len(plaintext))
+        assert self._send_cipher is not None
+        frame = encode_frame(self._send_cipher.encrypt_with_ad(b"", plaintext))
+        self.state = next_state
+        return frame
+
+    def send_batch(self, messages: Sequence[Message]) -> bytearray:
+        """send() for each message in order, into one buffer: each frame is encrypted in place,
+        with no bytes object per frame and no join (an OTA window is about 1 MiB of frames).
+        All or nothing: if one message may not be sent (LocalProtocolError), no nonce is used."""
+        state = self.state
+        parts: list[tuple[bytes, bytes | memoryview]] = []
+        for message in messages:
+            if isinstance(message, Hello | Welcome):
+                raise LocalProtocolError(f"{type(message).__name__} is sent with send(), alone")
+            state = self._check_send(message, state)
+            part = _plaintext_parts(message)
+            self._check_size(len(part[0]) + len(part[1]))
+            parts.append(part)
+        out = bytearray(sum(HEADER_LEN + len(head) + len(data) + limits.TAG_LEN for head, data in parts))
+        self._seal_into(memoryview(out), parts)
+        self.state = state
+        return out
+
+    def _check_send(self, message: Message, state: State) -> State:
+        """Whether `message` may be sent in `state` (LocalProtocolError if not); the state after it."""
         allowed = FROM_DEVICE if self.role is Role.CLIENT else FROM_SERVER
         if type(message) not in allowed:
             raise LocalProtocolError(f"a {self.role.value} may not send {type(message).__name__}")
@@ -355,18 +386,35 @@ class Connection:
             raise LocalProtocolError(
                 f"OtaOffer.chunk_size {message.chunk_size} exceeds max_chunk_for_frame({self.peer_rx_max_frame})"
             )
-        # Encode and size-check before encrypting: a refused send must not consume a nonce.
-        plaintext = encode_message(message)
-        if len(plaintext) + limits.TAG_LEN > self.peer_rx_max_frame:
-            raise LocalProtocolError(
-                f"frame of {len(plaintext) + limits.TAG_LEN} bytes exceeds the peer's limit {self.peer_rx_max_frame}"
-            )
-        frame = encode_frame(self._send_cipher.encrypt_with_ad(b"", plaintext))
         if is_goodbye:
-            self.state = State.CLOSED
-        elif isinstance(message, Ready):
-            self.state = State.OPEN
-        return frame
+            return State.CLOSED
+        return State.OPEN if isinstance(message, Ready) else state
+
+    def _check_size(self, plaintext_len: int) -> None:
+        if plaintext_len + limits.TAG_LEN > self.peer_rx_max_frame:
+            raise LocalProtocolError(
+                f"frame of {plaintext_len + limits.TAG_LEN} bytes exceeds the peer's limit {self.peer_rx_max_frame}"
+            )
+
+    def _seal_into(self, out: memoryview, parts: list[tuple[bytes, bytes | memoryview]]) -> None:
+        """Write each (head, data) plaintext as a frame into `out`, which fits them exactly."""
+        cipher = self._send_cipher
+        assert cipher is not None
+        # Head and data must be one buffer for the AEAD: assembled here, one frame at a time.
+        scratch = memoryview(bytearray(limits.MAX_TRANSPORT_PLAINTEXT)) if any(d for _, d in parts) else None
+        at = 0
+        for head, data in parts:
+            plaintext: bytes | memoryview = head
+            if data:
+                assert scratch is not None
+                plaintext = scratch[: len(head) + len(data)]
+                plaintext[: len(head)] = head
+                plaintext[len(head) :] = data
+            body = len(plaintext) + limits.TAG_LEN
+            out[at : at + HEADER_LEN] = frame_header(body)
+            at += HEADER_LEN
+            cipher.encrypt_into(b"", plaintext, out[at : at + body])
+            at += body
 
     def _send_hello(self, hello: Hello) -> bytes:
         if self.role is not Role.CLIENT or self.state is not State.IDLE:
@@ -400,3 +448,11 @@ class Connection:
         self._handshake = None
         self.state = State.CLOSED
         return REFUSAL_FRAME
+
+
+def _plaintext_parts(message: Message) -> tuple[bytes, bytes | memoryview]:
+    """A message's plaintext as (head, data): an OTA chunk's data stays where it is (the image)
+    until it is copied once, next to its head, for sealing; every other message is all head."""
+    if isinstance(message, OtaChunk):
+        return encode_chunk_head(message), message.data
+    return encode_message(message), b""

@@ -16,10 +16,15 @@ REFUSAL_FRAME = b"\x00\x00"
 
 
 def encode_frame(body: bytes) -> bytes:
-    n = len(body)
-    if not 0 < n <= NOISE_MAX_MESSAGE:
-        raise LocalProtocolError(f"frame body of {n} bytes is outside 1..{NOISE_MAX_MESSAGE}")
-    return n.to_bytes(2, "big") + body
+    return frame_header(len(body)) + body
+
+
+def frame_header(body_len: int) -> bytes:
+    """The length prefix of a frame whose body has `body_len` bytes (for a sender that writes
+    the body in place after it)."""
+    if not 0 < body_len <= NOISE_MAX_MESSAGE:
+        raise LocalProtocolError(f"frame body of {body_len} bytes is outside 1..{NOISE_MAX_MESSAGE}")
+    return body_len.to_bytes(HEADER_LEN, "big")
 
 
 class FrameDecoder:

@@ -100,6 +100,19 @@ def _bin(lo: int, hi: int) -> Check:
     return check
 
 
+def _bin_or_view(lo: int, hi: int) -> Check:
+    """Like _bin, and on the sending side also a view of bytes (an OTA chunk sliced from the
+    image without a copy). Decoding only ever produces bytes."""
+
+    def check(v: Any) -> bytes | memoryview:
+        if type(v) is memoryview and v.format == "B" and v.ndim == 1 and lo <= len(v) <= hi:
+            return v
+        result: bytes = _bin(lo, hi)(v)
+        return result
+
+    return check
+
+
 def _text(lo: int, hi: int) -> Check:
     """UTF-8 text whose encoded length is lo..hi bytes."""
 
@@ -449,10 +462,10 @@ class OtaChunk(Message):
     """Server -> device: image bytes [offset, offset + len(data)). Never answered one by one."""
 
     TYPE = MsgType.OTA_CHUNK
-    CHECKS = (_transfer_id, _uint(0, limits.MAX_OTA_IMAGE_SIZE - 1), _bin(1, limits.MAX_OTA_CHUNK))
+    CHECKS = (_transfer_id, _uint(0, limits.MAX_OTA_IMAGE_SIZE - 1), _bin_or_view(1, limits.MAX_OTA_CHUNK))
     transfer_id: int
     offset: int
-    data: bytes  # 1..chunk_size bytes
+    data: bytes | memoryview  # 1..chunk_size bytes (a view only on the sender's side)
 
 
 @_register
@@ -503,7 +516,7 @@ def max_chunk_for_frame(rx_max_frame: int) -> int:
 
 
 def encode_message(message: Message) -> bytes:
-    values = [getattr(message, name) for name in message._NAMES]
+    values = _values(message)
     try:
         checked = [check(v) for check, v in zip(message.CHECKS, values, strict=True)]
     except ValueError as exc:
@@ -512,6 +525,25 @@ def encode_message(message: Message) -> bytes:
     items.extend(int(v) if isinstance(v, IntEnum | Privilege) else v for v in checked)
     out: bytes = msgpack.packb(items, use_bin_type=True)
     return out
+
+
+def encode_chunk_head(chunk: OtaChunk) -> bytes:
+    """OTA_CHUNK's encoding up to its data: encode_message(chunk) == head + chunk.data. A sender
+    can then put the data straight into its frame buffer instead of copying it through msgpack."""
+    try:
+        transfer_id, offset, data = (check(v) for check, v in zip(OtaChunk.CHECKS, _values(chunk), strict=True))
+    except ValueError as exc:
+        raise LocalProtocolError(f"OtaChunk: {exc}") from exc
+    # fixarray of 4, three packed integers, then the bin8 or bin16 header of the data (a chunk
+    # never exceeds 65535 bytes: limits.MAX_OTA_CHUNK).
+    n = len(data)
+    bin_header = bytes((0xC4, n)) if n <= 0xFF else bytes((0xC5, n >> 8, n & 0xFF))
+    packed: list[bytes] = [msgpack.packb(v) for v in (int(OtaChunk.TYPE), transfer_id, offset)]
+    return b"\x94" + b"".join(packed) + bin_header
+
+
+def _values(message: Message) -> list[Any]:
+    return [getattr(message, name) for name in message._NAMES]
 
 
 def decode_message(data: bytes) -> Message:

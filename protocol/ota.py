@@ -74,19 +74,28 @@ def build_offer(
     window: int,
     signature: bytes | None = None,
     chunk_size: int | None = None,
+    sha256: bytes | None = None,
 ) -> OtaOffer:
     """An OTA_OFFER for `image`: its size and sha256, and by default the largest chunk that fits
-    the device's announced rx_max_frame. A smaller chunk_size may be asked for, a larger not."""
+    the device's announced rx_max_frame. A smaller chunk_size may be asked for, a larger not.
+
+    `sha256`: the image's digest when the caller already knows it (a server that verified the
+    image when storing it): hashing the whole image for every device was the offer's main cost.
+    It is trusted, not checked; a wrong one fails the transfer at the device (HASH_MISMATCH)."""
     largest = max_chunk_for_frame(rx_max_frame)
     if chunk_size is None:
         chunk_size = largest
     elif not 1 <= chunk_size <= largest:
         raise LocalProtocolError(f"chunk_size {chunk_size} is outside 1..{largest} for rx_max_frame {rx_max_frame}")
+    if sha256 is None:
+        sha256 = hashlib.sha256(image).digest()
+    elif len(sha256) != hashlib.sha256().digest_size:
+        raise LocalProtocolError(f"sha256 must be {hashlib.sha256().digest_size} bytes, got {len(sha256)}")
     return OtaOffer(
         transfer_id=transfer_id,
         version=version,
         size=len(image),
-        sha256=hashlib.sha256(image).digest(),
+        sha256=sha256,
         chunk_size=chunk_size,
         window=window,
         signature=signature,
@@ -355,11 +364,12 @@ class ImageSender:
     __slots__ = ("_acked", "_in_flight", "_next", "_read", "offer")
 
     def __init__(self, offer: OtaOffer, image: bytes | Reader) -> None:
+        self._read: Callable[[int, int], bytes | memoryview]
         if isinstance(image, bytes):
             if len(image) != offer.size:
                 raise LocalProtocolError(f"the image has {len(image)} bytes, the offer says {offer.size}")
-            data = image
-            self._read: Reader = lambda offset, length: data[offset : offset + length]
+            view = memoryview(image)  # chunks are views of the image: no copy until the frame is sealed
+            self._read = lambda offset, length: view[offset : offset + length]
         else:
             self._read = image
         self.offer = offer
@@ -430,7 +440,7 @@ class ImageSender:
             data = self._read(self._next, length)
             if len(data) != length:
                 raise LocalProtocolError(f"read returned {len(data)} bytes at {self._next}, expected {length}")
-            out.append(OtaChunk(offer.transfer_id, self._next, bytes(data)))
+            out.append(OtaChunk(offer.transfer_id, self._next, data))
             self._next += length
             self._in_flight.append(self._next)
         return out

@@ -19,6 +19,7 @@ from protocol.errors import RemoteProtocolError
 from protocol.messages import Message, OtaAccept, OtaComplete, OtaDefer, OtaRefuse, OtaWindowAck
 from protocol.ota import ImageSender, build_offer
 
+from .firmware.cache import ImageCache, ImageMismatch
 from .firmware.files import binary_path
 from .firmware_target import TargetFacts, should_offer
 from .logs import log_event, now
@@ -34,6 +35,10 @@ log = logging.getLogger("fleetgate.ota")
 
 WINDOW = 16  # chunks in flight: with 64 KiB chunks about 1 MiB, within the session's queue
 ANSWER_TIMEOUT = 60.0  # seconds a device may take to answer an offer or acknowledge a window
+
+# One per process, shared by every session: entries are keyed by content hash, so servers that
+# share a process (tests) can share it too.
+IMAGES = ImageCache()
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +62,11 @@ async def plan_offer(session: DeviceSession) -> Plan | None:
     if firmware is None:
         return None
     path = binary_path(session.ctx.config.data_dir, product_id, firmware.version, firmware.sha256)
-    image = await trio.to_thread.run_sync(path.read_bytes)
+    try:
+        image = await IMAGES.load(firmware.sha256, path.read_bytes)
+    except ImageMismatch as exc:  # the stored binary changed since upload: offer nothing
+        log_event(log, "ota_image_corrupt", logging.ERROR, device_id=session.device_id, path=str(path), error=str(exc))
+        return None
     return Plan(firmware, image)
 
 
@@ -100,6 +109,7 @@ async def transfer(
         rx_max_frame=hello.rx_max_frame,
         window=WINDOW,
         signature=plan.firmware.signature,
+        sha256=bytes.fromhex(plan.firmware.sha256),  # checked at upload, and by IMAGES when read
     )
     version = plan.firmware.version
     fields: dict[str, Any] = {"device_id": session.device_id, "version": version, "transfer_id": transfer_id}

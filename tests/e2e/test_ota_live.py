@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from firmware_sim.identity import DeviceIdentity
 from protocol.codes import CloseReason, OtaRefusal, OtaResult, Status
 from protocol.messages import OtaAccept, OtaRefuse, OtaWindowAck
 from protocol.ota import ReceiverState
+from server import ota_delivery
+from server.firmware.cache import ImageCache
+from server.firmware.files import binary_path
 from server.model import Policy
 from server.operations import Operations
 from server.rollouts.model import RolloutSettings, RolloutTarget
@@ -83,6 +87,38 @@ async def test_a_quarantined_device_never_receives_a_byte(live: Live) -> None:
     await session(live, device, seconds=1)
     assert device.state.status is Status.QUARANTINED
     assert flash.bytes_written == 0 and device.ota_results == []
+
+
+async def test_a_binary_changed_on_disk_since_upload_is_never_offered(
+    live: Live, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(ota_delivery, "IMAGES", ImageCache())  # not already read by another test
+    identity = live.known[0]
+    await Operations(live.server.ctx).add_device(ADMIN, P, identity.device_id_hex)
+    path = binary_path(live.server.ctx.config.data_dir, P, 2, hashlib.sha256(IMAGE).hexdigest())
+    path.write_bytes(IMAGE[:-1] + bytes([IMAGE[-1] ^ 1]))  # one bit flipped on disk
+    flash = Flash()
+    device = SimDevice(identity, live.key, DeviceSettings(product_id=P, firmware_version=1), flash=flash)
+    await session(live, device, seconds=1)
+    assert device.state.status is Status.OK
+    assert flash.bytes_written == 0 and device.ota_results == [] and flash.receiver.current_offer is None
+    assert [r.levelname for r in caplog.records if r.getMessage() == "ota_image_corrupt"] == ["ERROR"]
+    assert len(ota_delivery.IMAGES) == 0
+
+
+async def test_devices_are_served_from_the_shared_image_cache(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    images = ImageCache()
+    monkeypatch.setattr(ota_delivery, "IMAGES", images)
+    ops = Operations(live.server.ctx)
+    for identity in live.known[:2]:
+        await ops.add_device(ADMIN, P, identity.device_id_hex)
+    flashes = [Flash(), Flash()]
+    async with trio.open_nursery() as nursery:
+        for identity, flash in zip(live.known[:2], flashes, strict=True):
+            settings = DeviceSettings(product_id=P, firmware_version=1)
+            nursery.start_soon(session, live, SimDevice(identity, live.key, settings, flash=flash), 10.0)
+    assert [f.installed_version for f in flashes] == [2, 2]
+    assert images.get(hashlib.sha256(IMAGE).hexdigest()) == IMAGE and images.nbytes == len(IMAGE)
 
 
 async def test_losing_the_ota_privilege_aborts_a_transfer_in_flight(live: Live) -> None:

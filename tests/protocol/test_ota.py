@@ -196,6 +196,24 @@ def test_build_offer() -> None:
             build_offer(transfer_id=9, version=3, image=IMAGE, rx_max_frame=512, window=1, chunk_size=bad)
 
 
+def test_build_offer_takes_a_known_digest_as_is() -> None:
+    known = hashlib.sha256(b"what the server verified at upload").digest()
+    offer = build_offer(transfer_id=1, version=2, image=IMAGE, rx_max_frame=512, window=4, sha256=known)
+    assert offer.sha256 == known  # trusted, not recomputed: a wrong one fails at the device's check
+    for bad in (b"", known[:31], known + b"\x00"):
+        with pytest.raises(LocalProtocolError, match="sha256"):
+            build_offer(transfer_id=1, version=2, image=IMAGE, rx_max_frame=512, window=4, sha256=bad)
+
+
+def test_chunks_are_views_of_the_image_not_copies() -> None:
+    sender = ImageSender(offer_for(chunk_size=300, window=8), IMAGE)
+    sender.start(OtaAccept(1, 0))
+    chunks = sender.chunks_to_send()
+    assert all(type(c.data) is memoryview and c.data.obj is IMAGE for c in chunks)
+    assert [bytes(c.data) for c in chunks] == [IMAGE[0:300], IMAGE[300:600], IMAGE[600:900], IMAGE[900:]]
+    assert [wire(c) for c in chunks] == chunks  # they encode like bytes; the device decodes bytes
+
+
 # ---------------------------------------------------------------------------- answers, resume, abort
 
 

@@ -24,6 +24,7 @@ from protocol.messages import (
     OtaRefuse,
     OtaWindowAck,
     decode_message,
+    encode_chunk_head,
     encode_message,
     max_chunk_for_frame,
 )
@@ -76,6 +77,39 @@ def test_largest_chunk_fills_the_frame_exactly(rx_max_frame: int) -> None:
     """Fits at the worst case, and one more byte would not: the helper is exact."""
     n = max_chunk_for_frame(rx_max_frame)
     assert _frame_size(_worst_chunk(n)) == rx_max_frame
+
+
+@THOROUGH
+@given(
+    st.integers(0, limits.MAX_TRANSFER_ID),
+    st.integers(0, limits.MAX_OTA_IMAGE_SIZE - 1),
+    st.one_of(st.integers(1, 300), st.sampled_from([255, 256, 65535 - 300, limits.MAX_OTA_CHUNK])),
+)
+def test_chunk_head_is_the_encoding_up_to_the_data(transfer_id: int, offset: int, n: int) -> None:
+    data = bytes(i % 251 for i in range(n))
+    chunk = OtaChunk(transfer_id, offset, data)
+    assert encode_chunk_head(chunk) + data == encode_message(chunk)
+    view = OtaChunk(transfer_id, offset, memoryview(b"." + data)[1:])  # as ImageSender slices it
+    assert encode_message(view) == encode_message(chunk)
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        OtaChunk(limits.MAX_TRANSFER_ID + 1, 0, b"x"),
+        OtaChunk(1, limits.MAX_OTA_IMAGE_SIZE, b"x"),
+        OtaChunk(1, 0, b""),
+        OtaChunk(1, 0, b"x" * (limits.MAX_OTA_CHUNK + 1)),
+        OtaChunk(1, 0, memoryview(bytes(8)).cast("I")),  # a view, but not of bytes one by one
+        OtaChunk(1, 0, bytearray(b"x")),  # type: ignore[arg-type]
+    ],
+    ids=["transfer_id", "offset", "empty", "too_long", "int_view", "bytearray"],
+)
+def test_chunk_head_checks_like_encode_message(chunk: OtaChunk) -> None:
+    with pytest.raises(LocalProtocolError):
+        encode_chunk_head(chunk)
+    with pytest.raises(LocalProtocolError):
+        encode_message(chunk)
 
 
 @pytest.mark.parametrize("rx_max_frame", [0, limits.MIN_RX_FRAME - 1, limits.NOISE_MAX_MESSAGE + 1])
