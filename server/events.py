@@ -27,7 +27,15 @@ from .store.base import EventRecord
 
 API_SOURCE = "api"  # the coreid of events published through the API (Particle says "api" too)
 CLOUD_SOURCE = "particle-internal"  # the coreid of the cloud's own events to a device (Particle's)
-SUBSCRIBER_QUEUE = 1024  # events a subscriber may lag behind before it is cut off
+# A stream subscriber may lag this many events, or this many bytes of queued events, behind
+# before it is cut off (it resumes from the store with Last-Event-ID). Sized for bursts: the
+# store writer publishes a whole write batch (up to 512 events) at once, and a subscriber on a
+# busy machine misses a scheduling slice now and then; at 30,000 events/s, 16,384 events are
+# half a second. The byte bound caps what one lagging subscriber holds (~4 MiB of records
+# whatever their size: about 15,000 events of 64 bytes, 3,200 of the largest, 1 KiB).
+SUBSCRIBER_QUEUE = 16384
+SUBSCRIBER_BYTES = 4 * 1024 * 1024
+EVENT_OVERHEAD = 200  # bytes of a queued EventRecord beyond its name and data (object, strings)
 # EVENTs a device connection may have queued or in the middle of being written; beyond that
 # its events are skipped (and counted), so a device that does not keep up never grows the
 # outgoing queue, and never trips the slow-consumer close, because of events alone.
@@ -48,12 +56,32 @@ class EventFilter:
         return event.name.startswith(self.prefix)
 
 
+def queued_size(event: EventRecord) -> int:
+    """What an event counts against SUBSCRIBER_BYTES while queued."""
+    return len(event.data) + len(event.name) + EVENT_OVERHEAD
+
+
 @dataclass(slots=True)
 class Subscription:
     filter: EventFilter
     send: trio.MemorySendChannel[EventRecord]
     receive: trio.MemoryReceiveChannel[EventRecord]
-    cut_off: bool = False  # it fell SUBSCRIBER_QUEUE events behind
+    cut_off: bool = False  # it fell SUBSCRIBER_QUEUE events (or SUBSCRIBER_BYTES) behind
+    queued_bytes: int = 0  # queued_size() of the events sent and not yet taken
+
+    async def next_batch(self, limit: int) -> list[EventRecord]:
+        """Wait for an event, then take every one already queued behind it (up to `limit`),
+        oldest first. Raises EndOfChannel once the subscription has ended and is drained.
+        Cancel-safe: nothing is taken unless the call returns."""
+        batch = [await self.receive.receive()]
+        receive_nowait = self.receive.receive_nowait
+        try:
+            while len(batch) < limit:
+                batch.append(receive_nowait())
+        except (trio.WouldBlock, trio.EndOfChannel):
+            pass  # EndOfChannel again on the next call, after what is here is delivered
+        self.queued_bytes -= sum(map(queued_size, batch))
+        return batch
 
 
 def device_may_receive(event: EventRecord, device_id: str, product_id: int | None, privileges: Privilege) -> bool:
@@ -142,6 +170,11 @@ class EventBroker:
         self._by_id.pop(id(subscription), None)
         subscription.send.close()
 
+    def _cut_off(self, subscription: Subscription) -> None:
+        subscription.cut_off = True
+        self.cut_offs += 1
+        self.unsubscribe(subscription)
+
     def __len__(self) -> int:
         return len(self._by_id)
 
@@ -192,13 +225,17 @@ class EventBroker:
         for subscription in list(self._by_id.values()):
             if not subscription.filter.matches(event):
                 continue
+            size = queued_size(event)
+            if subscription.queued_bytes + size > SUBSCRIBER_BYTES:
+                self._cut_off(subscription)
+                continue
             try:
                 subscription.send.send_nowait(event)
             except trio.WouldBlock:
-                subscription.cut_off = True
-                self.cut_offs += 1
-                self.unsubscribe(subscription)
+                self._cut_off(subscription)
             except trio.ClosedResourceError:
                 self.unsubscribe(subscription)
+            else:
+                subscription.queued_bytes += size
         for feed in self._candidates(event):
             feed.deliver(event)

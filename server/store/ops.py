@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from ..admission import Decision, Effect, decide
 from ..claims import try_claim
@@ -110,6 +110,7 @@ class ConfirmSession(WriteOp):
 class MarkDisconnected(WriteOp):
     device_id: str
     at: float
+    small: ClassVar[bool] = True
 
     def apply(self, store: Store) -> object:
         store._mark_disconnected(self.device_id, self.at)
@@ -118,10 +119,21 @@ class MarkDisconnected(WriteOp):
 
 @dataclass(frozen=True, slots=True)
 class AppendEvent(WriteOp):
+    """Store a published event; the result is its ID. A write batch's consecutive appends are
+    stored together (a few multi-row INSERTs instead of one statement and savepoint each)."""
+
     event: EventRecord
+    groupable: ClassVar[bool] = True
+    small: ClassVar[bool] = True
 
     def apply(self, store: Store) -> object:
         return store._append_event(self.event)
+
+    @classmethod
+    def apply_group(cls, store: Store, ops: Sequence[WriteOp]) -> list[object]:
+        events = [op.event for op in ops if isinstance(op, AppendEvent)]
+        assert len(events) == len(ops)
+        return list(store._append_events(events))
 
 
 @dataclass(frozen=True, slots=True)

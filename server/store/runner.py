@@ -24,6 +24,15 @@ T = TypeVar("T")
 
 WRITE_QUEUE = 4096  # pending write operations before submitters wait
 MAX_BATCH = 512  # operations per transaction
+# Fewer than this queued: the writer lets the event loop run once more (one scheduler tick:
+# sessions with data read it and submit) before it takes the batch, so a commit and the acks
+# behind it cover more events.
+GATHER_BELOW = 64
+# A batch of at most this many small ops (WriteOp.small) is applied on the event loop itself
+# (Store.write_batch_now, under a millisecond): handing it to a worker thread and back costs
+# more CPU than the commit (~150 us per hop, measured on the benchmark machine, against
+# ~80 us for a commit of one event and ~8 us for each further one).
+INLINE_OPS = 32
 
 
 class StoreClosed(Exception):
@@ -47,6 +56,7 @@ class AsyncStore:
         self._read_limiter = trio.CapacityLimiter(1)
         self._send, self._receive = trio.open_memory_channel[_Pending](WRITE_QUEUE)
         self.batches = 0
+        self.batches_on_loop = 0  # of which applied on the event loop (write_batch_now)
         self.ops = 0
 
     async def read(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -68,6 +78,11 @@ class AsyncStore:
         if self.inline:
             await trio.lowlevel.checkpoint()
             return self.sync.write_batch(ops)
+        if len(ops) <= INLINE_OPS and all(op.small for op in ops):
+            results = self.sync.write_batch_now(ops)
+            if results is not None:
+                self.batches_on_loop += 1
+                return results
         return await trio.to_thread.run_sync(self.sync.write_batch, ops)
 
     async def submit(self, op: WriteOp, on_done: Callable[[object], None] | None = None) -> None:
@@ -107,6 +122,8 @@ class AsyncStore:
                     batch = [await self._receive.receive()]
                 except trio.EndOfChannel:
                     return
+                if self._receive.statistics().current_buffer_used < GATHER_BELOW:
+                    await trio.lowlevel.cancel_shielded_checkpoint()  # what was received stays received
                 while len(batch) < MAX_BATCH:
                     try:
                         batch.append(self._receive.receive_nowait())
