@@ -219,26 +219,24 @@ class AdminQueries:
     def admission_facts(
         self, device_id: str, fw_product_id: int | None
     ) -> tuple[DeviceRecord | None, DeviceFacts, ProductFacts | None]:
-        """Everything `decide` needs about one device and the product its firmware reports, in one read."""
-        row = self._q.execute(f"SELECT {DEVICE_COLUMNS} FROM devices WHERE device_id = ?", (device_id,)).fetchone()
-        record = device_from_row(row) if row else None
-        facts = DeviceFacts(record.product_id if record else None, record.owner if record else None)
-        if fw_product_id is None:
-            return record, facts, None
-        product = self._q.execute("SELECT policy FROM products WHERE id = ?", (fw_product_id,)).fetchone()
-        if product is None:
-            return record, facts, None
-        team = frozenset(
-            u for (u,) in self._q.execute("SELECT user_id FROM team WHERE product_id = ?", (fw_product_id,))
-        )
-        state = self._q.execute(
-            "SELECT state FROM product_devices WHERE product_id = ? AND device_id = ?", (fw_product_id, device_id)
+        """Everything `decide` needs about one device and the product its firmware reports, in one
+        query (it runs for every connection: four queries were a tenth of a handshake's CPU)."""
+        columns = ", ".join(f"d.{c.strip()}" for c in DEVICE_COLUMNS.split(","))
+        row = self._q.execute(
+            f"SELECT {columns}, p.id, p.policy, l.state,"
+            " (SELECT group_concat(t.user_id) FROM team t WHERE t.product_id = p.id)"
+            " FROM (SELECT 1) LEFT JOIN devices d ON d.device_id = ?1"
+            " LEFT JOIN products p ON p.id = ?2"
+            " LEFT JOIN product_devices l ON l.product_id = p.id AND l.device_id = ?1",
+            (device_id, fw_product_id),
         ).fetchone()
-        return (
-            record,
-            facts,
-            ProductFacts(fw_product_id, Policy(product[0]), team, ListState(state[0]) if state else None),
-        )
+        device, (product_id, policy, state, team) = row[:-4], row[-4:]
+        record = device_from_row(device) if device[0] is not None else None
+        facts = DeviceFacts(record.product_id if record else None, record.owner if record else None)
+        if fw_product_id is None or product_id is None:
+            return record, facts, None
+        members = frozenset(int(u) for u in team.split(",")) if team else frozenset()
+        return record, facts, ProductFacts(fw_product_id, Policy(policy), members, ListState(state) if state else None)
 
     def product_devices(
         self, product_id: int, status: str | None, offset: int, limit: int
