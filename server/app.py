@@ -24,6 +24,7 @@ from protocol.codes import CloseReason
 from .api import bind_api_socket, create_app, serve_api
 from .auth import bootstrap_admin
 from .config import ServerConfig
+from .gc_tuning import tune_for_serving
 from .keys import load_or_create_server_key
 from .logs import log_event
 from .registry import SessionRegistry
@@ -156,6 +157,7 @@ async def run_forever(config: ServerConfig, on_ready: Callable[[Server], None] |
     async with trio.open_nursery() as nursery:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             await nursery.start(server.serve)
+            tune_for_serving()
             if on_ready is not None:
                 on_ready(server)
             async for signum in signals:

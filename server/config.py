@@ -32,7 +32,7 @@ class ServerConfig:
     # Time given to sessions to say goodbye when the server stops.
     shutdown_grace: float = 5.0
     # Listen backlog: deep, so a reconnect storm of a whole fleet is not dropped by the kernel.
-    backlog: int = 4096
+    backlog: int = 65535  # the kernel caps it at net.core.somaxconn
     # Bytes requested per socket read.
     receive_size: int = 65536
     # Publishes per device: Particle's limit of about one a second with a burst of four. A publish

@@ -16,11 +16,12 @@ Life of a session:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hmac
 import logging
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import trio
 
@@ -69,6 +70,7 @@ log = logging.getLogger("fleetgate.session")
 
 HANDSHAKE_READ = len(b"FG\x00\x01") + 2 + limits.MAX_HELLO_FRAME  # never read ahead before auth
 GOODBYE_TIMEOUT = 1.0  # seconds a closing session spends delivering its GOODBYE or refusal
+IDLE_SLACK = 1.0  # seconds the idle deadline may run past idle_timeout (see _read_loop)
 LINGER_MAX_BYTES = 256 * 1024  # input discarded after our last words before we just close
 
 
@@ -99,6 +101,45 @@ def _peer_name(stream: trio.abc.Stream) -> str:
 
 
 class DeviceSession:
+    # Slots: tens of thousands live at once, and a __dict__ each was ~0.8 KiB of an idle connection.
+    __slots__ = (
+        "_confirmed_in_store",
+        "_event_queue_cap",
+        "_events_queued",
+        "_feed",
+        "_nursery",
+        "_ota_complete_queued",
+        "_ota_finished",
+        "_ota_inbox",
+        "_ota_replan",
+        "_ota_scope",
+        "_ota_transfer_id",
+        "_outbox",
+        "_outbox_closed",
+        "_scope",
+        "_skipped_unreported",
+        "_stream_broken",
+        "_writing",
+        "close_detail",
+        "close_reason",
+        "cloud_product_id",
+        "conn",
+        "ctx",
+        "decision",
+        "device_id",
+        "events_accepted",
+        "events_delivered",
+        "events_skipped",
+        "events_slowed",
+        "frames_in",
+        "frames_out",
+        "hello",
+        "peer",
+        "refusal",
+        "registered",
+        "stream",
+    )  # fmt: skip
+
     def __init__(self, stream: trio.abc.Stream, ctx: ServerContext) -> None:
         self.stream = stream
         self.ctx = ctx
@@ -122,11 +163,18 @@ class DeviceSession:
         self._ota_transfer_id = 0
         self._ota_replan = False  # the target may have changed while a transfer was in flight
         self._ota_complete_queued = False  # the device's OTA_COMPLETE waits in the OTA inbox
-        self._ota_finished = trio.Event()  # set when the transfer task in flight ends
+        self._ota_finished: trio.Event | None = None  # set when the transfer task in flight ends
         self._confirmed_in_store = False
-        self._ota_send, self._ota_recv = trio.open_memory_channel[Message](2 * ota_delivery.WINDOW + 8)
+        # The device's OTA answers, made with the first transfer or answer: most connections never
+        # have one, and a channel pair is ~1 KiB.
+        self._ota_inbox: tuple[trio.MemorySendChannel[Message], trio.MemoryReceiveChannel[Message]] | None = None
         self._stream_broken = False
-        self._out_send, self._out_recv = trio.open_memory_channel[Message](ctx.config.send_queue)
+        # Outgoing messages, at most config.send_queue. A writer task runs only while there is
+        # something to write (`enqueue` starts it, it ends when the outbox is empty): an idle
+        # connection is one task, and never two writers (docs/BENCHMARKS.md, "hold").
+        self._outbox: collections.deque[Message] = collections.deque()
+        self._outbox_closed = False
+        self._writing = False
         self._feed: DeviceFeed | None = None  # this connection's subscriptions, once it has one
         self._events_queued = 0  # EVENTs in the outgoing queue or being written
         # Room for other traffic (OTA windows, acks) stays in the outgoing queue whatever its size.
@@ -156,6 +204,12 @@ class DeviceSession:
         if self.hello is not None and self.hello.product_id is not None:
             out.add(self.hello.product_id)
         return out
+
+    @property
+    def confirmed_in_store(self) -> bool:
+        """READY's transaction has committed: what the store says of the device (its running
+        firmware, above all) is this connection's."""
+        return self._confirmed_in_store
 
     def _confirmed(self, result: object) -> None:
         """The confirming transaction decided again; if an operator acted since HELLO, say so."""
@@ -204,9 +258,14 @@ class DeviceSession:
         if Privilege.OTA in decision.privileges:
             self._ota_scope = trio.CancelScope()
             self._ota_finished = trio.Event()
-            self._nursery.start_soon(self._run_ota, self._ota_scope)
+            self._nursery.start_soon(self._run_ota, self._ota_scope, self._ota_finished)
 
-    async def _run_ota(self, scope: trio.CancelScope) -> None:
+    def _ota_channel(self) -> tuple[trio.MemorySendChannel[Message], trio.MemoryReceiveChannel[Message]]:
+        if self._ota_inbox is None:
+            self._ota_inbox = trio.open_memory_channel[Message](2 * ota_delivery.WINDOW + 8)
+        return self._ota_inbox
+
+    async def _run_ota(self, scope: trio.CancelScope, finished: trio.Event) -> None:
         try:
             with scope:
                 self._ota_replan = True
@@ -216,7 +275,8 @@ class DeviceSession:
                     if plan is None:
                         break
                     self._ota_transfer_id += 1
-                    if not await ota_delivery.transfer(self, plan, self._ota_recv, self._ota_transfer_id):
+                    inbox = self._ota_channel()[1]
+                    if not await ota_delivery.transfer(self, plan, inbox, self._ota_transfer_id):
                         break  # declined, refused or stalled: not offered again on this connection unasked
         except RemoteProtocolError as exc:
             # The device broke the transfer rules: that ends its connection, and only its connection.
@@ -224,16 +284,24 @@ class DeviceSession:
         finally:
             if self._ota_scope is scope:
                 self._ota_scope = None
-                self._ota_finished.set()
+            finished.set()
 
     def enqueue(self, message: Message) -> None:
         """Queue a message for the writer without waiting; a full queue means a slow consumer."""
-        try:
-            self._out_send.send_nowait(message)
-        except trio.WouldBlock:
+        if self._outbox_closed:
+            return  # the session is ending; nothing more goes out
+        if len(self._outbox) >= self.ctx.config.send_queue:
             self.request_close(CloseReason.SLOW_CONSUMER, f"outgoing queue of {self.ctx.config.send_queue} is full")
-        except trio.ClosedResourceError:
-            pass  # the session is ending; nothing more goes out
+            return
+        self._outbox.append(message)
+        self._start_writer()
+
+    def _start_writer(self) -> None:
+        """Run the writer if there is work and none runs (before the nursery opens, messages wait).
+        Once the session is closing none starts: its last words are `_finish`'s GOODBYE."""
+        if self._outbox and not self._writing and self._nursery is not None and self.close_reason is None:
+            self._writing = True
+            self._nursery.start_soon(self._writer)
 
     # ------------------------------------------------------------------ run
 
@@ -370,34 +438,44 @@ class DeviceSession:
             platform_id=hello.platform_id,
             decision=self.decision.reason,
         )
+        cfg = self.ctx.config
         async with trio.open_nursery() as nursery:
+            # The nursery's deadline is the idle timeout (`_read_loop` moves it): one cancel scope
+            # per connection fewer than a scope of its own.
+            nursery.cancel_scope.deadline = trio.current_time() + cfg.idle_timeout
             self._scope = nursery.cancel_scope
             self._nursery = nursery
             if self.close_reason is not None:  # asked to close while we were registering
                 nursery.cancel_scope.cancel()
-            nursery.start_soon(self._writer)
+            self._start_writer()  # what was queued while registering (a STATUS from confirming)
             if self._confirmed_in_store:  # the confirmation committed before the nursery opened
                 self._start_ota()
             await self._read_loop()
             self._nursery = None  # closing: no more tasks (a late confirmation must not start one)
-            if self._ota_complete_queued and self._ota_scope is not None:
+            if self._ota_complete_queued and self._ota_scope is not None and self._ota_finished is not None:
                 # A device verifies, sends OTA_COMPLETE and says goodbye at once (it reboots): the
                 # transfer task must record the outcome before the session cancels it.
                 with trio.move_on_after(GOODBYE_TIMEOUT):
                     await self._ota_finished.wait()
             nursery.cancel_scope.cancel()
+        if nursery.cancel_scope.cancelled_caught and self.close_reason is None:
+            # Nothing asked the session to close (that sets close_reason first): the deadline did.
+            self._set_close(CloseReason.IDLE_TIMEOUT, f"nothing received for {cfg.idle_timeout} s")
 
     async def _read_loop(self) -> None:
         """Reader: errors end the session here (a nursery would wrap them in a group)."""
         cfg = self.ctx.config
+        idle = self._scope  # the session nursery's scope: its deadline is the idle timeout
+        assert idle is not None
         try:
-            with trio.CancelScope(deadline=trio.current_time() + cfg.idle_timeout) as idle:
-                while self.close_reason is None:
-                    event = await self._next_event(cfg.receive_size)
-                    idle.deadline = trio.current_time() + cfg.idle_timeout
-                    await self._dispatch(event)
-            if idle.cancelled_caught:
-                self._set_close(CloseReason.IDLE_TIMEOUT, f"nothing received for {cfg.idle_timeout} s")
+            while self.close_reason is None:
+                event = await self._next_event(cfg.receive_size)
+                # Moved at most once per IDLE_SLACK: each move re-sorts trio's deadline heap, and
+                # a busy device sends thousands of frames a second. The timeout is T to T + slack.
+                heard = trio.current_time() + cfg.idle_timeout
+                if heard >= idle.deadline:
+                    idle.deadline = heard + IDLE_SLACK
+                await self._dispatch(event)
         except RemoteProtocolError as exc:
             self._set_close(exc.reason, str(exc))
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
@@ -417,7 +495,7 @@ class DeviceSession:
             if isinstance(event, OtaComplete):
                 self._ota_complete_queued = True
             try:
-                self._ota_send.send_nowait(event)
+                self._ota_channel()[0].send_nowait(event)
             except trio.WouldBlock:
                 self.request_close(CloseReason.PROTOCOL_ERROR, "more OTA answers than any transfer allows")
         elif isinstance(event, Goodbye):
@@ -457,7 +535,7 @@ class DeviceSession:
             self.events_accepted += 1
             self.enqueue(PublishAck(seq, AckResult.ACCEPTED))
             if isinstance(result, int):  # its ID: streams resume from the store by it
-                self.ctx.events.publish(replace(record, id=result))
+                self.ctx.events.publish(record.with_id(result))
 
         await self.ctx.store.submit(AppendEvent(record), acked)
 
@@ -517,10 +595,9 @@ class DeviceSession:
             return
         if not device_may_receive(event, self.device_id, decision.product_id, decision.privileges):
             return
-        room = self._out_send.statistics()
         if (
             self._events_queued >= self._event_queue_cap
-            or room.current_buffer_used >= room.max_buffer_size
+            or len(self._outbox) >= self.ctx.config.send_queue
             or not _sendable(event)
             or not event_fits_frame(self.conn.peer_rx_max_frame, event.name, event.data)
         ):
@@ -546,18 +623,18 @@ class DeviceSession:
         self._skipped_unreported = 0
 
     async def _writer(self) -> None:
+        """The only task that writes after the handshake: drains the outbox, then ends."""
         cfg = self.ctx.config
-        async with self._out_recv:
-            async for message in self._out_recv:
-                batch = [message]
-                while True:
-                    try:
-                        batch.append(self._out_recv.receive_nowait())
-                    except trio.WouldBlock:
-                        break
+        outbox = self._outbox
+        try:
+            while outbox:
+                batch = list(outbox)
+                outbox.clear()
                 if self.conn.state is not State.OPEN:
-                    return  # the device said goodbye: nothing more goes out
-                data = b"".join(self.conn.send(m) for m in batch)
+                    self._outbox_closed = True  # the device said goodbye: nothing more goes out
+                    return
+                # One buffer, frames sealed in place: an OTA window (~1 MiB) costs no join or per-frame copy.
+                data = self.conn.send_batch(batch)
                 with trio.move_on_after(cfg.write_timeout) as scope:
                     try:
                         # Until send_all returns, a cancel (timeout or close) may leave a
@@ -567,19 +644,25 @@ class DeviceSession:
                         self._stream_broken = False
                     except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                         self._stream_broken = True
+                        self._outbox_closed = True
                         self.request_close(CloseReason.CONNECTION_LOST, f"write failed: {exc}")
                         return
                 self.frames_out += len(batch)
                 self._events_queued -= sum(isinstance(m, EventMessage) for m in batch)
                 if scope.cancelled_caught:
+                    self._outbox_closed = True
                     self.request_close(CloseReason.SLOW_CONSUMER, f"a write took over {cfg.write_timeout:g} s")
                     return
+        finally:
+            # No await between the empty check and here: a message queued later starts a new writer.
+            self._writing = False
 
     async def _finish(self, duration: float) -> None:
         reason = self.close_reason or CloseReason.NORMAL
         if self._feed is not None:
             self.ctx.events.close_feed(self._feed)  # subscriptions end with the connection
-        self._out_send.close()
+        self._outbox_closed = True
+        self._outbox.clear()
         if not self._stream_broken:
             final = self._final_bytes(reason)
             if final:

@@ -139,8 +139,8 @@ class RolloutService:
 
     def _online(self, device_id: str, product_id: int) -> bool:
         session = self._session(device_id)
-        if session is None or session.decision is None:
-            return False
+        if session is None or session.decision is None or not session.confirmed_in_store:
+            return False  # until READY's write commits, the version it runs is not known yet
         decision = session.decision
         return Privilege.OTA in decision.privileges and decision.product_id == product_id
 

@@ -18,7 +18,7 @@ from protocol.connection import PREAMBLE, Connection, Role
 from protocol.framing import encode_frame
 from protocol.messages import Goodbye, Hello, Ping, Publish, Ready, Welcome, encode_message
 from protocol.noise import KeyPair
-from server.session import GOODBYE_TIMEOUT
+from server.session import GOODBYE_TIMEOUT, IDLE_SLACK, DeviceSession
 
 from .harness import Harness, read_all, start_harness
 
@@ -331,11 +331,46 @@ async def test_idle_device_is_closed(harness: Harness, autojump_clock: trio.test
         assert trio.current_time() - start == pytest.approx(harness.ctx.config.idle_timeout, abs=0.5)
 
 
+async def test_idle_timeout_counts_from_the_last_frame(
+    harness: Harness, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The timer moves at most once per IDLE_SLACK: a device is never cut sooner than idle_timeout
+    after its last frame, and at most IDLE_SLACK later."""
+    timeout = harness.ctx.config.idle_timeout
+    settings = DeviceSettings(heartbeat=False)
+    async with connect_device(harness.open_stream(), harness.known[0], harness.server_public_key, settings) as dev:
+        for gap in (0.3, 0.3, timeout / 2, 0.1):  # some frames inside one slack, some beyond
+            await trio.sleep(gap)
+            await dev.ping()
+        last = trio.current_time()
+        await dev.closed_event.wait()
+        assert dev.closed is not None and dev.closed.reason is CloseReason.IDLE_TIMEOUT
+        assert timeout <= trio.current_time() - last <= timeout + IDLE_SLACK + 0.01
+
+
 async def test_heartbeats_keep_a_device_connected(harness: Harness, autojump_clock: trio.testing.MockClock) -> None:
     async with connect_device(harness.open_stream(), harness.known[0], harness.server_public_key) as dev:
         await trio.sleep(10 * harness.ctx.config.idle_timeout)
         assert dev.closed is None
         assert await dev.publish("still-here") is AckResult.ACCEPTED
+
+
+async def test_an_idle_connection_holds_no_writer_task(
+    harness: Harness, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The writer runs while there is something to write and then ends: idle connections are one
+    task each (their memory is the `hold` benchmark's figure), and a later message starts it again."""
+    identity = harness.known[0]
+    settings = DeviceSettings(heartbeat=False)
+    async with connect_device(harness.open_stream(), identity, harness.server_public_key, settings) as dev:
+        await trio.testing.wait_all_tasks_blocked()  # the server has READY and is serving
+        session = harness.ctx.registry.get(identity.device_id_hex)
+        assert isinstance(session, DeviceSession) and session._nursery is not None
+        for _ in range(3):
+            await dev.ping()  # its PONG came from a writer...
+            await trio.testing.wait_all_tasks_blocked()
+            assert not session._writing and not session._nursery.child_tasks  # ...that has ended
+        assert await dev.publish("after-idle") is AckResult.ACCEPTED
 
 
 async def lockstep_handshake(harness: Harness, stream: trio.abc.Stream) -> Connection:
