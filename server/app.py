@@ -21,6 +21,7 @@ import trio
 
 from protocol.codes import CloseReason
 
+from .acceptor import serve_devices
 from .api import bind_api_socket, create_app, serve_api
 from .auth import bootstrap_admin
 from .config import ServerConfig
@@ -106,9 +107,14 @@ class Server:
                         async with trio.open_nursery() as sessions:
                             # The accept loop has its own nursery so it can stop before sessions do.
                             async with trio.open_nursery() as acceptor:
-                                handler = partial(handle_device, ctx=ctx)
+
+                                async def handler(
+                                    stream: trio.SocketStream, handshake_done: Callable[[], None]
+                                ) -> None:
+                                    await handle_device(stream, ctx, handshake_done)
+
                                 acceptor.start_soon(
-                                    partial(trio.serve_listeners, handler, self.listeners, handler_nursery=sessions)
+                                    serve_devices, self.listeners, handler, sessions, cfg.max_handshakes
                                 )
                                 log_event(
                                     log,
@@ -120,7 +126,7 @@ class Server:
                                 )
                                 task_status.started(self)
                                 await self._shutdown.wait()
-                                acceptor.cancel_scope.cancel()  # serve_listeners closes the listeners
+                                acceptor.cancel_scope.cancel()  # serve_devices closes the listeners
                             await self._drain_sessions()
                             sessions.cancel_scope.cancel()
                     background.cancel_scope.cancel()
@@ -148,6 +154,10 @@ class Server:
         registry.close_all(CloseReason.SERVER_SHUTDOWN, "server is stopping")
         with trio.move_on_after(self.ctx.config.shutdown_grace):
             await registry.wait_empty()
+
+
+async def _handle_device(ctx: ServerContext, stream: trio.SocketStream, handshake_done: Callable[[], None]) -> None:
+    await handle_device(stream, ctx, handshake_done)
 
 
 async def run_forever(config: ServerConfig, on_ready: Callable[[Server], None] | None = None) -> None:

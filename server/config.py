@@ -33,6 +33,11 @@ class ServerConfig:
     shutdown_grace: float = 5.0
     # Listen backlog: deep, so a reconnect storm of a whole fleet is not dropped by the kernel.
     backlog: int = 65535  # the kernel caps it at net.core.somaxconn
+    # Handshakes in progress at most; further connections wait in the listen queue, where no
+    # handshake clock runs (server/acceptor.py). Low enough that the last of them finishes well
+    # within handshake_timeout (2048 x ~2 ms of CPU), high enough to keep the core busy: fewer at
+    # once cost more CPU each (512: +30 %, docs/BENCHMARKS.md).
+    max_handshakes: int = 2048
     # Bytes requested per socket read.
     receive_size: int = 65536
     # Publishes per device: Particle's limit of about one a second with a burst of four. A publish
@@ -64,6 +69,8 @@ class ServerConfig:
             raise ValueError("webhook_timeout must be above 0 and retry delays at least 0")
         if not limits.MIN_RX_FRAME <= self.rx_max_frame <= limits.NOISE_MAX_MESSAGE:
             raise ValueError(f"rx_max_frame must be {limits.MIN_RX_FRAME}..{limits.NOISE_MAX_MESSAGE}")
+        if self.max_handshakes < 1:
+            raise ValueError("max_handshakes must be at least 1")
 
     @property
     def db_path(self) -> Path:

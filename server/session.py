@@ -6,8 +6,10 @@ Life of a session:
      WELCOME is answered with the bare refusal frame; the reason goes only to the log.
   2. READY confirms the session: only now is anything written (online, counter, last heard)
      and does the session replace an older connection of the same device.
-  3. serving: a reader (this task) and one writer task that owns all socket writes. Outgoing
-     messages go through a bounded queue; a device that does not read is closed, not buffered.
+  3. serving: a reader (this task) and at most one writer task, which owns all socket writes and
+     runs only while the bounded outbox holds something (an idle connection is one task). A
+     device that does not read is closed, not buffered. The idle timeout is the deadline of the
+     session's nursery. The handshake's slot in the acceptor is freed when the handshake ends.
      Subscribed events join that queue from the broker (`_deliver`), at most DEVICE_EVENT_QUEUE
      at a time: beyond that they are skipped and counted, never waited for.
   4. closing: a GOODBYE with the typed reason when the link still allows it, the stream closed,
@@ -21,6 +23,7 @@ import contextlib
 import hmac
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import trio
@@ -107,6 +110,7 @@ class DeviceSession:
         "_event_queue_cap",
         "_events_queued",
         "_feed",
+        "_handshake_done",
         "_nursery",
         "_ota_complete_queued",
         "_ota_finished",
@@ -140,8 +144,11 @@ class DeviceSession:
         "stream",
     )  # fmt: skip
 
-    def __init__(self, stream: trio.abc.Stream, ctx: ServerContext) -> None:
+    def __init__(
+        self, stream: trio.abc.Stream, ctx: ServerContext, handshake_done: Callable[[], None] | None = None
+    ) -> None:
         self.stream = stream
+        self._handshake_done = handshake_done  # frees the acceptor's slot (server/acceptor.py)
         self.ctx = ctx
         self.peer = _peer_name(stream)
         self.conn = Connection(Role.SERVER, ctx.server_key, rx_max_frame=ctx.config.rx_max_frame)
@@ -309,7 +316,12 @@ class DeviceSession:
         started = trio.current_time()
         try:
             try:
-                if await self._handshake():
+                try:
+                    handshook = await self._handshake()
+                finally:
+                    if self._handshake_done is not None:
+                        self._handshake_done()
+                if handshook:
                     await self._serve()
             except RemoteProtocolError as exc:
                 self._set_close(exc.reason, str(exc))
@@ -763,14 +775,19 @@ def _privilege_names(privileges: Privilege) -> list[str]:
     return [p.name.lower() for p in Privilege if p and p in privileges and p.name]
 
 
-async def handle_device(stream: trio.abc.Stream, ctx: ServerContext) -> None:
+async def handle_device(
+    stream: trio.abc.Stream, ctx: ServerContext, handshake_done: Callable[[], None] | None = None
+) -> None:
     """`trio.serve_tcp` handler: one session per connection; the stream is always closed.
 
     A bug in one session is logged and ends that session only: it must not take the
     listener, and every other device, down with it. Cancellation is never caught here.
     """
     try:
-        await DeviceSession(stream, ctx).run()
+        await DeviceSession(stream, ctx, handshake_done).run()
     except Exception:
         log.exception("device session crashed")
         await trio.aclose_forcefully(stream)
+    finally:
+        if handshake_done is not None:
+            handshake_done()  # idempotent: the session normally called it when its handshake ended

@@ -1,0 +1,66 @@
+"""At most `max_handshakes` handshakes run at once; other connections wait in the listen queue
+without a handshake clock, and each slot is freed when its handshake ends (server/acceptor.py)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+import trio
+
+from firmware_sim.device import DeviceRefused, DeviceSettings, connect_device
+from firmware_sim.identity import DeviceIdentity
+from protocol.codes import AckResult
+from server.acceptor import HandshakeSlot
+
+from .conftest import start_live
+
+
+async def test_a_silent_connection_holds_its_slot_until_its_handshake_times_out(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    live = await start_live(tmp_path, nursery, devices=2, max_handshakes=1, handshake_timeout=1.0)
+    silent = socket.create_connection(("127.0.0.1", live.port))  # takes the only slot, says nothing
+    try:
+        await trio.sleep(0.2)
+        start = trio.current_time()
+        stream = await trio.open_tcp_stream("127.0.0.1", live.port)
+        # Waits in the listen queue until the silent one's handshake times out, then is served
+        # in full: its own clock started only when it was accepted.
+        async with stream, connect_device(stream, live.known[0], live.key, DeviceSettings()) as dev:
+            assert trio.current_time() - start >= 0.7
+            assert await dev.publish("through") is AckResult.ACCEPTED
+            # The slot went back when this handshake ended: a second device does not wait.
+            start = trio.current_time()
+            other = await trio.open_tcp_stream("127.0.0.1", live.port)
+            async with other, connect_device(other, live.known[1], live.key, DeviceSettings()) as dev2:
+                assert trio.current_time() - start < 0.7
+                assert dev2.closed is None
+        assert silent.recv(16) == b"\x00\x00"  # the refusal frame of its timed-out handshake
+    finally:
+        silent.close()
+    live.server.shutdown()
+
+
+async def test_a_refused_handshake_frees_its_slot(tmp_path: Path, nursery: trio.Nursery) -> None:
+    live = await start_live(tmp_path, nursery, devices=1, max_handshakes=1)
+    refused = DeviceIdentity.generate()  # never registered
+    with trio.fail_after(5):
+        async with await trio.open_tcp_stream("127.0.0.1", live.port) as stranger:
+            with pytest.raises(DeviceRefused):
+                async with connect_device(stranger, refused, live.key, DeviceSettings()):
+                    pass
+        stream = await trio.open_tcp_stream("127.0.0.1", live.port)
+        async with stream, connect_device(stream, live.known[0], live.key, DeviceSettings()) as dev:
+            assert dev.closed is None
+    live.server.shutdown()
+
+
+def test_a_slot_is_released_once() -> None:
+    semaphore = trio.Semaphore(1)
+    trio.run(semaphore.acquire)
+    slot = HandshakeSlot(semaphore)
+    slot.release()
+    slot.release()  # the session and handle_device's finally may both call it
+    assert semaphore.value == 1
