@@ -83,37 +83,32 @@ class Disk:
         return self.data
 
 
-async def test_sessions_asking_at_once_share_one_read() -> None:
-    cache = ImageCache(1000)
-    disk = Disk(A[1])
+async def load_at_once(cache: ImageCache, disk: Disk, sessions: int) -> list[bytes]:
+    """`sessions` ask for the image while its read is held at the gate."""
     got: list[bytes] = []
 
     async def ask() -> None:
         got.append(await cache.load(A[0], disk.read))
 
     async with trio.open_nursery() as nursery:
-        for _ in range(5):
+        for _ in range(sessions):
             nursery.start_soon(ask)
         await trio.testing.wait_all_tasks_blocked()
         disk.gate.set()
-    assert got == [A[1]] * 5 and disk.reads == 1
+    return got
+
+
+async def test_sessions_asking_at_once_share_one_read() -> None:
+    cache = ImageCache(1000)
+    disk = Disk(A[1])
+    assert await load_at_once(cache, disk, 5) == [A[1]] * 5 and disk.reads == 1
     assert await cache.load(A[0], disk.read) == A[1] and disk.reads == 1  # from memory now
 
 
 async def test_waiters_share_a_read_too_large_to_keep() -> None:
     cache = ImageCache(100)
     disk = Disk(A[1])
-    got: list[bytes] = []
-
-    async def ask() -> None:
-        got.append(await cache.load(A[0], disk.read))
-
-    async with trio.open_nursery() as nursery:
-        for _ in range(3):
-            nursery.start_soon(ask)
-        await trio.testing.wait_all_tasks_blocked()
-        disk.gate.set()
-    assert got == [A[1]] * 3 and disk.reads == 1 and len(cache) == 0
+    assert await load_at_once(cache, disk, 3) == [A[1]] * 3 and disk.reads == 1 and len(cache) == 0
 
 
 async def test_a_binary_changed_on_disk_is_refused_not_cached() -> None:
