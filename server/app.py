@@ -107,12 +107,7 @@ class Server:
                         async with trio.open_nursery() as sessions:
                             # The accept loop has its own nursery so it can stop before sessions do.
                             async with trio.open_nursery() as acceptor:
-
-                                async def handler(
-                                    stream: trio.SocketStream, handshake_done: Callable[[], None]
-                                ) -> None:
-                                    await handle_device(stream, ctx, handshake_done)
-
+                                handler = partial(_handle_device, ctx)
                                 acceptor.start_soon(
                                     serve_devices, self.listeners, handler, sessions, cfg.max_handshakes
                                 )
@@ -157,6 +152,7 @@ class Server:
 
 
 async def _handle_device(ctx: ServerContext, stream: trio.SocketStream, handshake_done: Callable[[], None]) -> None:
+    """The acceptor's handler: (stream, release of its handshake slot), with the context bound."""
     await handle_device(stream, ctx, handshake_done)
 
 
