@@ -119,7 +119,6 @@ class DeviceSession:
         "_ota_scope",
         "_ota_transfer_id",
         "_outbox",
-        "_outbox_closed",
         "_scope",
         "_skipped_unreported",
         "_stream_broken",
@@ -180,7 +179,6 @@ class DeviceSession:
         # something to write (`enqueue` starts it, it ends when the outbox is empty): an idle
         # connection is one task, and never two writers (docs/BENCHMARKS.md, "hold").
         self._outbox: collections.deque[Message] = collections.deque()
-        self._outbox_closed = False
         self._writing = False
         self._feed: DeviceFeed | None = None  # this connection's subscriptions, once it has one
         self._events_queued = 0  # EVENTs in the outgoing queue or being written
@@ -295,7 +293,7 @@ class DeviceSession:
 
     def enqueue(self, message: Message) -> None:
         """Queue a message for the writer without waiting; a full queue means a slow consumer."""
-        if self._outbox_closed:
+        if self.close_reason is not None:
             return  # the session is ending; nothing more goes out
         if len(self._outbox) >= self.ctx.config.send_queue:
             self.request_close(CloseReason.SLOW_CONSUMER, f"outgoing queue of {self.ctx.config.send_queue} is full")
@@ -643,8 +641,7 @@ class DeviceSession:
                 batch = list(outbox)
                 outbox.clear()
                 if self.conn.state is not State.OPEN:
-                    self._outbox_closed = True  # the device said goodbye: nothing more goes out
-                    return
+                    return  # the device said goodbye (and the reader has set close_reason)
                 # One buffer, frames sealed in place: an OTA window (~1 MiB) costs no join or per-frame copy.
                 data = self.conn.send_batch(batch)
                 with trio.move_on_after(cfg.write_timeout) as scope:
@@ -656,13 +653,11 @@ class DeviceSession:
                         self._stream_broken = False
                     except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                         self._stream_broken = True
-                        self._outbox_closed = True
                         self.request_close(CloseReason.CONNECTION_LOST, f"write failed: {exc}")
                         return
                 self.frames_out += len(batch)
                 self._events_queued -= sum(isinstance(m, EventMessage) for m in batch)
                 if scope.cancelled_caught:
-                    self._outbox_closed = True
                     self.request_close(CloseReason.SLOW_CONSUMER, f"a write took over {cfg.write_timeout:g} s")
                     return
         finally:
@@ -670,10 +665,9 @@ class DeviceSession:
             self._writing = False
 
     async def _finish(self, duration: float) -> None:
-        reason = self.close_reason or CloseReason.NORMAL
+        reason = self.close_reason = self.close_reason or CloseReason.NORMAL  # and nothing more is queued
         if self._feed is not None:
             self.ctx.events.close_feed(self._feed)  # subscriptions end with the connection
-        self._outbox_closed = True
         self._outbox.clear()
         if not self._stream_broken:
             final = self._final_bytes(reason)
