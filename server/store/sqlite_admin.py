@@ -21,6 +21,15 @@ _PRODUCT = "id, slug, name, policy, created_at"
 _USER = "id, username, password_hash, is_admin, created_at"
 _CUSTOMER = "id, product_id, username, password_hash, created_at"
 _TOKEN = "token_hash, user_id, customer_id, scopes, client, created_at, expires_at, refresh, grant_id"
+_D_DEVICE = ", ".join(f"d.{c.strip()}" for c in DEVICE_COLUMNS.split(","))  # for queries joining devices d
+# admission_facts: one row whatever exists (the device, the product, its list entry, its team).
+_ADMISSION_FACTS = (
+    f"SELECT {_D_DEVICE}, p.id, p.policy, l.state,"
+    " (SELECT group_concat(t.user_id) FROM team t WHERE t.product_id = p.id)"
+    " FROM (SELECT 1) LEFT JOIN devices d ON d.device_id = ?1"
+    " LEFT JOIN products p ON p.id = ?2"
+    " LEFT JOIN product_devices l ON l.product_id = p.id AND l.device_id = ?1"
+)
 
 
 def _product(row: tuple[Any, ...]) -> ProductRecord:
@@ -221,15 +230,7 @@ class AdminQueries:
     ) -> tuple[DeviceRecord | None, DeviceFacts, ProductFacts | None]:
         """Everything `decide` needs about one device and the product its firmware reports, in one
         query (it runs for every connection: four queries were a tenth of a handshake's CPU)."""
-        columns = ", ".join(f"d.{c.strip()}" for c in DEVICE_COLUMNS.split(","))
-        row = self._q.execute(
-            f"SELECT {columns}, p.id, p.policy, l.state,"
-            " (SELECT group_concat(t.user_id) FROM team t WHERE t.product_id = p.id)"
-            " FROM (SELECT 1) LEFT JOIN devices d ON d.device_id = ?1"
-            " LEFT JOIN products p ON p.id = ?2"
-            " LEFT JOIN product_devices l ON l.product_id = p.id AND l.device_id = ?1",
-            (device_id, fw_product_id),
-        ).fetchone()
+        row = self._q.execute(_ADMISSION_FACTS, (device_id, fw_product_id)).fetchone()
         device, (product_id, policy, state, team) = row[:-4], row[-4:]
         record = device_from_row(device) if device[0] is not None else None
         facts = DeviceFacts(record.product_id if record else None, record.owner if record else None)
@@ -242,7 +243,6 @@ class AdminQueries:
         self, product_id: int, status: str | None, offset: int, limit: int
     ) -> tuple[list[tuple[DeviceRecord, ListState | None]], int]:
         """Members and listed devices of a product. status: approved, quarantined, denied or None (all)."""
-        columns = ", ".join(f"d.{c.strip()}" for c in DEVICE_COLUMNS.split(","))
         base = (
             " FROM devices d LEFT JOIN product_devices l ON l.device_id = d.device_id AND l.product_id = ?"
             " WHERE (d.product_id = ? OR l.state IN ('quarantined', 'denied'))"
@@ -256,7 +256,7 @@ class AdminQueries:
             args.append(status)
         (total,) = self._q.execute("SELECT COUNT(*)" + base, args).fetchone()
         rows = self._q.execute(
-            f"SELECT {columns}, l.state" + base + " ORDER BY d.created_at, d.device_id LIMIT ? OFFSET ?",
+            f"SELECT {_D_DEVICE}, l.state" + base + " ORDER BY d.created_at, d.device_id LIMIT ? OFFSET ?",
             [*args, limit, offset],
         )
         out = [(device_from_row(r[:-1]), ListState(r[-1]) if r[-1] else None) for r in rows]
