@@ -126,7 +126,10 @@ async def _stream(state: ApiState, event_filter: EventFilter, last_id: int | Non
         seen = -1
         if last_id is not None:
             seen = last_id
-            device = next(iter(event_filter.device_ids)) if event_filter.device_ids else None
+            # One device: the store reads only its rows. Several (a caller's visible devices):
+            # every stored event after `seen`, and the filter keeps theirs.
+            ids = event_filter.device_ids
+            device = next(iter(ids)) if ids is not None and len(ids) == 1 else None
             while True:
                 page = await store.read(store.sync.list_events, device, seen, REPLAY_PAGE, event_filter.product_id)
                 if page:

@@ -225,3 +225,22 @@ async def test_customers_stream_only_their_own_devices(world: World) -> None:
     refused = await api.call("GET", f"/v1/devices/{other.device_id_hex}/events", token)
     assert refused.status_code == 404  # not hers: it does not exist, as far as she can tell
     assert (await api.call("GET", f"/v1/products/{P}/events", token)).status_code == 403
+
+
+async def test_a_resumed_stream_over_several_devices_replays_every_one_of_them(world: World) -> None:
+    api = world.api
+    first, second = world.members
+    await api.ok("POST", f"/v1/products/{P}/customers", json={"username": "kim", "password": PASSWORD})
+    await publish(world, world.stranger, ["elsewhere"], Status.QUARANTINED)  # not hers: never replayed
+    for device in (first, second):
+        await api.ok("PUT", f"/v1/products/{P}/devices/{device.device_id_hex}/owner", json={"customer": "kim"})
+        await publish(world, device, ["temp"], Status.OK)
+    token = (await api.login("kim"))["access_token"]
+    resumed = Stream()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(
+            read_stream, api, "/v1/devices/events?after=0", resumed, {"Authorization": f"Bearer {token}"}
+        )
+        await resumed.wait_for(2)
+        nursery.cancel_scope.cancel()
+    assert sorted(e["coreid"] for e in resumed.events) == sorted([first.device_id_hex, second.device_id_hex])
