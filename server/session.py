@@ -1,8 +1,9 @@
 """One device connection: the only place device bytes meet a socket.
 
 Life of a session:
-  1. handshake (under one deadline): preamble + message 1 -> look the device up, check its key
-     and replay counter -> admission decision -> WELCOME -> wait for READY. Any failure before
+  1. handshake (under one deadline): preamble + message 1 (not answered if the device has
+     already closed its end: it gave up waiting in the listen queue) -> look the device up,
+     check its key and replay counter -> admission decision -> WELCOME -> wait for READY. Any failure before
      WELCOME is answered with the bare refusal frame; the reason goes only to the log.
   2. READY confirms the session: only now is anything written (online, counter, last heard)
      and does the session replace an older connection of the same device.
@@ -63,6 +64,7 @@ from .admission import Decision, decide
 from .config import ServerConfig
 from .events import DEVICE_EVENT_QUEUE, DeviceFeed, EventBroker, device_may_receive
 from .logs import log_event, now
+from .peer_closed import peer_has_closed
 from .registry import SessionRegistry
 from .rollouts.wakeup import Wakeup
 from .store import AsyncStore, EventRecord, StoreClosed
@@ -351,6 +353,13 @@ class DeviceSession:
         with trio.move_on_after(cfg.handshake_timeout) as scope:
             self._scope = scope
             try:
+                first = await self.stream.receive_some(HANDSHAKE_READ)
+                if first and peer_has_closed(self.stream):
+                    self._set_close(
+                        CloseReason.CONNECTION_LOST, "closed its end before the hello was read: not answered"
+                    )
+                    return False
+                self.conn.receive_data(first)
                 event = await self._next_event(HANDSHAKE_READ)
                 if isinstance(event, ConnectionClosed):
                     self._set_close(CloseReason.CONNECTION_LOST, "closed before the hello")

@@ -8,11 +8,15 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 from firmware_sim.device import DeviceRefused, DeviceSettings, connect_device
 from firmware_sim.identity import DeviceIdentity
 from protocol.codes import AckResult
+from protocol.connection import Connection, Role
+from protocol.messages import Hello
 from server.acceptor import HandshakeSlot
+from server.peer_closed import peer_has_closed
 
 from .conftest import start_live
 
@@ -55,6 +59,48 @@ async def test_a_refused_handshake_frees_its_slot(tmp_path: Path, nursery: trio.
         async with stream, connect_device(stream, live.known[0], live.key, DeviceSettings()) as dev:
             assert dev.closed is None
     live.server.shutdown()
+
+
+async def test_a_device_that_gave_up_in_the_listen_queue_is_not_answered(
+    tmp_path: Path, nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    live = await start_live(tmp_path, nursery, devices=2, max_handshakes=1, handshake_timeout=1.0)
+    silent = socket.create_connection(("127.0.0.1", live.port))  # holds the only slot for 1 s
+    try:
+        await trio.sleep(0.2)
+        quitter = await trio.open_tcp_stream("127.0.0.1", live.port)  # waits in the listen queue
+        async with quitter:
+            device = live.known[0]
+            hello = Hello(device.device_id, product_id=None, firmware_version=1, platform_id=6, counter=1)
+            await quitter.send_all(Connection(Role.CLIENT, device.key, server_public_key=live.key).send(hello))
+            await quitter.send_eof()  # gives up: its end is closed, its hello already sent
+            with trio.fail_after(5):
+                assert await quitter.receive_some(4096) == b""  # no WELCOME: nothing was answered
+        stream = await trio.open_tcp_stream("127.0.0.1", live.port)
+        async with stream, connect_device(stream, live.known[1], live.key, DeviceSettings()) as dev:
+            assert dev.closed is None  # the slot went back
+    finally:
+        silent.close()
+    closed = [r.fields for r in caplog.records if r.getMessage() == "device_closed"]  # type: ignore[attr-defined]
+    assert any(f["reason"] == "connection_lost" and "not answered" in f["detail"] for f in closed), closed
+    live.server.shutdown()
+
+
+async def test_peer_has_closed_sees_the_fin_without_reading() -> None:
+    listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+    async with listener:
+        port = listener.socket.getsockname()[1]
+        client = await trio.open_tcp_stream("127.0.0.1", port)
+        async with client, await listener.accept() as server:
+            await client.send_all(b"hello")
+            await trio.sleep(0.05)
+            assert not peer_has_closed(server)  # data, and the peer still open
+            await client.send_eof()
+            await trio.sleep(0.05)
+            assert peer_has_closed(server)
+            assert await server.receive_some(16) == b"hello"  # nothing was read by asking
+    left, _ = trio.testing.memory_stream_pair()
+    assert not peer_has_closed(left)  # not a socket: cannot be known, so no
 
 
 def test_a_slot_is_released_once() -> None:
