@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from .machine import Pinning, ProcessMeter, counter_delta, cpu_times, kernel_cou
 from .pool import WorkerPool, source_addresses
 from .profile import Profiler
 from .server import PRODUCT_ID, BenchServer
-from .stats import busy_share
+from .stats import busy_share, saturated_share
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,39 @@ class Bench:
         }
 
 
+SAMPLE_EVERY = 0.2  # seconds between the utilization sampler's readings
+
+
+class UtilizationSampler:
+    """Reads the server's and the load's CPU seconds every SAMPLE_EVERY seconds in a thread of
+    the bench process (a few /proc reads each: it runs on the load's core)."""
+
+    def __init__(self, bench: Bench) -> None:
+        self.bench = bench
+        self.server: list[tuple[float, float]] = []
+        self.load: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="utilization", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._read()  # the phase's end is a reading too
+
+    def _read(self) -> None:
+        t = time.monotonic()
+        self.server.append((t, self.bench.meter.cpu()))
+        self.load.append((t, self.bench.pool.cpu()))
+
+    def _run(self) -> None:
+        self._read()
+        while not self._stop.wait(SAMPLE_EVERY):
+            self._read()
+
+
 @dataclass(slots=True)
 class Phase:
     """Readings at the start and end of a measured phase."""
@@ -94,6 +128,7 @@ class Phase:
     profiler: Profiler | None = None
     sys0: float = 0.0
     sys1: float = 0.0
+    sampler: UtilizationSampler | None = None
 
     def start(self) -> Phase:
         """Readings now; with --profile, py-spy starts sampling the server first."""
@@ -107,9 +142,13 @@ class Phase:
         self.sys0 = cpu_times(self.bench.server.pid)[1]
         self.cpu0 = self.bench.meter.cpu()
         self.wall0 = time.monotonic()
+        self.sampler = UtilizationSampler(self.bench)
+        self.sampler.start()
         return self
 
     def stop(self) -> Phase:
+        if self.sampler is not None:
+            self.sampler.stop()
         self.wall1 = time.monotonic()
         self.cpu1 = self.bench.meter.cpu()
         self.sys1 = cpu_times(self.bench.server.pid)[1]
@@ -143,23 +182,45 @@ class Phase:
         return counter_delta(self.kernel0, self.kernel1)
 
     def busy(self, load_cores: int) -> dict[str, float | None]:
+        """Average busy shares over the phase, and the share of its time each side was saturated."""
         s = busy_share(self.server_cpu, self.wall)
         lo = busy_share(self.load_cpu, self.wall, load_cores)
-        return {"server_busy": None if s is None else round(s, 3), "load_busy": None if lo is None else round(lo, 3)}
+        sampler = self.sampler
+        s_sat = saturated_share(sampler.server) if sampler else None
+        lo_sat = saturated_share(sampler.load, load_cores) if sampler else None
+        return {
+            "server_busy": _round3(s),
+            "load_busy": _round3(lo),
+            "server_saturated": _round3(s_sat),
+            "load_saturated": _round3(lo_sat),
+        }
 
 
-def bottleneck_note(busy: dict[str, float | None], what: str) -> str | None:
-    """Say which side limited a rate: a figure is the server's only if the server was busy."""
+def _round3(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def bottleneck_note(busy: Mapping[str, float | None], what: str) -> str | None:
+    """Say which side limited a rate: a figure is the server's only if the server was busy. A
+    side counts as busy if it was saturated for most of the phase (`*_saturated`), even where
+    a ramp or a stall pulls its average down."""
     server, load = busy.get("server_busy"), busy.get("load_busy")
     if server is None or load is None:
         return None
-    if server >= 0.85:
+    server_sat, load_sat = busy.get("server_saturated") or 0.0, busy.get("load_saturated") or 0.0
+    if server >= 0.85 or server_sat >= 0.75:
         return None
-    if load >= 0.85:
-        return (f"{what}: the load, not the server, was the limit (load cores {load:.0%} busy, server {server:.0%}): "
-                "the rate is a lower bound of the server's")  # fmt: skip
-    return (f"{what}: neither side was saturated (server {server:.0%}, load {load:.0%} busy): the rate is bound "
-            "by latency (round trips, windows, timers) rather than CPU")  # fmt: skip
+    if load >= 0.85 or load_sat >= 0.75:
+        return (f"{what}: the load, not the server, was the limit (load cores {load:.0%} busy, saturated "
+                f"{load_sat:.0%} of the time; server {server:.0%}): the rate is a lower bound of "
+                "the server's")  # fmt: skip
+    if server_sat + load_sat >= 0.75:
+        return (f"{what}: CPU-bound by turns: the server was saturated {server_sat:.0%} of the time, the load "
+                f"{load_sat:.0%} (a storm's load opens the connections first and reads the last WELCOMEs): "
+                "the rate is the server's, less the load's share")  # fmt: skip
+    return (f"{what}: neither side was saturated (server {server:.0%} busy, saturated {server_sat:.0%} of the time; "
+            f"load {load:.0%}, saturated {load_sat:.0%}): the rate is bound by latency (round trips, windows, "
+            "timers) rather than CPU")  # fmt: skip
 
 
 def kernel_note(kernel: dict[str, int], what: str) -> str | None:

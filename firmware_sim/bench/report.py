@@ -13,7 +13,7 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("handshakes_per_s", "handshakes/s"), ("last_privileged_s", "all privileged s"),
         ("latency_p50_ms", "p50 ms"), ("latency_p99_ms", "p99 ms"),
         ("server_cpu_per_conn_us", "server CPU us/conn"), ("server_busy", "server busy"),
-        ("load_busy", "load busy"),
+        ("server_saturated", "server saturated"), ("load_busy", "load busy"),
     ],
     "hold": [
         ("devices", "devices"), ("server_rss_kib", "RSS KiB"), ("rss_per_conn_kib", "KiB/conn"),
@@ -24,12 +24,14 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("publishers", "publishers"), ("accepted_per_s", "accepted/s"), ("stored_per_s", "stored/s"),
         ("delivered_per_s", "delivered/s"), ("ack_p50_ms", "ack p50 ms"), ("ack_p99_ms", "ack p99 ms"),
         ("e2e_p50_ms", "e2e p50 ms"), ("e2e_p99_ms", "e2e p99 ms"), ("server_cpu_per_event_us", "CPU us/event"),
-        ("server_busy", "server busy"), ("load_busy", "load busy"), ("subscriber_cut_offs", "cut-offs"),
+        ("server_busy", "server busy"), ("server_saturated", "server saturated"), ("load_busy", "load busy"),
+        ("subscriber_cut_offs", "cut-offs"),
     ],
     "ota": [
         ("devices", "devices"), ("image_bytes", "image bytes"), ("verified", "verified"),
         ("aggregate_mb_per_s", "MB/s"), ("seconds", "seconds"), ("transfer_p50_ms", "transfer p50 ms"),
-        ("server_cpu_per_mb_ms", "server CPU ms/MB"), ("server_busy", "server busy"), ("load_busy", "load busy"),
+        ("server_cpu_per_mb_ms", "server CPU ms/MB"), ("server_busy", "server busy"),
+        ("server_saturated", "server saturated"), ("load_busy", "load busy"),
     ],
     "peers": [
         ("server", "server"), ("transport", "transport"), ("clients", "clients"), ("connected", "connected"),

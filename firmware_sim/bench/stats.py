@@ -5,6 +5,7 @@ Nothing here touches a clock, a process or a socket, so the tests can check it e
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 
@@ -52,6 +53,23 @@ def busy_share(cpu_seconds: float, wall_seconds: float, cores: int = 1) -> float
     if wall_seconds <= 0 or cores <= 0:
         return None
     return cpu_seconds / (wall_seconds * cores)
+
+
+SATURATED = 0.9  # a side at or above this share of its cores in a slice was the limit then
+
+
+def saturated_share(readings: Sequence[tuple[float, float]], cores: int = 1) -> float | None:
+    """Of the time between the first and last (wall, cumulative CPU seconds) reading, the share
+    spent in slices where the process kept `cores` at least SATURATED busy. A phase's average
+    busy share hides a ramp or a stall: 80% on average can be 100% for most of the phase."""
+    wall = readings[-1][0] - readings[0][0] if len(readings) > 1 else 0.0
+    if wall <= 0 or cores <= 0:
+        return None
+    saturated = 0.0
+    for (t0, cpu0), (t1, cpu1) in itertools.pairwise(readings):
+        if t1 > t0 and (cpu1 - cpu0) / ((t1 - t0) * cores) >= SATURATED:
+            saturated += t1 - t0
+    return saturated / wall
 
 
 def split_evenly(n: int, parts: int) -> list[int]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from firmware_sim.bench import mqtt, report, stats, targets
+from firmware_sim.bench.harness import bottleneck_note
 from firmware_sim.bench.machine import counter_delta, cpu_seconds, kernel_counters, rss_kib
 from firmware_sim.bench.profile import summarize
 
@@ -35,6 +36,11 @@ def test_rates_costs_and_shares() -> None:
     assert stats.busy_share(1.0, 2.0) == 0.5
     assert stats.busy_share(1.0, 1.0, cores=2) == 0.5
     assert stats.ratio(2.0, 4.0) == 0.5
+    # 1 s idle, then 3 s saturated (on two cores: 6 CPU s), then 1 s at half a core.
+    readings = [(0.0, 0.0), (1.0, 0.0), (4.0, 6.0), (5.0, 7.0)]
+    assert stats.saturated_share(readings, cores=2) == pytest.approx(0.6)
+    assert stats.saturated_share(readings, cores=1) == pytest.approx(0.8)  # then 1.0 of one core too
+    assert stats.saturated_share([(0.0, 0.0)]) is None and stats.saturated_share([(1.0, 0.0), (1.0, 5.0)]) is None
     assert stats.ratio(1.0, 0.0) is None
 
 
@@ -102,3 +108,16 @@ def test_profile_summary_counts_busy_frames_only() -> None:
     text = summarize(lines)
     assert "busy samples: 40" in text
     assert "100.0%  dh (protocol/noise.py)" in text
+
+
+def test_the_bottleneck_note_names_the_side_that_was_saturated() -> None:
+    def note(server: float, server_sat: float, load: float, load_sat: float) -> str | None:
+        busy = {"server_busy": server, "server_saturated": server_sat, "load_busy": load, "load_saturated": load_sat}
+        return bottleneck_note(busy, "connect 5000 storm")
+
+    assert note(0.9, 0.5, 0.2, 0.0) is None  # the server's figure: it was busy
+    assert note(0.8, 0.8, 0.5, 0.1) is None  # saturated most of the time, despite its ramp
+    assert "the load, not the server" in (note(0.5, 0.1, 0.9, 0.9) or "")
+    assert "by turns: the server was saturated 70%" in (note(0.8, 0.7, 0.5, 0.2) or "")
+    assert "neither side was saturated" in (note(0.4, 0.1, 0.3, 0.1) or "")
+    assert bottleneck_note({"server_busy": None, "load_busy": 0.5}, "x") is None
