@@ -94,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--webhook-retry-delays", default="30,60", metavar="S,S",
         help="seconds before each retry of a failed webhook request (default 30,60, as Particle; '' for none)",
     )  # fmt: skip
+    serve.add_argument(
+        "--max-handshakes", type=int, default=2048, metavar="N",
+        help="device handshakes in progress at most; in a storm the rest wait in the listen queue (default 2048)",
+    )  # fmt: skip
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     recover = sub.add_parser(
@@ -313,7 +317,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             data_dir=args.data_dir, host=args.host, device_port=args.device_port, api_port=args.api_port,
             max_firmware_size=args.max_firmware_size, publish_rate=args.publish_rate,
             publish_burst=args.publish_burst, webhook_allow_private=args.webhook_allow_private,
-            webhook_retry_delays=_delays(args.webhook_retry_delays),
+            webhook_retry_delays=_delays(args.webhook_retry_delays), max_handshakes=args.max_handshakes,
         )  # fmt: skip
     except ValueError as exc:
         raise CliError(str(exc)) from None

@@ -108,6 +108,12 @@ def test_fleetsim_errors_are_one_line(tmp_path: Path, args: list[str], message: 
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
 
 
+def test_serve_refuses_a_bad_setting_in_one_line(tmp_path: Path) -> None:
+    result = run(FLEETGATE, "serve", "--data-dir", tmp_path / "data", "--max-handshakes", 0)
+    assert result.returncode == 2 and "max_handshakes must be at least 1" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_demo_tells_the_story() -> None:
     result = run(FLEETGATE, "demo")
     assert result.returncode == 0, result.stdout + result.stderr
