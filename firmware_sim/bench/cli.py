@@ -34,6 +34,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=60.0, help="per-device limit for connect + handshake (s)")
     p.add_argument("--server-log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="the server's log level (default info, as `fleetgate serve`)")  # fmt: skip
+    p.add_argument("--server-max-handshakes", type=int, metavar="N",
+                   help="the server's `--max-handshakes` (default: its own, 2048)")  # fmt: skip
     p.add_argument("--no-pin", action="store_true", help="do not pin the server and the load to separate cores")
     p.add_argument("--keep-data", action="store_true", help="keep the server's data directory and log")
     p.add_argument(
@@ -87,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace) -> LoadSettings:
     return LoadSettings(workers=args.workers, sources=args.sources, timeout=args.timeout,
-                        log_level=args.server_log_level, keep_data=args.keep_data,
+                        log_level=args.server_log_level, max_handshakes=args.server_max_handshakes,
+                        keep_data=args.keep_data,
                         profile=args.profile)  # fmt: skip
 
 

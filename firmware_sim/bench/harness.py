@@ -26,6 +26,7 @@ class LoadSettings:
     sources: int = 4  # loopback source addresses
     timeout: float = 60.0  # per-device limit for TCP connect + handshake
     log_level: str = "info"  # the server's (the default of `fleetgate serve`)
+    max_handshakes: int | None = None  # the server's `--max-handshakes` (None: its default)
     keep_data: bool = False
     profile: Path | None = None  # py-spy record of the server while the scenario runs
 
@@ -73,6 +74,7 @@ class Bench:
         return {
             "command": " ".join(self.server.command),
             "log_level": self.settings.log_level,
+            "max_handshakes": self.settings.max_handshakes,
             "publish_rate_limit": self.server.publish_rate,
             "pid": self.server.pid,
         }
@@ -239,7 +241,10 @@ def open_bench(
     """A fresh server with `devices` registered and pre-added, and the load workers."""
     root = Path(tempfile.mkdtemp(prefix="fleetsim-bench-"))
     pin(pinning.load)  # this process is load too
-    server = BenchServer(root / "data", log_level=settings.log_level, publish_rate=publish_rate, cores=pinning.server)
+    server = BenchServer(
+        root / "data", log_level=settings.log_level, publish_rate=publish_rate, cores=pinning.server,
+        max_handshakes=settings.max_handshakes,
+    )  # fmt: skip
     pool: WorkerPool | None = None
     try:
         identities = [DeviceIdentity.generate() for _ in range(devices)]

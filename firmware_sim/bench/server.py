@@ -30,7 +30,7 @@ PRODUCT_ID = 4242
 
 
 def serve_command(data_dir: Path, device_port: int, api_port: int, log_level: str,
-                  publish_rate: float | None) -> list[str]:  # fmt: skip
+                  publish_rate: float | None, max_handshakes: int | None = None) -> list[str]:  # fmt: skip
     """`fleetgate serve` for one run; with `publish_rate`, the per-device publish limit raised."""
     cmd = [
         sys.executable, "-m", "server.cli", "serve", "--data-dir", str(data_dir), "--device-port", str(device_port),
@@ -38,6 +38,8 @@ def serve_command(data_dir: Path, device_port: int, api_port: int, log_level: st
     ]  # fmt: skip
     if publish_rate is not None:
         cmd += ["--publish-rate", f"{publish_rate:g}", "--publish-burst", str(int(publish_rate))]
+    if max_handshakes is not None:
+        cmd += ["--max-handshakes", str(max_handshakes)]
     return cmd
 
 
@@ -50,6 +52,7 @@ class BenchServer:
     data_dir: Path
     log_level: str = "info"
     publish_rate: float | None = None  # None: the server's default limit
+    max_handshakes: int | None = None  # None: the server's default
     cores: frozenset[int] | None = None
     device_port: int = 0
     api_port: int = 0
@@ -73,7 +76,9 @@ class BenchServer:
 
     def start(self) -> None:
         self.device_port, self.api_port = free_ports(2)
-        self.command = serve_command(self.data_dir, self.device_port, self.api_port, self.log_level, self.publish_rate)
+        self.command = serve_command(
+            self.data_dir, self.device_port, self.api_port, self.log_level, self.publish_rate, self.max_handshakes
+        )
         self._log = self.log_path.open("ab")
         cores = self.cores
 

@@ -3,12 +3,16 @@ kernel counters, profile summaries. No server, no timing."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from firmware_sim.bench import mqtt, report, stats, targets
+from firmware_sim.bench.cli import _settings, build_parser
 from firmware_sim.bench.harness import bottleneck_note
 from firmware_sim.bench.machine import counter_delta, cpu_seconds, kernel_counters, rss_kib
 from firmware_sim.bench.profile import summarize
+from firmware_sim.bench.server import serve_command
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -121,3 +125,13 @@ def test_the_bottleneck_note_names_the_side_that_was_saturated() -> None:
     assert "by turns: the server was saturated 70%" in (note(0.8, 0.7, 0.5, 0.2) or "")
     assert "neither side was saturated" in (note(0.4, 0.1, 0.3, 0.1) or "")
     assert bottleneck_note({"server_busy": None, "load_busy": 0.5}, "x") is None
+
+
+def test_the_server_command_passes_the_accept_limit_only_when_asked() -> None:
+    plain = serve_command(Path("d"), 1, 2, "info", None)
+    assert "--max-handshakes" not in plain and "--publish-rate" not in plain
+    limited = serve_command(Path("d"), 1, 2, "info", 1e6, max_handshakes=512)
+    assert limited[-2:] == ["--max-handshakes", "512"] and "--publish-rate" in limited
+    args = build_parser().parse_args(["connect", "--devices", "5k", "--server-max-handshakes", "512"])
+    assert _settings(args).max_handshakes == 512
+    assert _settings(build_parser().parse_args(["connect"])).max_handshakes is None
