@@ -17,7 +17,7 @@ from .machine import Pinning, ProcessMeter, counter_delta, cpu_times, kernel_cou
 from .pool import WorkerPool, source_addresses
 from .profile import Profiler
 from .server import PRODUCT_ID, BenchServer
-from .stats import busy_share, saturated_share
+from .stats import busy_share, rounded, saturated_share
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,15 +191,11 @@ class Phase:
         s_sat = saturated_share(sampler.server) if sampler else None
         lo_sat = saturated_share(sampler.load, load_cores) if sampler else None
         return {
-            "server_busy": _round3(s),
-            "load_busy": _round3(lo),
-            "server_saturated": _round3(s_sat),
-            "load_saturated": _round3(lo_sat),
+            "server_busy": rounded(s, 3),
+            "load_busy": rounded(lo, 3),
+            "server_saturated": rounded(s_sat, 3),
+            "load_saturated": rounded(lo_sat, 3),
         }
-
-
-def _round3(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
 
 
 def bottleneck_note(busy: Mapping[str, float | None], what: str) -> str | None:

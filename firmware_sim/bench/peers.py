@@ -32,7 +32,7 @@ from .mqtt_worker import MqttSpec, mqtt_worker_main
 from .pool import ProcessPool, source_addresses
 from .scenarios import connect_once, publish_step
 from .server import PRODUCT_ID
-from .stats import busy_share, count_by, latency_summary, per_op_us, rate, ratio
+from .stats import busy_share, count_by, latency_summary, per_op_us, rate, ratio, rounded
 from .subscriber import Subscriber
 
 Row = dict[str, Any]
@@ -240,20 +240,21 @@ def _mqtt(name: str, binary: list[str], args: argparse.Namespace, pinning: Pinni
             notes.append(f"{name} connect: kernel counters moved: {kernel}")
         return {
             "server": name, "transport": transport, "clients": n, "connected": len(ok), "failures": len(errors),
-            "connects_per_s": _r(rate(len(ok), span)),
+            "connects_per_s": rounded(rate(len(ok), span)),
             **{f"connect_{k}": v for k, v in latency_summary([d - s for s, d in ok]).items() if k != "max_ms"},
-            "cpu_per_conn_us": _r(per_op_us(cpu1 - cpu0, len(ok))),
-            "connect_server_busy": _r(busy_share(cpu_mid - cpu0, span), 3),
-            "connect_load_busy": _r(busy_share(load1 - load0, time.monotonic() - wall0), 3),
+            "cpu_per_conn_us": rounded(per_op_us(cpu1 - cpu0, len(ok))),
+            "connect_server_busy": rounded(busy_share(cpu_mid - cpu0, span), 3),
+            "connect_load_busy": rounded(busy_share(load1 - load0, time.monotonic() - wall0), 3),
             "rss_per_conn_kib": round((rss - base_rss) / n, 2),
-            "messages": sum(int(a["sent"]) for a in pubs), "acked": acked, "messages_per_s": _r(rate(acked, pspan)),
+            "messages": sum(int(a["sent"]) for a in pubs), "acked": acked,
+            "messages_per_s": rounded(rate(acked, pspan)),
             "delivered": delivered["count"],
             **{f"ack_{k}": v for k, v in latency_summary([x for a in pubs for x in a["ack_latencies"]]).items()
                if k != "max_ms"},
             **{f"e2e_{k}": v for k, v in latency_summary(delivered["latencies"]).items() if k != "max_ms"},
-            "cpu_per_message_us": _r(per_op_us(cpu3 - cpu2, acked)),
-            "publish_server_busy": _r(busy_share(cpu3_mid - cpu2, pspan), 3),
-            "publish_load_busy": _r(busy_share(load3 - load2, wall3 - start_at), 3),
+            "cpu_per_message_us": rounded(per_op_us(cpu3 - cpu2, acked)),
+            "publish_server_busy": rounded(busy_share(cpu3_mid - cpu2, pspan), 3),
+            "publish_load_busy": rounded(busy_share(load3 - load2, wall3 - start_at), 3),
             "command": " ".join(cmd),
         }  # fmt: skip
     finally:
@@ -271,7 +272,3 @@ def _mqtt(name: str, binary: list[str], args: argparse.Namespace, pinning: Pinni
             print(f"fleetsim bench: {name} data and log kept in {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
-
-
-def _r(value: float | None, digits: int = 1) -> float | None:
-    return None if value is None else round(value, digits)

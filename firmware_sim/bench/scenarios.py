@@ -8,7 +8,7 @@ from typing import Any
 from .harness import Bench, Phase, bottleneck_note, kernel_note
 from .machine import open_fds, rss_kib, thread_count
 from .server import PRODUCT_ID
-from .stats import count_by, latency_summary, per_op_us, rate
+from .stats import count_by, latency_summary, per_op_us, rate, rounded
 from .subscriber import Subscriber
 
 Row = dict[str, Any]
@@ -16,10 +16,6 @@ Row = dict[str, Any]
 
 def _load_cores(bench: Bench) -> int:
     return len(bench.pinning.load) if bench.pinning.load else 1
-
-
-def _round(value: float | None, digits: int = 1) -> float | None:
-    return None if value is None else round(value, digits)
 
 
 # ---------------------------------------------------------------------- connect
@@ -43,7 +39,7 @@ def connect_once(bench: Bench, n: int, connect_rate: float | None, concurrency: 
     last = max((w for _, w in ok), default=start_at)
     span = last - start_at
     busy = phase.busy(_load_cores(bench))
-    busy["server_busy"] = _round((all_done - phase.cpu0) / span if span > 0 else None, 3)
+    busy["server_busy"] = rounded((all_done - phase.cpu0) / span if span > 0 else None, 3)
     server_cpu = cpu_settled - phase.cpu0
     kernel = phase.kernel()
     row: Row = {
@@ -53,14 +49,14 @@ def connect_once(bench: Bench, n: int, connect_rate: float | None, concurrency: 
         "privileged": len(ok),
         "failures": len(errors),
         "failure_reasons": count_by(errors),
-        "handshakes_per_s": _round(rate(len(ok), span)),
+        "handshakes_per_s": rounded(rate(len(ok), span)),
         "all_privileged_s": round(span, 3) if not errors else None,
         "last_privileged_s": round(span, 3),
         **{f"latency_{k}": v for k, v in latency_summary([w - s for s, w in ok]).items()},
         "server_cpu_s": round(server_cpu, 3),
-        "server_cpu_per_conn_us": _round(per_op_us(server_cpu, len(ok))),
+        "server_cpu_per_conn_us": rounded(per_op_us(server_cpu, len(ok))),
         "server_kernel_share": phase.system_share(),
-        "load_cpu_per_conn_us": _round(per_op_us(phase.load_cpu, len(ok))),
+        "load_cpu_per_conn_us": rounded(per_op_us(phase.load_cpu, len(ok))),
         "device_prepare_cpu_s": round(prep_cpu, 3),
         **busy,
         "server_rss_kib": rss_kib(bench.server.pid),
@@ -111,8 +107,8 @@ def run_hold(bench: Bench, sizes: list[int], window: float) -> list[Row]:
             "marginal_rss_per_conn_kib": round((rss - prev_rss) / (n - prev_n), 2) if n > prev_n else None,
             "window_s": round(phase.wall, 1),
             "server_cpu_s": round(phase.server_cpu, 3),
-            "cpu_per_idle_conn_per_min_us": _round(per_op_us(phase.server_cpu / minutes, n), 2),
-            "server_busy": _round(phase.server_cpu / phase.wall, 4),
+            "cpu_per_idle_conn_per_min_us": rounded(per_op_us(phase.server_cpu / minutes, n), 2),
+            "server_busy": rounded(phase.server_cpu / phase.wall, 4),
             "server_threads": thread_count(pid),
             "server_fds": open_fds(pid),
         }
@@ -179,14 +175,14 @@ def publish_step(
         "unacked": sum(int(a["unacked"]) for a in answers),
         "stored": stored,
         "delivered": delivered["count"],
-        "accepted_per_s": _round(rate(accepted, span)),
-        "stored_per_s": _round(rate(stored, span)),
-        "delivered_per_s": _round(rate(delivered["count"], max(span, delivered["last_at"] - start_at))),
+        "accepted_per_s": rounded(rate(accepted, span)),
+        "stored_per_s": rounded(rate(stored, span)),
+        "delivered_per_s": rounded(rate(delivered["count"], max(span, delivered["last_at"] - start_at))),
         **{f"ack_{k}": v for k, v in latency_summary(ack_lat).items()},
         **{f"e2e_{k}": v for k, v in latency_summary(delivered["latencies"]).items()},
         "subscriber_cut_offs": delivered["cut_offs"],
         "server_cpu_s": round(server_cpu, 3),
-        "server_cpu_per_event_us": _round(per_op_us(server_cpu, accepted)),
+        "server_cpu_per_event_us": rounded(per_op_us(server_cpu, accepted)),
         "server_kernel_share": phase.system_share(),
         **busy,
         "devices_closed": sum(int(a["closed_count"]) for a in answers),
@@ -234,10 +230,10 @@ def run_ota(bench: Bench, counts: list[int], size: int, timeout: float) -> list[
             "statuses": count_by(str(t["status"]) for t in transfers),
             "bytes_delivered": received,
             "seconds": round(span, 3),
-            "aggregate_mb_per_s": _round(rate(received / 1e6, span)),
+            "aggregate_mb_per_s": rounded(rate(received / 1e6, span)),
             **{f"transfer_{k2}": v for k2, v in latency_summary(durations).items()},
             "server_cpu_s": round(server_cpu, 3),
-            "server_cpu_per_mb_ms": _round(server_cpu / (received / 1e6) * 1000 if received else None, 3),
+            "server_cpu_per_mb_ms": rounded(server_cpu / (received / 1e6) * 1000 if received else None, 3),
             "server_kernel_share": phase.system_share(),
             **busy,
         }

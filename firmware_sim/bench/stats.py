@@ -48,6 +48,11 @@ def per_op_us(cpu_seconds: float, ops: int) -> float | None:
     return cpu_seconds / ops * 1e6
 
 
+def rounded(value: float | None, digits: int = 1) -> float | None:
+    """round(), passing None (a figure that could not be measured) through."""
+    return None if value is None else round(value, digits)
+
+
 def busy_share(cpu_seconds: float, wall_seconds: float, cores: int = 1) -> float | None:
     """Share of `cores` CPUs kept busy over the wall-clock interval (1.0 = saturated)."""
     if wall_seconds <= 0 or cores <= 0:
