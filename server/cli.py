@@ -18,7 +18,7 @@ from .app import Server, describe_bind_error, run_forever
 from .auth import reissue_admin_token
 from .cli_client import ApiClient, CliError, default_api, resolve_token
 from .cli_operator import Command
-from .config import DEFAULT_API_PORT, DEFAULT_DEVICE_PORT, ServerConfig
+from .config import DEFAULT_API_PORT, DEFAULT_DEVICE_PORT, DEFAULT_MAX_HANDSHAKES, ServerConfig
 from .errors import Conflict
 from .logs import setup_logging
 from .model import Policy, Role
@@ -95,8 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds before each retry of a failed webhook request (default 30,60, as Particle; '' for none)",
     )  # fmt: skip
     serve.add_argument(
-        "--max-handshakes", type=int, default=2048, metavar="N",
-        help="device handshakes in progress at most; in a storm the rest wait in the listen queue (default 2048)",
+        "--max-handshakes", type=int, default=DEFAULT_MAX_HANDSHAKES, metavar="N",
+        help=f"device handshakes in progress at most; in a storm the rest wait in the listen queue "
+        f"(default {DEFAULT_MAX_HANDSHAKES})",
     )  # fmt: skip
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 

@@ -9,6 +9,7 @@ from protocol import limits
 
 DEFAULT_DEVICE_PORT = 5683  # Particle's device port (CoAP's registered port)
 DEFAULT_API_PORT = 8080
+DEFAULT_MAX_HANDSHAKES = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +36,10 @@ class ServerConfig:
     backlog: int = 65535  # the kernel caps it at net.core.somaxconn
     # Handshakes in progress at most; further connections wait in the listen queue, where no
     # handshake clock runs (server/acceptor.py). Low enough that the last of them finishes well
-    # within handshake_timeout (2048 x ~2 ms of CPU), high enough to keep the core busy: fewer at
-    # once cost more CPU each (512: +30 %, docs/BENCHMARKS.md).
-    max_handshakes: int = 2048
+    # within handshake_timeout (2048 x ~2 ms of CPU), high enough to keep the core busy. (On the
+    # benchmark machine fewer at once measure more CPU each, an effect of its shared cores:
+    # docs/BENCHMARKS.md, "accept".)
+    max_handshakes: int = DEFAULT_MAX_HANDSHAKES
     # Bytes requested per socket read.
     receive_size: int = 65536
     # Publishes per device: Particle's limit of about one a second with a burst of four. A publish

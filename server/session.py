@@ -3,8 +3,9 @@
 Life of a session:
   1. handshake (under one deadline): preamble + message 1 (not answered if the device has
      already closed its end: it gave up waiting in the listen queue) -> look the device up,
-     check its key and replay counter -> admission decision -> WELCOME -> wait for READY. Any failure before
-     WELCOME is answered with the bare refusal frame; the reason goes only to the log.
+     check its key and replay counter -> admission decision -> WELCOME -> wait for READY.
+     Any failure before WELCOME is answered with the bare refusal frame; the reason goes only
+     to the log.
   2. READY confirms the session: only now is anything written (online, counter, last heard)
      and does the session replace an older connection of the same device.
   3. serving: a reader (this task) and at most one writer task, which owns all socket writes and

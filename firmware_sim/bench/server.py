@@ -31,7 +31,8 @@ PRODUCT_ID = 4242
 
 def serve_command(data_dir: Path, device_port: int, api_port: int, log_level: str,
                   publish_rate: float | None, max_handshakes: int | None = None) -> list[str]:  # fmt: skip
-    """`fleetgate serve` for one run; with `publish_rate`, the per-device publish limit raised."""
+    """`fleetgate serve` for one run; with `publish_rate`, the per-device publish limit raised;
+    with `max_handshakes`, the server's accept limit set."""
     cmd = [
         sys.executable, "-m", "server.cli", "serve", "--data-dir", str(data_dir), "--device-port", str(device_port),
         "--api-port", str(api_port), "--log-level", log_level, "--max-firmware-size", str(16 * 1024 * 1024),
