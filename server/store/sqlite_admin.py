@@ -280,7 +280,11 @@ class AdminQueries:
         )
 
     def _leave_denied_lists(self, device_id: str) -> int:
-        cur = self._w.execute("DELETE FROM product_devices WHERE device_id = ? AND state = 'denied'", (device_id,))
+        # A removal is a Denied entry not yet made: forgetting both is what keeps the outcome
+        # independent of whether the device came back on product firmware before or after.
+        cur = self._w.execute(
+            "DELETE FROM product_devices WHERE device_id = ? AND state IN ('denied', 'removed')", (device_id,)
+        )
         return cur.rowcount
 
     def _ensure_device(self, device_id: str, at: float) -> None:

@@ -13,7 +13,7 @@ from firmware_sim.device import DeviceRefused, DeviceSettings, SimDevice, connec
 from firmware_sim.fleet import DeviceOutcome, FleetPlan, run_fleet
 from firmware_sim.identity import DeviceIdentity
 from protocol.codes import AckResult, Privilege, Status
-from server.model import Owner, Policy, Role
+from server.model import ListState, Owner, Policy, Role
 from server.operations import Operations
 
 from .conftest import Live, start_live
@@ -131,6 +131,26 @@ async def test_development_firmware_leaves_denied_lists(live: Live, ops: Operati
     assert await status_of(live, identity, None) == (Status.DEVELOPMENT, Privilege.NONE)
     assert live.store.list_state(P, identity.device_id_hex) is None
     assert await status_of(live, identity, P) == (Status.QUARANTINED, Privilege.NONE)  # unrecognised again
+
+
+@pytest.mark.parametrize(
+    "firmware_after_removal",
+    [(None, P), (P, None, P)],
+    ids=["removed-development-product", "removed-product-development-product"],
+)
+async def test_after_removal_development_firmware_makes_the_order_irrelevant(
+    live: Live, ops: Operations, firmware_after_removal: tuple[int | None, ...]
+) -> None:
+    """Development firmware clears the Denied lists and the memory of a removal alike, so a removed
+    device that runs it lands in quarantine on product firmware whichever came first."""
+    identity = live.known[0]
+    await ops.add_device(ADMIN, P, identity.device_id_hex)
+    await ops.remove_device(ADMIN, P, identity.device_id_hex, deny=False)
+    assert live.store.list_state(P, identity.device_id_hex) is ListState.REMOVED
+    for product in firmware_after_removal:
+        await status_of(live, identity, product)
+    assert live.store.list_state(P, identity.device_id_hex) is ListState.QUARANTINED
+    assert await status_of(live, identity, P) == (Status.QUARANTINED, Privilege.NONE)
 
 
 async def test_auto_approve_joins_an_unowned_device(live: Live, ops: Operations) -> None:

@@ -267,6 +267,37 @@ def test_development_firmware_leaves_denied_lists() -> None:
     assert Effect.LEAVE_DENIED_LISTS in development.effects
 
 
+# What each effect does to the device's entry on P's lists, as the specification says it (the
+# store's side of it is tested end to end in tests/e2e/test_admission_live.py).
+def _entry_after(entry: ListState | None, decision: Decision) -> ListState | None:
+    if Effect.LEAVE_DENIED_LISTS in decision.effects and entry in (ListState.DENIED, ListState.REMOVED):
+        return None  # development firmware forgets Denied entries and removals alike
+    if Effect.REMOVED_TO_DENIED in decision.effects:
+        return ListState.DENIED
+    if Effect.QUARANTINE in decision.effects:
+        return ListState.QUARANTINED
+    return entry
+
+
+@pytest.mark.parametrize(
+    "connections",
+    [[None, P], [P, None, P], [P, P, None, P], [None, None, P], [None, P, None, P]],
+    ids=lambda c: "-".join("dev" if p is None else "product" for p in c),
+)
+def test_after_a_removal_the_order_of_development_and_product_firmware_does_not_matter(
+    connections: list[int | None],
+) -> None:
+    """A removed device that has run development firmware at least once is unrecognised, not denied."""
+    entry: ListState | None = ListState.REMOVED
+    decision = None
+    for fw in connections:
+        facts = None if fw is None else product(P, Policy.QUARANTINE, entry)
+        decision = decide(device(), fw, facts)
+        entry = _entry_after(entry, decision)
+    assert decision is not None and decision.status is Status.QUARANTINED
+    assert entry is ListState.QUARANTINED
+
+
 @pytest.mark.parametrize("cloud", [None, P])
 def test_firmware_naming_no_existing_product_is_limited(cloud: int | None) -> None:
     decision = decide(device(cloud=cloud), MISSING, None)
