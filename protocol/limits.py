@@ -92,3 +92,6 @@ MSGPACK_MAX_BIN = MAX_TRANSPORT_PLAINTEXT  # bin fields carry event data and OTA
 MSGPACK_MAX_ARRAY = 16  # every message is one flat array of at most 16 items
 MSGPACK_MAX_MAP = 0  # no message uses a map
 MSGPACK_MAX_EXT = 0  # no message uses extension types
+# Arrays nested in one message, the message's own array counting as 1. No version 1 field is an
+# array; the slack is for later fields, and a C decoder skips ignored items with a fixed stack.
+MSGPACK_MAX_DEPTH = 4

@@ -546,6 +546,18 @@ def _values(message: Message) -> list[Any]:
     return [getattr(message, name) for name in message._NAMES]
 
 
+def _nests_too_deep(trailing: list[Any]) -> bool:
+    """Whether ignored trailing items hold arrays deeper than the limit allows (the message's
+    own array is level 1). Known fields are scalars, so their checks refuse any array."""
+    level = [(item, 2) for item in trailing if type(item) is list]
+    while level:
+        array, depth = level.pop()
+        if depth > limits.MSGPACK_MAX_DEPTH:
+            return True
+        level.extend((item, depth + 1) for item in array if type(item) is list)
+    return False
+
+
 def decode_message(data: bytes) -> Message:
     """Decode one message; anything but a well-formed known message is RemoteProtocolError."""
     try:
@@ -570,6 +582,8 @@ def decode_message(data: bytes) -> Message:
     if cls is None:
         raise RemoteProtocolError(f"unknown message type {items[0]}", CloseReason.MESSAGE_INVALID)
     values = items[1 : 1 + len(cls.CHECKS)]
+    if len(items) > 1 + len(cls.CHECKS) and _nests_too_deep(items[1 + len(cls.CHECKS) :]):
+        raise RemoteProtocolError(f"nested deeper than {limits.MSGPACK_MAX_DEPTH} arrays", CloseReason.MESSAGE_INVALID)
     if len(values) < cls._REQUIRED:
         raise RemoteProtocolError(
             f"{cls.__name__} needs {cls._REQUIRED} fields, got {len(values)}", CloseReason.MESSAGE_INVALID

@@ -394,6 +394,22 @@ def test_deep_nesting_below_the_decoder_stack_limit_is_refused() -> None:
     refused(_deep(1020))
 
 
+def _trailing(depth: int) -> bytes:
+    """[PING, 1, [[...0...]]]: arrays nested `depth` levels deep, the message's own counting as 1."""
+    return b"\x93\x04\x01" + b"\x91" * (depth - 1) + b"\x00"
+
+
+def test_ignored_trailing_arrays_may_nest_up_to_the_limit() -> None:
+    assert decode_message(_trailing(limits.MSGPACK_MAX_DEPTH)) == Ping(1)
+    wide = pack([int(MsgType.PING), 1, [1, [2, [3]], [4]], [[5]]])  # depth 4 along its deepest path
+    assert decode_message(wide) == Ping(1)
+
+
+@pytest.mark.parametrize("depth", [limits.MSGPACK_MAX_DEPTH + 1, 100, 1020])
+def test_ignored_trailing_arrays_nested_past_the_limit_are_refused(depth: int) -> None:
+    refused(_trailing(depth))
+
+
 # ---------------------------------------------------------------------------- field limits
 
 VALID: dict[type[Message], Message] = {
