@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -26,6 +27,13 @@ POLICIES = [p.value for p in Policy]
 ROLES = [r.value for r in Role]
 
 DEFAULT_DATA_DIR = os.environ.get("FLEETGATE_DATA", "./fleetgate-data")
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("fleetgate")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
 
 
 def _data_dir_arg(p: argparse.ArgumentParser) -> None:
@@ -66,6 +74,7 @@ def _password_args() -> list[tuple[str, dict[str, Any]]]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fleetgate", description="Fleetgate device cloud")
+    parser.add_argument("--version", action="version", version=f"fleetgate {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the device cloud")
@@ -259,6 +268,25 @@ def _firmware_commands(sub: Any, pid: tuple[str, dict[str, Any]]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
+        return code
+    except KeyboardInterrupt:  # Ctrl-C ends `events tail` (or any long call) without a traceback
+        return 130
+    except BrokenPipeError:  # `fleetgate ... | head`: the reader has all it wants
+        _discard_stdout()
+        return 141  # as if SIGPIPE had ended us, like other Unix tools
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if getattr(args, "offline", None) is not None:
@@ -279,8 +307,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"fleetgate: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # Ctrl-C ends `events tail` (and any other long call) without a traceback
-        return 130
 
 
 # ---------------------------------------------------------------------- serve
