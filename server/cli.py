@@ -254,10 +254,15 @@ def _firmware_commands(sub: Any, pid: tuple[str, dict[str, Any]]) -> None:
     _cmd(firmware, "list", fw.list_firmware, "list a product's firmware", pid)
     _cmd(firmware, "show", fw.show, "show one version", pid, version)
     _cmd(
-        firmware, "release", fw.release, "release a version (to exactly the targets given; none unreleases)",
+        firmware, "release", fw.release, "release a version to exactly the targets given (at least one)",
         pid, version, ("--default", {"action": "store_true", "help": "make it the product default"}),
         ("--group", {"action": "extend", "nargs": "+", "metavar": "GROUP", "help": "release to these groups"}),
         ("--intelligent", {"action": "store_true", "help": "an intelligent release (Particle's flag)"}),
+    )  # fmt: skip
+    _cmd(
+        firmware, "unrelease", fw.unrelease, "withdraw a version's release from the targets given (none: all)",
+        pid, version, ("--default", {"action": "store_true", "help": "no longer the product default"}),
+        ("--group", {"action": "extend", "nargs": "+", "metavar": "GROUP", "help": "withdraw from these groups"}),
     )  # fmt: skip
     _cmd(firmware, "delete", fw.delete, "delete an unreleased version", pid, version)
 

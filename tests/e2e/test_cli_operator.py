@@ -1,0 +1,51 @@
+"""What the operator CLI tells a new user: the file to import, release targets, approvals, policy,
+a device's firmware, rollout stages. Each against a real `fleetgate serve`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from firmware_sim import firmware
+
+from .cli_support import Served
+
+P = 4201
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    return result.stdout
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stderr.startswith("fleetgate: ") and result.stderr.count("\n") == 1, result.stderr
+    assert all(n in result.stderr for n in needles), result.stderr
+
+
+def test_release_needs_a_target_and_unrelease_is_explicit(tmp_path: Path, served: Served) -> None:
+    binary = tmp_path / "lamp-2.bin"
+    binary.write_bytes(firmware.build(P, 2, 20_000))
+    ok(served.cli("product", "create", "Lamp", "--id", P))
+    ok(served.cli("firmware", "upload", P, binary))
+    for group in ("beta", "gamma"):
+        ok(served.cli("group", "create", P, group))
+    ok(served.cli("firmware", "release", P, 2, "--default", "--group", "beta", "gamma"))
+
+    def targets() -> tuple[bool, list[str]]:
+        record = json.loads(ok(served.cli("firmware", "show", P, 2, "--json")))
+        return record["product_default"], record["groups"]
+
+    one_line_error(served.cli("firmware", "release", P, 2), "--default or --group", "unrelease")
+    assert targets() == (True, ["beta", "gamma"])  # the release it had is untouched
+
+    assert "still released to product default, group gamma" in ok(
+        served.cli("firmware", "unrelease", P, 2, "--group", "beta")
+    )
+    assert targets() == (True, ["gamma"])
+    one_line_error(served.cli("firmware", "unrelease", P, 2, "--group", "beta"), "not released to group beta")
+    assert "no longer released" in ok(served.cli("firmware", "unrelease", P, 2))
+    assert targets() == (False, [])
+    one_line_error(served.cli("firmware", "unrelease", P, 2), "is not released")
