@@ -133,9 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
         product,
         "policy",
         ops.product_policy,
-        "set the policy for unrecognised devices",
+        "show, or set, the policy for unrecognised devices",
         pid,
-        ("policy", {"choices": POLICIES}),
+        ("policy", {"choices": POLICIES, "nargs": "?", "help": "the new policy (none: show the current one)"}),
     )
     _cmd(product, "add-device", ops.product_add_device, "pre-add a device (or approve it)", pid, did, move)
     _cmd(product, "approve", ops.product_approve, "approve a quarantined or denied device", pid, did, move)

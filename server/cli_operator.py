@@ -71,6 +71,9 @@ def product_show(api: ApiClient, args: argparse.Namespace) -> int:
 
 
 def product_policy(api: ApiClient, args: argparse.Namespace) -> int:
+    if args.policy is None:  # no value: show it
+        product = api.get(f"/v1/products/{args.product}")["product"]
+        return ok(args, product, f"product {product['id']}: policy {product['policy']}")
     product = api.put(f"/v1/products/{args.product}", json={"policy": args.policy})["product"]
     return ok(args, product, f"product {product['id']}: policy {product['policy']}")
 

@@ -49,3 +49,11 @@ def test_release_needs_a_target_and_unrelease_is_explicit(tmp_path: Path, served
     assert "no longer released" in ok(served.cli("firmware", "unrelease", P, 2))
     assert targets() == (False, [])
     one_line_error(served.cli("firmware", "unrelease", P, 2), "is not released")
+
+
+def test_policy_without_a_value_shows_it(served: Served) -> None:
+    ok(served.cli("product", "create", "Widget", "--id", P, "--policy", "preadd_only"))
+    assert ok(served.cli("product", "policy", P)) == f"product {P}: policy preadd_only\n"
+    assert json.loads(ok(served.cli("product", "policy", P, "--json")))["policy"] == "preadd_only"
+    ok(served.cli("product", "policy", P, "auto_approve"))
+    assert "policy auto_approve" in ok(served.cli("product", "policy", P))
