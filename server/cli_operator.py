@@ -146,8 +146,23 @@ def _read(path: Path) -> bytes:
         raise CliError(f"cannot read {path}: {exc.strerror}") from None
 
 
+def _refuse_private_keys(path: Path, content: bytes) -> None:
+    """`fleetsim keygen` writes identities.csv (device_id,private_key) beside devices.csv (device_id,public_key):
+    the server cannot tell one 32-byte key from another, so the header is what says which file this is."""
+    lines = content.decode("utf-8-sig", errors="replace").splitlines()
+    header = next((line for line in lines if line.strip() and not line.startswith("#")), "")
+    column = next((c.strip() for c in header.split(",") if "private" in c.lower()), None)
+    if column is not None:
+        public = path.with_name("devices.csv") if str(path) != "-" else Path("devices.csv")
+        raise CliError(
+            f"{path} holds private keys (column {column!r}); nothing registered: import the public keys, {public}"
+        )
+
+
 def device_import(api: ApiClient, args: argparse.Namespace) -> int:
-    data = api.post("/v1/provisioning", files={"file": (args.file.name, _read(args.file), "text/csv")})
+    content = _read(args.file)
+    _refuse_private_keys(args.file, content)
+    data = api.post("/v1/provisioning", files={"file": (args.file.name, content, "text/csv")})
     errors = data.get("errors", [])
     if args.json:
         print(json.dumps(data))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from firmware_sim import firmware
 
-from .cli_support import Served
+from .cli_support import FLEETSIM, Served, run
 
 P = 4201
 
@@ -23,6 +23,14 @@ def one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> N
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert result.stderr.startswith("fleetgate: ") and result.stderr.count("\n") == 1, result.stderr
     assert all(n in result.stderr for n in needles), result.stderr
+
+
+def test_import_refuses_the_private_key_file(tmp_path: Path, served: Served) -> None:
+    ids = tmp_path / "sim-devices"
+    ok(run(FLEETSIM, "keygen", "--count", 3, "--out", ids))
+    one_line_error(served.cli("device", "import", ids / "identities.csv"), "private", str(ids / "devices.csv"))
+    assert json.loads(ok(served.cli("device", "list", "--json"))) == []  # nothing registered
+    assert "registered 3 device keys" in ok(served.cli("device", "import", ids / "devices.csv"))
 
 
 def test_release_needs_a_target_and_unrelease_is_explicit(tmp_path: Path, served: Served) -> None:
