@@ -78,20 +78,29 @@ def product_policy(api: ApiClient, args: argparse.Namespace) -> int:
     return ok(args, product, f"product {product['id']}: policy {product['policy']}")
 
 
-def _add_device(api: ApiClient, args: argparse.Namespace, verb: str) -> int:
+# What the API says happened to one device (its `action`), as a sentence.
+_ADDED = {
+    "preadded": "pre-added (it was not in quarantine or on the Denied list)",
+    "approved": "approved from quarantine",
+    "reapproved": "re-approved from the Denied list",
+    "existing": "already a member",
+}
+
+
+def _add_device(api: ApiClient, args: argparse.Namespace) -> int:
     data = api.post(f"/v1/products/{args.product}/devices", json={"id": args.device_id, "move": args.move})
     if data.get("invalidDeviceIds") or data.get("nonmemberDeviceIds"):
-        raise CliError(f"{args.device_id}: not {verb}: {json.dumps(data)}")
-    state = "already a member" if data.get("existingDeviceIds") else verb
-    return ok(args, data, f"{args.device_id}: {state} (product {args.product})")
+        raise CliError(f"{args.device_id}: not added: {json.dumps(data)}")
+    action = data.get("action") or ("existing" if data.get("existingDeviceIds") else "added")  # an older server
+    return ok(args, data, f"{args.device_id}: {_ADDED.get(action, action)} (product {args.product})")
 
 
 def product_add_device(api: ApiClient, args: argparse.Namespace) -> int:
-    return _add_device(api, args, "added")
+    return _add_device(api, args)
 
 
 def product_approve(api: ApiClient, args: argparse.Namespace) -> int:
-    return _add_device(api, args, "approved")
+    return _add_device(api, args)
 
 
 def product_deny(api: ApiClient, args: argparse.Namespace) -> int:

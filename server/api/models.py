@@ -176,6 +176,11 @@ class ImportOut(BaseModel):
     existingDeviceIds: list[str]
     nonmemberDeviceIds: list[str]
     invalidDeviceIds: list[str]
+    action: str | None = Field(
+        default=None,
+        description="one device (JSON): preadded, approved (from quarantine), reapproved (from Denied) or"
+        " existing (already a member); null for a file",
+    )
 
 
 class RemoveDeviceIn(Request):

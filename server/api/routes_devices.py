@@ -97,6 +97,7 @@ async def _add_one(request: Request, state: State, access: ProductAccess) -> Imp
         existingDeviceIds=existing,
         nonmemberDeviceIds=[],
         invalidDeviceIds=[],
+        action=outcome,
     )
 
 

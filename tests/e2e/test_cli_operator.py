@@ -59,6 +59,28 @@ def test_release_needs_a_target_and_unrelease_is_explicit(tmp_path: Path, served
     one_line_error(served.cli("firmware", "unrelease", P, 2), "is not released")
 
 
+def test_approve_says_what_happened(tmp_path: Path, served: Served) -> None:
+    ok(served.cli("product", "create", "Widget", "--id", P))
+    ids = tmp_path / "ids"
+    ok(run(FLEETSIM, "keygen", "--count", 1, "--out", ids))
+    ok(served.cli("device", "import", ids / "devices.csv"))
+    assert served.fleet(ids, "--product", P)["summary"]["statuses"] == {"quarantined": 1}
+    quarantined = (ids / "devices.csv").read_text().splitlines()[1].split(",")[0]
+    stranger, denied = "ab" * 12, "cd" * 12
+
+    assert "approved from quarantine" in ok(served.cli("product", "approve", P, quarantined))
+    assert "pre-added" in ok(served.cli("product", "approve", P, stranger))
+    ok(served.cli("product", "add-device", P, denied))
+    ok(served.cli("product", "deny", P, denied))
+    assert "re-approved from the Denied list" in ok(served.cli("product", "approve", P, denied))
+    assert "already a member" in ok(served.cli("product", "approve", P, denied))
+    assert json.loads(ok(served.cli("product", "approve", P, denied, "--json")))["action"] == "existing"
+
+    audit = json.loads(ok(served.cli("audit", P, "--json")))["audit"]
+    said = {(a["device_id"], a["action"]) for a in audit}
+    assert {(quarantined, "approved"), (stranger, "preadded"), (denied, "approved")} <= said
+
+
 def test_policy_without_a_value_shows_it(served: Served) -> None:
     ok(served.cli("product", "create", "Widget", "--id", P, "--policy", "preadd_only"))
     assert ok(served.cli("product", "policy", P)) == f"product {P}: policy preadd_only\n"
