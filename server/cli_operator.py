@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -196,10 +197,34 @@ def device_list(api: ApiClient, args: argparse.Namespace) -> int:
     return code
 
 
+# The product's view of one device adds these (null elsewhere): shown as their own lines.
+FIRMWARE_FIELDS = {
+    "groups": "groups",
+    "desired_firmware_version": "locked to version",
+    "targeted_firmware_release_version": "should run version",
+    "firmware_target_reason": "because",
+    "firmware_update_pending": "update pending",
+}
+
+
 def device_show(api: ApiClient, args: argparse.Namespace) -> int:
-    path = f"/v1/products/{args.product}/devices/{args.device_id}" if args.product else f"/v1/devices/{args.device_id}"
-    device = api.get(path)
-    return emit(args, device, list(device), [device])
+    if args.product is not None:
+        device = api.get(f"/v1/products/{args.product}/devices/{args.device_id}")
+    else:
+        device = api.get(f"/v1/devices/{args.device_id}")
+        if device.get("product_id") is not None:  # the product's view adds groups, lock and pending update
+            with contextlib.suppress(CliError):  # e.g. an owner who is not on the product's team
+                device = api.get(f"/v1/products/{device['product_id']}/devices/{args.device_id}")
+    if args.json:
+        return ok(args, device, "")
+    width = max(map(len, [*device, *FIRMWARE_FIELDS.values()]))
+    for key, value in device.items():
+        if key not in FIRMWARE_FIELDS:
+            print(f"{key.ljust(width)}  {_cell(value)}")
+    if device.get("targeted_firmware_release_version", None) is not None or device.get("firmware_target_reason"):
+        for key, label in FIRMWARE_FIELDS.items():
+            print(f"{label.ljust(width)}  {_cell(device.get(key))}")
+    return 0
 
 
 def device_owner(api: ApiClient, args: argparse.Namespace) -> int:

@@ -87,3 +87,26 @@ def test_policy_without_a_value_shows_it(served: Served) -> None:
     assert json.loads(ok(served.cli("product", "policy", P, "--json")))["policy"] == "preadd_only"
     ok(served.cli("product", "policy", P, "auto_approve"))
     assert "policy auto_approve" in ok(served.cli("product", "policy", P))
+
+
+def test_device_show_has_groups_lock_and_pending_update(tmp_path: Path, served: Served) -> None:
+    ok(served.cli("product", "create", "Lamp", "--id", P))
+    for version in (2, 3):
+        binary = tmp_path / f"lamp-{version}.bin"
+        binary.write_bytes(firmware.build(P, version, 20_000))
+        ok(served.cli("firmware", "upload", P, binary))
+    ok(served.cli("group", "create", P, "beta"))
+    device = "0123456789abcdef01234567"
+    ok(served.cli("product", "add-device", P, device))
+    ok(served.cli("device", "groups", P, device, "beta"))
+    ok(served.cli("firmware", "release", P, 3, "--group", "beta"))
+
+    shown = json.loads(ok(served.cli("device", "show", device, "--product", P, "--json")))
+    assert shown["groups"] == ["beta"] and shown["desired_firmware_version"] is None
+    assert shown["targeted_firmware_release_version"] == 3 and shown["firmware_update_pending"] is True
+
+    ok(served.cli("device", "lock", P, device, 2))
+    text = ok(served.cli("device", "show", device))  # no --product: the device's own product
+    lines = {line.split("  ")[0].strip(): line.split()[-1] for line in text.splitlines()}
+    assert lines["groups"] == "beta" and lines["locked to version"] == "2"
+    assert lines["should run version"] == "2" and lines["update pending"] == "yes"
