@@ -110,3 +110,29 @@ def test_device_show_has_groups_lock_and_pending_update(tmp_path: Path, served: 
     lines = {line.split("  ")[0].strip(): line.split()[-1] for line in text.splitlines()}
     assert lines["groups"] == "beta" and lines["locked to version"] == "2"
     assert lines["should run version"] == "2" and lines["update pending"] == "yes"
+
+
+def test_rollout_stages_are_numbered_alike(tmp_path: Path, served: Served) -> None:
+    binary = tmp_path / "lamp-2.bin"
+    binary.write_bytes(firmware.build(P, 2, 20_000))
+    ok(served.cli("product", "create", "Lamp", "--id", P))
+    ok(served.cli("firmware", "upload", P, binary))
+    for i in range(1, 5):
+        ok(served.cli("product", "add-device", P, f"{i:024x}"))
+    created = ok(
+        served.cli("rollout", "create", P, 2, "--default", "--strategy", "staged", "--stages", "1,2", "--json")
+    )
+    rid = json.loads(created)["id"]
+
+    shown = json.loads(ok(served.cli("rollout", "show", P, rid, "--devices", "--json")))
+    json_stages = [s["stage"] for s in shown["rollout"]["stage_counts"]]
+    json_device_stages = {d["id"]: d["stage"] for d in shown["devices"]}
+    assert shown["rollout"]["current_stage"] == json_stages[0]
+
+    text = ok(served.cli("rollout", "show", P, rid, "--devices"))
+    header, stages, devices = text.split("\n\n")[0], text.split("\n\n")[0], text.split("\n\n")[1]
+    assert f"at stage {shown['rollout']['current_stage']} (stages {json_stages[0]}-{json_stages[-1]})" in header
+    stage_rows = [line.split() for line in stages.splitlines() if line.split()[0].isdigit()]
+    assert [int(row[0]) for row in stage_rows] == json_stages
+    device_rows = [line.split() for line in devices.splitlines()[1:]]
+    assert {row[0]: int(row[1]) for row in device_rows} == json_device_stages
