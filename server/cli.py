@@ -10,11 +10,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import cli_events, cli_rollout, cli_webhook
+from . import cli_events, cli_login, cli_rollout, cli_webhook
 from . import cli_firmware as fw
 from . import cli_operator as ops
-from .cli_client import ApiClient, CliError, default_api, resolve_token
+from .cli_client import ApiClient, CliError
 from .cli_operator import Command
+from .cli_profile import resolve_credentials
 from .config import DEFAULT_API_PORT, DEFAULT_DEVICE_PORT, DEFAULT_MAX_HANDSHAKES
 from .model import Policy, Role
 
@@ -47,10 +48,11 @@ def _data_dir_arg(p: argparse.ArgumentParser) -> None:
 
 def _api_args(p: argparse.ArgumentParser) -> None:
     _data_dir_arg(p)
+    p.add_argument("--api", help="API base URL (default $FLEETGATE_API, else your login's, else http://127.0.0.1:8080)")
     p.add_argument(
-        "--api", default=default_api(), help="API base URL (default $FLEETGATE_API or http://127.0.0.1:8080)"
+        "--token",
+        help="bearer token (default $FLEETGATE_TOKEN, else your login's for that API, else DATA_DIR/admin.token)",
     )
-    p.add_argument("--token", help="bearer token (default $FLEETGATE_TOKEN or DATA_DIR/admin.token)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -113,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _data_dir_arg(recover)
     recover.set_defaults(offline=cmd_admin_token)
+
+    cli_login.add_commands(sub, _data_dir_arg)
 
     demo = sub.add_parser("demo", help="play the admission rules out with a small simulated fleet")
     demo.set_defaults(run=None)
@@ -303,7 +307,7 @@ def _main(argv: Sequence[str] | None) -> int:
             from .demo import run_demo
 
             return run_demo()
-        api = ApiClient(args.api, resolve_token(args.token, args.data_dir))
+        api = ApiClient(*resolve_credentials(args.api, args.token, args.data_dir))
         try:
             code = args.run(api, args)
             return code
