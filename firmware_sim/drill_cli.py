@@ -29,6 +29,9 @@ def _fraction(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
+_MIX_HELP = DEFAULT_MIX.replace("%", "%%")  # argparse %-formats help text: the mix's own % signs are doubled
+
+
 def add_parser(sub: Any) -> None:
     d = sub.add_parser(
         "drill",
@@ -40,7 +43,7 @@ def add_parser(sub: Any) -> None:
     d.add_argument(
         "--mix",
         default=DEFAULT_MIX,
-        help=f"behaviours, as percentages or counts (default {DEFAULT_MIX}); 'none' for a clean fleet",
+        help=f"behaviours, as percentages or counts (default {_MIX_HELP}); 'none' for a clean fleet",
     )
     d.add_argument("--size", type=int, default=262_144, metavar="BYTES", help="firmware image size (default 256 KiB)")
     d.add_argument("--strategy", choices=STRATEGIES, default="all")

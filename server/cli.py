@@ -3,31 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import trio
-
-from . import cli_events, cli_rollout, cli_webhook
+from . import cli_events, cli_login, cli_rollout, cli_webhook
 from . import cli_firmware as fw
 from . import cli_operator as ops
-from .app import Server, describe_bind_error, run_forever
-from .auth import reissue_admin_token
-from .cli_client import ApiClient, CliError, default_api, resolve_token
+from .cli_client import ApiClient, CliError
 from .cli_operator import Command
-from .config import DEFAULT_API_PORT, DEFAULT_DEVICE_PORT, DEFAULT_MAX_HANDSHAKES, ServerConfig
-from .errors import Conflict
-from .logs import setup_logging
+from .cli_profile import resolve_credentials
+from .config import DEFAULT_API_PORT, DEFAULT_DEVICE_PORT, DEFAULT_MAX_HANDSHAKES
 from .model import Policy, Role
-from .store import SQLiteStore
+
+# The server runtime (FastAPI, Hypercorn, the store) is imported only by the commands that run it:
+# the rest of the CLI is an HTTP client and starts in a fraction of the time.
+if TYPE_CHECKING:
+    from .app import Server
 
 POLICIES = [p.value for p in Policy]
 ROLES = [r.value for r in Role]
 
 DEFAULT_DATA_DIR = os.environ.get("FLEETGATE_DATA", "./fleetgate-data")
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("fleetgate")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
 
 
 def _data_dir_arg(p: argparse.ArgumentParser) -> None:
@@ -41,10 +48,11 @@ def _data_dir_arg(p: argparse.ArgumentParser) -> None:
 
 def _api_args(p: argparse.ArgumentParser) -> None:
     _data_dir_arg(p)
+    p.add_argument("--api", help="API base URL (default $FLEETGATE_API, else your login's, else http://127.0.0.1:8080)")
     p.add_argument(
-        "--api", default=default_api(), help="API base URL (default $FLEETGATE_API or http://127.0.0.1:8080)"
+        "--token",
+        help="bearer token (default $FLEETGATE_TOKEN, else your login's for that API, else DATA_DIR/admin.token)",
     )
-    p.add_argument("--token", help="bearer token (default $FLEETGATE_TOKEN or DATA_DIR/admin.token)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -68,6 +76,7 @@ def _password_args() -> list[tuple[str, dict[str, Any]]]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fleetgate", description="Fleetgate device cloud")
+    parser.add_argument("--version", action="version", version=f"fleetgate {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the device cloud")
@@ -107,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     _data_dir_arg(recover)
     recover.set_defaults(offline=cmd_admin_token)
 
+    cli_login.add_commands(sub, _data_dir_arg)
+
     demo = sub.add_parser("demo", help="play the admission rules out with a small simulated fleet")
     demo.set_defaults(run=None)
 
@@ -126,9 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
         product,
         "policy",
         ops.product_policy,
-        "set the policy for unrecognised devices",
+        "show, or set, the policy for unrecognised devices",
         pid,
-        ("policy", {"choices": POLICIES}),
+        ("policy", {"choices": POLICIES, "nargs": "?", "help": "the new policy (none: show the current one)"}),
     )
     _cmd(product, "add-device", ops.product_add_device, "pre-add a device (or approve it)", pid, did, move)
     _cmd(product, "approve", ops.product_approve, "approve a quarantined or denied device", pid, did, move)
@@ -247,10 +258,15 @@ def _firmware_commands(sub: Any, pid: tuple[str, dict[str, Any]]) -> None:
     _cmd(firmware, "list", fw.list_firmware, "list a product's firmware", pid)
     _cmd(firmware, "show", fw.show, "show one version", pid, version)
     _cmd(
-        firmware, "release", fw.release, "release a version (to exactly the targets given; none unreleases)",
+        firmware, "release", fw.release, "release a version to exactly the targets given (at least one)",
         pid, version, ("--default", {"action": "store_true", "help": "make it the product default"}),
         ("--group", {"action": "extend", "nargs": "+", "metavar": "GROUP", "help": "release to these groups"}),
         ("--intelligent", {"action": "store_true", "help": "an intelligent release (Particle's flag)"}),
+    )  # fmt: skip
+    _cmd(
+        firmware, "unrelease", fw.unrelease, "withdraw a version's release from the targets given (none: all)",
+        pid, version, ("--default", {"action": "store_true", "help": "no longer the product default"}),
+        ("--group", {"action": "extend", "nargs": "+", "metavar": "GROUP", "help": "withdraw from these groups"}),
     )  # fmt: skip
     _cmd(firmware, "delete", fw.delete, "delete an unreleased version", pid, version)
 
@@ -261,6 +277,25 @@ def _firmware_commands(sub: Any, pid: tuple[str, dict[str, Any]]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
+        return code
+    except KeyboardInterrupt:  # Ctrl-C ends `events tail` (or any long call) without a traceback
+        return 130
+    except BrokenPipeError:  # `fleetgate ... | head`: the reader has all it wants
+        _discard_stdout()
+        return 141  # as if SIGPIPE had ended us, like other Unix tools
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if getattr(args, "offline", None) is not None:
@@ -272,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .demo import run_demo
 
             return run_demo()
-        api = ApiClient(args.api, resolve_token(args.token, args.data_dir))
+        api = ApiClient(*resolve_credentials(args.api, args.token, args.data_dir))
         try:
             code = args.run(api, args)
             return code
@@ -281,8 +316,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"fleetgate: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # Ctrl-C ends `events tail` (and any other long call) without a traceback
-        return 130
 
 
 # ---------------------------------------------------------------------- serve
@@ -290,6 +323,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def cmd_admin_token(args: argparse.Namespace) -> int:
     """Recovery when the admin's token was lost or revoked: holding the data directory is the proof."""
+    from .auth import reissue_admin_token
+    from .config import ServerConfig
+    from .errors import Conflict
+    from .store import SQLiteStore
+
     config = ServerConfig(data_dir=args.data_dir)
     if not config.db_path.is_file():
         raise CliError(f"{config.db_path} does not exist: is {args.data_dir} a server's data directory?")
@@ -312,6 +350,12 @@ def _delays(text: str) -> tuple[float, ...]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import trio
+
+    from .app import describe_bind_error, run_forever
+    from .config import ServerConfig
+    from .logs import setup_logging
+
     setup_logging(args.log_level)
     try:
         config = ServerConfig(

@@ -31,16 +31,16 @@ def resolve_token(token: str | None, data_dir: Path) -> str:
         return path.read_text().strip()
     except OSError:
         raise CliError(
-            f"no token: pass --token, set FLEETGATE_TOKEN, or point --data-dir at a server's data directory"
-            f" ({path} not readable)"
+            f"no token: run `fleetgate login`, pass --token, set FLEETGATE_TOKEN, or point --data-dir at a"
+            f" server's data directory ({path} not readable)"
         ) from None
 
 
 class ApiClient:
-    def __init__(self, base_url: str, token: str) -> None:
-        self._http = httpx.Client(
-            base_url=base_url.rstrip("/"), headers={"Authorization": f"Bearer {token}"}, timeout=30.0
-        )
+    def __init__(self, base_url: str, token: str | None) -> None:
+        """No token: for the requests that need none (/oauth/token)."""
+        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=30.0)
         self.base_url = base_url
 
     def close(self) -> None:

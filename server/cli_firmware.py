@@ -111,15 +111,51 @@ def show(api: ApiClient, args: argparse.Namespace) -> int:
     return emit(args, record, [c for c in record if c != "uploaded_by"], [record])
 
 
+def _targets(record: dict[str, Any]) -> list[str]:
+    return (["product default"] if record["product_default"] else []) + [f"group {g}" for g in record["groups"]]
+
+
 def release(api: ApiClient, args: argparse.Namespace) -> int:
-    body = {"version": args.version, "product_default": args.default, "groups": args.group or [],
+    if not args.default and not args.group:  # the API would take it as "unrelease everywhere"
+        raise CliError(
+            f"give a target: --default or --group GROUP (to withdraw a release: "
+            f"fleetgate firmware unrelease {args.product} {args.version})"
+        )
+    body = {"version": args.version, "product_default": args.default, "groups": args.group,
             "intelligent": args.intelligent}  # fmt: skip
     record = api.put(f"/v1/products/{args.product}/firmware/release", json=body)
-    targets = (["product default"] if record["product_default"] else []) + [f"group {g}" for g in record["groups"]]
-    text = (
-        f"version {args.version} released to {', '.join(targets)}" if targets else f"version {args.version}: unreleased"
-    )
-    return ok(args, record, text + (" (intelligent)" if record["intelligent"] and targets else ""))
+    text = f"version {args.version} released to {', '.join(_targets(record))}"
+    return ok(args, record, text + (" (intelligent)" if record["intelligent"] else ""))
+
+
+def unrelease(api: ApiClient, args: argparse.Namespace) -> int:
+    """Withdraw a version from the targets named (none named: from all of them), keeping the rest.
+
+    The API has one verb for both, as Particle has it: a release names exactly the targets a version
+    keeps. So this reads the version's targets and releases it again to what remains."""
+    path = f"/v1/products/{args.product}/firmware"
+    record = api.get(f"{path}/{args.version}")
+    everything = not args.default and not args.group
+    if not _targets(record):
+        raise CliError(f"version {args.version} of product {args.product} is not released")
+    if args.default and not record["product_default"]:
+        raise CliError(f"version {args.version} is not the product default")
+    named = list(args.group or [])
+    missing = [g for g in named if g not in record["groups"]]
+    if missing:
+        raise CliError(f"version {args.version} is not released to group {', '.join(missing)}")
+    keep_default = record["product_default"] and not (everything or args.default)
+    keep_groups = [] if everything else [g for g in record["groups"] if g not in named]
+    body = {"version": args.version, "product_default": keep_default, "groups": keep_groups,
+            "intelligent": record["intelligent"]}  # fmt: skip
+    after = api.put(f"{path}/release", json=body)
+    left = _targets(after)
+    still = f"; still released to {', '.join(left)}" if left else "; no longer released"
+    return ok(args, after, f"version {args.version} withdrawn from {', '.join(_withdrawn(record, after))}{still}")
+
+
+def _withdrawn(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    return [t for t in _targets(before) if t not in _targets(after)]
 
 
 def delete(api: ApiClient, args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -71,24 +72,36 @@ def product_show(api: ApiClient, args: argparse.Namespace) -> int:
 
 
 def product_policy(api: ApiClient, args: argparse.Namespace) -> int:
+    if args.policy is None:  # no value: show it
+        product = api.get(f"/v1/products/{args.product}")["product"]
+        return ok(args, product, f"product {product['id']}: policy {product['policy']}")
     product = api.put(f"/v1/products/{args.product}", json={"policy": args.policy})["product"]
     return ok(args, product, f"product {product['id']}: policy {product['policy']}")
 
 
-def _add_device(api: ApiClient, args: argparse.Namespace, verb: str) -> int:
+# What the API says happened to one device (its `action`), as a sentence.
+_ADDED = {
+    "preadded": "pre-added (it was not in quarantine or on the Denied list)",
+    "approved": "approved from quarantine",
+    "reapproved": "re-approved from the Denied list",
+    "existing": "already a member",
+}
+
+
+def _add_device(api: ApiClient, args: argparse.Namespace) -> int:
     data = api.post(f"/v1/products/{args.product}/devices", json={"id": args.device_id, "move": args.move})
     if data.get("invalidDeviceIds") or data.get("nonmemberDeviceIds"):
-        raise CliError(f"{args.device_id}: not {verb}: {json.dumps(data)}")
-    state = "already a member" if data.get("existingDeviceIds") else verb
-    return ok(args, data, f"{args.device_id}: {state} (product {args.product})")
+        raise CliError(f"{args.device_id}: not added: {json.dumps(data)}")
+    action = data.get("action") or ("existing" if data.get("existingDeviceIds") else "added")  # an older server
+    return ok(args, data, f"{args.device_id}: {_ADDED.get(action, action)} (product {args.product})")
 
 
 def product_add_device(api: ApiClient, args: argparse.Namespace) -> int:
-    return _add_device(api, args, "added")
+    return _add_device(api, args)
 
 
 def product_approve(api: ApiClient, args: argparse.Namespace) -> int:
-    return _add_device(api, args, "approved")
+    return _add_device(api, args)
 
 
 def product_deny(api: ApiClient, args: argparse.Namespace) -> int:
@@ -143,8 +156,23 @@ def _read(path: Path) -> bytes:
         raise CliError(f"cannot read {path}: {exc.strerror}") from None
 
 
+def _refuse_private_keys(path: Path, content: bytes) -> None:
+    """`fleetsim keygen` writes identities.csv (device_id,private_key) beside devices.csv (device_id,public_key):
+    the server cannot tell one 32-byte key from another, so the header is what says which file this is."""
+    lines = content.decode("utf-8-sig", errors="replace").splitlines()
+    header = next((line for line in lines if line.strip() and not line.startswith("#")), "")
+    column = next((c.strip() for c in header.split(",") if "private" in c.lower()), None)
+    if column is not None:
+        public = path.with_name("devices.csv") if str(path) != "-" else Path("devices.csv")
+        raise CliError(
+            f"{path} holds private keys (column {column!r}); nothing registered: import the public keys, {public}"
+        )
+
+
 def device_import(api: ApiClient, args: argparse.Namespace) -> int:
-    data = api.post("/v1/provisioning", files={"file": (args.file.name, _read(args.file), "text/csv")})
+    content = _read(args.file)
+    _refuse_private_keys(args.file, content)
+    data = api.post("/v1/provisioning", files={"file": (args.file.name, content, "text/csv")})
     errors = data.get("errors", [])
     if args.json:
         print(json.dumps(data))
@@ -169,10 +197,34 @@ def device_list(api: ApiClient, args: argparse.Namespace) -> int:
     return code
 
 
+# The product's view of one device adds these (null elsewhere): shown as their own lines.
+FIRMWARE_FIELDS = {
+    "groups": "groups",
+    "desired_firmware_version": "locked to version",
+    "targeted_firmware_release_version": "should run version",
+    "firmware_target_reason": "because",
+    "firmware_update_pending": "update pending",
+}
+
+
 def device_show(api: ApiClient, args: argparse.Namespace) -> int:
-    path = f"/v1/products/{args.product}/devices/{args.device_id}" if args.product else f"/v1/devices/{args.device_id}"
-    device = api.get(path)
-    return emit(args, device, list(device), [device])
+    if args.product is not None:
+        device = api.get(f"/v1/products/{args.product}/devices/{args.device_id}")
+    else:
+        device = api.get(f"/v1/devices/{args.device_id}")
+        if device.get("product_id") is not None:  # the product's view adds groups, lock and pending update
+            with contextlib.suppress(CliError):  # e.g. an owner who is not on the product's team
+                device = api.get(f"/v1/products/{device['product_id']}/devices/{args.device_id}")
+    if args.json:
+        return ok(args, device, "")
+    width = max(map(len, [*device, *FIRMWARE_FIELDS.values()]))
+    for key, value in device.items():
+        if key not in FIRMWARE_FIELDS:
+            print(f"{key.ljust(width)}  {_cell(value)}")
+    if device.get("targeted_firmware_release_version", None) is not None or device.get("firmware_target_reason"):
+        for key, label in FIRMWARE_FIELDS.items():
+            print(f"{label.ljust(width)}  {_cell(device.get(key))}")
+    return 0
 
 
 def device_owner(api: ApiClient, args: argparse.Namespace) -> int:

@@ -61,11 +61,13 @@ def show(api: ApiClient, args: argparse.Namespace) -> int:
     r = rollout
     print(f"rollout {r['id']}: version {r['version']} of product {r['product_id']}, {r['state']}"
           f" ({r['state_reason']})")  # fmt: skip
-    print(f"strategy {r['strategy']}, stage {r['current_stage'] + 1} of {len(r['stages'])}, at most"
+    # Stages are numbered from 0 everywhere (this header, both tables, --json): as the API numbers them.
+    last = len(r["stages"]) - 1
+    print(f"strategy {r['strategy']}, at stage {r['current_stage']} (stages 0-{last}), at most"
           f" {r['max_concurrent']} in flight, {r['retries']} retries, timeout {r['device_timeout']:g} s")  # fmt: skip
     print(f"thresholds: success {r['success_threshold']:g}, error {r['error_threshold']:g} -> {r['error_action']}"
           f"{' (fired)' if r['error_action_fired'] else ''}")  # fmt: skip
-    stage_rows = [{"stage": s["stage"] + 1, "size": s["size"], **s["counts"]} for s in r["stage_counts"]]
+    stage_rows = [{"stage": s["stage"], "size": s["size"], **s["counts"]} for s in r["stage_counts"]]
     stage_rows.append({"stage": "all", "size": r["target"]["devices"], **r["counts"]})
     emit(args, None, ["stage", "size", *STATE_ORDER], stage_rows)
     if args.devices:

@@ -225,7 +225,8 @@ class Operations:
     # ------------------------------------------------------------------ product devices
 
     async def add_device(self, actor: str, key: int | str, device_text: str, *, move: bool = False) -> str:
-        """Pre-add, or approve from quarantine or Denied. Returns what happened."""
+        """Pre-add, or approve from quarantine or Denied. Returns what happened: preadded, approved
+        (from quarantine), reapproved (from Denied) or existing (already a member)."""
         product = await self.product(key)
         device_id = device_id_or_invalid(device_text)
 
@@ -249,7 +250,7 @@ class Operations:
             if record is not None and record.product_id is not None:
                 detail["moved_from_product"] = record.product_id
             s._append_audit(now(), actor, action, product_id=product.id, device_id=device_id, detail=detail)
-            return action
+            return "reapproved" if state is ListState.DENIED else action  # the audit says it in detail.from
 
         outcome = await self._tx("add_device", tx)
         await self.reevaluate_device(device_id, actor)

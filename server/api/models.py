@@ -152,6 +152,11 @@ class DeviceOut(BaseModel):
     owner: str | None = Field(description='"user:NAME", "customer:NAME" or null')
     firmware_product_id: int | None = Field(description="the product ID the firmware reported last")
     mismatch: bool = Field(description="the firmware reports a product other than the device's")
+    # In single-device answers of a device in a product; null in lists.
+    desired_firmware_version: int | None = Field(default=None, description="the version the device is locked to")
+    targeted_firmware_release_version: int | None = Field(default=None, description="the version the device should run")
+    firmware_target_reason: str | None = Field(default=None, description="which rule chose that version")
+    firmware_update_pending: bool | None = Field(default=None, description="it runs another version than that one")
 
 
 class DevicesMeta(BaseModel):
@@ -176,6 +181,11 @@ class ImportOut(BaseModel):
     existingDeviceIds: list[str]
     nonmemberDeviceIds: list[str]
     invalidDeviceIds: list[str]
+    action: str | None = Field(
+        default=None,
+        description="one device (JSON): preadded, approved (from quarantine), reapproved (from Denied) or"
+        " existing (already a member); null for a file",
+    )
 
 
 class RemoveDeviceIn(Request):

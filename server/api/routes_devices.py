@@ -25,6 +25,7 @@ from .models import (
 from .models_firmware import DeviceFirmwareUpdate
 from .permissions import Perm
 from .views import read_product_device, read_product_devices
+from .views_device_firmware import with_firmware
 
 router = APIRouter(tags=["product devices"])
 
@@ -47,6 +48,12 @@ async def device_in_product(state: State, product_id: int, device_id: str) -> De
     return device
 
 
+async def one_device_in_product(state: State, product_id: int, device_id: str) -> DeviceOut:
+    """The device with its groups, lock and firmware target: the single-device answer."""
+    device = await device_in_product(state, product_id, device_id)
+    return await state.ctx.store.read(with_firmware, state.store, product_id, device)
+
+
 @router.get("/v1/products/{product}/devices", response_model=DevicesOut, summary="Members and listed devices")
 async def list_devices(
     access: Annotated[ProductAccess, Depends(product_access(Perm.DEVICES_READ))],
@@ -67,7 +74,7 @@ async def get_device(
     access: Annotated[ProductAccess, Depends(product_access(Perm.DEVICES_READ))],
     state: State,
 ) -> DeviceOut:
-    return await device_in_product(state, access.product.id, device_id_or_invalid(device_id))
+    return await one_device_in_product(state, access.product.id, device_id_or_invalid(device_id))
 
 
 def _record_and_state(store: Store, product_id: int, device_id: str) -> tuple[DeviceRecord | None, ListState | None]:
@@ -97,6 +104,7 @@ async def _add_one(request: Request, state: State, access: ProductAccess) -> Imp
         existingDeviceIds=existing,
         nonmemberDeviceIds=[],
         invalidDeviceIds=[],
+        action=outcome,
     )
 
 
@@ -174,9 +182,9 @@ async def update_device(
     if lock:
         access.require(Perm.DEVICE_FIRMWARE_LOCK)
     device_id = device_id_or_invalid(device_id)
-    device = await device_in_product(state, access.product.id, device_id)
+    await device_in_product(state, access.product.id, device_id)  # 404 before changing anything
     if not fields and groups is None and not lock:
-        return device
+        return await one_device_in_product(state, access.product.id, device_id)
     if groups is not None or lock:  # first: it is the part that can still refuse (unknown group or version)
         await state.ops.firmware.update_device(
             access.actor, access.product.id, device_id,
@@ -184,7 +192,4 @@ async def update_device(
         )  # fmt: skip
     if fields:
         await state.ops.update_device(access.actor, access.product.id, device_id, fields)
-    device = await device_in_product(state, access.product.id, device_id)
-    # views.device_out leaves groups empty; this answer shows the device's groups.
-    in_groups = await state.ctx.store.read(state.store.device_groups, access.product.id, device_id)
-    return device.model_copy(update={"groups": in_groups})
+    return await one_device_in_product(state, access.product.id, device_id)

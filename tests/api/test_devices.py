@@ -31,6 +31,7 @@ async def test_preadd_list_show_and_edit(api: Api) -> None:
             "existingDeviceIds": [],
             "nonmemberDeviceIds": [],
             "invalidDeviceIds": [],
+            "action": "preadded",
         }
     assert (await preadd(api, P, devices[0]))["existingDeviceIds"] == [devices[0]]
 
@@ -55,6 +56,10 @@ async def test_preadd_list_show_and_edit(api: Api) -> None:
         "owner": None,
         "firmware_product_id": None,
         "mismatch": False,
+        "desired_firmware_version": None,
+        "targeted_firmware_release_version": None,
+        "firmware_target_reason": "no release applies",
+        "firmware_update_pending": False,
     }
     edited = await api.ok(
         "PUT", f"/v1/products/{P}/devices/{devices[0]}", json={"name": "kitchen", "notes": "n", "development": True}
@@ -144,6 +149,7 @@ async def test_import_a_file_of_device_ids(api: Api) -> None:
         "existingDeviceIds": [member],
         "nonmemberDeviceIds": [elsewhere],
         "invalidDeviceIds": ["not-an-id", "0" * 25],
+        "action": None,  # only said for one device
     }
     too_many = "\n".join(new_id() for _ in range(10_001)).encode()
     big = await api.call("POST", f"/v1/products/{P}/devices", files={"file": ("ids.txt", too_many)})

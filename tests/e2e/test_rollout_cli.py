@@ -55,7 +55,7 @@ def test_rollout_commands(tmp_path: Path, served: Served) -> None:
     assert sorted(d["id"] for d in shown["devices"]) == DEVICES
     assert [s["size"] for s in shown["rollout"]["stage_counts"]] == [1, 2, 2]
     text = ok(served.cli("rollout", "show", P, rid, "--devices"))
-    assert "stage 1 of 3" in text and "PENDING" in text
+    assert "at stage 0 (stages 0-2)" in text and "PENDING" in text  # numbered from 0, as in JSON
 
     aborted = json.loads(ok(served.cli("rollout", "abort", P, rid, "--json")))
     assert aborted["state"] == "aborted" and aborted["counts"]["skipped"] == 5
