@@ -16,7 +16,7 @@ from .cli_support import FLEETSIM, Served, run
 
 P = 4611
 DEVICES = 8
-HOLD = 12  # seconds the devices stay: the rollout takes a few
+HOLD = 15  # seconds the devices stay: the rollout takes a few, more on a loaded machine
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:
