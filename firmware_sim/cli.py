@@ -22,7 +22,7 @@ from protocol.messages import EventMessage, parse_device_id, parse_public_key
 from . import drill_cli, firmware
 from .bench import cli as bench_cli
 from .device import DeviceClosed, DeviceRefused, DeviceSettings, connect_device
-from .fleet import DeviceOutcome, FleetPlan, run_fleet, summarize
+from .fleet import DeviceOutcome, FleetPlan, run_fleet, summarize, updates_installed
 from .identity import DeviceIdentity, load_identities, write_identities
 from .progress import Progress
 
@@ -323,6 +323,8 @@ def _print_report(summary: dict[str, object], outcomes: list[DeviceOutcome]) -> 
     if summary["status_updates"]:
         print(f"status updates pushed while connected: {summary['status_updates']}; final: {summary['final_statuses']}")
     print(f"events acked: {summary['events_acked']}/{summary['events_sent']}")
+    if installed := updates_installed(outcomes):
+        print(f"updates installed: {installed}")
     print(f"handshake latency: p50 {summary['handshake_ms_p50']} ms, p99 {summary['handshake_ms_p99']} ms")
     problems = [o for o in outcomes if o.outcome != "connected" or o.error]
     for o in problems[:20]:

@@ -34,6 +34,7 @@ from protocol.messages import (
     OtaChunk,
     OtaComplete,
     OtaOffer,
+    OtaRefuse,
     Ping,
     Pong,
     Publish,
@@ -234,7 +235,8 @@ class SimDevice:
 
     async def _answer_offer(self, offer: OtaOffer) -> None:
         receiver = self.flash.receiver
-        refusal = receiver.offer(offer)
+        s = self.settings
+        refusal = receiver.offer(offer, platform_id=s.platform_id, product_id=s.product_id)
         if refusal is not None:
             reply: Message = refusal
         elif self.settings.ota == "defer":
@@ -245,6 +247,8 @@ class SimDevice:
             reply = receiver.accept()
         if isinstance(reply, OtaAccept):
             self._note("accept", version=offer.version, offset=reply.offset)
+        elif isinstance(reply, OtaRefuse):
+            self._note("refuse", version=offer.version, reason=reply.reason.name.lower())
         else:
             self._note(type(reply).__name__.removeprefix("Ota").lower(), version=offer.version)
         await self.send(reply)

@@ -14,6 +14,7 @@ from protocol.errors import RemoteProtocolError
 from protocol.noise import KeyPair
 
 from .device import DeviceClosed, DeviceRefused, DeviceSettings, SimDevice
+from .fleet_reboot import booted_version, run_after_reboot
 from .identity import DeviceIdentity
 
 
@@ -31,6 +32,7 @@ class DeviceOutcome:
     final_status: str | None = None  # after any STATUS updates the server pushed
     final_privileges: list[str] = field(default_factory=list)
     updates: list[dict[str, object]] = field(default_factory=list)
+    firmware_updates: list[dict[str, int]] = field(default_factory=list)  # installed images: {"from", "to"}
 
     def as_json(self) -> dict[str, object]:
         return asdict(self)
@@ -58,8 +60,9 @@ async def run_device(plan: FleetPlan, identity: DeviceIdentity, limiter: trio.Ca
     out = DeviceOutcome(identity.device_id_hex)
     if plan.behaviour == "spoof":
         identity = DeviceIdentity(identity.device_id, KeyPair.generate())
-    device = SimDevice(identity, plan.server_public_key, plan.settings)
+    device = last = SimDevice(identity, plan.server_public_key, plan.settings)  # last: after any reboots
     stream: trio.SocketStream | None = None
+    until = -math.inf  # end of the hold, on the Trio clock
     try:
         with trio.fail_after(plan.timeout):
             async with limiter:
@@ -76,13 +79,20 @@ async def run_device(plan: FleetPlan, identity: DeviceIdentity, limiter: trio.Ca
                         out.events_sent += 1
                         publishers.start_soon(_publish_one, device, i)
                 if plan.hold > 0:
-                    with trio.move_on_after(plan.hold):
+                    until = trio.current_time() + plan.hold
+                    with trio.move_on_at(until):
                         if plan.wait_status is not None:
                             await device.wait_status(plan.wait_status)
                         else:
                             await device.closed_event.wait()
                 await device.goodbye()
                 nursery.cancel_scope.cancel()
+            while last.rebooting_into is not None:  # it installed an image: back on the new version
+                if booted_version(last) != last.settings.firmware_version:
+                    out.firmware_updates.append({"from": last.settings.firmware_version, "to": booted_version(last)})
+                if trio.current_time() >= until:
+                    break
+                last = await run_after_reboot(plan, identity, last, until)
     except DeviceRefused:
         out.outcome = "refused"
     except DeviceClosed as exc:
@@ -95,14 +105,14 @@ async def run_device(plan: FleetPlan, identity: DeviceIdentity, limiter: trio.Ca
         if stream is not None:
             await trio.aclose_forcefully(stream)
     out.events_acked = device.events_acked
-    if device.state.status is not None:
-        out.final_status = device.state.status.name.lower()
-        out.final_privileges = privilege_names(device.state.privileges)
+    if last.state.status is not None:
+        out.final_status = last.state.status.name.lower()
+        out.final_privileges = privilege_names(last.state.privileges)
     out.updates = [
         {"status": u.status.name.lower(), "privileges": privilege_names(u.privileges)} for u in device.state.updates
     ]
-    if device.closed is not None and out.outcome == "connected":
-        out.close_reason = device.closed.reason.name.lower()
+    if last.closed is not None and out.outcome == "connected":
+        out.close_reason = last.closed.reason.name.lower()
     return out
 
 
@@ -139,6 +149,25 @@ async def run_fleet(
     return [r for r in results if r is not None]
 
 
+def update_paths(outcomes: list[DeviceOutcome]) -> dict[str, int]:
+    """Installed updates by path ("1 -> 2"): how many times devices went that way."""
+    paths: dict[str, int] = {}
+    for o in outcomes:
+        for update in o.firmware_updates:
+            path = f"{update['from']} -> {update['to']}"
+            paths[path] = paths.get(path, 0) + 1
+    return paths
+
+
+def updates_installed(outcomes: list[DeviceOutcome]) -> str:
+    """The summary line's figure: 10 (1 -> 2), or 12 (1 -> 2: 10, 2 -> 3: 2); "" when none installed."""
+    paths = update_paths(outcomes)
+    if not paths:
+        return ""
+    ways = ", ".join(paths) if len(paths) == 1 else ", ".join(f"{p}: {n}" for p, n in paths.items())
+    return f"{sum(paths.values())} ({ways})"
+
+
 def summarize(outcomes: list[DeviceOutcome], elapsed: float) -> dict[str, object]:
     latencies = sorted(o.handshake_ms for o in outcomes if o.handshake_ms is not None)
 
@@ -149,6 +178,7 @@ def summarize(outcomes: list[DeviceOutcome], elapsed: float) -> dict[str, object
 
     statuses: dict[str, int] = {}
     finals: dict[str, int] = {}
+    installed = update_paths(outcomes)
     for o in outcomes:
         if o.status:
             statuses[o.status] = statuses.get(o.status, 0) + 1
@@ -164,6 +194,8 @@ def summarize(outcomes: list[DeviceOutcome], elapsed: float) -> dict[str, object
         "status_updates": sum(len(o.updates) for o in outcomes),
         "events_sent": sum(o.events_sent for o in outcomes),
         "events_acked": sum(o.events_acked for o in outcomes),
+        "updates_installed": sum(installed.values()),
+        "update_paths": installed,
         "handshake_ms_p50": pct(0.50),
         "handshake_ms_p99": pct(0.99),
         "elapsed_s": round(elapsed, 3),

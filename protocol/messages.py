@@ -412,6 +412,8 @@ class OtaOffer(Message):
         _uint(1, limits.MAX_OTA_CHUNK),
         _uint(1, limits.MAX_OTA_WINDOW),
         _optional(_bin(limits.OTA_SIGNATURE_LEN, limits.OTA_SIGNATURE_LEN)),
+        _optional(_uint(0, limits.MAX_PLATFORM_ID)),
+        _product_id,
     )
     transfer_id: int  # names the transfer in every later OTA message
     version: int  # the image's product firmware version (what HELLO reports after the reboot)
@@ -420,6 +422,10 @@ class OtaOffer(Message):
     chunk_size: int  # largest OTA_CHUNK data; at most max_chunk_for_frame(device rx_max_frame)
     window: int  # OTA_CHUNKs the server may have in flight beyond the last OTA_WINDOW_ACK
     signature: bytes | None = None  # Ed25519 over the whole image, or None (unsigned)
+    # From the image's header, so a device can refuse (WRONG_PLATFORM, WRONG_PRODUCT) before
+    # downloading. None: not said (a server before these fields); the device cannot check up front.
+    platform_id: int | None = None
+    product_id: int | None = None
 
 
 @_register

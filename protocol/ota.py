@@ -53,6 +53,7 @@ __all__ = [
     "ack_interval",
     "build_offer",
     "max_chunk_for_frame",
+    "offer_mismatch",
 ]
 
 Reader = Callable[[int, int], bytes]
@@ -75,13 +76,18 @@ def build_offer(
     signature: bytes | None = None,
     chunk_size: int | None = None,
     sha256: bytes | None = None,
+    platform_id: int | None = None,
+    product_id: int | None = None,
 ) -> OtaOffer:
     """An OTA_OFFER for `image`: its size and sha256, and by default the largest chunk that fits
     the device's announced rx_max_frame. A smaller chunk_size may be asked for, a larger not.
 
     `sha256`: the image's digest when the caller already knows it (a server that verified the
     image when storing it): hashing the whole image for every device was the offer's main cost.
-    It is trusted, not checked; a wrong one fails the transfer at the device (HASH_MISMATCH)."""
+    It is trusted, not checked; a wrong one fails the transfer at the device (HASH_MISMATCH).
+
+    `platform_id`, `product_id`: from the image's header, so the device can refuse an image it
+    cannot run before downloading it (offer_mismatch). A server should always give them."""
     largest = max_chunk_for_frame(rx_max_frame)
     if chunk_size is None:
         chunk_size = largest
@@ -99,7 +105,23 @@ def build_offer(
         chunk_size=chunk_size,
         window=window,
         signature=signature,
+        platform_id=platform_id,
+        product_id=product_id,
     )
+
+
+def offer_mismatch(offer: OtaOffer, platform_id: int, product_id: int | None) -> OtaRefuse | None:
+    """The refusal a device on `platform_id` running `product_id`'s firmware sends for an offer
+    built for another platform or product, or None. Platform first: an image for other hardware
+    cannot run whatever its product. A field the offer leaves out (None) is not checked, nor the
+    product of development firmware (product_id None: it is never offered anything)."""
+    if offer.platform_id is not None and offer.platform_id != platform_id:
+        detail = f"the image is built for platform {offer.platform_id}; this device is platform {platform_id}"
+        return OtaRefuse(offer.transfer_id, OtaRefusal.WRONG_PLATFORM, _clip(detail))
+    if offer.product_id is not None and product_id is not None and offer.product_id != product_id:
+        detail = f"the image belongs to product {offer.product_id}; this device runs product {product_id}"
+        return OtaRefuse(offer.transfer_id, OtaRefusal.WRONG_PRODUCT, _clip(detail))
+    return None
 
 
 def _clip(text: str) -> str:
@@ -196,10 +218,14 @@ class ImageReceiver:
             return 0
         return stored.received_until
 
-    def offer(self, offer: OtaOffer) -> OtaRefuse | None:
-        """Take an OTA_OFFER. Returns the refusal to send when the rules already decide (a
-        signature is required and missing); otherwise None: answer with accept(), defer() or
-        refuse(). An offer while another transfer is active is a server fault (close)."""
+    def offer(
+        self, offer: OtaOffer, *, platform_id: int | None = None, product_id: int | None = None
+    ) -> OtaRefuse | None:
+        """Take an OTA_OFFER. Returns the refusal to send when the rules already decide (the
+        image is for another platform or product than the device's `platform_id` and
+        `product_id`, when given; a signature is required and missing); otherwise None: answer
+        with accept(), defer() or refuse(). An offer while another transfer is active is a
+        server fault (close)."""
         if self._state in _ACTIVE:
             assert self._offer is not None
             raise RemoteProtocolError(
@@ -208,6 +234,8 @@ class ImageReceiver:
             )
         self._offer = offer
         self._state = ReceiverState.OFFERED
+        if platform_id is not None and (wrong := offer_mismatch(offer, platform_id, product_id)) is not None:
+            return self.refuse(wrong.reason, wrong.detail)
         if self.require_signature and offer.signature is None:
             return self.refuse(OtaRefusal.BAD_SIGNATURE, "this device installs signed images only")
         return None

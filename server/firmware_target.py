@@ -48,6 +48,18 @@ def target_firmware(facts: TargetFacts) -> Target:
     return Target(None, "no release applies")
 
 
+def incompatibility(
+    image_platform: int, image_product: int, device_platform: int, device_product: int | None
+) -> str | None:
+    """Why a device cannot run an image, from the image's header and the device's HELLO, or None.
+    Such an image is never offered: the device would download all of it only to refuse it."""
+    if image_platform != device_platform:
+        return f"version built for platform {image_platform}; the device is platform {device_platform}"
+    if image_product != device_product:
+        return f"version built for product {image_product}; the device runs product {device_product}'s firmware"
+    return None
+
+
 def should_offer(privileges: Privilege, running: int, facts: TargetFacts) -> int | None:
     """The version to offer a connected device now, or None."""
     if Privilege.OTA not in privileges:

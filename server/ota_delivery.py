@@ -21,7 +21,7 @@ from protocol.ota import ImageSender, build_offer
 
 from .firmware.cache import ImageCache, ImageMismatch
 from .firmware.files import binary_path
-from .firmware_target import TargetFacts, should_offer
+from .firmware_target import TargetFacts, incompatibility, should_offer
 from .logs import log_event, now
 from .rollouts.planner import Report
 from .rollouts.progress import report_rollout
@@ -60,6 +60,15 @@ async def plan_offer(session: DeviceSession) -> Plan | None:
         _offer_target, store.sync, session.device_id, product_id, decision.privileges, hello.firmware_version
     )
     if firmware is None:
+        return None
+    unfit = incompatibility(firmware.platform_id, firmware.product_id, hello.platform_id, hello.product_id)
+    if unfit is not None:
+        log_event(
+            log, "ota_incompatible", logging.WARNING, device_id=session.device_id, product_id=firmware.product_id,
+            version=firmware.version, platform_id=hello.platform_id, image_platform_id=firmware.platform_id,
+            detail=unfit,
+        )  # fmt: skip
+        await _report(session, firmware.version, Report.INCOMPATIBLE, unfit)  # a rollout skips it
         return None
     path = binary_path(session.ctx.config.data_dir, product_id, firmware.version, firmware.sha256)
     try:
@@ -110,6 +119,8 @@ async def transfer(
         window=WINDOW,
         signature=plan.firmware.signature,
         sha256=bytes.fromhex(plan.firmware.sha256),  # checked at upload, and by IMAGES when read
+        platform_id=plan.firmware.platform_id,  # from the header: the device can refuse up front
+        product_id=plan.firmware.product_id,
     )
     version = plan.firmware.version
     fields: dict[str, Any] = {"device_id": session.device_id, "version": version, "transfer_id": transfer_id}

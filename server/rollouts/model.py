@@ -148,3 +148,4 @@ class RolloutDeviceFacts:
     development: bool
     locked_version: int | None
     came_back_old_on: int | None  # the version whose update did not take, if any
+    platform_id: int | None = None  # what its last HELLO said; None before its first connection

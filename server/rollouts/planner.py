@@ -58,6 +58,7 @@ class Report(Enum):
     INSTALLED = "installed"
     CONFIRMED = "confirmed"
     CAME_BACK_OLD = "came_back_old"  # rebooted but still runs the old version: the update did not take
+    INCOMPATIBLE = "incompatible"  # the server will not offer it: built for another platform or product
 
 
 # ---------------------------------------------------------------------- device rows
@@ -126,6 +127,9 @@ def on_report(
         return _final(row, DeviceState.FAILED, detail, now)  # not re-flashed forever: an operator decides
     if not row.state.in_flight:
         return None
+    if report is Report.INCOMPATIBLE:
+        # Not the device's failure, and no retry can change it: the rollout goes on without it.
+        return _final(row, DeviceState.SKIPPED, f"not offered: {detail}", now)
     if report is Report.ACCEPTED:
         return replace(row, state=DeviceState.DOWNLOADING, reason=detail, updated_at=now)
     if report is Report.INSTALLED:

@@ -86,8 +86,11 @@ def _release(store: Store, rollout: Rollout, at: float) -> None:
     )  # fmt: skip
 
 
-def _blocked(facts: RolloutDeviceFacts, version: int) -> str | None:
+def _blocked(facts: RolloutDeviceFacts, version: int, image_platform: int | None) -> str | None:
     """Why the session would never send this device the offer, if it would not."""
+    if image_platform is not None and facts.platform_id is not None and facts.platform_id != image_platform:
+        # Same words as the session's check (firmware_target.incompatibility), which it backs up.
+        return f"not offered: version built for platform {image_platform}; the device is platform {facts.platform_id}"
     if facts.development:
         return "marked as a development device (never updated automatically)"
     if facts.locked_version is not None and facts.locked_version != version:
@@ -103,11 +106,14 @@ def _restart_clocks(store: Store, at: float) -> None:
 
 def _read(
     store: Store, rollout_id: int, product_id: int
-) -> tuple[Rollout | None, list[RolloutDevice], dict[str, RolloutDeviceFacts]]:
+) -> tuple[Rollout | None, list[RolloutDevice], dict[str, RolloutDeviceFacts], int | None]:
+    """The rollout, its rows, what is known of its open devices, and its image's platform."""
     rollout = store.get_rollout(product_id, rollout_id)
     rows = store.rollout_devices(rollout_id)
     open_ids = [r.device_id for r in rows if not r.state.terminal]
-    return rollout, rows, store.rollout_device_facts(product_id, open_ids)
+    firmware = store.get_firmware(product_id, rollout.version) if rollout is not None else None
+    platform = firmware.platform_id if firmware is not None else None
+    return rollout, rows, store.rollout_device_facts(product_id, open_ids), platform
 
 
 class RolloutService:
@@ -146,7 +152,7 @@ class RolloutService:
 
     async def advance(self, rollout_id: int, product_id: int) -> None:
         store = self.ctx.store
-        rollout, rows, facts = await store.read(_read, store.sync, rollout_id, product_id)
+        rollout, rows, facts, image_platform = await store.read(_read, store.sync, rollout_id, product_id)
         if rollout is None or rollout.state.finished:
             return
         views = {
@@ -154,7 +160,7 @@ class RolloutService:
                 online=self._online(device_id, product_id),
                 member=f.member,
                 running=f.firmware_version,
-                blocked=_blocked(f, rollout.version),
+                blocked=_blocked(f, rollout.version, image_platform),
             )
             for device_id, f in facts.items()
         }

@@ -256,12 +256,13 @@ class RolloutQueries:
             part = device_ids[start : start + 500]
             marks = ", ".join("?" for _ in part)
             rows = self._q.execute(
-                "SELECT d.device_id, d.product_id, d.firmware_version, d.development, l.version, o.version"
+                "SELECT d.device_id, d.product_id, d.firmware_version, d.development, l.version, o.version,"
+                " d.platform_id"
                 " FROM devices d LEFT JOIN firmware_locks l ON l.device_id = d.device_id"
                 " LEFT JOIN device_ota o ON o.device_id = d.device_id AND o.state = 'failed'"
                 f" AND substr(o.reason, 1, ?) = ? WHERE d.device_id IN ({marks})",
                 [len(CAME_BACK_ON_OLD), CAME_BACK_ON_OLD, *part],
             )
-            for i, p, fw, dev, lock, old in rows:
-                out[i] = RolloutDeviceFacts(p == product_id, fw, bool(dev), lock, old)
+            for i, p, fw, dev, lock, old, platform in rows:
+                out[i] = RolloutDeviceFacts(p == product_id, fw, bool(dev), lock, old, platform)
         return out

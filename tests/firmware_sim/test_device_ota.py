@@ -59,13 +59,16 @@ class ScriptedServer:
         assert isinstance(await self.next(), Ready)
         return hello
 
-    async def offer(self, image: bytes, transfer_id: int, signature: bytes | None = None) -> Message | None:
-        """Offer the image and send it; returns the device's last OTA answer (or None if it left)."""
+    async def offer(
+        self, image: bytes, transfer_id: int, signature: bytes | None = None, target: tuple[int, int] | None = None
+    ) -> Message | None:
+        """Offer the image (saying it is for `target`: platform, product) and send it; returns the
+        device's last OTA answer (or None if it left)."""
         hello = self.conn.hello
         assert hello is not None
         offer = build_offer(
             transfer_id=transfer_id, version=7, image=image, rx_max_frame=hello.rx_max_frame, window=8,
-            signature=signature,
+            signature=signature, platform_id=target[0] if target else None, product_id=target[1] if target else None,
         )  # fmt: skip
         await self.stream.send_all(self.conn.send(offer))
         answer = await self.next()
@@ -88,7 +91,12 @@ class ScriptedServer:
 
 
 async def run_pair(
-    device: SimDevice, key: KeyPair, image: bytes, transfer_id: int, signature: bytes | None = None
+    device: SimDevice,
+    key: KeyPair,
+    image: bytes,
+    transfer_id: int,
+    signature: bytes | None = None,
+    target: tuple[int, int] | None = None,
 ) -> tuple[Message | None, ScriptedServer]:
     client, server_end = trio.testing.memory_stream_pair()
     server = ScriptedServer(server_end, key)
@@ -97,7 +105,7 @@ async def run_pair(
 
         async def serve() -> None:
             await server.handshake()
-            last = await server.offer(image, transfer_id, signature)
+            last = await server.offer(image, transfer_id, signature, target)
             result.append(last)
             if isinstance(last, OtaComplete) and last.status is OtaResult.VERIFIED:
                 while await server.next() is not None:  # the device says goodbye and "reboots"
@@ -156,3 +164,23 @@ async def test_a_device_that_requires_signatures(signed_by: str) -> None:
         assert flash.installed_version is None
     else:
         assert isinstance(last, OtaRefuse) and last.reason is OtaRefusal.BAD_SIGNATURE
+
+
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [((12, 42), OtaRefusal.WRONG_PLATFORM), ((6, 43), OtaRefusal.WRONG_PRODUCT), ((6, 42), None)],
+    ids=["other-platform", "other-product", "its-own"],
+)
+async def test_a_device_refuses_an_offer_forged_for_other_hardware(
+    target: tuple[int, int], reason: OtaRefusal | None
+) -> None:
+    """A server that offers what the HELLO rules out gets a typed refusal, before a single chunk."""
+    key, flash = KeyPair.generate(), Flash()
+    device = new_device(key, flash, product_id=42, platform_id=6)
+    last, server = await run_pair(device, key, IMAGE, transfer_id=1, target=target)
+    if reason is None:
+        assert isinstance(last, OtaComplete) and last.status is OtaResult.VERIFIED
+        return
+    assert isinstance(last, OtaRefuse) and last.reason is reason
+    assert flash.bytes_written == 0 and flash.installed_version is None and device.rebooting_into is None
+    assert not any(isinstance(m, OtaAccept) for m in server.received)

@@ -308,6 +308,8 @@ def ota_strategies(max_chunk: int) -> dict[type[Message], st.SearchStrategy[Any]
             chunk_size=st.integers(1, max_chunk),
             window=st.integers(1, limits.MAX_OTA_WINDOW),
             signature=st.none() | st.binary(min_size=limits.OTA_SIGNATURE_LEN, max_size=limits.OTA_SIGNATURE_LEN),
+            platform_id=st.none() | st.integers(0, limits.MAX_PLATFORM_ID),
+            product_id=st.none() | st.integers(1, limits.MAX_PRODUCT_ID),
         ),
         OtaAccept: st.builds(OtaAccept, transfer_id=transfer_ids, offset=image_offsets),
         OtaDefer: st.builds(OtaDefer, transfer_id=transfer_ids, retry_after=st.integers(1, limits.MAX_OTA_RETRY_AFTER)),

@@ -131,6 +131,8 @@ def test_ota_control_messages_fit_the_smallest_frame() -> None:
             limits.MAX_OTA_CHUNK,
             limits.MAX_OTA_WINDOW,
             SIG,
+            limits.MAX_PLATFORM_ID,
+            limits.MAX_PRODUCT_ID,
         ),
         OtaAccept(top, limits.MAX_OTA_IMAGE_SIZE),
         OtaDefer(top, limits.MAX_OTA_RETRY_AFTER),
@@ -148,8 +150,8 @@ def test_ota_control_messages_fit_the_smallest_frame() -> None:
 # The worked examples in docs/PROTOCOL.md section 18.6, byte for byte.
 DOC_EXAMPLES: list[tuple[Message, str]] = [
     (
-        OtaOffer(7, 8, 5000, bytes.fromhex("aa" * 32), 481, 8, None),
-        "98200708cd1388c420" + "aa" * 32 + "cd01e108c0",
+        OtaOffer(7, 8, 5000, bytes.fromhex("aa" * 32), 481, 8, None, 6, 4201),
+        "9a200708cd1388c420" + "aa" * 32 + "cd01e108c006cd1069",
     ),
     (OtaAccept(7, 0), "93210700"),
     (OtaAccept(7, 2886), "932107cd0b46"),

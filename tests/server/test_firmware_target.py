@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protocol.codes import Privilege
-from server.firmware_target import TargetFacts, should_offer, target_firmware
+from server.firmware_target import TargetFacts, incompatibility, should_offer, target_firmware
 
 versions = st.integers(1, 65535)
 
@@ -68,3 +68,16 @@ def test_offer_is_the_target_exactly_when_it_differs(
     target = target_firmware(facts).version
     offered = should_offer(Privilege.all(), running, facts)
     assert offered == (target if target is not None and target != running else None)
+
+
+@given(st.integers(0, 65535), st.integers(1, 100), st.integers(0, 65535), st.none() | st.integers(1, 100))
+def test_incompatibility_platform_then_product(
+    image_platform: int, image_product: int, platform: int, product: int | None
+) -> None:
+    why = incompatibility(image_platform, image_product, platform, product)
+    if image_platform != platform:
+        assert why is not None and f"platform {image_platform}" in why and f"platform {platform}" in why
+    elif image_product != product:
+        assert why is not None and f"product {image_product}" in why
+    else:
+        assert why is None

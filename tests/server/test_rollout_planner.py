@@ -484,6 +484,9 @@ def test_timeouts_apply_while_paused() -> None:
         (DL, Report.INSTALL_FAILED, "hash mismatch", 0, PEND, 1),
         (OFF, Report.INSTALL_FAILED, "bad chunk", 1, PEND, 2),
         (DL, Report.INSTALL_FAILED, "hash mismatch", 2, FAIL, 2),
+        (OFF, Report.INCOMPATIBLE, "built for platform 12", 0, SKIP, 0),  # final, and not a failure
+        (PEND, Report.INCOMPATIBLE, "", 0, None, 0),
+        (INS, Report.INCOMPATIBLE, "", 0, None, 0),
         # Reports that do not fit the row's state are ignored.
         (PEND, Report.ACCEPTED, "", 0, None, 0),
         (PEND, Report.CONFIRMED, "", 0, None, 0),
@@ -521,6 +524,8 @@ def test_on_report(
         assert new.assigned_version == VERSION and new.reason == f"running version {VERSION}"
     if report is Report.REFUSED:
         assert new.reason == "refused by the device: no"
+    if report is Report.INCOMPATIBLE:
+        assert new.reason == f"not offered: {detail}" and new.assigned_version is None
     if report is Report.DEFERRED:
         assert new.next_try_at == T0 + 10 + max(5.0, float(detail))
         assert new.reason == f"deferred by the device for {detail} s"
