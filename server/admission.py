@@ -3,17 +3,17 @@
 `decide(device, fw_product_id, fw_product)` applies the rules of DESIGN.md section 3 (Particle's
 "device security at scale") in this order; the first row that matches wins:
 
-| # | condition                                                   | status      | privileges | effects                             |
-|---|-------------------------------------------------------------|-------------|------------|-------------------------------------|
-| 1 | firmware reports no product (development firmware)          | DEVELOPMENT | none       | leave Denied lists, forget removals |
-| 2 | firmware product == cloud product                           | OK          | all        |                                     |
-| 3 | firmware names a product that does not exist                | LIMITED     | none       |                                     |
-| 4 | device is on fw's Denied list                               | DENIED      | none       |                                     |
-| 5 | device was removed from fw earlier                          | DENIED      | none       | removed -> Denied list              |
-| 6 | fw's policy is quarantine                                   | QUARANTINED | none       | enter fw's quarantine               |
-| 7 | auto_approve, no cloud product, unowned or owned by fw team | OK          | all        | join fw                             |
-| 8 | auto_approve otherwise                                      | QUARANTINED | none       | enter fw's quarantine               |
-| 9 | preadd_only                                                 | LIMITED     | none       | record the attempt                  |
+| # | condition                                          | status      | privileges | effects                         |
+|---|----------------------------------------------------|-------------|------------|---------------------------------|
+| 1 | firmware reports no product (development firmware) | DEVELOPMENT | none       | clear Denied lists and removals |
+| 2 | firmware product == cloud product                  | OK          | all        |                                 |
+| 3 | firmware names a product that does not exist       | LIMITED     | none       |                                 |
+| 4 | device is on fw's Denied list                      | DENIED      | none       |                                 |
+| 5 | device was removed from fw earlier                 | DENIED      | none       | removed -> Denied list          |
+| 6 | fw's policy is quarantine                          | QUARANTINED | none       | enter fw's quarantine           |
+| 7 | auto_approve, no cloud product, unowned/fw team's  | OK          | all        | join fw                         |
+| 8 | auto_approve otherwise                             | QUARANTINED | none       | enter fw's quarantine           |
+| 9 | preadd_only                                        | LIMITED     | none       | record the attempt              |
 
 Whenever the device belongs to a cloud product other than fw's (rows 3-9), the decision is
 flagged `mismatch`: the device gets no privileges in its cloud product either ("limited for
