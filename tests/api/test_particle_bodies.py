@@ -25,9 +25,7 @@ async def test_firmware_upload_takes_the_binary_as_file_too(api: Api, product: d
     data = firmware.build(P, 1, 3000)
     fields = {"version": "1", "title": "first"}
     # particle-api-js's uploadProductFirmware names the part `file`.
-    response = await api.call(
-        "POST", f"/v1/products/{P}/firmware", data=fields, files={"file": ("firmware.bin", data)}
-    )
+    response = await api.call("POST", f"/v1/products/{P}/firmware", data=fields, files={"file": ("firmware.bin", data)})
     assert response.status_code == 201, response.text
     assert response.json()["version"] == 1 and response.json()["name"] == "firmware.bin"
     both = {"file": ("a.bin", data), "binary": ("b.bin", data)}
