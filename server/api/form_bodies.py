@@ -71,7 +71,8 @@ def form_values(form: FormData, model: type[BaseModel], renames: Mapping[str, st
         if not isinstance(value, str):
             raise Invalid(f"{key[:64]} must be a text field, not a file", key[:64])
         if name in values:
-            raise Invalid(f"{key[:64]} is given twice (or with {name})", key[:64])
+            also = f" (or with {name})" if name != key else ""
+            raise Invalid(f"{key[:64]!r} is given twice{also}", key[:64])
         values[name] = _typed(model, name, value)
     return values
 
