@@ -117,7 +117,7 @@ async function main() {
     await call('addDeviceToProduct (file)', () => api.addDeviceToProduct({ file: list, product, auth }),
         (r) => expect(r.body.updatedDeviceIds.length === 2, 'not imported'));
     await raw('POST', `/v1/products/${product}/groups`, auth, { name: 'beta' });
-    await raw('PUT', `/v1/products/${product}/devices/${dev2}`, auth, { groups: ['beta'] });
+    await raw('PUT', `/v1/products/${product}/devices/${dev2}`, auth, { groups: ['beta'], name: 'hall lamp' });
 
     await call('listDevices (product)', () => api.listDevices({ product, auth }),
         (r) => expect(r.body.devices.length === 3, `expected 3 devices, got ${r.body.devices.length}`));
@@ -127,6 +127,10 @@ async function main() {
     await call('listDevices (product, groups)', () => api.listDevices({ product, groups: ['beta'], auth }),
         (r) => expect(r.body.devices.length === 1 && r.body.devices[0].id === dev2,
             `expected only ${dev2}, got ${r.body.devices.map((d) => d.id)}`));
+    await call('listDevices (product, deviceName, sortAttr)', () => api.listDevices({
+        product, deviceName: 'HALL', sortAttr: 'deviceId', sortDir: 'desc', auth,
+    }), (r) => expect(r.body.devices.length === 1 && r.body.devices[0].id === dev2,
+        `expected only ${dev2}, got ${r.body.devices.map((d) => d.id)}`));
     await call('listDevices (product, page)', () => api.listDevices({ product, page: 2, perPage: 2, auth }),
         (r) => expect(r.body.devices.length === 1, `expected 1 device on page 2, got ${r.body.devices.length}`));
     await call('listDevices', () => api.listDevices({ auth }), (r) => expect(r.body.length === 3, 'expected 3 devices'));
