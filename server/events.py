@@ -26,6 +26,9 @@ from protocol.codes import Privilege
 from .store.base import EventRecord
 
 API_SOURCE = "api"  # the coreid of events published through the API (Particle says "api" too)
+# Events a user publishes through the API (POST /v1/devices/events) are stored under this
+# prefix and the user's ID: they reach that user's own stream only, shown with coreid "api".
+USER_SOURCE = "api:user:"
 CLOUD_SOURCE = "particle-internal"  # the coreid of the cloud's own events to a device (Particle's)
 # A stream subscriber may lag this many events, or this many bytes of queued events, behind
 # before it is cut off (it resumes from the store with Last-Event-ID). Sized for bursts: the
@@ -54,6 +57,10 @@ class EventFilter:
         if self.device_ids is not None and event.device_id not in self.device_ids:
             return False
         return event.name.startswith(self.prefix)
+
+
+def user_source(user_id: int) -> str:
+    return f"{USER_SOURCE}{user_id}"
 
 
 def queued_size(event: EventRecord) -> int:

@@ -22,6 +22,8 @@ from . import (
     routes_rollouts,
     routes_team,
     routes_tokens,
+    routes_user_events,
+    routes_user_webhooks,
     routes_users,
     routes_webhooks,
 )
@@ -61,6 +63,7 @@ def create_app(ctx: ServerContext, *, logins: LoginLimiter | None = None) -> Fas
         routes_users,
         routes_products,
         routes_devices,
+        routes_user_events,  # before routes_events and routes_owners: "events" is not a device ID
         routes_events,
         routes_owners,
         routes_team,
@@ -70,6 +73,7 @@ def create_app(ctx: ServerContext, *, logins: LoginLimiter | None = None) -> Fas
         routes_rollouts,
         routes_claims,
         routes_webhooks,
+        routes_user_webhooks,
     ):
         app.include_router(module.router)
 

@@ -12,7 +12,9 @@ from ..firmware.image import MAX_FIRMWARE_SIZE
 from ..firmware.signing import SigningError, parse_signature
 from .bodies import is_multipart
 
-FIELDS = {"binary", "version", "title", "description", "signature", "access_token"}
+# The binary comes as `binary` (Particle's documented field) or `file` (what particle-api-js sends).
+BINARY_FIELDS = ("binary", "file")
+FIELDS = {*BINARY_FIELDS, "version", "title", "description", "signature", "access_token"}
 _MAX_TEXT = 8192  # bytes in a text field; the operation applies the exact limits
 _SIGNATURE_FILE = 1024  # a hex or raw signature file is far smaller
 
@@ -56,9 +58,12 @@ async def read_upload(request: Request, max_size: int = MAX_FIRMWARE_SIZE) -> Fi
     unknown = sorted(set(form.keys()) - FIELDS)
     if unknown:
         raise Invalid(f"{unknown[0][:64]} is not a field this request takes", unknown[0][:64])
-    binary = form.get("binary")
+    present = [name for name in BINARY_FIELDS if name in form]
+    if len(present) > 1:
+        raise Invalid("send the binary once: as `binary` or as `file`, not both", "file")
+    binary = form.get(present[0] if present else "binary")
     if not isinstance(binary, UploadFile):
-        raise Invalid("a `binary` file part is required", "binary")
+        raise Invalid("a `binary` (or `file`) file part is required", present[0] if present else "binary")
     data = await binary.read(max_size + 1)
     if len(data) > max_size:
         raise Invalid(f"the binary is larger than {max_size} bytes (this server's limit)", "binary")

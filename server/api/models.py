@@ -253,7 +253,9 @@ class TeamOut(BaseModel):
 
 class TeamMemberIn(Request):
     username: Name
-    role: Role
+    # particle-api-js's inviteTeamMember sends no role: a new member then gets the
+    # least-privileged one (deny by default), a member keeps theirs.
+    role: Role | None = None
 
 
 class TeamMemberEnvelope(BaseModel):

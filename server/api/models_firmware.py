@@ -43,6 +43,13 @@ class FirmwareReleaseIn(Request):
     intelligent: StrictBool = False
 
 
+class FirmwareInfoIn(Request):
+    """Particle's updateProductFirmware; a field left out (or null) stays as it is."""
+
+    title: Annotated[StrictStr, Field(max_length=255)] | None = None
+    description: Annotated[StrictStr, Field(max_length=4096)] | None = None
+
+
 class GroupIn(Request):
     name: GroupName
     description: Annotated[StrictStr, Field(max_length=4096)] = ""

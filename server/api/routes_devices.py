@@ -7,10 +7,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 
-from ..errors import NotFound
+from ..errors import Invalid, NotFound
 from ..model import ListState
 from ..operations import device_id_or_invalid
 from ..store import DeviceRecord, Store
+from ..store.base import DeviceQuery
 from .bodies import device_ids, is_multipart, json_body, multipart_or_json, upload_text
 from .deps import ProductAccess, State, load_product_access, product_access
 from .models import (
@@ -54,6 +55,19 @@ async def one_device_in_product(state: State, product_id: int, device_id: str) -
     return await state.ctx.store.read(with_firmware, state.store, product_id, device)
 
 
+# Particle's sortAttr values, and the device column each orders by.
+_SORT_ATTRS = {"deviceId": "device_id", "firmwareVersion": "firmware_version", "lastConnection": "last_heard",
+               "deviceName": "name"}  # fmt: skip
+_MAX_GROUPS = 64  # groups named in one filter
+
+
+def _group_names(text: str | None) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip() for n in (text or "").split(",") if n.strip()))
+    if len(names) > _MAX_GROUPS:
+        raise Invalid(f"at most {_MAX_GROUPS} groups in one filter", "groups")
+    return names
+
+
 @router.get("/v1/products/{product}/devices", response_model=DevicesOut, summary="Members and listed devices")
 async def list_devices(
     access: Annotated[ProductAccess, Depends(product_access(Perm.DEVICES_READ))],
@@ -61,9 +75,23 @@ async def list_devices(
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=100)] = 25,
     status: Literal["approved", "quarantined", "denied"] | None = None,
+    device_id: Annotated[str | None, Query(alias="deviceId", max_length=64, description="part of the ID")] = None,
+    device_name: Annotated[str | None, Query(alias="deviceName", max_length=64, description="part of the name")] = None,
+    groups: Annotated[str | None, Query(max_length=4200, description="comma-separated: in any of them")] = None,
+    sort_attr: Annotated[
+        Literal["deviceId", "firmwareVersion", "lastConnection", "deviceName"] | None, Query(alias="sortAttr")
+    ] = None,
+    sort_dir: Annotated[Literal["asc", "desc"], Query(alias="sortDir")] = "asc",
 ) -> DevicesOut:
+    query = DeviceQuery(
+        device_id=device_id or "",
+        name=device_name or "",
+        groups=_group_names(groups),
+        sort=_SORT_ATTRS[sort_attr] if sort_attr else None,
+        descending=sort_dir == "desc",
+    )
     devices, total = await state.ctx.store.read(
-        read_product_devices, state.store, access.product.id, status, (page - 1) * per_page, per_page
+        read_product_devices, state.store, access.product.id, status, (page - 1) * per_page, per_page, query
     )
     return DevicesOut(devices=devices, meta=DevicesMeta(total_pages=math.ceil(total / per_page)))
 

@@ -2,6 +2,7 @@
 
     GET /v1/products/{product}/events[/{prefix}]   events routed to the product (product_events)
     GET /v1/devices/{device_id}/events[/{prefix}]  one device's own events (any status)
+    GET /v1/products/{product}/devices/{device_id}/events[/{prefix}]  the device's events in the product's stream
 
 Each event is `id: N`, `event: NAME`, `data: {"data", "ttl", "published_at", "coreid", ...}`.
 A comment line `:ok` opens the stream and keeps it alive. `Last-Event-ID` (header or query)
@@ -24,16 +25,17 @@ from pydantic import Field, StrictBool, StrictInt, StrictStr
 from protocol import limits
 
 from ..errors import Invalid, NotFound
-from ..events import API_SOURCE, CLOUD_SOURCE, EventFilter
+from ..events import API_SOURCE, CLOUD_SOURCE, USER_SOURCE, EventFilter, user_source
 from ..logs import now
 from ..model import Owner
 from ..operations import device_id_or_invalid
 from ..store.base import EventRecord, Store
 from ..store.ops import AppendEvent
 from .deps import ApiState, Principal, ProductAccess, State, any_with_scope, product_access
+from .form_bodies import json_or_form, openapi_body
 from .models import OkOut, Request
 from .permissions import Perm
-from .routes_devices import DeviceIdPath
+from .routes_devices import DeviceIdPath, device_in_product
 from .views import iso, team_products
 
 router = APIRouter(tags=["events"])
@@ -93,6 +95,8 @@ def sse(event: EventRecord) -> bytes:
     writes for {"data", "ttl", "published_at", "coreid", "public"[, "productID"]}, built
     directly: this runs once per event per stream."""
     coreid = CLOUD_SOURCE if event.to_device is not None else event.device_id
+    if coreid.startswith(USER_SOURCE):
+        coreid = API_SOURCE  # a user's own event: Particle shows "api"; the user stays private
     data = _json_str(event.data.decode("utf-8", errors="replace"))
     public = "false" if event.private else "true"
     product = "" if event.product_id is None else f',"productID":{int(event.product_id)}'
@@ -180,21 +184,30 @@ class EventIn(Request):
     ttl: Annotated[StrictInt, Field(ge=0, le=limits.MAX_EVENT_TTL)] = 60
 
 
-@router.post("/v1/products/{product}/events", response_model=OkOut, summary="Publish an event to the product's stream")
-async def publish_event(
-    body: EventIn, access: Annotated[ProductAccess, Depends(product_access(Perm.EVENTS_PUBLISH))], state: State
-) -> OkOut:
+async def publish_as(state: ApiState, body: EventIn, source: str, product_id: int | None) -> None:
+    """Store an API-published event and hand it to the streams. Only an event routed to a
+    product (product_id) triggers that product's webhooks and reaches its devices."""
     name, data = body.name, body.data.encode()
     if len(name.encode()) > limits.MAX_EVENT_NAME:
         raise Invalid(f"an event name is at most {limits.MAX_EVENT_NAME} bytes of UTF-8", "name")
     if len(data) > limits.MAX_EVENT_DATA:
         raise Invalid(f"event data is at most {limits.MAX_EVENT_DATA} bytes of UTF-8", "data")
     record = EventRecord(
-        API_SOURCE, name, data, body.ttl, body.private, now(), product_id=access.product.id, webhooks=True
+        source, name, data, body.ttl, body.private, now(), product_id=product_id, webhooks=product_id is not None
     )
     event_id = await state.ctx.store.write(AppendEvent(record))
     assert isinstance(event_id, int)
     state.ctx.events.publish(record.with_id(event_id))
+
+
+@router.post("/v1/products/{product}/events", response_model=OkOut, summary="Publish an event to the product's stream",
+             openapi_extra=openapi_body(EventIn))  # fmt: skip
+async def publish_event(
+    access: Annotated[ProductAccess, Depends(product_access(Perm.EVENTS_PUBLISH))],
+    body: Annotated[EventIn, Depends(json_or_form(EventIn))],
+    state: State,
+) -> OkOut:
+    await publish_as(state, body, API_SOURCE, access.product.id)
     return OkOut()
 
 
@@ -226,7 +239,9 @@ def visible_device_ids(store: Store, caller: Principal) -> frozenset[str] | None
     assert caller.user is not None
     mine = team_products(store, caller.user.id)
     owner = Owner("user", caller.user.id)
-    return frozenset(d.device_id for d in store.list_devices() if d.product_id in mine or d.owner == owner)
+    visible = {d.device_id for d in store.list_devices() if d.product_id in mine or d.owner == owner}
+    visible.add(user_source(caller.user.id))  # the events the user published (POST /v1/devices/events)
+    return frozenset(visible)
 
 
 async def _device_filter(state: ApiState, caller: Principal, device_text: str, prefix: str) -> EventFilter:
@@ -279,4 +294,34 @@ async def device_events_prefix(
     after: LastIdQuery = None,
 ) -> StreamingResponse:  # fmt: skip
     event_filter = await _device_filter(state, caller, device_id, prefix)
+    return _response(state, event_filter, _last_id(last_event_id, after))
+
+
+# ---------------------------------------------------------------- one device in a product's stream
+
+
+async def _product_device_filter(state: ApiState, access: ProductAccess, device_text: str, prefix: str) -> EventFilter:
+    device_id = device_id_or_invalid(device_text)
+    await device_in_product(state, access.product.id, device_id)  # 404 unless the product lists it
+    # What the device published into this product's stream (as its privileges allowed then).
+    return EventFilter(product_id=access.product.id, device_ids=frozenset({device_id}), prefix=_prefix(prefix))
+
+
+@router.get("/v1/products/{product}/devices/{device_id}/events", response_class=StreamingResponse,
+            responses=_SSE_DOC, summary="One device's events in the product's stream (SSE)")  # fmt: skip
+async def product_device_events(
+    device_id: DeviceIdPath, access: Reader, state: State, last_event_id: LastIdHeader = None,
+    after: LastIdQuery = None,
+) -> StreamingResponse:  # fmt: skip
+    event_filter = await _product_device_filter(state, access, device_id, "")
+    return _response(state, event_filter, _last_id(last_event_id, after))
+
+
+@router.get("/v1/products/{product}/devices/{device_id}/events/{prefix:path}", response_class=StreamingResponse,
+            responses=_SSE_DOC, summary="One device's events in the product's stream, by prefix (SSE)")  # fmt: skip
+async def product_device_events_prefix(
+    device_id: DeviceIdPath, prefix: str, access: Reader, state: State, last_event_id: LastIdHeader = None,
+    after: LastIdQuery = None,
+) -> StreamingResponse:  # fmt: skip
+    event_filter = await _product_device_filter(state, access, device_id, prefix)
     return _response(state, event_filter, _last_id(last_event_id, after))

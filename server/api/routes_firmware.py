@@ -9,8 +9,9 @@ from fastapi.responses import FileResponse
 
 from .deps import ProductAccess, State, product_access
 from .firmware_form import read_upload
+from .form_bodies import json_or_form, openapi_body
 from .models import OkOut
-from .models_firmware import FirmwareOut, FirmwareReleaseIn
+from .models_firmware import FirmwareInfoIn, FirmwareOut, FirmwareReleaseIn
 from .permissions import Perm
 from .views_firmware import firmware_out
 
@@ -28,6 +29,11 @@ _UPLOAD_BODY: dict[str, Any] = {
                     "type": "object",
                     "properties": {
                         "binary": {"type": "string", "format": "binary", "description": "the firmware binary"},
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "the binary, as particle-api-js names it (instead of `binary`)",
+                        },
                         "version": {"type": "integer", "minimum": 1, "maximum": 65535},
                         "title": {"type": "string", "maxLength": 255},
                         "description": {"type": "string", "maxLength": 4096},
@@ -98,6 +104,25 @@ async def release_firmware(
 @router.get("/v1/products/{product}/firmware/{version}", response_model=FirmwareOut, summary="One version")
 async def get_firmware(version: VersionPath, access: Reader, state: State) -> FirmwareOut:
     return firmware_out(await state.ops.firmware.get(access.product.id, version))
+
+
+@router.put(
+    "/v1/products/{product}/firmware/{version}",
+    response_model=FirmwareOut,
+    summary="Change a version's title or description",
+    openapi_extra=openapi_body(FirmwareInfoIn),
+)
+async def edit_firmware(
+    version: VersionPath,
+    # Editing what a version is called is part of managing uploads: the uploader's permission.
+    access: Annotated[ProductAccess, Depends(product_access(Perm.FIRMWARE_UPLOAD))],
+    body: Annotated[FirmwareInfoIn, Depends(json_or_form(FirmwareInfoIn))],
+    state: State,
+) -> FirmwareOut:
+    record = await state.ops.firmware.update_info(
+        access.actor, access.product.id, version, title=body.title, description=body.description
+    )
+    return firmware_out(record)
 
 
 @router.get(

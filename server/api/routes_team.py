@@ -10,6 +10,7 @@ from ..errors import Conflict
 from ..model import Role
 from ..store import Store
 from .deps import ProductAccess, State, product_access
+from .form_bodies import json_or_form, openapi_body
 from .models import (
     AuditListOut,
     CustomerEnvelope,
@@ -54,10 +55,17 @@ async def team(access: Reader, state: State) -> TeamOut:
     summary="Add a user to the team or change their role",
 )
 async def team_add(body: TeamMemberIn, access: TeamEditor, state: State) -> TeamMemberEnvelope:
-    if body.role is not Role.ADMINISTRATOR:
+    role = body.role or await _role_or_least(state, access.product.id, body.username)
+    if role is not Role.ADMINISTRATOR:
         await _keep_an_administrator(state, access, body.username, "role")
-    await state.ops.team_add(access.actor, access.product.id, body.username, body.role)
-    return TeamMemberEnvelope(member=TeamMemberOut(username=body.username, role=body.role))
+    await state.ops.team_add(access.actor, access.product.id, body.username, role)
+    return TeamMemberEnvelope(member=TeamMemberOut(username=body.username, role=role))
+
+
+async def _role_or_least(state: State, product_id: int, username: str) -> Role:
+    """A member's current role, or the least-privileged one for a newcomer."""
+    members = await state.ctx.store.read(state.store.team_of, product_id)
+    return next((m.role for m in members if m.username == username), Role.VIEW_ONLY)
 
 
 @router.delete("/v1/products/{product}/team/{username}", response_model=OkOut, summary="Remove a team member")
@@ -74,11 +82,16 @@ async def customers(access: Reader, state: State) -> CustomersOut:
 
 
 @router.post(
-    "/v1/products/{product}/customers", response_model=CustomerEnvelope, status_code=201, summary="Create a customer"
+    "/v1/products/{product}/customers",
+    response_model=CustomerEnvelope,
+    status_code=201,
+    summary="Create a customer",
+    openapi_extra=openapi_body(CustomerIn, "JSON or form-encoded; particle-api-js sends `email` for `username`"),
 )
 async def create_customer(
-    body: CustomerIn,
     access: Annotated[ProductAccess, Depends(product_access(Perm.CUSTOMER_CREATE))],
+    # Particle names a customer by `email`, in a form (particle-api-js's createCustomer).
+    body: Annotated[CustomerIn, Depends(json_or_form(CustomerIn, {"email": "username"}))],
     state: State,
 ) -> CustomerEnvelope:
     customer = await state.ops.create_customer(access.actor, access.product.id, body.username, body.password)

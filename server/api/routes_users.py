@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 from ..model import Role
 from ..store import ProductRecord, Store
 from .deps import Caller, Principal, State, user_with_scope
+from .form_bodies import json_or_form, openapi_body
 from .models import MeOut, UserEnvelope, UserIn, UserProductOut
 from .views import user_out
 
@@ -38,9 +39,17 @@ async def me(caller: Caller, state: State) -> MeOut:
     )
 
 
-@router.post("/v1/users", response_model=UserEnvelope, status_code=201, summary="Create a user (server admins)")
+@router.post(
+    "/v1/users",
+    response_model=UserEnvelope,
+    status_code=201,
+    summary="Create a user (server admins)",
+    openapi_extra=openapi_body(UserIn),
+)
 async def create_user(
-    body: UserIn, caller: Annotated[Principal, Depends(user_with_scope("users:write", admin=True))], state: State
+    caller: Annotated[Principal, Depends(user_with_scope("users:write", admin=True))],
+    body: Annotated[UserIn, Depends(json_or_form(UserIn))],  # particle-cli sends a form
+    state: State,
 ) -> UserEnvelope:
     user = await state.ops.create_user(caller.actor, body.username, body.password, is_admin=body.admin)
     return UserEnvelope(user=user_out(user))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..logs import iso as iso  # re-exported: views are where routes find it
 from ..model import ListState, Owner
 from ..store import DeviceRecord, ProductRecord, Store
-from ..store.base import AuditRecord, CustomerRecord, UserRecord
+from ..store.base import AuditRecord, CustomerRecord, DeviceQuery, UserRecord
 from .models import AuditOut, CustomerOut, DeviceCounts, DeviceOut, ProductOut, UserOut
 
 _SHOWN_STATES = (ListState.QUARANTINED, ListState.DENIED)
@@ -103,9 +103,9 @@ def read_product_device(store: Store, product_id: int, device_id: str) -> Device
 
 
 def read_product_devices(
-    store: Store, product_id: int, status: str | None, offset: int, limit: int
+    store: Store, product_id: int, status: str | None, offset: int, limit: int, query: DeviceQuery | None = None
 ) -> tuple[list[DeviceOut], int]:
-    rows, total = store.product_devices(product_id, status, offset, limit)
+    rows, total = store.product_devices(product_id, status, offset, limit, query)
     owners = _Owners(store)
     return [device_out(record, owners, product_id, state) for record, state in rows], total
 

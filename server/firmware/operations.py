@@ -150,6 +150,33 @@ class FirmwareOperations:
             raise
         return await self.get(product.id, version)
 
+    async def update_info(
+        self, actor: str, key: int | str, version: int, *, title: str | None, description: str | None
+    ) -> FirmwareRecord:
+        """Particle's updateProductFirmware: a new title and/or description (the binary never changes)."""
+        product = await self.ops.product(key)
+        if title is not None:
+            title = title.strip()
+            if not 1 <= len(title) <= MAX_TITLE:
+                raise Invalid(f"title must be 1..{MAX_TITLE} characters", "title")
+        if description is not None and len(description) > MAX_DESCRIPTION:
+            raise Invalid(f"description must be at most {MAX_DESCRIPTION} characters", "description")
+
+        def tx(s: Store) -> None:
+            record = s.get_firmware(product.id, version)
+            if record is None:
+                raise NotFound(f"product {product.id} has no firmware version {version}", "version")
+            new_title = record.title if title is None else title
+            new_description = record.description if description is None else description
+            s._update_firmware_info(product.id, version, new_title, new_description)
+            s._append_audit(
+                now(), actor, "firmware_edited", product_id=product.id,
+                detail={"version": version, "title": new_title, "description_changed": description is not None},
+            )  # fmt: skip
+
+        await self.ops._tx("edit_firmware", tx)
+        return await self.get(product.id, version)
+
     async def delete(self, actor: str, key: int | str, version: int) -> None:
         product = await self.ops.product(key)
 

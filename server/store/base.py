@@ -20,6 +20,17 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceQuery:
+    """Filters and order for a product's device list (Particle's listDevices query)."""
+
+    device_id: str = ""  # part of the ID (Particle matches partially)
+    name: str = ""  # part of the name, any case
+    groups: tuple[str, ...] = ()  # in any of these groups of the product
+    sort: str | None = None  # "device_id", "firmware_version", "last_heard" or "name"; None: oldest first
+    descending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceRecord:
     device_id: str  # 24 lowercase hex characters
     public_key: bytes | None  # X25519, 32 bytes; None until provisioned (the device cannot connect)
@@ -380,7 +391,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def product_devices(
-        self, product_id: int, status: str | None, offset: int, limit: int
+        self, product_id: int, status: str | None, offset: int, limit: int, query: DeviceQuery | None = None
     ) -> tuple[list[tuple[DeviceRecord, ListState | None]], int]: ...
 
     @abc.abstractmethod
@@ -437,6 +448,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def _delete_firmware(self, product_id: int, version: int) -> bool: ...
+
+    @abc.abstractmethod
+    def _update_firmware_info(self, product_id: int, version: int, title: str, description: str) -> bool:
+        """Changes a version's title and description; False when there is no such version."""
 
     @abc.abstractmethod
     def list_releases(self, product_id: int) -> list[ReleaseRecord]: ...

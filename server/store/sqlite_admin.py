@@ -14,7 +14,16 @@ from typing import Any
 from ..admission import DeviceFacts, ProductFacts
 from ..errors import Conflict, NotFound
 from ..model import ListState, Owner, Policy, Role
-from .base import AuditRecord, CustomerRecord, DeviceRecord, ProductRecord, TeamMember, TokenRecord, UserRecord
+from .base import (
+    AuditRecord,
+    CustomerRecord,
+    DeviceQuery,
+    DeviceRecord,
+    ProductRecord,
+    TeamMember,
+    TokenRecord,
+    UserRecord,
+)
 from .rows import DEVICE_COLUMNS, device_from_row, paged_by_id
 
 _PRODUCT = "id, slug, name, policy, created_at"
@@ -22,6 +31,42 @@ _USER = "id, username, password_hash, is_admin, created_at"
 _CUSTOMER = "id, product_id, username, password_hash, created_at"
 _TOKEN = "token_hash, user_id, customer_id, scopes, client, created_at, expires_at, refresh, grant_id"
 _D_DEVICE = ", ".join(f"d.{c.strip()}" for c in DEVICE_COLUMNS.split(","))  # for queries joining devices d
+_SORTS = {"device_id": "d.device_id", "firmware_version": "d.firmware_version", "last_heard": "d.last_heard",
+          "name": "d.name"}  # fmt: skip
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere (its own % and _ taken literally, escape \\)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _filtered(query: DeviceQuery, product_id: int, args: list[object]) -> str:
+    """WHERE clauses for a device list's filters; their values appended to args."""
+    sql = ""
+    if query.device_id:
+        sql += " AND d.device_id LIKE ? ESCAPE '\\'"
+        args.append(_like(query.device_id.lower()))
+    if query.name:
+        sql += " AND d.name LIKE ? ESCAPE '\\'"
+        args.append(_like(query.name))
+    if query.groups:
+        marks = ", ".join("?" * len(query.groups))
+        sql += (
+            " AND d.device_id IN (SELECT m.device_id FROM device_group_members m"
+            f" JOIN device_groups g ON g.id = m.group_id WHERE g.product_id = ? AND g.name IN ({marks}))"
+        )
+        args.extend([product_id, *query.groups])
+    return sql
+
+
+def _order(query: DeviceQuery) -> str:
+    if query.sort is None:
+        return "d.created_at, d.device_id"
+    direction = "DESC" if query.descending else "ASC"
+    return f"{_SORTS[query.sort]} {direction} NULLS LAST, d.device_id {direction}"
+
+
 # admission_facts: one row whatever exists (the device, the product, its list entry, its team).
 _ADMISSION_FACTS = (
     f"SELECT {_D_DEVICE}, p.id, p.policy, l.state,"
@@ -240,7 +285,7 @@ class AdminQueries:
         return record, facts, ProductFacts(fw_product_id, Policy(policy), members, ListState(state) if state else None)
 
     def product_devices(
-        self, product_id: int, status: str | None, offset: int, limit: int
+        self, product_id: int, status: str | None, offset: int, limit: int, query: DeviceQuery | None = None
     ) -> tuple[list[tuple[DeviceRecord, ListState | None]], int]:
         """Members and listed devices of a product. status: approved, quarantined, denied or None (all)."""
         base = (
@@ -254,9 +299,11 @@ class AdminQueries:
         elif status in ("quarantined", "denied"):
             base += " AND l.state = ?"
             args.append(status)
+        query = query or DeviceQuery()
+        base += _filtered(query, product_id, args)
         (total,) = self._q.execute("SELECT COUNT(*)" + base, args).fetchone()
         rows = self._q.execute(
-            f"SELECT {_D_DEVICE}, l.state" + base + " ORDER BY d.created_at, d.device_id LIMIT ? OFFSET ?",
+            f"SELECT {_D_DEVICE}, l.state" + base + f" ORDER BY {_order(query)} LIMIT ? OFFSET ?",
             [*args, limit, offset],
         )
         out = [(device_from_row(r[:-1]), ListState(r[-1]) if r[-1] else None) for r in rows]

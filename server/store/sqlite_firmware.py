@@ -90,6 +90,13 @@ class FirmwareQueries(AdminQueries):
         cur = self._w.execute("DELETE FROM firmware WHERE product_id = ? AND version = ?", (product_id, version))
         return cur.rowcount > 0
 
+    def _update_firmware_info(self, product_id: int, version: int, title: str, description: str) -> bool:
+        cur = self._w.execute(
+            "UPDATE firmware SET title = ?, description = ? WHERE product_id = ? AND version = ?",
+            (title, description, product_id, version),
+        )
+        return cur.rowcount > 0
+
     # ------------------------------------------------------------------ releases
 
     def list_releases(self, product_id: int) -> list[ReleaseRecord]:
