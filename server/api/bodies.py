@@ -69,8 +69,22 @@ def device_ids(text: str) -> list[str]:
     return [row[0] for row in _rows(text)]
 
 
+def _refuse_private_keys(text: str) -> None:
+    """A header naming a private key (`fleetsim keygen`'s identities.csv) refuses the whole file:
+    registering a private key as if it were public would leak it into the store."""
+    first = next((line for line in text.splitlines() if line.strip() and not line.startswith("#")), "")
+    column = next((c.strip() for c in first.split(",") if "private" in c.lower()), None)
+    if column is not None:
+        raise Invalid(
+            f"the file holds private keys (column {column[:40]!r}); nothing registered:"
+            " upload the public keys (device_id,public_key), never a private key",
+            "file",
+        )
+
+
 def key_rows(text: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(device_id, public_key) rows from `device_id,public_key` CSV, and (line, error) for bad rows."""
+    _refuse_private_keys(text)
     good: list[tuple[str, str]] = []
     bad: list[tuple[str, str]] = []
     for row in _rows(text):

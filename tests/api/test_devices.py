@@ -246,3 +246,13 @@ async def test_provisioning_keys(api: Api) -> None:
     assert uploaded["registered"] == [good[0][0]]
     first, second = uploaded["errors"]
     assert first["error"] == "expected two columns: device_id,public_key" and second["id"] == "zz"
+
+
+async def test_a_file_of_private_keys_is_refused_whole(api: Api) -> None:
+    """fleetsim keygen's identities.csv (device_id,private_key): nothing registered, the key never echoed."""
+    device_id, private_key = new_id(), secrets.token_hex(32)
+    content = f"device_id,private_key\n{device_id},{private_key}\n".encode()
+    response = await api.call("POST", "/v1/provisioning", files={"file": ("identities.csv", content, "text/csv")})
+    assert response.status_code == 400
+    assert "private" in response.text and private_key not in response.text
+    assert (await api.call("GET", f"/v1/devices/{device_id}")).status_code == 404
