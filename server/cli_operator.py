@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .cli_client import ApiClient, CliError
+from .keyfile import private_key_column
 
 Command = Callable[[ApiClient, argparse.Namespace], int]
 
@@ -157,11 +158,7 @@ def _read(path: Path) -> bytes:
 
 
 def _refuse_private_keys(path: Path, content: bytes) -> None:
-    """`fleetsim keygen` writes identities.csv (device_id,private_key) beside devices.csv (device_id,public_key):
-    the server cannot tell one 32-byte key from another, so the header is what says which file this is."""
-    lines = content.decode("utf-8-sig", errors="replace").splitlines()
-    header = next((line for line in lines if line.strip() and not line.startswith("#")), "")
-    column = next((c.strip() for c in header.split(",") if "private" in c.lower()), None)
+    column = private_key_column(content.decode("utf-8-sig", errors="replace"))
     if column is not None:
         public = path.with_name("devices.csv") if str(path) != "-" else Path("devices.csv")
         raise CliError(

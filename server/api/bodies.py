@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
 from ..errors import Invalid
+from ..keyfile import private_key_column
 from .errors import describe_validation
 
 M = TypeVar("M", bound=BaseModel)
@@ -70,10 +71,7 @@ def device_ids(text: str) -> list[str]:
 
 
 def _refuse_private_keys(text: str) -> None:
-    """A header naming a private key (`fleetsim keygen`'s identities.csv) refuses the whole file:
-    registering a private key as if it were public would leak it into the store."""
-    first = next((line for line in text.splitlines() if line.strip() and not line.startswith("#")), "")
-    column = next((c.strip() for c in first.split(",") if "private" in c.lower()), None)
+    column = private_key_column(text)
     if column is not None:
         raise Invalid(
             f"the file holds private keys (column {column[:40]!r}); nothing registered:"
