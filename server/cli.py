@@ -9,18 +9,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import trio
-
 from . import cli_events, cli_rollout, cli_webhook
 from . import cli_firmware as fw
 from . import cli_operator as ops
-from .app import Server, describe_bind_error, run_forever
+from .app import Server
 from .auth import reissue_admin_token
 from .cli_client import ApiClient, CliError, default_api, resolve_token
 from .cli_operator import Command
 from .config import DEFAULT_API_PORT, DEFAULT_DEVICE_PORT, DEFAULT_MAX_HANDSHAKES, ServerConfig
 from .errors import Conflict
-from .logs import setup_logging
+from .logs import LOG_FORMATS, setup_logging
 from .model import Policy, Role
 from .store import SQLiteStore
 
@@ -100,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default {DEFAULT_MAX_HANDSHAKES})",
     )  # fmt: skip
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--log-format", default="json", choices=LOG_FORMATS, help="stderr log: JSON lines (default) or readable text"
+    )
 
     recover = sub.add_parser(
         "admin-token", help="write a new admin token to DATA_DIR/admin.token (needs the data directory, not the API)"
@@ -312,7 +313,7 @@ def _delays(text: str) -> tuple[float, ...]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
     try:
         config = ServerConfig(
             data_dir=args.data_dir, host=args.host, device_port=args.device_port, api_port=args.api_port,
@@ -331,11 +332,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"fleetgate: API at http://{config.host}:{server.api_port}", flush=True)
         print(f"fleetgate: devices connect to {config.host}:{server.device_port}; Ctrl-C stops", flush=True)
 
+    from .app import CannotServe, serve_until_stopped
+
     try:
-        trio.run(run_forever, config, ready)
-    except OSError as exc:
-        ports = f"device port {config.device_port} or API port {config.api_port}"
-        raise CliError(f"cannot listen on {config.host} ({ports}): {describe_bind_error(exc)}") from None
+        serve_until_stopped(config, ready)
+    except CannotServe as exc:
+        raise CliError(str(exc)) from None
     print("fleetgate: stopped", flush=True)
     return 0
 
