@@ -195,25 +195,27 @@ def serve_until_stopped(config: ServerConfig, on_ready: Callable[[Server], None]
     an exception group or a traceback."""
     try:
         trio.run(run_forever, config, on_ready)
-    except BaseExceptionGroup as group:
-        reason, _ = group.split((PortUnavailable, DataDirInUse, OSError))
+    except BaseException as exc:
+        reason = startup_failure(exc)
         if reason is None:
             raise
-        raise CannotServe(_first_line(reason)) from None
-    except (PortUnavailable, DataDirInUse) as exc:
-        raise CannotServe(str(exc)) from None
-    except OSError as exc:  # e.g. the data directory cannot be created
-        where = f" {exc.filename}" if exc.filename else ""
-        raise CannotServe(f"cannot start:{where}: {exc.strerror or exc}") from None
+        raise CannotServe(reason) from None
 
 
-def _first_line(group: BaseExceptionGroup[BaseException]) -> str:
-    exc: BaseException = group
-    while isinstance(exc, BaseExceptionGroup):
-        exc = exc.exceptions[0]
-    if isinstance(exc, OSError) and not isinstance(exc, (PortUnavailable, DataDirInUse)):
-        return f"cannot start: {exc.strerror or exc}"
-    return str(exc)
+def startup_failure(exc: BaseException) -> str | None:
+    """One line for a server that could not start, also when a nursery wrapped the cause in an
+    exception group; None for anything else (a failure while serving keeps its traceback)."""
+    if isinstance(exc, BaseExceptionGroup):
+        inner = exc.exceptions[0] if len(exc.exceptions) == 1 else None
+        return (
+            startup_failure(inner) if isinstance(inner, PortUnavailable | DataDirInUse | BaseExceptionGroup) else None
+        )
+    if isinstance(exc, PortUnavailable | DataDirInUse):
+        return str(exc)
+    if isinstance(exc, OSError):  # raised before serving: the data directory could not be made or opened
+        where = f" {exc.filename}:" if exc.filename else ""
+        return f"cannot start:{where} {exc.strerror or exc}"
+    return None
 
 
 __all__ = [
@@ -225,4 +227,5 @@ __all__ = [
     "run_forever",
     "serve_until_stopped",
     "start_up",
+    "startup_failure",
 ]
