@@ -237,8 +237,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         outcomes = await run_fleet(plan, identities, done)
         return outcomes, trio.current_time() - start
 
-    outcomes, elapsed = trio.run(go)
-    progress.close()
+    try:
+        outcomes, elapsed = trio.run(go)
+    finally:
+        progress.close()  # on Ctrl-C too: the shell's prompt starts on a line of its own
     summary = summarize(outcomes, elapsed)
     if args.json:
         print(json.dumps({"summary": summary, "devices": [o.as_json() for o in outcomes]}))
