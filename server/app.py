@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -93,6 +93,10 @@ class Server:
     def api_port(self) -> int:
         """The port the HTTP API listens on (the kernel's choice when configured as 0)."""
         return self._api_port
+
+    @property
+    def stopping(self) -> bool:
+        return self._shutdown.is_set()
 
     def shutdown(self) -> None:
         self._shutdown.set()
@@ -175,26 +179,46 @@ async def run_forever(config: ServerConfig, on_ready: Callable[[Server], None] |
         raise
     try:
         server = Server(startup.ctx, admin_token_created=startup.admin_token_created, ports=ports)
-        async with trio.open_nursery() as nursery:
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        # The receiver stays open until the server has stopped: a second Ctrl-C while it drains
+        # (bounded by shutdown_grace) is logged, not a KeyboardInterrupt tearing the shutdown apart.
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
                 await nursery.start(server.serve)
                 tune_for_serving()
                 if on_ready is not None:
                     on_ready(server)
-                async for signum in signals:
-                    log_event(log, "signal", signal=signal.Signals(signum).name)
-                    server.shutdown()
-                    break
+                nursery.start_soon(_stop_on_signals, server, signals)
+                await server.stopped.wait()
+                nursery.cancel_scope.cancel()
     finally:
         if startup.lock is not None:
             startup.lock.release()
 
 
+async def _stop_on_signals(server: Server, signals: AsyncIterator[int]) -> None:
+    async for signum in signals:
+        log_event(log, "signal", signal=signal.Signals(signum).name, already_stopping=server.stopping)
+        server.shutdown()
+
+
 def serve_until_stopped(config: ServerConfig, on_ready: Callable[[Server], None] | None = None) -> None:
     """`fleetgate serve`: run_forever in its own trio.run; a failure to start is CannotServe, never
     an exception group or a traceback."""
+    started: list[Server] = []
+
+    def ready(server: Server) -> None:
+        started.append(server)
+        if on_ready is not None:
+            on_ready(server)
+
     try:
-        trio.run(run_forever, config, on_ready)
+        trio.run(run_forever, config, ready)
+    except KeyboardInterrupt:
+        # A Ctrl-C that came as the server finished stopping: trio hands an unconsumed signal
+        # back when its receiver closes. The shutdown it interrupted had already completed.
+        if started and started[0].stopped.is_set():
+            return
+        raise
     except BaseException as exc:
         reason = startup_failure(exc)
         if reason is None:

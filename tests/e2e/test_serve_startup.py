@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -132,3 +134,16 @@ def test_logs_have_iso_timestamps_as_json_or_text(tmp_path: Path) -> None:
     listening = next(line for line in lines if " listening " in line)
     assert "fleetgate.app" in listening and f"data_dir={tmp_path / 'text'}" in listening
     assert not any(line.startswith("{") for line in lines)
+
+
+def test_a_second_ctrl_c_while_stopping_still_stops_cleanly(tmp_path: Path) -> None:
+    with serving(tmp_path / "data") as server:
+        server.proc.send_signal(signal.SIGINT)
+        time.sleep(0.001)  # an impatient second Ctrl-C, while the first one's shutdown runs
+        server.proc.send_signal(signal.SIGINT)
+        out, err = server.proc.communicate(timeout=30)
+    assert server.proc.returncode == 0 and "Traceback" not in err, err
+    assert out.endswith("fleetgate: stopped\n")
+    signals = [json.loads(line) for line in err.splitlines() if '"signal"' in line]
+    # The second is logged as such, unless it came as the server finished (then it is dropped).
+    assert signals[0]["already_stopping"] is False and all(s["already_stopping"] for s in signals[1:])
