@@ -25,6 +25,7 @@ from .device import DeviceClosed, DeviceRefused, DeviceSettings, connect_device
 from .fleet import DeviceOutcome, FleetPlan, run_fleet, summarize, updates_installed
 from .identity import DeviceIdentity, load_identities, write_identities
 from .progress import Progress
+from .quiet_exit import INTERRUPTED, caused_by, exit_code_for
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="spoof: present each registered device ID with a key of its own (must be refused)",
     )
     run.add_argument("--concurrency", type=int, default=512, help="handshakes in flight at once")
-    run.add_argument("--timeout", type=float, default=30.0, help="per-device limit for connecting and publishing")
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        help="per-device limit for connecting (to READY) and publishing; --hold is not counted",
+    )
     run.add_argument("--json", action="store_true", help="print one JSON object with per-device outcomes")
 
     listen = sub.add_parser("listen", help="connect one device, subscribe to event prefixes and print the events")
@@ -104,6 +110,16 @@ class CliError(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        return _dispatch(args)
+    except BaseException as exc:
+        code = exit_code_for(exc)  # Ctrl-C, or output piped into `head`: no traceback
+        if code is None:
+            raise
+        return code
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    try:
         if args.command == "keygen":
             return cmd_keygen(args)
         if args.command == "firmware":
@@ -118,6 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CliError, drill_cli.DrillFailedToRun) as exc:
         print(f"fleetsim: {exc}", file=sys.stderr)
         return 2
+    except drill_cli.DrillInterrupted as exc:
+        print(f"fleetsim: {exc}", file=sys.stderr)
+        return INTERRUPTED
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
@@ -218,8 +237,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         outcomes = await run_fleet(plan, identities, done)
         return outcomes, trio.current_time() - start
 
-    outcomes, elapsed = trio.run(go)
-    progress.close()
+    try:
+        outcomes, elapsed = trio.run(go)
+    finally:
+        progress.close()  # on Ctrl-C too: the shell's prompt starts on a line of its own
     summary = summarize(outcomes, elapsed)
     if args.json:
         print(json.dumps({"summary": summary, "devices": [o.as_json() for o in outcomes]}))
@@ -298,20 +319,25 @@ def cmd_listen(args: argparse.Namespace) -> int:
                 summary["closed"] = closed.reason.name.lower()
             return closed is None and all(r is SubscribeResult.ACCEPTED for r in results.values())
 
+    interrupted = False
     try:
         ok = trio.run(go)
-    except KeyboardInterrupt:
-        ok = True  # Ctrl-C is how a listener without --hold or --events leaves
     except DeviceRefused:
         raise CliError("the server refused the device (not registered, or a wrong key)") from None
+    except BrokenPipeError:
+        raise  # our stdout closed (`| head`), not the link: main() exits quietly
     except (DeviceClosed, RemoteProtocolError, OSError) as exc:
         raise CliError(f"the link failed: {exc}") from None
+    except BaseException as exc:  # Ctrl-C is how a listener without --hold or --events leaves
+        if not caused_by(exc, KeyboardInterrupt):
+            raise
+        ok = interrupted = True
     summary.update(counts)
     if args.json:
         print(json.dumps({"summary": summary}))
     else:
         print(f"{counts['events']} events, {counts['skipped']} skipped by the server")
-    return 0 if ok else 1
+    return INTERRUPTED if interrupted else 0 if ok else 1
 
 
 def _print_report(summary: dict[str, object], outcomes: list[DeviceOutcome]) -> None:

@@ -32,6 +32,7 @@ from .drill_progress import StateBars
 from .drill_report import Sample, build_report, device_entry, facts_from_timeline
 from .drill_server import ServerProcess, free_ports
 from .identity import DeviceIdentity
+from .quiet_exit import caused_by
 
 OLD, NEW = 1, 2
 POLL = 0.25  # seconds between polls of the rollout
@@ -39,6 +40,10 @@ SETTLE_LIMIT = 30.0  # after a pause: seconds to let transfers in flight finish 
 CONNECT_SHARE = 0.5  # of --timeout: the most the fleet may take to come online before the rollout
 HANDSHAKES_AT_ONCE = 128  # the fleet's handshakes in flight (a 2-core server takes them in turn)
 FINISHED = frozenset({"completed", "rolled_back", "aborted"})
+
+
+class DrillInterrupted(Exception):
+    """Ctrl-C: the fleet and the server are stopped; the message says where the data was left."""
 
 
 @dataclass(slots=True)
@@ -68,6 +73,22 @@ async def run_drill(config: DrillConfig) -> dict[str, object]:
     server = ServerProcess(data_dir, device_port, api_port, log_path, log_level=config.server_log_level)
     t0 = trio.current_time()
     try:
+        report = await _run_with_server(config, server, t0)
+    except BaseException as exc:
+        if not caused_by(exc, KeyboardInterrupt):
+            raise
+        where = data_dir.parent if temporary else f"{data_dir} (log: {log_path})"
+        raise DrillInterrupted(f"drill interrupted; its server data and log are left in {where}") from None
+    if temporary and report["passed"]:
+        shutil.rmtree(data_dir.parent, ignore_errors=True)  # a failed drill keeps its data and log to look at
+    else:
+        report["server_data"], report["server_log"] = str(data_dir), str(server.log_path)
+    return report
+
+
+async def _run_with_server(config: DrillConfig, server: ServerProcess, t0: float) -> dict[str, object]:
+    """The drill proper; the server is stopped at the end, however it ends (Ctrl-C included)."""
+    try:
         await server.start()
         api = DrillApi(server.api, server.admin_token)
         try:
@@ -81,10 +102,6 @@ async def run_drill(config: DrillConfig) -> dict[str, object]:
         with trio.CancelScope(shield=True):
             await server.stop()
         server.close()
-    if temporary and report["passed"]:
-        shutil.rmtree(data_dir.parent, ignore_errors=True)  # a failed drill keeps its data and log to look at
-    else:
-        report["server_data"], report["server_log"] = str(data_dir), str(server.log_path)
     return report
 
 

@@ -10,12 +10,14 @@ from typing import Any
 
 import trio
 
-from .drill import run_drill
+from .drill import DrillInterrupted, run_drill
 from .drill_api import ApiError
 from .drill_config import DEFAULT_MIX, ERROR_ACTIONS, EXPECTATIONS, STRATEGIES, DrillConfig, DrillConfigError
 from .drill_plot import write_plot
 from .drill_report import Sample, summary_lines
 from .drill_server import ServerFailed
+
+__all__ = ["DrillFailedToRun", "DrillInterrupted", "add_parser", "cmd_drill", "config_from_args"]
 
 
 class DrillFailedToRun(Exception):

@@ -64,9 +64,10 @@ async def run_device(plan: FleetPlan, identity: DeviceIdentity, limiter: trio.Ca
     stream: trio.SocketStream | None = None
     until = -math.inf  # end of the hold, on the Trio clock
     try:
-        with trio.fail_after(plan.timeout):
+        with trio.fail_after(plan.timeout) as limit:
             async with limiter:
                 start = trio.current_time()
+                limit.deadline = start + plan.timeout  # from the connect: waiting for a slot is not counted
                 stream = await trio.open_tcp_stream(plan.host, plan.port)
                 welcome = await device.handshake(stream)
                 out.handshake_ms = round((trio.current_time() - start) * 1000, 3)
@@ -78,6 +79,7 @@ async def run_device(plan: FleetPlan, identity: DeviceIdentity, limiter: trio.Ca
                     for i in range(plan.publish):
                         out.events_sent += 1
                         publishers.start_soon(_publish_one, device, i)
+                limit.deadline = math.inf  # --timeout bounds connecting and publishing, never the hold
                 if plan.hold > 0:
                     until = trio.current_time() + plan.hold
                     with trio.move_on_at(until):

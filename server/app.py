@@ -1,6 +1,8 @@
 """Process wiring: one trio.run holds the device listener, the HTTP API and the background services.
 
-Both ports are bound before any task starts, so a port in use is a plain OSError.
+`fleetgate serve` binds both ports first, then claims the data directory (modes, lock), then opens
+the store: a port in use or a directory held by another server stops it before anything is created,
+with one line saying why (`CannotServe`).
 Shutdown order: stop accepting devices and API requests, ask every session to say goodbye
 (with a grace deadline) while API requests in flight finish, then let the store writer apply
 what is queued, then close the database.
@@ -8,11 +10,9 @@ what is queued, then close the database.
 
 from __future__ import annotations
 
-import errno
 import logging
 import signal
-import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -22,12 +22,14 @@ import trio
 from protocol.codes import CloseReason
 
 from .acceptor import serve_devices
-from .api import bind_api_socket, create_app, serve_api
+from .api import create_app, serve_api
 from .auth import bootstrap_admin
 from .config import ServerConfig
+from .data_dir import DataDirInUse, DataDirLock, create_private_file, prepare_data_dir
 from .gc_tuning import tune_for_serving
 from .keys import load_or_create_server_key
 from .logs import log_event
+from .ports import BoundPorts, PortUnavailable, bind_ports, describe_bind_error
 from .registry import SessionRegistry
 from .rollouts.service import RolloutService
 from .session import ServerContext, handle_device
@@ -41,16 +43,25 @@ class Startup:
     ctx: ServerContext
     key_created: bool
     admin_token_created: Path | None  # first run only: where the admin's bearer token was written
+    lock: DataDirLock | None = None  # held for the server's life when started with exclusive=True
 
 
-def start_up(config: ServerConfig) -> Startup:
-    """Create the data directory, store, server key and first admin as needed."""
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    store = SQLiteStore(config.db_path)
-    store.reset_online()
-    key, created = load_or_create_server_key(config.key_path, config.pub_path)
-    admin_token = bootstrap_admin(store, config.admin_token_path)
-    return Startup(ServerContext(config, key, AsyncStore(store), SessionRegistry()), created, admin_token)
+def start_up(config: ServerConfig, *, exclusive: bool = False) -> Startup:
+    """Create (or tighten) the data directory, then the store, server key and first admin as needed.
+    `exclusive`: first take the directory's lock (DataDirInUse if another server holds it)."""
+    prepare_data_dir(config.data_dir)
+    lock = DataDirLock(config.data_dir) if exclusive else None
+    try:
+        create_private_file(config.db_path)  # 0600 before SQLite opens it; its -wal and -shm take its mode
+        store = SQLiteStore(config.db_path)
+        store.reset_online()
+        key, created = load_or_create_server_key(config.key_path, config.pub_path)
+        admin_token = bootstrap_admin(store, config.admin_token_path)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    return Startup(ServerContext(config, key, AsyncStore(store), SessionRegistry()), created, admin_token, lock)
 
 
 def open_context(config: ServerConfig) -> tuple[ServerContext, bool]:
@@ -62,9 +73,12 @@ def open_context(config: ServerConfig) -> tuple[ServerContext, bool]:
 class Server:
     """A running server. `serve()` runs until `shutdown()` (or SIGINT/SIGTERM via `run_forever`)."""
 
-    def __init__(self, ctx: ServerContext, *, admin_token_created: Path | None = None) -> None:
+    def __init__(
+        self, ctx: ServerContext, *, admin_token_created: Path | None = None, ports: BoundPorts | None = None
+    ) -> None:
         self.ctx = ctx
         self.admin_token_created = admin_token_created  # for `fleetgate serve` to tell where it is
+        self._ports = ports  # bound by the caller already, or by serve()
         self.listeners: list[trio.SocketListener] = []
         self._api_port = 0
         self._shutdown = trio.Event()
@@ -80,13 +94,20 @@ class Server:
         """The port the HTTP API listens on (the kernel's choice when configured as 0)."""
         return self._api_port
 
+    @property
+    def stopping(self) -> bool:
+        return self._shutdown.is_set()
+
     def shutdown(self) -> None:
         self._shutdown.set()
 
     async def serve(self, *, task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED) -> None:
         ctx, cfg = self.ctx, self.ctx.config
         try:
-            api_socket = await self._bind(cfg)
+            ports = self._ports if self._ports is not None else await bind_ports(cfg)
+            self._ports = None
+            self.listeners, api_socket = ports.listeners, ports.api_socket
+            self._api_port = int(api_socket.getsockname()[1])
             async with trio.open_nursery() as services:
                 await services.start(ctx.store.run_writer)
                 # Background services stop before the writer, which applies what they queued.
@@ -131,18 +152,6 @@ class Server:
             self.stopped.set()
             log_event(log, "stopped")
 
-    async def _bind(self, cfg: ServerConfig) -> socket.socket:
-        """Both listening sockets, or an OSError and neither."""
-        self.listeners = await trio.open_tcp_listeners(cfg.device_port, host=cfg.host, backlog=cfg.backlog)
-        try:
-            api_socket = bind_api_socket(cfg.host, cfg.api_port)
-        except OSError:
-            for listener in self.listeners:
-                await listener.aclose()
-            raise
-        self._api_port = int(api_socket.getsockname()[1])
-        return api_socket
-
     async def _drain_sessions(self) -> None:
         registry = self.ctx.registry
         log_event(log, "shutting_down", sessions=len(registry))
@@ -156,23 +165,91 @@ async def _handle_device(ctx: ServerContext, stream: trio.SocketStream, handshak
     await handle_device(stream, ctx, handshake_done)
 
 
+class CannotServe(Exception):
+    """The server could not start: one line for the user (a port, the data directory)."""
+
+
 async def run_forever(config: ServerConfig, on_ready: Callable[[Server], None] | None = None) -> None:
-    """Run until SIGINT or SIGTERM, then shut down cleanly."""
-    startup = start_up(config)
-    server = Server(startup.ctx, admin_token_created=startup.admin_token_created)
-    async with trio.open_nursery() as nursery:
+    """Bind, claim the data directory, then run until SIGINT or SIGTERM and shut down cleanly."""
+    ports = await bind_ports(config)
+    try:
+        startup = start_up(config, exclusive=True)
+    except BaseException:
+        await ports.aclose()
+        raise
+    try:
+        server = Server(startup.ctx, admin_token_created=startup.admin_token_created, ports=ports)
+        # The receiver stays open until the server has stopped: a second Ctrl-C while it drains
+        # (bounded by shutdown_grace) is logged, not a KeyboardInterrupt tearing the shutdown apart.
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            await nursery.start(server.serve)
-            tune_for_serving()
-            if on_ready is not None:
-                on_ready(server)
-            async for signum in signals:
-                log_event(log, "signal", signal=signal.Signals(signum).name)
-                server.shutdown()
-                break
+            async with trio.open_nursery() as nursery:
+                await nursery.start(server.serve)
+                tune_for_serving()
+                if on_ready is not None:
+                    on_ready(server)
+                nursery.start_soon(_stop_on_signals, server, signals)
+                await server.stopped.wait()
+                nursery.cancel_scope.cancel()
+    finally:
+        if startup.lock is not None:
+            startup.lock.release()
 
 
-def describe_bind_error(exc: OSError) -> str:
-    if exc.errno == errno.EADDRINUSE:
-        return "the port is already in use (is another fleetgate running?)"
-    return str(exc)
+async def _stop_on_signals(server: Server, signals: AsyncIterator[int]) -> None:
+    async for signum in signals:
+        log_event(log, "signal", signal=signal.Signals(signum).name, already_stopping=server.stopping)
+        server.shutdown()
+
+
+def serve_until_stopped(config: ServerConfig, on_ready: Callable[[Server], None] | None = None) -> None:
+    """`fleetgate serve`: run_forever in its own trio.run; a failure to start is CannotServe, never
+    an exception group or a traceback."""
+    started: list[Server] = []
+
+    def ready(server: Server) -> None:
+        started.append(server)
+        if on_ready is not None:
+            on_ready(server)
+
+    try:
+        trio.run(run_forever, config, ready)
+    except KeyboardInterrupt:
+        # A Ctrl-C that came as the server finished stopping: trio hands an unconsumed signal
+        # back when its receiver closes. The shutdown it interrupted had already completed.
+        if started and started[0].stopped.is_set():
+            return
+        raise
+    except BaseException as exc:
+        reason = startup_failure(exc)
+        if reason is None:
+            raise
+        raise CannotServe(reason) from None
+
+
+def startup_failure(exc: BaseException) -> str | None:
+    """One line for a server that could not start, also when a nursery wrapped the cause in an
+    exception group; None for anything else (a failure while serving keeps its traceback)."""
+    if isinstance(exc, BaseExceptionGroup):
+        inner = exc.exceptions[0] if len(exc.exceptions) == 1 else None
+        return (
+            startup_failure(inner) if isinstance(inner, PortUnavailable | DataDirInUse | BaseExceptionGroup) else None
+        )
+    if isinstance(exc, PortUnavailable | DataDirInUse):
+        return str(exc)
+    if isinstance(exc, OSError):  # raised before serving: the data directory could not be made or opened
+        where = f" {exc.filename}:" if exc.filename else ""
+        return f"cannot start:{where} {exc.strerror or exc}"
+    return None
+
+
+__all__ = [
+    "CannotServe",
+    "Server",
+    "Startup",
+    "describe_bind_error",
+    "open_context",
+    "run_forever",
+    "serve_until_stopped",
+    "start_up",
+    "startup_failure",
+]

@@ -17,6 +17,7 @@ from .cli_client import ApiClient, CliError
 from .cli_operator import Command
 from .cli_profile import resolve_credentials
 from .config import DEFAULT_API_PORT, DEFAULT_DEVICE_PORT, DEFAULT_MAX_HANDSHAKES
+from .logs import LOG_FORMATS
 from .model import Policy, Role
 
 # The server runtime (FastAPI, Hypercorn, the store) is imported only by the commands that run it:
@@ -109,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default {DEFAULT_MAX_HANDSHAKES})",
     )  # fmt: skip
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--log-format", default="json", choices=LOG_FORMATS, help="stderr log: JSON lines (default) or readable text"
+    )
 
     recover = sub.add_parser(
         "admin-token", help="write a new admin token to DATA_DIR/admin.token (needs the data directory, not the API)"
@@ -350,13 +354,11 @@ def _delays(text: str) -> tuple[float, ...]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import trio
-
-    from .app import describe_bind_error, run_forever
+    from .app import CannotServe, serve_until_stopped
     from .config import ServerConfig
     from .logs import setup_logging
 
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
     try:
         config = ServerConfig(
             data_dir=args.data_dir, host=args.host, device_port=args.device_port, api_port=args.api_port,
@@ -376,10 +378,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"fleetgate: devices connect to {config.host}:{server.device_port}; Ctrl-C stops", flush=True)
 
     try:
-        trio.run(run_forever, config, ready)
-    except OSError as exc:
-        ports = f"device port {config.device_port} or API port {config.api_port}"
-        raise CliError(f"cannot listen on {config.host} ({ports}): {describe_bind_error(exc)}") from None
+        serve_until_stopped(config, ready)
+    except CannotServe as exc:
+        raise CliError(str(exc)) from None
     print("fleetgate: stopped", flush=True)
     return 0
 

@@ -11,6 +11,7 @@ from protocol.noise import KeyPair
 def write_private(path: Path, text: str) -> None:
     """Create a file only its owner can read, without a window where it is world-readable."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.fchmod(fd, 0o600)  # open's mode is filtered by the umask
     with os.fdopen(fd, "w") as f:
         f.write(text)
 
@@ -28,5 +29,6 @@ def load_or_create_server_key(key_path: Path, pub_path: Path) -> tuple[KeyPair, 
         key = KeyPair.generate()
         write_private(key_path, key.private.hex() + "\n")
         created = True
-    pub_path.write_text(key.public.hex() + "\n")
+    pub_path.unlink(missing_ok=True)
+    write_private(pub_path, key.public.hex() + "\n")  # public, but every file in the data directory is 0600
     return key, created

@@ -1,4 +1,7 @@
-"""Structured logging: one JSON object per line on stderr."""
+"""Logging on stderr: one JSON object per line (default), or one readable line per event.
+
+Both start with the time in ISO 8601 UTC with milliseconds (2026-12-06T16:05:03.123Z).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +12,13 @@ import sys
 import time
 from typing import Any
 
+LOG_FORMATS = ("json", "text")
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "ts": round(record.created, 6),
+            "ts": iso(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "event": record.getMessage(),
@@ -26,9 +31,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
-def setup_logging(level: str = "info") -> None:
+class TextFormatter(logging.Formatter):
+    """`2026-12-06T16:05:03.123Z info  fleetgate.app listening host=127.0.0.1 device_port=5683`"""
+
+    def format(self, record: logging.LogRecord) -> str:
+        parts = [iso(record.created), f"{record.levelname.lower():<7}", record.name, record.getMessage()]
+        fields = getattr(record, "fields", None) or {}
+        parts.extend(f"{key}={_text_value(value)}" for key, value in fields.items())
+        line = " ".join(parts)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def _text_value(value: object) -> str:
+    """Plain words stay bare; anything with spaces, quotes or structure is JSON-quoted."""
+    if isinstance(value, str) and value and not any(c.isspace() or c in '"=' for c in value):
+        return value
+    return json.dumps(value, default=str)
+
+
+def setup_logging(level: str = "info", log_format: str = "json") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(TextFormatter() if log_format == "text" else JsonFormatter())
     root = logging.getLogger("fleetgate")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -23,7 +23,9 @@ def binary_path(data_dir: Path, product_id: int, version: int, sha256: str) -> P
 
 
 def write_binary(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # Owner-only, as the whole data directory (server/data_dir.py); parents=True would ignore the mode.
+    for directory in (path.parent.parent, path.parent):
+        directory.mkdir(mode=0o700, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
