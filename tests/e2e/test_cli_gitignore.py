@@ -20,6 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
         "elsewhere/identities.csv",
         "server.key",
         "signing.pem",
+        "signing.pem.pub",
+        "lamp-2.bin",
+        "lamp-2.bin.sig",
     ],
 )
 def test_walkthrough_files_are_ignored(path: str) -> None:
