@@ -32,6 +32,7 @@ class RequestErrorOut(BaseModel):
 class AuthErrorOut(BaseModel):
     error: str = Field(description="an OAuth 2.0 error code: invalid_token, insufficient_scope, invalid_grant ...")
     error_description: str
+    field: str | None = Field(None, description="on a 400 from /oauth/token: the form field at fault, if one is")
 
 
 class OkOut(BaseModel):
