@@ -28,7 +28,9 @@ from .views import read_product_device, read_product_devices
 
 router = APIRouter(tags=["product devices"])
 
-DeviceIdPath = Annotated[str, Path(max_length=64, description="24 hex characters")]
+DeviceIdPath = Annotated[
+    str, Path(max_length=64, description="24 hex characters", json_schema_extra={"pattern": r"^[0-9a-fA-F]{24}$"})
+]
 _LISTED = (ListState.QUARANTINED, ListState.DENIED)
 
 

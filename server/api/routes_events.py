@@ -48,7 +48,12 @@ MAX_PREFIX = 64  # an event name is at most 64 characters
 
 Reader = Annotated[ProductAccess, Depends(product_access(Perm.DEVICES_READ))]
 StreamCaller = Annotated[Principal, Depends(any_with_scope("devices:read"))]  # customers too: their own devices
-LastIdHeader = Annotated[str | None, Header(alias="Last-Event-ID", description="resume after this event ID")]
+LastIdHeader = Annotated[
+    str | None,
+    Header(
+        alias="Last-Event-ID", description="resume after this event ID", json_schema_extra={"pattern": r"^[0-9]{1,18}$"}
+    ),
+]
 MAX_EVENT_ID = 10**18 - 1  # 18 digits, as Last-Event-ID takes: well inside SQLite's 64-bit integers
 LastIdQuery = Annotated[
     int | None, Query(ge=0, le=MAX_EVENT_ID, description="resume after this event ID (as Last-Event-ID)")
