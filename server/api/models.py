@@ -73,7 +73,7 @@ class UserProductOut(BaseModel):
     id: int
     slug: str
     name: str
-    role: Role | None = Field(description="null for a server admin who is not on the team")
+    role: Role | None = Field(None, description="absent for a server admin who is not on the team")
 
 
 class MeOut(BaseModel):

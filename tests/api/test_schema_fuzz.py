@@ -37,6 +37,8 @@ from .shared import server_in_thread
 P = 4501
 DEVICE = "4f" * 12
 MEMBER = "fuzz-member"
+FUZZER = "fuzz-admin"  # each run logs in afresh: a run may revoke its own token (DELETE /v1/access_tokens/current)
+PASSWORD = "correct horse battery"
 EXAMPLES = 20  # per operation; the whole run stays under a minute on two cores
 
 # Values for path parameters: each names a row that exists (a generated one would only ever find 404s).
@@ -66,7 +68,8 @@ def seed(http: httpx.Client) -> dict[str, Any]:
         files = {"binary": ("fw.bin", firmware.build(P, version, 3000), "application/octet-stream")}
         ok("POST", f"/v1/products/{P}/firmware", data={"version": str(version), "title": f"v{version}"}, files=files)
     ok("POST", f"/v1/products/{P}/groups", json={"name": "beta"})
-    ok("POST", "/v1/users", json={"username": MEMBER, "password": "correct horse battery"})
+    ok("POST", "/v1/users", json={"username": MEMBER, "password": PASSWORD})
+    ok("POST", "/v1/users", json={"username": FUZZER, "password": PASSWORD, "admin": True})
     ok("POST", f"/v1/products/{P}/team", json={"username": MEMBER, "role": "view_only"})
     rollout = ok("POST", f"/v1/products/{P}/rollouts", json={"version": 2, "product_default": True})
     hook = ok(
@@ -132,7 +135,9 @@ def fuzz_operation(
 def test_no_request_makes_the_api_answer_5xx(
     fuzzed_server: tuple[str, str, dict[str, Any]], mode: GenerationMode
 ) -> None:
-    base_url, token, rows = fuzzed_server
+    base_url, _, rows = fuzzed_server
+    login = {"grant_type": "password", "username": FUZZER, "password": PASSWORD}
+    token = httpx.post(f"{base_url}/oauth/token", data=login, timeout=10).json()["access_token"]
     schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
     failures: list[str] = []
     operations: list[Operation] = []
