@@ -35,3 +35,18 @@ async def test_a_405_allows_every_method_the_path_takes(api: Api) -> None:
         response: httpx.Response = await api.call("PATCH", path)
         assert response.status_code == 405, (path, response.text)
         assert set(response.headers["allow"].split(", ")) == methods, (path, response.headers["allow"])
+
+
+async def test_the_schema_states_the_limits_the_api_enforces(api: Api) -> None:
+    # Was: a schema-valid request refused with 400 (a 7-character password, product ID 0, retries 101 ...).
+    schemas = (await api.http.get("/openapi.json")).json()["components"]["schemas"]
+    user = schemas["UserIn"]["properties"]
+    assert user["password"]["minLength"] == 8 and user["username"]["pattern"]
+    product = schemas["ProductIn"]["properties"]
+    product_id = product["id"]["anyOf"][0]
+    assert (product_id["minimum"], product_id["maximum"]) == (1, 2**31 - 1)
+    assert product["slug"]["anyOf"][0]["pattern"] and product["name"]["minLength"] == 1
+    rollout = schemas["RolloutIn"]["properties"]
+    assert (rollout["retries"]["minimum"], rollout["retries"]["maximum"]) == (0, 100)
+    assert (rollout["version"]["minimum"], rollout["version"]["maximum"]) == (1, 65535)
+    assert schemas["ProvisionIn"]["properties"]["public_key"]["pattern"] == "^[0-9a-fA-F]{64}$"
