@@ -194,6 +194,14 @@ class FirmwareOperations:
             locked = s.firmware_locks_on(product.id, version)
             if locked:
                 raise Conflict(f"{len(locked)} device(s) are locked to version {version}, e.g. {locked[0]}", "version")
+            rollouts = s.rollouts_needing_version(product.id, version)
+            if rollouts:
+                rollout_id, state = rollouts[0]
+                raise Conflict(
+                    f"rollout {rollout_id} ({state}) still needs version {version}:"
+                    " abort it, or release another version so its devices' targets move on",
+                    "version",
+                )
             s._delete_firmware(product.id, version)
             s._append_audit(
                 now(), actor, "firmware_deleted", product_id=product.id,
