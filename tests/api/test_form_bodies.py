@@ -68,8 +68,13 @@ def test_a_valid_event_survives_a_form(name: str, data: str, private: bool, ttl:
 
 
 def test_form_text_that_is_not_the_type_names_the_field() -> None:
-    for form, field in [("name=x&private=maybe", "private"), ("name=x&ttl=soon", "ttl"), ("name=x&name=y", "name"),
-                        ("name=x&ttl=--5", "ttl"), ("name=x&ttl=%C2%B2", "ttl")]:
+    for form, field in [
+        ("name=x&private=maybe", "private"),
+        ("name=x&ttl=soon", "ttl"),
+        ("name=x&name=y", "name"),
+        ("name=x&ttl=--5", "ttl"),
+        ("name=x&ttl=%C2%B2", "ttl"),
+    ]:
         result = read(EventIn, form.encode(), FORM)
         assert isinstance(result, Invalid) and result.field == field, (form, result)
     clash = read(UserIn, b'{"email": "a", "username": "b", "password": "p"}', "application/json", email="username")
