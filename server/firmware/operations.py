@@ -168,6 +168,8 @@ class FirmwareOperations:
                 raise NotFound(f"product {product.id} has no firmware version {version}", "version")
             new_title = record.title if title is None else title
             new_description = record.description if description is None else description
+            if (new_title, new_description) == (record.title, record.description):
+                return  # nothing changes: nothing to write or audit
             s._update_firmware_info(product.id, version, new_title, new_description)
             s._append_audit(
                 now(), actor, "firmware_edited", product_id=product.id,
