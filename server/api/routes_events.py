@@ -13,7 +13,7 @@ too far behind is cut off and resumes the same way.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from json.encoder import encode_basestring_ascii
 from typing import Annotated, Any
 
@@ -130,7 +130,7 @@ def _prefix(prefix: str) -> str:
     return prefix
 
 
-async def _stream(state: ApiState, event_filter: EventFilter, last_id: int | None) -> AsyncIterator[bytes]:
+async def _stream(state: ApiState, event_filter: EventFilter, last_id: int | None) -> AsyncGenerator[bytes, None]:
     broker, store = state.ctx.events, state.ctx.store
     subscription = broker.subscribe(event_filter)  # first: nothing published during the replay is missed
     try:
@@ -174,10 +174,24 @@ async def _stream(state: ApiState, event_filter: EventFilter, last_id: int | Non
         broker.unsubscribe(subscription)
 
 
+class _EventStreamResponse(StreamingResponse):
+    """Closes its generator however the response ends (a client gone between two sends included),
+    so the broker subscription ends then, not whenever the garbage collector finds the generator."""
+
+    def __init__(self, stream: AsyncGenerator[bytes, None]) -> None:
+        super().__init__(stream, media_type="text/event-stream", headers=_SSE_HEADERS)
+        self._stream = stream
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._stream.aclose()
+
+
 def _response(state: ApiState, event_filter: EventFilter, last_id: int | None) -> StreamingResponse:
-    return StreamingResponse(
-        _stream(state, event_filter, last_id), media_type="text/event-stream", headers=_SSE_HEADERS
-    )
+    return _EventStreamResponse(_stream(state, event_filter, last_id))
 
 
 _SSE_DOC: dict[int | str, dict[str, Any]] = {

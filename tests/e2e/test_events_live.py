@@ -244,3 +244,18 @@ async def test_a_resumed_stream_over_several_devices_replays_every_one_of_them(w
         await resumed.wait_for(2)
         nursery.cancel_scope.cancel()
     assert sorted(e["coreid"] for e in resumed.events) == sorted([first.device_id_hex, second.device_id_hex])
+
+
+async def test_a_stream_the_client_leaves_gives_up_its_subscription(world: World) -> None:
+    """The server closes the stream's generator when the response ends, so nothing stays subscribed."""
+    broker = world.api.server.ctx.events
+    for _ in range(3):
+        stream = Stream()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read_stream, world.api, f"/v1/products/{P}/events", stream)
+            await stream.wait_open()
+            assert len(broker) == 1
+            nursery.cancel_scope.cancel()  # the client goes away
+        with trio.fail_after(5):
+            while len(broker):
+                await trio.sleep(0.01)
