@@ -18,7 +18,7 @@ from .cli_operator import Command
 from .cli_profile import resolve_credentials
 from .config import DEFAULT_API_PORT, DEFAULT_DEVICE_PORT, DEFAULT_MAX_HANDSHAKES
 from .logs import LOG_FORMATS
-from .model import Policy, Role
+from .rules.model import Policy, Role
 
 # The server runtime (FastAPI, Hypercorn, the store) is imported only by the commands that run it:
 # the rest of the CLI is an HTTP client and starts in a fraction of the time.
@@ -329,7 +329,7 @@ def cmd_admin_token(args: argparse.Namespace) -> int:
     """Recovery when the admin's token was lost or revoked: holding the data directory is the proof."""
     from .auth import reissue_admin_token
     from .config import ServerConfig
-    from .errors import Conflict
+    from .rules.errors import Conflict
     from .store import SQLiteStore
 
     config = ServerConfig(data_dir=args.data_dir)

@@ -17,11 +17,11 @@ import trio
 
 from protocol.messages import parse_device_id, parse_public_key
 
-from .admission import Decision
-from .errors import Conflict, Invalid, NotFound
 from .logs import log_event, now
-from .model import ListState, Owner, Policy, Role
-from .passwords import hash_password
+from .rules.admission import Decision
+from .rules.errors import Conflict, Invalid, NotFound
+from .rules.model import ListState, Owner, Policy, Role
+from .rules.passwords import hash_password
 from .session import DeviceSession, ServerContext
 from .store import ProductRecord, Store
 from .store.base import CustomerRecord, TokenRecord, UserRecord

@@ -61,13 +61,13 @@ from protocol.messages import (
 from protocol.noise import KeyPair
 
 from . import ota_delivery
-from .admission import Decision, decide
 from .config import ServerConfig
 from .events import DEVICE_EVENT_QUEUE, DeviceFeed, EventBroker, device_may_receive
 from .logs import log_event, now
 from .peer_closed import peer_has_closed
 from .registry import SessionRegistry
 from .rollouts.wakeup import Wakeup
+from .rules.admission import Decision, decide
 from .store import AsyncStore, EventRecord, StoreClosed
 from .store.ops import AppendEvent, ConfirmSession, MarkDisconnected
 from .webhooks.service import WebhookService

@@ -16,10 +16,10 @@ from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
 from ..auth import ALL_SCOPES, hash_token, looks_like_token
-from ..errors import Forbidden, NotFound
 from ..logs import now
-from ..model import Role
 from ..operations import Operations
+from ..rules.errors import Forbidden, NotFound
+from ..rules.model import Role
 from ..session import ServerContext
 from ..store import ProductRecord, Store
 from ..store.base import CustomerRecord, TokenRecord, UserRecord

@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from ..errors import OperationError
+from ..rules.errors import OperationError
 from ..store import StoreClosed
 
 log = logging.getLogger("fleetgate.api")

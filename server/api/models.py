@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-from ..model import Policy, Role
+from ..rules.model import Policy, Role
 
 Text = Annotated[StrictStr, Field(max_length=1024)]
 Name = Annotated[StrictStr, Field(min_length=1, max_length=254)]

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ..errors import Conflict, Invalid, NotFound
 from ..logs import now
 from ..operations import device_id_or_invalid
+from ..rules.errors import Conflict, Invalid, NotFound
 from ..session import DeviceSession
 from ..store import Store
 from ..store.base import FirmwareRecord, GroupRecord

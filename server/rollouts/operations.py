@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from ..errors import Conflict, Invalid, NotFound
 from ..firmware.operations import check_group_names, check_version
 from ..logs import now
+from ..rules.errors import Conflict, Invalid, NotFound
 from ..store.base import Store
 from .model import (
     Rollout,

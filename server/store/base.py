@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from ..admission import DeviceFacts, ProductFacts
-from ..model import ListState, Owner, Policy, Role
 from ..rollouts.model import Rollout, RolloutCandidate, RolloutDevice, RolloutDeviceFacts
+from ..rules.admission import DeviceFacts, ProductFacts
+from ..rules.model import ListState, Owner, Policy, Role
 from ..webhooks.model import Webhook, WebhookSpec
 
 T = TypeVar("T")

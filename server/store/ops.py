@@ -6,11 +6,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..admission import Decision, Effect, decide
-from ..claims import try_claim
-from ..model import ListState
 from ..rollouts.planner import Report
 from ..rollouts.progress import report_rollout
+from ..rules.admission import Decision, Effect, decide
+from ..rules.claims import try_claim
+from ..rules.model import ListState
 from .base import CAME_BACK_ON_OLD, EventRecord, OtaOutcome, Store, WriteOp
 
 

@@ -9,8 +9,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ..errors import Conflict, Invalid, NotFound
 from ..logs import now
+from ..rules.errors import Conflict, Invalid, NotFound
 from ..store.base import Store
 from ..store.ops import Transaction
 from . import guard, templates

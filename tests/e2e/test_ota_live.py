@@ -19,10 +19,10 @@ from protocol.ota import ReceiverState
 from server import ota_delivery
 from server.firmware.cache import ImageCache
 from server.firmware.files import binary_path
-from server.model import Policy
 from server.operations import Operations
 from server.rollouts.model import RolloutSettings, RolloutTarget
 from server.rollouts.operations import RolloutRequest
+from server.rules.model import Policy
 
 from .conftest import Live, start_live
 

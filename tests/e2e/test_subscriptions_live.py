@@ -34,8 +34,8 @@ from protocol.messages import (
 )
 from server.events import API_SOURCE, DEVICE_EVENT_QUEUE
 from server.logs import now
-from server.model import Policy
 from server.operations import Operations
+from server.rules.model import Policy
 from server.session import DeviceSession
 from server.store import EventRecord
 from server.store.ops import AppendEvent

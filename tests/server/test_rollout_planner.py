@@ -12,7 +12,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.errors import Invalid
 from server.rollouts.model import (
     DeviceState,
     ErrorAction,
@@ -37,6 +36,7 @@ from server.rollouts.planner import (
     rollback,
     target_version,
 )
+from server.rules.errors import Invalid
 
 VERSION = 2
 OLD = 1

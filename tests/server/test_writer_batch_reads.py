@@ -18,10 +18,10 @@ import trio
 
 from protocol.noise import KeyPair
 from server.config import ServerConfig
-from server.errors import Conflict
-from server.model import Policy
 from server.operations import Operations
 from server.registry import SessionRegistry
+from server.rules.errors import Conflict
+from server.rules.model import Policy
 from server.session import ServerContext
 from server.store import AsyncStore, SQLiteStore
 from server.store.ops import Transaction

@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 import trio
 
-from server.errors import Invalid
+from server.rules.errors import Invalid
 from server.webhooks import guard
 from server.webhooks.model import WebhookSpec
 from server.webhooks.operations import check_spec

@@ -14,9 +14,9 @@ import secrets
 
 from protocol.codes import Privilege
 
+from ..store.base import Store
 from .admission import Decision
 from .model import Owner
-from .store.base import Store
 
 CLAIM_CODE_BYTES = 47  # 63 characters of URL-safe base64, as long as Particle's codes
 CLAIM_CODE_TTL = 24 * 3600.0  # seconds a code stays usable (Particle: a day)
