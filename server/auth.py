@@ -12,7 +12,7 @@ import re
 import secrets
 from pathlib import Path
 
-from .keys import write_private
+from .link.keys import write_private
 from .logs import log_event, now
 from .rules.errors import Conflict, Invalid
 from .rules.passwords import hash_password

@@ -17,12 +17,12 @@ import trio
 
 from protocol.messages import parse_device_id, parse_public_key
 
+from .link.session import DeviceSession, ServerContext
 from .logs import log_event, now
 from .rules.admission import Decision
 from .rules.errors import Conflict, Invalid, NotFound
 from .rules.model import ListState, Owner, Policy, Role
 from .rules.passwords import hash_password
-from .session import DeviceSession, ServerContext
 from .store import ProductRecord, Store
 from .store.base import CustomerRecord, TokenRecord, UserRecord
 from .store.ops import Transaction, apply_decision, decide_now

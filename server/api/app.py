@@ -8,8 +8,8 @@ import trio
 from fastapi import FastAPI
 
 from ..firmware.image import MAX_FIRMWARE_SIZE
+from ..link.session import ServerContext
 from ..operations import Operations
-from ..session import ServerContext
 from . import (
     routes_claims,
     routes_devices,

@@ -16,11 +16,11 @@ from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
 from ..auth import ALL_SCOPES, hash_token, looks_like_token
+from ..link.session import ServerContext
 from ..logs import now
 from ..operations import Operations
 from ..rules.errors import Forbidden, NotFound
 from ..rules.model import Role
-from ..session import ServerContext
 from ..store import ProductRecord, Store
 from ..store.base import CustomerRecord, TokenRecord, UserRecord
 from .errors import insufficient_scope, invalid_token

@@ -24,7 +24,7 @@ from pydantic import Field, StrictBool, StrictInt, StrictStr
 
 from protocol import limits
 
-from ..events import API_SOURCE, CLOUD_SOURCE, USER_SOURCE, EventFilter, user_source
+from ..events.feeds import API_SOURCE, CLOUD_SOURCE, USER_SOURCE, EventFilter, user_source
 from ..logs import now
 from ..operations import device_id_or_invalid
 from ..rules.errors import Invalid, NotFound

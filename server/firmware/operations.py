@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from ..link.session import DeviceSession
 from ..logs import now
 from ..operations import device_id_or_invalid
 from ..rules.errors import Conflict, Invalid, NotFound
-from ..session import DeviceSession
 from ..store import Store
 from ..store.base import FirmwareRecord, GroupRecord
 from .files import binary_path, remove_binary, write_binary

@@ -17,8 +17,8 @@ import trio
 
 from protocol.codes import OtaAbortReason, Privilege
 
+from ..link.session import DeviceSession, ServerContext
 from ..logs import log_event, now
-from ..session import DeviceSession, ServerContext
 from ..store.base import Store
 from ..store.ops import Transaction
 from .model import Rollout, RolloutDevice, RolloutDeviceFacts

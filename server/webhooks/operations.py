@@ -17,7 +17,7 @@ from . import guard, templates
 from .model import HOOK_PREFIX, MAX_TEMPLATE, MAX_URL, MAX_WEBHOOKS_PER_PRODUCT, Webhook, WebhookSpec
 
 if TYPE_CHECKING:  # session.py imports this package through ServerContext
-    from ..session import ServerContext
+    from ..link.session import ServerContext
 
 SECRET_BYTES = 32
 

@@ -25,7 +25,8 @@ import trio
 
 from protocol import limits
 
-from ..events import API_SOURCE, EventBroker
+from ..events.broker import EventBroker
+from ..events.feeds import API_SOURCE
 from ..logs import log_event, now
 from ..store.base import EventRecord
 from ..store.ops import AppendEvent
@@ -36,7 +37,7 @@ from .request import OutgoingRequest, RenderError, build, host_key
 from .throttle import NORMAL_IN_FLIGHT, HostThrottle
 
 if TYPE_CHECKING:  # session.py imports this module's service through ServerContext
-    from ..session import ServerContext
+    from ..link.session import ServerContext
 
 log = logging.getLogger("fleetgate.webhooks")
 

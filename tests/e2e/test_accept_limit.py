@@ -15,8 +15,8 @@ from firmware_sim.identity import DeviceIdentity
 from protocol.codes import AckResult
 from protocol.connection import Connection, Role
 from protocol.messages import Hello
-from server.acceptor import HandshakeSlot
-from server.peer_closed import peer_has_closed
+from server.link.acceptor import HandshakeSlot
+from server.link.peer_closed import peer_has_closed
 
 from .conftest import start_live
 

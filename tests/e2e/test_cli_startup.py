@@ -13,7 +13,7 @@ SERVER_RUNTIME = [
     "starlette",
     "server.app",
     "server.commands",
-    "server.session",
+    "server.link.session",
     "server.store",
 ]
 

@@ -12,12 +12,12 @@ import trio
 from firmware_sim import firmware
 from server.app import open_context
 from server.config import ServerConfig
+from server.link.session import ServerContext
 from server.operations import Operations
 from server.rollouts.model import DeviceState, RolloutSettings, RolloutState, RolloutTarget
 from server.rollouts.operations import RolloutRequest
 from server.rollouts.service import RolloutService
 from server.rules.model import Policy
-from server.session import ServerContext
 from server.store import Store
 from server.store.ops import Transaction
 

@@ -18,11 +18,11 @@ import trio
 
 from protocol.noise import KeyPair
 from server.config import ServerConfig
+from server.link.registry import SessionRegistry
+from server.link.session import ServerContext
 from server.operations import Operations
-from server.registry import SessionRegistry
 from server.rules.errors import Conflict
 from server.rules.model import Policy
-from server.session import ServerContext
 from server.store import AsyncStore, SQLiteStore
 from server.store.ops import Transaction
 

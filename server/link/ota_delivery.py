@@ -19,14 +19,14 @@ from protocol.errors import RemoteProtocolError
 from protocol.messages import Message, OtaAccept, OtaComplete, OtaDefer, OtaRefuse, OtaWindowAck
 from protocol.ota import ImageSender, build_offer
 
-from .firmware.cache import ImageCache, ImageMismatch
-from .firmware.files import binary_path
-from .logs import log_event, now
-from .rollouts.planner import Report
-from .rollouts.progress import report_rollout
-from .rules.firmware_target import TargetFacts, incompatibility, should_offer
-from .store.base import CAME_BACK_ON_OLD, FirmwareRecord, OtaOutcome, Store
-from .store.ops import Transaction
+from ..firmware.cache import ImageCache, ImageMismatch
+from ..firmware.files import binary_path
+from ..logs import log_event, now
+from ..rollouts.planner import Report
+from ..rollouts.progress import report_rollout
+from ..rules.firmware_target import TargetFacts, incompatibility, should_offer
+from ..store.base import CAME_BACK_ON_OLD, FirmwareRecord, OtaOutcome, Store
+from ..store.ops import Transaction
 
 if TYPE_CHECKING:
     from .session import DeviceSession

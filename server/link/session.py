@@ -60,17 +60,18 @@ from protocol.messages import (
 )
 from protocol.noise import KeyPair
 
+from ..config import ServerConfig
+from ..events.broker import EventBroker
+from ..events.feeds import DEVICE_EVENT_QUEUE, DeviceFeed, device_may_receive
+from ..logs import log_event, now
+from ..rollouts.wakeup import Wakeup
+from ..rules.admission import Decision, decide
+from ..store import AsyncStore, EventRecord, StoreClosed
+from ..store.ops import AppendEvent, ConfirmSession, MarkDisconnected
+from ..webhooks.service import WebhookService
 from . import ota_delivery
-from .config import ServerConfig
-from .events import DEVICE_EVENT_QUEUE, DeviceFeed, EventBroker, device_may_receive
-from .logs import log_event, now
 from .peer_closed import peer_has_closed
 from .registry import SessionRegistry
-from .rollouts.wakeup import Wakeup
-from .rules.admission import Decision, decide
-from .store import AsyncStore, EventRecord, StoreClosed
-from .store.ops import AppendEvent, ConfirmSession, MarkDisconnected
-from .webhooks.service import WebhookService
 
 log = logging.getLogger("fleetgate.session")
 
