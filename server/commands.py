@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 def cmd_admin_token(args: argparse.Namespace) -> int:
     """Recovery when the admin's token was lost or revoked: holding the data directory is the proof."""
-    from .auth import reissue_admin_token
     from .config import ServerConfig
+    from .ops.auth import reissue_admin_token
     from .rules.errors import Conflict
     from .store import SQLiteStore
 

@@ -20,7 +20,7 @@ from protocol.codes import Privilege, Status
 from .app import Server, open_context
 from .config import ServerConfig
 from .logs import now, setup_logging
-from .operations import Operations
+from .ops.operations import Operations
 from .rules.model import Owner, Policy, Role
 
 OPERATOR = "user:demo-operator"

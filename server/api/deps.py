@@ -15,10 +15,10 @@ import trio
 from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
-from ..auth import ALL_SCOPES, hash_token, looks_like_token
-from ..link.session import ServerContext
+from ..context import ServerContext
 from ..logs import now
-from ..operations import Operations
+from ..ops.auth import ALL_SCOPES, hash_token, looks_like_token
+from ..ops.operations import Operations
 from ..rules.errors import Forbidden, NotFound
 from ..rules.model import Role
 from ..store import ProductRecord, Store

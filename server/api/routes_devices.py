@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 
-from ..operations import device_id_or_invalid
+from ..ops.base import device_id_or_invalid
 from ..rules.errors import Invalid, NotFound
 from ..rules.model import ListState
 from ..store import DeviceRecord, Store

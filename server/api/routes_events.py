@@ -26,7 +26,7 @@ from protocol import limits
 
 from ..events.feeds import API_SOURCE, CLOUD_SOURCE, USER_SOURCE, EventFilter, user_source
 from ..logs import now
-from ..operations import device_id_or_invalid
+from ..ops.base import device_id_or_invalid
 from ..rules.errors import Invalid, NotFound
 from ..rules.model import Owner
 from ..store.base import EventRecord, Store

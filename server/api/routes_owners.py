@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from ..operations import device_id_or_invalid
+from ..ops.base import device_id_or_invalid
 from ..rules.errors import Invalid, NotFound
 from ..rules.model import Owner
 from ..store import Store

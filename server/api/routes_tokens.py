@@ -12,8 +12,8 @@ from typing import Annotated
 import trio
 from fastapi import APIRouter, Form, Path, Request
 
-from ..auth import ALL_SCOPES, hash_token, looks_like_token, new_token, parse_scopes, token_id
 from ..logs import log_event, now
+from ..ops.auth import ALL_SCOPES, hash_token, looks_like_token, new_token, parse_scopes, token_id
 from ..rules.errors import Invalid, NotFound
 from ..rules.passwords import hash_password, verify_password
 from ..store import Store

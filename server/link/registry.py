@@ -6,15 +6,28 @@ from typing import Protocol
 
 import trio
 
-from protocol.codes import CloseReason
+from protocol.codes import CloseReason, OtaAbortReason
 
+from ..rules.admission import Decision
 from .rate import TokenBucket
 
 
 class LiveSession(Protocol):
+    """What holders of the registry may do with a live session (link/session.py's DeviceSession is the one kind)."""
+
     device_id: str
 
+    @property
+    def decision(self) -> Decision | None: ...
+
+    @property
+    def confirmed_in_store(self) -> bool: ...
+
     def request_close(self, reason: CloseReason, detail: str = "") -> None: ...
+
+    def offer_firmware(self) -> None: ...
+
+    def abort_firmware(self, reason: OtaAbortReason, detail: str = "") -> None: ...
 
 
 class SessionRegistry:

@@ -26,7 +26,6 @@ import hmac
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import trio
 
@@ -58,20 +57,15 @@ from protocol.messages import (
     event_fits_frame,
     parse_device_id,
 )
-from protocol.noise import KeyPair
 
-from ..config import ServerConfig
-from ..events.broker import EventBroker
+from ..context import ServerContext
 from ..events.feeds import DEVICE_EVENT_QUEUE, DeviceFeed, device_may_receive
 from ..logs import log_event, now
-from ..rollouts.wakeup import Wakeup
 from ..rules.admission import Decision, decide
-from ..store import AsyncStore, EventRecord, StoreClosed
+from ..store import EventRecord, StoreClosed
 from ..store.ops import AppendEvent, ConfirmSession, MarkDisconnected
-from ..webhooks.service import WebhookService
 from . import ota_delivery
 from .peer_closed import peer_has_closed
-from .registry import SessionRegistry
 
 log = logging.getLogger("fleetgate.session")
 
@@ -79,17 +73,6 @@ HANDSHAKE_READ = len(b"FG\x00\x01") + 2 + limits.MAX_HELLO_FRAME  # never read a
 GOODBYE_TIMEOUT = 1.0  # seconds a closing session spends delivering its GOODBYE or refusal
 IDLE_SLACK = 1.0  # seconds the idle deadline may run past idle_timeout (see _read_loop)
 LINGER_MAX_BYTES = 256 * 1024  # input discarded after our last words before we just close
-
-
-@dataclass(slots=True)
-class ServerContext:
-    config: ServerConfig
-    server_key: KeyPair
-    store: AsyncStore
-    registry: SessionRegistry
-    rollout_wakeup: Wakeup = field(default_factory=Wakeup)  # rung when a rollout may have work to do
-    events: EventBroker = field(default_factory=EventBroker)  # live event streams
-    webhooks: WebhookService = field(default_factory=WebhookService)  # product webhooks and their delivery
 
 
 class _Refuse(Exception):

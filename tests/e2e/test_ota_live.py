@@ -19,9 +19,9 @@ from protocol.ota import ReceiverState
 from server.firmware.cache import ImageCache
 from server.firmware.files import binary_path
 from server.link import ota_delivery
-from server.operations import Operations
+from server.ops.operations import Operations
+from server.ops.rollouts import RolloutRequest
 from server.rollouts.model import RolloutSettings, RolloutTarget
-from server.rollouts.operations import RolloutRequest
 from server.rules.model import Policy
 
 from .conftest import Live, start_live

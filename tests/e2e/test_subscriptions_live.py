@@ -35,7 +35,7 @@ from protocol.messages import (
 from server.events.feeds import API_SOURCE, DEVICE_EVENT_QUEUE
 from server.link.session import DeviceSession
 from server.logs import now
-from server.operations import Operations
+from server.ops.operations import Operations
 from server.rules.model import Policy
 from server.store import EventRecord
 from server.store.ops import AppendEvent

@@ -13,7 +13,7 @@ import trio.testing
 
 from firmware_sim import firmware
 from firmware_sim.drill_device import Backoff, DrillDevice, DrillProfile, Endpoint
-from server.operations import Operations
+from server.ops.operations import Operations
 from server.rules.model import Policy
 from tests.e2e.conftest import Live, start_live
 

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from server.ops.rollouts import MAX_STAGES, parse_stages
 from server.rollouts.model import (
     DeviceState,
     ErrorAction,
@@ -23,7 +24,6 @@ from server.rollouts.model import (
     RolloutTarget,
     Strategy,
 )
-from server.rollouts.operations import MAX_STAGES, parse_stages
 from server.rollouts.planner import (
     DeviceView,
     Report,

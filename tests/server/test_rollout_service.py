@@ -12,10 +12,10 @@ import trio
 from firmware_sim import firmware
 from server.app import open_context
 from server.config import ServerConfig
-from server.link.session import ServerContext
-from server.operations import Operations
+from server.context import ServerContext
+from server.ops.operations import Operations
+from server.ops.rollouts import RolloutRequest
 from server.rollouts.model import DeviceState, RolloutSettings, RolloutState, RolloutTarget
-from server.rollouts.operations import RolloutRequest
 from server.rollouts.service import RolloutService
 from server.rules.model import Policy
 from server.store import Store

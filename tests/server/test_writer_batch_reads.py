@@ -18,9 +18,9 @@ import trio
 
 from protocol.noise import KeyPair
 from server.config import ServerConfig
+from server.context import ServerContext
 from server.link.registry import SessionRegistry
-from server.link.session import ServerContext
-from server.operations import Operations
+from server.ops.operations import Operations
 from server.rules.errors import Conflict
 from server.rules.model import Policy
 from server.store import AsyncStore, SQLiteStore
