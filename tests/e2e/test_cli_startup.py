@@ -13,7 +13,10 @@ SERVER_RUNTIME = [
     "starlette",
     "server.app",
     "server.commands",
-    "server.link.session",
+    "server.context",
+    "server.events",
+    "server.link",
+    "server.ops",
     "server.store",
 ]
 
