@@ -137,7 +137,7 @@ class DeviceSession:
         self, stream: trio.abc.Stream, ctx: ServerContext, handshake_done: Callable[[], None] | None = None
     ) -> None:
         self.stream = stream
-        self._handshake_done = handshake_done  # frees the acceptor's slot (server/acceptor.py)
+        self._handshake_done = handshake_done  # frees the acceptor's slot (server/link/acceptor.py)
         self.ctx = ctx
         self.peer = _peer_name(stream)
         self.conn = Connection(Role.SERVER, ctx.server_key, rx_max_frame=ctx.config.rx_max_frame)

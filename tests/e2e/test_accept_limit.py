@@ -1,5 +1,5 @@
 """At most `max_handshakes` handshakes run at once; other connections wait in the listen queue
-without a handshake clock, and each slot is freed when its handshake ends (server/acceptor.py)."""
+without a handshake clock, and each slot is freed when its handshake ends (server/link/acceptor.py)."""
 
 from __future__ import annotations
 
