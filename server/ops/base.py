@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from protocol.messages import parse_device_id
 
 from ..context import ServerContext
-from ..link.session import DeviceSession
+from ..link.registry import LiveSession
 from ..logs import log_event, now
 from ..rules.admission import Decision
 from ..rules.errors import Invalid, NotFound
@@ -58,15 +58,15 @@ class OpsBase:
 
     async def reevaluate_device(self, device_id: str, actor: str) -> None:
         session = self.ctx.registry.get(device_id)
-        if isinstance(session, DeviceSession):
+        if session is not None:
             await self._reevaluate(session, actor)
 
     async def reevaluate_product(self, product_id: int, actor: str) -> None:
         for session in self.ctx.registry.sessions():
-            if isinstance(session, DeviceSession) and product_id in session.products_involved():
+            if product_id in session.products_involved():
                 await self._reevaluate(session, actor)
 
-    async def _reevaluate(self, session: DeviceSession, actor: str) -> None:
+    async def _reevaluate(self, session: LiveSession, actor: str) -> None:
         """Decide again inside one transaction (no gap between the facts and the write)."""
         hello, old = session.hello, session.decision
         if hello is None or old is None:

@@ -16,7 +16,6 @@ import trio
 from ..firmware.files import binary_path, remove_binary, write_binary
 from ..firmware.image import FirmwareError, FirmwareMismatch, check_target, inspect
 from ..firmware.signing import SIGNATURE_LEN
-from ..link.session import DeviceSession
 from ..logs import now
 from ..rules.errors import Conflict, Invalid, NotFound
 from ..store import Store
@@ -254,8 +253,8 @@ class FirmwareOperations:
         registry = self.ops.ctx.registry
         sessions = [registry.get(device_id)] if device_id is not None else registry.sessions()
         for session in sessions:
-            decision = session.decision if isinstance(session, DeviceSession) else None
-            if isinstance(session, DeviceSession) and decision is not None and decision.product_id == product_id:
+            decision = session.decision if session is not None else None
+            if session is not None and decision is not None and decision.product_id == product_id:
                 session.offer_firmware()
 
     # ------------------------------------------------------------------ groups
