@@ -6,7 +6,6 @@ it imports none of them (firmware and rollout actions take this, not the Operati
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -22,8 +21,6 @@ from ..store.ops import Transaction, apply_decision, decide_now
 
 log = logging.getLogger("fleetgate.operations")
 T = TypeVar("T")
-
-USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{1,254}$")
 
 
 def device_id_or_invalid(text: str) -> str:

@@ -6,21 +6,18 @@ OpsBase); firmware, rollouts and webhooks are reached as attributes and are give
 
 from __future__ import annotations
 
-from .base import OpsBase, device_id_or_invalid
-from .devices import DeviceOperations, ImportReport
+from .devices import DeviceOperations
 from .firmware import FirmwareOperations
 from .people import PeopleOperations
-from .products import ProductOperations, slugify
+from .products import ProductOperations
 from .rollouts import RolloutOperations
 from .webhooks import WebhookOperations
-
-__all__ = ["ImportReport", "Operations", "device_id_or_invalid", "slugify"]
 
 
 class Operations(ProductOperations, PeopleOperations, DeviceOperations):
     @property
     def rollouts(self) -> RolloutOperations:
-        """Staged firmware rollouts (ops/rollouts.py)."""
+        """Staged firmware rollouts (ops/rollouts.py): given this object as their OpsBase."""
         return RolloutOperations(self)
 
     @property
@@ -32,6 +29,3 @@ class Operations(ProductOperations, PeopleOperations, DeviceOperations):
     def firmware(self) -> FirmwareOperations:
         """Firmware, device groups, releases and firmware locks (ops/firmware.py)."""
         return FirmwareOperations(self)
-
-
-_ = OpsBase  # the base every part shares (re-exported for the firmware and rollout actions' type)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import trio
@@ -11,12 +12,14 @@ from ..rules.errors import Invalid, NotFound
 from ..rules.model import Role
 from ..rules.passwords import hash_password
 from ..store.base import CustomerRecord, Store, TokenRecord, UserRecord
-from .base import USERNAME, OpsBase
+from .base import OpsBase
+
+_USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{1,254}$")
 
 
 class PeopleOperations(OpsBase):
     async def create_user(self, actor: str, username: str, password: str, *, is_admin: bool = False) -> UserRecord:
-        if not USERNAME.match(username):
+        if not _USERNAME.match(username):
             raise Invalid("username: 1..254 of letters, digits and . _ @ + -", "username")
         if len(password) < 8:
             raise Invalid("password must be at least 8 characters", "password")
@@ -60,7 +63,7 @@ class PeopleOperations(OpsBase):
 
     async def create_customer(self, actor: str, key: int | str, username: str, password: str) -> CustomerRecord:
         product = await self.product(key)
-        if not USERNAME.match(username):
+        if not _USERNAME.match(username):
             raise Invalid("username: 1..254 of letters, digits and . _ @ + -", "username")
         if len(password) < 8:
             raise Invalid("password must be at least 8 characters", "password")
