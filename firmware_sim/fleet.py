@@ -94,7 +94,7 @@ async def run_device(plan: FleetPlan, identity: DeviceIdentity, limiter: trio.Ca
                     out.firmware_updates.append({"from": last.settings.firmware_version, "to": booted_version(last)})
                 if trio.current_time() >= until:
                     break
-                last = await run_after_reboot(plan, identity, last, until)
+                last = await run_after_reboot(plan, identity, last, until, limiter)
     except DeviceRefused:
         out.outcome = "refused"
     except DeviceClosed as exc:

@@ -27,15 +27,21 @@ def booted_version(device: SimDevice) -> int:
     return installed if installed is not None else device.settings.firmware_version
 
 
-async def run_after_reboot(plan: FleetPlan, identity: DeviceIdentity, before: SimDevice, until: float) -> SimDevice:
+async def run_after_reboot(
+    plan: FleetPlan, identity: DeviceIdentity, before: SimDevice, until: float, limiter: trio.CapacityLimiter
+) -> SimDevice:
     """Connect again on the version `before` rebooted into and run until `until` (Trio clock), the
-    link ends, or another verified image reboots it. Errors are the caller's, as for the first."""
+    link ends, or another verified image reboots it. Errors are the caller's, as for the first:
+    the connect takes a slot of --concurrency and is bounded by --timeout, as the first was."""
     await trio.sleep(BOOT_TIME)
     settings = replace(before.settings, firmware_version=booted_version(before))
     device = SimDevice(identity, plan.server_public_key, settings, flash=before.flash)
-    stream = await trio.open_tcp_stream(plan.host, plan.port)
+    stream: trio.SocketStream | None = None
     try:
-        await device.handshake(stream)
+        async with limiter:
+            with trio.fail_after(plan.timeout):
+                stream = await trio.open_tcp_stream(plan.host, plan.port)
+                await device.handshake(stream)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(device.run)
             with trio.move_on_at(until):
@@ -43,5 +49,6 @@ async def run_after_reboot(plan: FleetPlan, identity: DeviceIdentity, before: Si
             await device.goodbye()
             nursery.cancel_scope.cancel()
     finally:
-        await trio.aclose_forcefully(stream)
+        if stream is not None:
+            await trio.aclose_forcefully(stream)
     return device

@@ -24,7 +24,7 @@ from protocol.codes import CloseReason
 from .api import create_app, serve_api
 from .config import ServerConfig
 from .context import ServerContext
-from .data_dir import DataDirInUse, DataDirLock, create_private_file, prepare_data_dir
+from .data_dir import DataDirInUse, DataDirLock, create_private_file, make_data_dir, prepare_data_dir
 from .gc_tuning import tune_for_serving
 from .link.acceptor import serve_devices
 from .link.keys import load_or_create_server_key
@@ -50,9 +50,10 @@ class Startup:
 def start_up(config: ServerConfig, *, exclusive: bool = False) -> Startup:
     """Create (or tighten) the data directory, then the store, server key and first admin as needed.
     `exclusive`: first take the directory's lock (DataDirInUse if another server holds it)."""
-    prepare_data_dir(config.data_dir)
-    lock = DataDirLock(config.data_dir) if exclusive else None
+    make_data_dir(config.data_dir)
+    lock = DataDirLock(config.data_dir) if exclusive else None  # before anything in it is touched
     try:
+        prepare_data_dir(config.data_dir)
         create_private_file(config.db_path)  # 0600 before SQLite opens it; its -wal and -shm take its mode
         store = SQLiteStore(config.db_path)
         store.reset_online()
@@ -221,7 +222,7 @@ def serve_until_stopped(config: ServerConfig, on_ready: Callable[[Server], None]
             return
         raise
     except BaseException as exc:
-        reason = startup_failure(exc)
+        reason = None if started else startup_failure(exc)  # once serving, a failure keeps its traceback
         if reason is None:
             raise
         raise CannotServe(reason) from None

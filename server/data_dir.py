@@ -34,11 +34,19 @@ class DataDirInUse(Exception):
         self.pid = pid
 
 
+def make_data_dir(data_dir: Path) -> bool:
+    """Create the directory (0700) if it is missing; whether it was created. Touches nothing else,
+    so a server that is refused the directory's lock has changed nothing in it."""
+    if data_dir.exists():
+        return False
+    data_dir.mkdir(parents=True, mode=DIR_MODE)
+    os.chmod(data_dir, DIR_MODE)  # mkdir's mode is filtered by the umask
+    return True
+
+
 def prepare_data_dir(data_dir: Path) -> None:
     """Create the directory (0700), or tighten an existing one and everything in it."""
-    if not data_dir.exists():
-        data_dir.mkdir(parents=True, mode=DIR_MODE)
-        os.chmod(data_dir, DIR_MODE)  # mkdir's mode is filtered by the umask
+    if make_data_dir(data_dir):
         return
     tightened = tighten(data_dir)
     if tightened:
@@ -47,7 +55,8 @@ def prepare_data_dir(data_dir: Path) -> None:
 
 def tighten(data_dir: Path) -> list[str]:
     """Set 0700 on the directory and its subdirectories and 0600 on its files; the paths changed.
-    Symlinks are left alone (not followed)."""
+    Symlinks are left alone (not followed); a file that vanishes meanwhile (an upload's temporary
+    file) is passed over."""
     changed: list[str] = []
     for root, dirs, files in os.walk(data_dir):
         here = Path(root)
@@ -55,8 +64,11 @@ def tighten(data_dir: Path) -> list[str]:
             changed.append(str(here))
         for name in files:
             path = here / name
-            if stat.S_ISREG(path.lstat().st_mode) and _set_mode(path, FILE_MODE):
-                changed.append(str(path))
+            try:
+                if stat.S_ISREG(path.lstat().st_mode) and _set_mode(path, FILE_MODE):
+                    changed.append(str(path))
+            except FileNotFoundError:
+                continue
         dirs[:] = [d for d in dirs if not (here / d).is_symlink()]
     return changed
 

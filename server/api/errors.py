@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
 from ..rules.errors import OperationError
 from ..store import StoreClosed
@@ -22,6 +23,7 @@ from ..store import StoreClosed
 log = logging.getLogger("fleetgate.api")
 
 _LOCATIONS = ("body", "query", "path", "header", "form")
+OAUTH_TOKEN_PATH = "/oauth/token"
 
 
 class ApiError(Exception):
@@ -79,6 +81,19 @@ def describe_validation(errors: Sequence[Any]) -> tuple[str, str]:
     return f"{field}: {first.get('msg', 'invalid value')}", field
 
 
+def allowed_methods(request: Request) -> str:
+    """Every method the API takes on this path, from its OpenAPI document (Starlette's 405 names
+    only the methods of the first route that matched the path)."""
+    app: FastAPI = request.app
+    methods = {"GET", "HEAD"} if request.url.path == app.openapi_url else set()
+    for template, operations in app.openapi().get("paths", {}).items():
+        if compile_path(template)[0].match(request.url.path):
+            methods |= {method.upper() for method in operations}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def api_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
@@ -88,15 +103,20 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, OperationError)
         return request_error(exc.status, exc.message, exc.field)
 
-    async def validation_error(_: Request, exc: Exception) -> JSONResponse:
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         message, field = describe_validation(exc.errors())
+        if request.url.path == OAUTH_TOKEN_PATH:  # OAuth 2.0 clients read this shape (RFC 6749 5.2)
+            body = {"error": "invalid_request", "error_description": message, "field": field}
+            return JSONResponse(body, status_code=400)
         return request_error(400, message, field)
 
-    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
         response = request_error(exc.status_code, str(exc.detail))
         response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            response.headers["Allow"] = allowed_methods(request)
         return response
 
     async def store_closed(_: Request, exc: Exception) -> JSONResponse:

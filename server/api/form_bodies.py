@@ -11,6 +11,7 @@ renamed to ours. Unknown fields are refused either way (400 naming them).
 from __future__ import annotations
 
 import json
+import re
 import types
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, Union, get_args, get_origin
@@ -29,6 +30,8 @@ RIDE_ALONG = frozenset({"access_token", "client_id", "client_secret", "grant_typ
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 _TRUE = {"true", "1", "on", "yes"}
 _FALSE = {"false", "0", "off", "no", ""}
+# ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
 
 
 def is_form(request: Request) -> bool:
@@ -57,7 +60,7 @@ def _typed(model: type[BaseModel], name: str, text: str) -> object:
             return True
         if lowered in _FALSE:
             return False
-    if int in leaves and lowered.lstrip("-").isdigit() and len(lowered) <= 20:
+    if int in leaves and _INTEGER.fullmatch(lowered):
         return int(lowered)
     return text
 

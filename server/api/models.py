@@ -13,8 +13,15 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from ..rules.model import Policy, Role
 
 Text = Annotated[StrictStr, Field(max_length=1024)]
-Name = Annotated[StrictStr, Field(min_length=1, max_length=254)]
-Password = Annotated[StrictStr, Field(max_length=1024)]
+# Limits the operations check with their own messages are stated in the schema too (json_schema_extra
+# documents without enforcing), so a request the schema allows is never refused for them.
+Name = Annotated[
+    StrictStr, Field(min_length=1, max_length=254, json_schema_extra={"pattern": r"^[A-Za-z0-9._@+-]{1,254}$"})
+]
+Password = Annotated[StrictStr, Field(max_length=1024, json_schema_extra={"minLength": 8})]
+ProductName = Annotated[StrictStr, Field(max_length=128, json_schema_extra={"minLength": 1, "pattern": r"\S"})]
+PRODUCT_SLUG = r"^(?:[a-z][a-z0-9-]{0,62}|[0-9][0-9-]{0,61}[a-z][a-z0-9-]{0,61})$"  # not digits only: an ID
+HEX_KEY = r"^[0-9a-fA-F]{64}$"
 
 
 class Request(BaseModel):
@@ -32,6 +39,7 @@ class RequestErrorOut(BaseModel):
 class AuthErrorOut(BaseModel):
     error: str = Field(description="an OAuth 2.0 error code: invalid_token, insufficient_scope, invalid_grant ...")
     error_description: str
+    field: str | None = Field(None, description="on a 400 from /oauth/token: the form field at fault, if one is")
 
 
 class OkOut(BaseModel):
@@ -65,7 +73,7 @@ class UserProductOut(BaseModel):
     id: int
     slug: str
     name: str
-    role: Role | None = Field(description="null for a server admin who is not on the team")
+    role: Role | None = Field(None, description="absent for a server admin who is not on the team")
 
 
 class MeOut(BaseModel):
@@ -97,14 +105,14 @@ class UserEnvelope(BaseModel):
 
 
 class ProductIn(Request):
-    name: Annotated[StrictStr, Field(max_length=128)]
-    slug: Annotated[StrictStr, Field(max_length=63)] | None = None
-    id: StrictInt | None = None
+    name: ProductName
+    slug: Annotated[StrictStr, Field(max_length=63, json_schema_extra={"pattern": PRODUCT_SLUG})] | None = None
+    id: Annotated[StrictInt, Field(json_schema_extra={"minimum": 1, "maximum": 2**31 - 1})] | None = None
     policy: Policy = Policy.QUARANTINE
 
 
 class ProductUpdate(Request):
-    name: Annotated[StrictStr, Field(max_length=128)] | None = None
+    name: ProductName | None = None
     policy: Policy | None = None
 
 
@@ -212,7 +220,7 @@ class OwnerIn(Request):
 
 
 class ProvisionIn(Request):
-    public_key: StrictStr
+    public_key: Annotated[StrictStr, Field(json_schema_extra={"pattern": HEX_KEY})]
 
 
 class ProvisionOut(BaseModel):

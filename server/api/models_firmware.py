@@ -8,7 +8,8 @@ from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 
 from .models import DeviceUpdate, Request
 
-GroupName = Annotated[StrictStr, Field(max_length=64)]
+GroupName = Annotated[StrictStr, Field(max_length=64, json_schema_extra={"pattern": r"^[a-z0-9_-]{1,64}$"})]
+FirmwareVersion = Annotated[StrictInt, Field(json_schema_extra={"minimum": 1, "maximum": 65535})]
 GroupNames = Annotated[list[GroupName], Field(max_length=256)]
 
 
@@ -37,7 +38,7 @@ class FirmwareOut(BaseModel):
 
 
 class FirmwareReleaseIn(Request):
-    version: StrictInt
+    version: FirmwareVersion
     product_default: StrictBool = False
     groups: GroupNames = Field(default_factory=list)
     intelligent: StrictBool = False

@@ -7,15 +7,17 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from .models import Request
-from .models_firmware import GroupNames
+from .models_firmware import FirmwareVersion, GroupNames
 
 Number = StrictInt | StrictFloat
-DeviceIds = Annotated[list[Annotated[StrictStr, Field(max_length=64)]], Field(max_length=100_000)]
+DeviceId = Annotated[StrictStr, Field(max_length=64, json_schema_extra={"pattern": r"^\s*[0-9a-fA-F]{24}\s*$"})]
+DeviceIds = Annotated[list[DeviceId], Field(max_length=100_000)]
 Stages = Annotated[list[StrictInt | Annotated[StrictStr, Field(max_length=16)]], Field(max_length=32)]
 
 
 class RolloutIn(Request):
-    version: StrictInt
+    # The ranges check_settings enforces, stated in the schema.
+    version: FirmwareVersion
     product_default: StrictBool = Field(False, description="target: every member of the product")
     groups: GroupNames = Field(default_factory=list, description="target: members of these groups")
     devices: DeviceIds = Field(default_factory=list, description="target: these device IDs")
@@ -23,15 +25,47 @@ class RolloutIn(Request):
     stages: Stages = Field(
         default_factory=list, description='staged: cumulative counts or percentages, e.g. ["5%", "25%", "100%"]'
     )
-    rate_start: Number = Field(10, description="exponential: offers per minute at first")
-    rate_factor: Number = Field(2, description="exponential: the rate's growth factor ...")
-    rate_increase_every: StrictInt = Field(10, description="... each time this many more devices confirmed")
-    max_concurrent: StrictInt = Field(50, description="transfers in flight at once")
-    retries: StrictInt = Field(2, description="further attempts for a device after a failed one")
-    device_timeout: Number = Field(600, description="seconds from offer to installed before an attempt fails")
-    retry_delay: Number = Field(5, description="seconds before a failed or deferred device is offered again")
-    success_threshold: Number = Field(1.0, description="fraction of the open stages confirmed before the next opens")
-    error_threshold: Number = Field(0.1, description="fraction of the open stages failed that fires error_action")
+    rate_start: Number = Field(
+        10,
+        json_schema_extra={"minimum": 0.1, "maximum": 1_000_000},
+        description="exponential: offers per minute at first",
+    )
+    rate_factor: Number = Field(
+        2, json_schema_extra={"minimum": 1, "maximum": 100}, description="exponential: the rate's growth factor ..."
+    )
+    rate_increase_every: StrictInt = Field(
+        10,
+        json_schema_extra={"minimum": 1, "maximum": 1_000_000},
+        description="... each time this many more devices confirmed",
+    )
+    max_concurrent: StrictInt = Field(
+        50, json_schema_extra={"minimum": 1, "maximum": 100_000}, description="transfers in flight at once"
+    )
+    retries: StrictInt = Field(
+        2,
+        json_schema_extra={"minimum": 0, "maximum": 100},
+        description="further attempts for a device after a failed one",
+    )
+    device_timeout: Number = Field(
+        600,
+        json_schema_extra={"minimum": 1, "maximum": 7 * 86400},
+        description="seconds from offer to installed before an attempt fails",
+    )
+    retry_delay: Number = Field(
+        5,
+        json_schema_extra={"minimum": 0, "maximum": 86400},
+        description="seconds before a failed or deferred device is offered again",
+    )
+    success_threshold: Number = Field(
+        1.0,
+        json_schema_extra={"minimum": 0, "maximum": 1},
+        description="fraction of the open stages confirmed before the next opens",
+    )
+    error_threshold: Number = Field(
+        0.1,
+        json_schema_extra={"exclusiveMinimum": 0, "maximum": 1},
+        description="fraction of the open stages failed that fires error_action",
+    )
     error_action: Literal["pause", "abort", "rollback"] = "pause"
 
 

@@ -10,6 +10,10 @@ from protocol import limits
 
 from ..webhooks.model import MAX_FIELDS, MAX_TEMPLATE, MAX_URL
 
+# What the schema promises is accepted: http(s) to a named host (check_spec refuses private addresses,
+# credentials and templated hosts, so the schema names a host by a dotted name ending in letters).
+PUBLIC_URL = r"^https?://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}(/[!-~]*)?$"
+
 Template = Annotated[StrictStr, Field(max_length=MAX_TEMPLATE)]
 Fields = Annotated[dict[Annotated[StrictStr, Field(min_length=1, max_length=256)], Template],
                    Field(max_length=MAX_FIELDS)]  # fmt: skip
@@ -29,7 +33,7 @@ class WebhookIn(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     event: Annotated[StrictStr, Field(min_length=1, max_length=limits.MAX_EVENT_NAME,
                                       description="event name prefix that triggers it")]  # fmt: skip
-    url: Annotated[StrictStr, Field(min_length=1, max_length=MAX_URL)]
+    url: Annotated[StrictStr, Field(min_length=1, max_length=MAX_URL, json_schema_extra={"pattern": PUBLIC_URL})]
     requestType: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
     headers: Fields = {}
     query: Fields = {}

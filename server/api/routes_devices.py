@@ -30,7 +30,9 @@ from .views_device_firmware import with_firmware
 
 router = APIRouter(tags=["product devices"])
 
-DeviceIdPath = Annotated[str, Path(max_length=64, description="24 hex characters")]
+DeviceIdPath = Annotated[
+    str, Path(max_length=64, description="24 hex characters", json_schema_extra={"pattern": r"^[0-9a-fA-F]{24}$"})
+]
 _LISTED = (ListState.QUARANTINED, ListState.DENIED)
 
 

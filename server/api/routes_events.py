@@ -50,8 +50,16 @@ MAX_PREFIX = 64  # an event name is at most 64 characters
 
 Reader = Annotated[ProductAccess, Depends(product_access(Perm.DEVICES_READ))]
 StreamCaller = Annotated[Principal, Depends(any_with_scope("devices:read"))]  # customers too: their own devices
-LastIdHeader = Annotated[str | None, Header(alias="Last-Event-ID", description="resume after this event ID")]
-LastIdQuery = Annotated[int | None, Query(ge=0, description="resume after this event ID (as Last-Event-ID)")]
+LastIdHeader = Annotated[
+    str | None,
+    Header(
+        alias="Last-Event-ID", description="resume after this event ID", json_schema_extra={"pattern": r"^[0-9]{1,18}$"}
+    ),
+]
+MAX_EVENT_ID = 10**18 - 1  # 18 digits, as Last-Event-ID takes: well inside SQLite's 64-bit integers
+LastIdQuery = Annotated[
+    int | None, Query(ge=0, le=MAX_EVENT_ID, description="resume after this event ID (as Last-Event-ID)")
+]
 
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -110,7 +118,7 @@ def sse(event: EventRecord) -> bytes:
 def _last_id(header: str | None, query: int | None) -> int | None:
     if header is not None:
         text = header.strip()
-        if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        if not (text.isascii() and text.isdigit() and len(text) <= len(str(MAX_EVENT_ID))):
             raise Invalid("Last-Event-ID must be an event ID (a whole number)", "Last-Event-ID")
         return int(text)
     return query

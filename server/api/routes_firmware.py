@@ -35,15 +35,17 @@ _UPLOAD_BODY: dict[str, Any] = {
                             "description": "the binary, as particle-api-js names it (instead of `binary`)",
                         },
                         "version": {"type": "integer", "minimum": 1, "maximum": 65535},
-                        "title": {"type": "string", "maxLength": 255},
+                        "title": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"\S"},
                         "description": {"type": "string", "maxLength": 4096},
                         "signature": {
                             "type": "string",
                             "description": "detached Ed25519 signature: 128 hex characters, or a file of them"
                             " (or of the 64 raw bytes)",
+                            "pattern": "^[0-9a-fA-F]{128}$",
                         },
                     },
                     "required": ["binary", "version", "title"],
+                    "additionalProperties": False,  # read_upload refuses other fields
                 }
             }
         },

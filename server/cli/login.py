@@ -35,6 +35,25 @@ def _password_token(api: str, args: argparse.Namespace) -> str:
     return str(issued["access_token"])
 
 
+def _revoke(api: str, token: str) -> str | None:
+    """Revoke a token this CLI obtained by password; None when done, else why not."""
+    client = ApiClient(api, token)
+    try:
+        client.delete("/v1/access_tokens/current")
+    except CliError as exc:
+        return str(exc)
+    finally:
+        client.close()
+    return None
+
+
+def _stored_profile() -> Profile | None:
+    try:
+        return load_profile() if profile_path().exists() else None
+    except CliError:  # an unreadable profile: nothing to revoke, but it must still be replaceable
+        return None
+
+
 def login(args: argparse.Namespace) -> int:
     api = args.api or default_api()
     revocable = args.username is not None
@@ -43,23 +62,26 @@ def login(args: argparse.Namespace) -> int:
     client = ApiClient(api, token)
     try:
         me = client.get("/v1/user")
+    except CliError:
+        if revocable:  # a token nobody will hold: do not leave it live
+            _revoke(api, token)
+        raise
     finally:
         client.close()
+    old = _stored_profile()
     path = save_profile(Profile(api=api, token=token, username=str(me["username"]), revocable=revocable))
+    if old is not None and old.revocable and old.token != token:  # the replaced login's token goes too
+        _revoke(old.api, old.token)
     data = {"api": api, "username": me["username"], "profile": str(path)}
     return ok(args, data, f"logged in to {api} as {me['username']}; the token is in {path} (mode 0600)")
 
 
 def logout(args: argparse.Namespace) -> int:
-    profile = load_profile() if profile_path().exists() else None
+    profile = _stored_profile()
     if profile is not None and profile.revocable:  # the token login asked for: revoke it too
-        client = ApiClient(profile.api, profile.token)
-        try:
-            client.delete("/v1/access_tokens/current")
-        except CliError as exc:  # still forget it here; the token expires on its own
-            print(f"fleetgate: the token was not revoked ({exc})", file=sys.stderr)
-        finally:
-            client.close()
+        why = _revoke(profile.api, profile.token)
+        if why is not None:  # still forget it here; the token expires on its own
+            print(f"fleetgate: the token was not revoked ({why})", file=sys.stderr)
     removed = remove_profile()
     text = f"logged out: removed {profile_path()}" if removed else "not logged in: no profile to remove"
     return ok(args, {"removed": removed, "profile": str(profile_path())}, text)

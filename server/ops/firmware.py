@@ -163,6 +163,8 @@ class FirmwareOperations:
                 raise NotFound(f"product {product.id} has no firmware version {version}", "version")
             new_title = record.title if title is None else title
             new_description = record.description if description is None else description
+            if (new_title, new_description) == (record.title, record.description):
+                return  # nothing changes: nothing to write or audit
             s._update_firmware_info(product.id, version, new_title, new_description)
             s._append_audit(
                 now(), actor, "firmware_edited", product_id=product.id,
@@ -189,6 +191,14 @@ class FirmwareOperations:
             locked = s.firmware_locks_on(product.id, version)
             if locked:
                 raise Conflict(f"{len(locked)} device(s) are locked to version {version}, e.g. {locked[0]}", "version")
+            rollouts = s.rollouts_needing_version(product.id, version)
+            if rollouts:
+                rollout_id, state = rollouts[0]
+                raise Conflict(
+                    f"rollout {rollout_id} ({state}) still needs version {version}:"
+                    " abort it, or release another version so its devices' targets move on",
+                    "version",
+                )
             s._delete_firmware(product.id, version)
             s._append_audit(
                 now(), actor, "firmware_deleted", product_id=product.id,

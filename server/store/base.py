@@ -537,6 +537,11 @@ class Store(abc.ABC):
         """The version a rollout makes this device's target now (below a lock, above releases)."""
 
     @abc.abstractmethod
+    def rollouts_needing_version(self, product_id: int, version: int) -> list[tuple[int, str]]:
+        """(rollout ID, state) of the rollouts that still need this firmware version: unfinished ones
+        that deliver it or may roll a device back to it, and any that holds it as a device's target."""
+
+    @abc.abstractmethod
     def rollout_candidates(self, product_id: int, groups: Sequence[str] | None = None) -> list[RolloutCandidate]: ...
 
     @abc.abstractmethod

@@ -346,3 +346,68 @@ MIGRATIONS.append(
         """,
     )
 )
+
+MIGRATIONS.append(
+    (
+        10,
+        """
+        -- A finished rollout keeps its history, not its firmware: the version it delivered may be
+        -- deleted once no rollout still needs it (issue 12), so rollouts lose their foreign key to
+        -- firmware. SQLite cannot drop a constraint: both tables are rebuilt (rollout_devices first,
+        -- since dropping rollouts would cascade into it), then renamed into place.
+        CREATE TABLE rollouts_v10 (
+            id INTEGER PRIMARY KEY,
+            product_id INTEGER NOT NULL REFERENCES products (id) ON DELETE CASCADE,
+            version INTEGER NOT NULL,
+            target TEXT NOT NULL,
+            settings TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN
+                ('running', 'paused', 'completed', 'aborted', 'rolling_back', 'rolled_back')),
+            state_reason TEXT NOT NULL DEFAULT '',
+            current_stage INTEGER NOT NULL DEFAULT 0,
+            rate_budget REAL NOT NULL DEFAULT 0,
+            error_action_fired INTEGER NOT NULL DEFAULT 0,
+            failures_forgiven INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            created_by TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            finished_at REAL
+        );
+        INSERT INTO rollouts_v10 SELECT
+            id, product_id, version, target, settings, state, state_reason, current_stage, rate_budget,
+            error_action_fired, failures_forgiven, created_at, created_by, updated_at, finished_at
+        FROM rollouts;
+
+        CREATE TABLE rollout_devices_v10 (
+            rollout_id INTEGER NOT NULL REFERENCES rollouts_v10 (id) ON DELETE CASCADE,
+            device_id TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            stage INTEGER NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'offered', 'downloading', 'installed',
+                                                 'confirmed', 'failed', 'skipped', 'rolled_back')),
+            phase TEXT NOT NULL DEFAULT 'update' CHECK (phase IN ('update', 'rollback')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            from_version INTEGER,
+            assigned_version INTEGER,
+            reason TEXT NOT NULL DEFAULT '',
+            offered_at REAL,
+            next_try_at REAL NOT NULL DEFAULT 0,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (rollout_id, device_id)
+        ) WITHOUT ROWID;
+        INSERT INTO rollout_devices_v10 SELECT
+            rollout_id, device_id, position, stage, state, phase, attempts, from_version, assigned_version,
+            reason, offered_at, next_try_at, updated_at
+        FROM rollout_devices;
+
+        DROP TABLE rollout_devices;
+        DROP TABLE rollouts;
+        ALTER TABLE rollouts_v10 RENAME TO rollouts;  -- also renames rollout_devices_v10's reference
+        ALTER TABLE rollout_devices_v10 RENAME TO rollout_devices;
+        CREATE INDEX rollouts_by_product ON rollouts (product_id, id);
+        CREATE INDEX rollouts_active ON rollouts (state) WHERE state IN ('running', 'paused', 'rolling_back');
+        CREATE INDEX rollout_devices_by_device ON rollout_devices (device_id, rollout_id);
+        CREATE INDEX rollout_devices_by_position ON rollout_devices (rollout_id, position);
+        """,
+    )
+)

@@ -162,6 +162,17 @@ class RolloutQueries:
         ).fetchone()
         return None if row is None else int(row[0])
 
+    def rollouts_needing_version(self, product_id: int, version: int) -> list[tuple[int, str]]:
+        rows = self._q.execute(
+            "SELECT r.id, r.state FROM rollouts r WHERE r.product_id = ? AND ("
+            f" (r.state IN ({_ACTIVE}) AND (r.version = ? OR EXISTS (SELECT 1 FROM rollout_devices d"
+            "   WHERE d.rollout_id = r.id AND d.from_version = ?)))"
+            " OR EXISTS (SELECT 1 FROM rollout_devices d WHERE d.rollout_id = r.id AND d.assigned_version = ?)"
+            ") ORDER BY r.id",
+            (product_id, version, version, version),
+        )
+        return [(int(rollout_id), str(state)) for rollout_id, state in rows]
+
     def _insert_rollout(self, rollout: Rollout, devices: Iterable[tuple[str, int]]) -> int:
         """Insert a rollout (its id is assigned) with its devices as (device_id, stage), in offer order."""
         cur = self._w.execute(

@@ -7,7 +7,7 @@ import json
 from urllib.parse import urlencode
 
 import trio
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from starlette.requests import Request
 
@@ -38,6 +38,8 @@ def read(model: type[EventIn] | type[UserIn], body: bytes, content_type: str, **
 
 
 @given(st.lists(st.tuples(st.text(max_size=12), st.text(max_size=40)), max_size=6))
+@example([("name", "x"), ("ttl", "--5")])  # digits after stripping every "-": int() refuses it
+@example([("name", "x"), ("ttl", "\u00b2")])  # a digit to str.isdigit(), not to int()
 def test_any_form_is_the_model_or_an_invalid_field(pairs: list[tuple[str, str]]) -> None:
     result = read(EventIn, urlencode(pairs).encode(), FORM, email="name")
     assert isinstance(result, EventIn | Invalid)
@@ -66,7 +68,13 @@ def test_a_valid_event_survives_a_form(name: str, data: str, private: bool, ttl:
 
 
 def test_form_text_that_is_not_the_type_names_the_field() -> None:
-    for form, field in [("name=x&private=maybe", "private"), ("name=x&ttl=soon", "ttl"), ("name=x&name=y", "name")]:
+    for form, field in [
+        ("name=x&private=maybe", "private"),
+        ("name=x&ttl=soon", "ttl"),
+        ("name=x&name=y", "name"),
+        ("name=x&ttl=--5", "ttl"),
+        ("name=x&ttl=%C2%B2", "ttl"),
+    ]:
         result = read(EventIn, form.encode(), FORM)
         assert isinstance(result, Invalid) and result.field == field, (form, result)
     clash = read(UserIn, b'{"email": "a", "username": "b", "password": "p"}', "application/json", email="username")

@@ -34,8 +34,14 @@ async def test_edit_a_firmware_title_and_description(api: Api, products: list[di
     # A field left out stays; a form works too (Particle takes either).
     assert (await api.ok("PUT", path, data={"description": "quieter still"}))["title"] == "Fan one"
     assert (await api.ok("GET", path))["description"] == "quieter still"
+    assert (await api.ok("PUT", path, json={}))["description"] == "quieter still"  # no change: no audit
+    assert (await api.ok("PUT", path, json={"title": "Fan one"}))["title"] == "Fan one"
     audit = (await api.ok("GET", f"/v1/products/{P}/audit"))["audit"]
-    assert [a["action"] for a in audit][-2:] == ["firmware_edited", "firmware_edited"]
+    assert [a["action"] for a in audit if a["action"].startswith("firmware")][-3:] == [
+        "firmware_uploaded",
+        "firmware_edited",
+        "firmware_edited",
+    ]
 
     for body, status, field in [
         ({"title": "  "}, 400, "title"),

@@ -71,9 +71,26 @@ def test_login_with_a_password_asks_the_api_and_logout_revokes(tmp_path: Path, s
         stdin="correct-horse-battery\n",
     )
     assert logged.returncode == 0 and "as alice" in logged.stdout, logged.stderr
+    first = json.loads(profile.read_text())["token"]
+    again = fleetgate(tmp_path, env, "login", "--api", served.api, "--username", "alice", "--password-stdin",
+                      stdin="correct-horse-battery\n")  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    replaced = fleetgate(tmp_path, env, "product", "list", "--api", served.api, "--token", first)
+    assert replaced.returncode == 2 and "401" in replaced.stderr  # a replaced login's token is revoked
     token = json.loads(profile.read_text())["token"]
     assert fleetgate(tmp_path, env, "product", "list").returncode == 0
 
     assert fleetgate(tmp_path, env, "logout").returncode == 0 and not profile.exists()
     revoked = fleetgate(tmp_path, env, "product", "list", "--api", served.api, "--token", token)
     assert revoked.returncode == 2 and "401" in revoked.stderr
+
+
+def test_logout_removes_a_profile_it_cannot_read(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    profile = config / "fleetgate" / "profile.json"
+    profile.parent.mkdir(parents=True)
+    profile.write_text("{not json")
+    env = clean_env(tmp_path / "home", XDG_CONFIG_HOME=str(config))
+    out = fleetgate(tmp_path, env, "logout")
+    assert out.returncode == 0 and "logged out" in out.stdout, out.stderr
+    assert not profile.exists()

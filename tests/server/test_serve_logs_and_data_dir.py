@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from server.app import start_up
+from server.config import ServerConfig
 from server.data_dir import DataDirInUse, DataDirLock, create_private_file, prepare_data_dir
 from server.logs import JsonFormatter, TextFormatter
 
@@ -93,3 +95,19 @@ def test_the_lock_is_exclusive_names_its_holder_and_is_released(tmp_path: Path) 
         DataDirLock(tmp_path)  # a second open file description: flock refuses it even in one process
     first.release()
     DataDirLock(tmp_path).release()
+
+
+def test_a_server_refused_the_lock_has_touched_nothing_in_the_directory(tmp_path: Path) -> None:
+    """The lock comes before tightening: a second server walks nothing of a live one's directory."""
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    loose = data / "upload.tmp"
+    loose.write_bytes(b"x")
+    os.chmod(loose, 0o644)
+    held = DataDirLock(data)
+    try:
+        with pytest.raises(DataDirInUse):
+            start_up(ServerConfig(data_dir=data), exclusive=True)
+        assert stat.S_IMODE(loose.stat().st_mode) == 0o644
+    finally:
+        held.release()

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
+from server import app
 from server.app import startup_failure
+from server.config import ServerConfig
 from server.data_dir import DataDirInUse
 from server.ports import PortUnavailable
 
@@ -34,3 +39,15 @@ def test_failures_while_serving_keep_their_traceback() -> None:
     assert startup_failure(ExceptionGroup("nursery", [OSError(errno.EIO, "I/O error")])) is None
     assert startup_failure(ExceptionGroup("nursery", [IN_USE, ValueError("other")])) is None
     assert startup_failure(RuntimeError("bug")) is None
+
+
+def test_a_failure_after_the_server_started_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An OSError before serving is one line; the same error once serving is not a start-up failure."""
+
+    async def serves_then_fails(config: ServerConfig, ready: Callable[[object], None]) -> None:
+        ready(object())
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(app, "run_forever", serves_then_fails)
+    with pytest.raises(OSError, match="Too many open files"):
+        app.serve_until_stopped(ServerConfig(data_dir=Path("unused")))
