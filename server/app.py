@@ -21,18 +21,19 @@ import trio
 
 from protocol.codes import CloseReason
 
-from .acceptor import serve_devices
 from .api import create_app, serve_api
-from .auth import bootstrap_admin
 from .config import ServerConfig
+from .context import ServerContext
 from .data_dir import DataDirInUse, DataDirLock, create_private_file, make_data_dir, prepare_data_dir
 from .gc_tuning import tune_for_serving
-from .keys import load_or_create_server_key
+from .link.acceptor import serve_devices
+from .link.keys import load_or_create_server_key
+from .link.registry import SessionRegistry
+from .link.session import handle_device
 from .logs import log_event
+from .ops.auth import bootstrap_admin
 from .ports import BoundPorts, PortUnavailable, bind_ports, describe_bind_error
-from .registry import SessionRegistry
 from .rollouts.service import RolloutService
-from .session import ServerContext, handle_device
 from .store import AsyncStore, SQLiteStore
 
 log = logging.getLogger("fleetgate.app")

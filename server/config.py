@@ -35,7 +35,7 @@ class ServerConfig:
     # Listen backlog: deep, so a reconnect storm of a whole fleet is not dropped by the kernel.
     backlog: int = 65535  # the kernel caps it at net.core.somaxconn
     # Handshakes in progress at most; further connections wait in the listen queue, where no
-    # handshake clock runs (server/acceptor.py). Low enough that the last of them finishes well
+    # handshake clock runs (server/link/acceptor.py). Low enough that the last of them finishes well
     # within handshake_timeout (2048 x ~2 ms of CPU), high enough to keep the core busy. (On the
     # benchmark machine fewer at once measure more CPU each, an effect of its shared cores:
     # docs/BENCHMARKS.md, "accept".)

@@ -20,8 +20,8 @@ from protocol.codes import Privilege, Status
 from .app import Server, open_context
 from .config import ServerConfig
 from .logs import now, setup_logging
-from .model import Owner, Policy, Role
-from .operations import Operations
+from .ops.operations import Operations
+from .rules.model import Owner, Policy, Role
 
 OPERATOR = "user:demo-operator"
 WIDGET, GADGET = 4201, 4202

@@ -7,9 +7,9 @@ from typing import Any
 import trio
 from fastapi import FastAPI
 
+from ..context import ServerContext
 from ..firmware.image import MAX_FIRMWARE_SIZE
-from ..operations import Operations
-from ..session import ServerContext
+from ..ops.operations import Operations
 from . import (
     routes_claims,
     routes_devices,

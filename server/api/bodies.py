@@ -11,8 +11,8 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
-from ..errors import Invalid
 from ..keyfile import private_key_column
+from ..rules.errors import Invalid
 from .errors import describe_validation
 
 M = TypeVar("M", bound=BaseModel)

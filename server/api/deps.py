@@ -15,12 +15,12 @@ import trio
 from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
-from ..auth import ALL_SCOPES, hash_token, looks_like_token
-from ..errors import Forbidden, NotFound
+from ..context import ServerContext
 from ..logs import now
-from ..model import Role
-from ..operations import Operations
-from ..session import ServerContext
+from ..ops.auth import ALL_SCOPES, hash_token, looks_like_token
+from ..ops.operations import Operations
+from ..rules.errors import Forbidden, NotFound
+from ..rules.model import Role
 from ..store import ProductRecord, Store
 from ..store.base import CustomerRecord, TokenRecord, UserRecord
 from .errors import insufficient_scope, invalid_token

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
-from ..errors import OperationError
+from ..rules.errors import OperationError
 from ..store import StoreClosed
 
 log = logging.getLogger("fleetgate.api")

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from fastapi import Request
 from starlette.datastructures import UploadFile
 
-from ..errors import Invalid
 from ..firmware.image import MAX_FIRMWARE_SIZE
 from ..firmware.signing import SigningError, parse_signature
+from ..rules.errors import Invalid
 from .bodies import is_multipart
 
 # The binary comes as `binary` (Particle's documented field) or `file` (what particle-api-js sends).

@@ -20,7 +20,7 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
-from ..errors import Invalid
+from ..rules.errors import Invalid
 from .errors import describe_validation
 
 M = TypeVar("M", bound=BaseModel)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-from ..model import Policy, Role
+from ..rules.model import Policy, Role
 
 Text = Annotated[StrictStr, Field(max_length=1024)]
 # Limits the operations check with their own messages are stated in the schema too (json_schema_extra

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from ..model import Role
+from ..rules.model import Role
 
 
 class Perm(Enum):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from ..claims import CLAIM_CODE_TTL, code_hash, new_claim_code
-from ..errors import Forbidden, NotFound
 from ..logs import now
+from ..rules.claims import CLAIM_CODE_TTL, code_hash, new_claim_code
+from ..rules.errors import Forbidden, NotFound
 from ..store.base import Store
 from ..store.ops import Transaction
 from .deps import Caller, ProductPath, State, product_key

@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 
-from ..errors import Invalid, NotFound
-from ..model import ListState
-from ..operations import device_id_or_invalid
+from ..ops.base import device_id_or_invalid
+from ..rules.errors import Invalid, NotFound
+from ..rules.model import ListState
 from ..store import DeviceRecord, Store
 from ..store.base import DeviceQuery
 from .bodies import device_ids, is_multipart, json_body, multipart_or_json, upload_text

@@ -24,11 +24,11 @@ from pydantic import Field, StrictBool, StrictInt, StrictStr
 
 from protocol import limits
 
-from ..errors import Invalid, NotFound
-from ..events import API_SOURCE, CLOUD_SOURCE, USER_SOURCE, EventFilter, user_source
+from ..events.feeds import API_SOURCE, CLOUD_SOURCE, USER_SOURCE, EventFilter, user_source
 from ..logs import now
-from ..model import Owner
-from ..operations import device_id_or_invalid
+from ..ops.base import device_id_or_invalid
+from ..rules.errors import Invalid, NotFound
+from ..rules.model import Owner
 from ..store.base import EventRecord, Store
 from ..store.ops import AppendEvent
 from .deps import ApiState, Principal, ProductAccess, State, any_with_scope, product_access

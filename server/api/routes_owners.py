@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from ..errors import Invalid, NotFound
-from ..model import Owner
-from ..operations import device_id_or_invalid
+from ..ops.base import device_id_or_invalid
+from ..rules.errors import Invalid, NotFound
+from ..rules.model import Owner
 from ..store import Store
 from .deps import Principal, ProductAccess, State, product_access, user_with_scope
 from .models import DeviceOut, OkOut, OwnerIn

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from ..errors import Forbidden
-from ..model import Role
+from ..rules.errors import Forbidden
+from ..rules.model import Role
 from .deps import Principal, ProductAccess, State, product_access, user_with_scope
 from .models import DeviceCounts, ProductEnvelope, ProductIn, ProductsOut, ProductUpdate
 from .permissions import Perm

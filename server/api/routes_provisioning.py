@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Request
 
 from protocol.messages import parse_public_key
 
-from ..errors import Conflict, Invalid
-from ..operations import device_id_or_invalid
+from ..ops.base import device_id_or_invalid
+from ..rules.errors import Conflict, Invalid
 from .bodies import is_multipart, json_body, key_rows, multipart_or_json, upload_text
 from .deps import Principal, State, user_with_scope
 from .models import ProvisionBatchIn, ProvisionBatchOut, ProvisionError, ProvisionIn, ProvisionOut, ProvisionRow

@@ -7,11 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from ..errors import Invalid
-from ..operations import device_id_or_invalid
+from ..ops.base import device_id_or_invalid
+from ..ops.rollouts import RolloutRequest
 from ..rollouts.model import ErrorAction, Rollout, RolloutDevice, RolloutSettings, RolloutTarget, Strategy, count_states
-from ..rollouts.operations import RolloutRequest
 from ..rollouts.planner import stage_sizes
+from ..rules.errors import Invalid
 from .deps import ProductAccess, State, product_access
 from .models_rollouts import (
     RolloutDeviceOut,

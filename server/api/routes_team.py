@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from ..errors import Conflict
-from ..model import Role
+from ..rules.errors import Conflict
+from ..rules.model import Role
 from ..store import Store
 from .deps import ProductAccess, State, product_access
 from .form_bodies import json_or_form, openapi_body

@@ -12,10 +12,10 @@ from typing import Annotated
 import trio
 from fastapi import APIRouter, Form, Path, Request
 
-from ..auth import ALL_SCOPES, hash_token, looks_like_token, new_token, parse_scopes, token_id
-from ..errors import Invalid, NotFound
 from ..logs import log_event, now
-from ..passwords import hash_password, verify_password
+from ..ops.auth import ALL_SCOPES, hash_token, looks_like_token, new_token, parse_scopes, token_id
+from ..rules.errors import Invalid, NotFound
+from ..rules.passwords import hash_password, verify_password
 from ..store import Store
 from ..store.base import CustomerRecord, TokenRecord, UserRecord
 from .deps import ApiState, Caller, State, lookup_token, product_key

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from ..events import user_source
+from ..events.feeds import user_source
 from .deps import Principal, State, user_with_scope
 from .form_bodies import json_or_form, openapi_body
 from .models import OkOut

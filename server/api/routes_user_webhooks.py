@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from ..model import Role
+from ..rules.model import Role
 from ..store import ProductRecord
 from .deps import Principal, ProductAccess, State, user_with_scope
 from .models_webhooks import WebhookOut

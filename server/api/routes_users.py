@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from ..model import Role
+from ..rules.model import Role
 from ..store import ProductRecord, Store
 from .deps import Caller, Principal, State, user_with_scope
 from .form_bodies import json_or_form, openapi_body

@@ -4,7 +4,7 @@ one request costs one hop off the event loop however many rows it touches."""
 from __future__ import annotations
 
 from ..logs import iso as iso  # re-exported: views are where routes find it
-from ..model import ListState, Owner
+from ..rules.model import ListState, Owner
 from ..store import DeviceRecord, ProductRecord, Store
 from ..store.base import AuditRecord, CustomerRecord, DeviceQuery, UserRecord
 from .models import AuditOut, CustomerOut, DeviceCounts, DeviceOut, ProductOut, UserOut

@@ -6,7 +6,7 @@ updated without working the target rule out from releases, groups and rollouts b
 
 from __future__ import annotations
 
-from ..firmware_target import TargetFacts, target_firmware
+from ..rules.firmware_target import TargetFacts, target_firmware
 from ..store import Store
 from .models import DeviceOut
 

@@ -1,1 +1,2 @@
-"""Staged firmware rollouts: the plan (pure), the store rows, the scheduler service, operator actions."""
+"""Staged firmware rollouts, the mechanism: the plan (planner.py, pure), the model, progress reports and the
+scheduler service. The operator actions are in ops/rollouts.py."""

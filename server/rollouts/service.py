@@ -12,17 +12,20 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Protocol
 
 import trio
 
 from protocol.codes import OtaAbortReason, Privilege
 
 from ..logs import log_event, now
-from ..session import DeviceSession, ServerContext
+from ..rules.admission import Decision
+from ..store import AsyncStore
 from ..store.base import Store
 from ..store.ops import Transaction
 from .model import Rollout, RolloutDevice, RolloutDeviceFacts
 from .planner import DeviceView, Step, plan
+from .wakeup import Wakeup
 
 log = logging.getLogger("fleetgate.rollouts")
 
@@ -116,8 +119,39 @@ def _read(
     return rollout, rows, store.rollout_device_facts(product_id, open_ids), platform
 
 
+class RolloutSession(Protocol):
+    """What the scheduler uses of a live session (link/registry.py's LiveSession has it)."""
+
+    @property
+    def decision(self) -> Decision | None: ...
+
+    @property
+    def confirmed_in_store(self) -> bool: ...
+
+    def offer_firmware(self) -> None: ...
+
+    def abort_firmware(self, reason: OtaAbortReason, detail: str = "") -> None: ...
+
+
+class Sessions(Protocol):
+    def get(self, device_id: str) -> RolloutSession | None: ...
+
+
+class RolloutContext(Protocol):
+    """The parts of the server the scheduler uses (ServerContext has them): it imports no device-link code."""
+
+    @property
+    def store(self) -> AsyncStore: ...
+
+    @property
+    def registry(self) -> Sessions: ...
+
+    @property
+    def rollout_wakeup(self) -> Wakeup: ...
+
+
 class RolloutService:
-    def __init__(self, ctx: ServerContext, tick: float = TICK) -> None:
+    def __init__(self, ctx: RolloutContext, tick: float = TICK) -> None:
         self.ctx = ctx
         self.tick = tick
 
@@ -139,9 +173,8 @@ class RolloutService:
             except Exception:  # a bug in one rollout must not stop the others; the next tick tries again
                 log.exception("rollout %d: tick failed", rollout.id)
 
-    def _session(self, device_id: str) -> DeviceSession | None:
-        session = self.ctx.registry.get(device_id)
-        return session if isinstance(session, DeviceSession) else None
+    def _session(self, device_id: str) -> RolloutSession | None:
+        return self.ctx.registry.get(device_id)
 
     def _online(self, device_id: str, product_id: int) -> bool:
         session = self._session(device_id)

@@ -2,6 +2,10 @@
 
 Reads may run concurrently with the single writer; all writes go through `write_batch`, which
 applies a list of operations in one transaction (the writer service batches them).
+
+Over 400 lines, knowingly: this is the one abstract Store of every domain (devices, people, firmware,
+rollouts, webhooks, events) with its records. Issue 13's phase B splits it, with records.py and a typed,
+public write side; until then the whole interface reads in one place.
 """
 
 from __future__ import annotations
@@ -11,9 +15,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from ..admission import DeviceFacts, ProductFacts
-from ..model import ListState, Owner, Policy, Role
 from ..rollouts.model import Rollout, RolloutCandidate, RolloutDevice, RolloutDeviceFacts
+from ..rules.admission import DeviceFacts, ProductFacts
+from ..rules.model import ListState, Owner, Policy, Role
 from ..webhooks.model import Webhook, WebhookSpec
 
 T = TypeVar("T")

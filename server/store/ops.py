@@ -6,11 +6,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..admission import Decision, Effect, decide
-from ..claims import try_claim
-from ..model import ListState
 from ..rollouts.planner import Report
 from ..rollouts.progress import report_rollout
+from ..rules.admission import Decision, Effect, decide
+from ..rules.claims import claim_refusal, code_hash
+from ..rules.model import ListState, Owner
 from .base import CAME_BACK_ON_OLD, EventRecord, OtaOutcome, Store, WriteOp
 
 
@@ -145,3 +145,26 @@ class Transaction(WriteOp):
 
     def apply(self, store: Store) -> object:
         return self.fn(store)
+
+
+def try_claim(store: Store, device_id: str, code: str, decision: Decision, at: float) -> str | None:
+    """Apply a presented claim code (inside the confirming transaction). Returns the refusal's
+    reason, or None when the device was claimed. Every outcome goes to the audit trail."""
+    found = store.claim_code(code_hash(code))
+    product_id = found[0] if found is not None else decision.product_id
+
+    def device_owned() -> bool:
+        device = store.get_device(device_id)
+        return device is not None and device.owner is not None
+
+    reason = claim_refusal(found, decision, at, device_owned)
+    if reason is None:
+        assert found is not None
+        _, customer_id, _, _ = found
+        store._set_owner(device_id, Owner("customer", customer_id))
+        store._spend_claim_code(code_hash(code), device_id, at)
+        store._append_audit(at, "device", "device_claimed", product_id=product_id, device_id=device_id,
+                            detail={"customer_id": customer_id})  # fmt: skip
+        return None
+    store._append_audit(at, "device", "claim_refused", product_id=product_id, device_id=device_id, reason=reason)
+    return reason

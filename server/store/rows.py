@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..model import Owner
+from ..rules.model import Owner
 from .base import DeviceRecord
 
 DEVICE_COLUMNS = (

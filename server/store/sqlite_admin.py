@@ -11,9 +11,9 @@ import sqlite3
 import threading
 from typing import Any
 
-from ..admission import DeviceFacts, ProductFacts
-from ..errors import Conflict, NotFound
-from ..model import ListState, Owner, Policy, Role
+from ..rules.admission import DeviceFacts, ProductFacts
+from ..rules.errors import Conflict, NotFound
+from ..rules.model import ListState, Owner, Policy, Role
 from .base import (
     AuditRecord,
     CustomerRecord,

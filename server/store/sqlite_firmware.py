@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from ..errors import Conflict, Invalid
+from ..rules.errors import Conflict, Invalid
 from .base import FirmwareRecord, FirmwareTargetFacts, GroupRecord, ReleaseRecord
 from .sqlite_admin import AdminQueries
 

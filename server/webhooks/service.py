@@ -18,15 +18,18 @@ import json
 import logging
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import httpx
 import trio
 
 from protocol import limits
 
-from ..events import API_SOURCE, EventBroker
+from ..config import ServerConfig
+from ..events.broker import EventBroker
+from ..events.feeds import API_SOURCE
 from ..logs import log_event, now
+from ..store import AsyncStore
 from ..store.base import EventRecord
 from ..store.ops import AppendEvent
 from . import guard, templates
@@ -35,8 +38,20 @@ from .model import HOOK_PREFIX, Webhook
 from .request import OutgoingRequest, RenderError, build, host_key
 from .throttle import NORMAL_IN_FLIGHT, HostThrottle
 
-if TYPE_CHECKING:  # session.py imports this module's service through ServerContext
-    from ..session import ServerContext
+
+class WebhookContext(Protocol):
+    """The parts of the server the delivery uses (WebhookContext has them; it holds this service, so this
+    module must not import it)."""
+
+    @property
+    def config(self) -> ServerConfig: ...
+
+    @property
+    def store(self) -> AsyncStore: ...
+
+    @property
+    def events(self) -> EventBroker: ...
+
 
 log = logging.getLogger("fleetgate.webhooks")
 
@@ -89,7 +104,7 @@ class WebhookService:
         self.stats: dict[int, DeliveryStats] = {}
         self._lanes: dict[str, Lane] = {}
         self._nursery: trio.Nursery | None = None
-        self._ctx: ServerContext | None = None
+        self._ctx: WebhookContext | None = None
         self._pending_retries = 0
         self._clients: tuple[httpx.AsyncClient, httpx.AsyncClient] | None = None  # TLS verified, not
 
@@ -149,7 +164,7 @@ class WebhookService:
         return lane
 
     # -- running
-    async def run(self, ctx: ServerContext, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, ctx: WebhookContext, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self._ctx = ctx
         self.load(await ctx.store.read(ctx.store.sync.list_webhooks))
         timeout = httpx.Timeout(ctx.config.webhook_timeout)

@@ -10,10 +10,10 @@ import pytest
 import trio
 
 from server.app import start_up
-from server.auth import hash_token, new_token
 from server.config import ServerConfig
 from server.logs import now
-from server.operations import Operations
+from server.ops.auth import hash_token, new_token
+from server.ops.operations import Operations
 from server.store.base import TokenRecord
 
 from .conftest import PASSWORD, Api, bearer

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from server.api.form_bodies import json_or_form
 from server.api.models import UserIn
 from server.api.routes_events import EventIn
-from server.errors import Invalid
+from server.rules.errors import Invalid
 
 FORM = "application/x-www-form-urlencoded"
 

@@ -19,8 +19,8 @@ import pytest
 
 from firmware_sim import firmware
 from server.api.models_rollouts import RolloutDeviceOut, RolloutOut, StageCountsOut
+from server.ops.rollouts import MAX_STAGES
 from server.rollouts.model import DeviceState
-from server.rollouts.operations import MAX_STAGES
 
 from .conftest import PASSWORD, Api, bearer, client
 from .shared import server_in_thread

@@ -1,5 +1,5 @@
 """At most `max_handshakes` handshakes run at once; other connections wait in the listen queue
-without a handshake clock, and each slot is freed when its handshake ends (server/acceptor.py)."""
+without a handshake clock, and each slot is freed when its handshake ends (server/link/acceptor.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from firmware_sim.identity import DeviceIdentity
 from protocol.codes import AckResult
 from protocol.connection import Connection, Role
 from protocol.messages import Hello
-from server.acceptor import HandshakeSlot
-from server.peer_closed import peer_has_closed
+from server.link.acceptor import HandshakeSlot
+from server.link.peer_closed import peer_has_closed
 
 from .conftest import start_live
 

@@ -13,8 +13,8 @@ from firmware_sim.device import DeviceRefused, DeviceSettings, SimDevice, connec
 from firmware_sim.fleet import DeviceOutcome, FleetPlan, run_fleet
 from firmware_sim.identity import DeviceIdentity
 from protocol.codes import AckResult, Privilege, Status
-from server.model import ListState, Owner, Policy, Role
-from server.operations import Operations
+from server.ops.operations import Operations
+from server.rules.model import ListState, Owner, Policy, Role
 
 from .conftest import Live, start_live
 

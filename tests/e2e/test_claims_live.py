@@ -12,7 +12,7 @@ import trio
 from firmware_sim.device import DeviceSettings, connect_device
 from firmware_sim.identity import DeviceIdentity
 from protocol.codes import Status
-from server.claims import code_hash
+from server.rules.claims import code_hash
 from server.store import Store
 from server.store.ops import Transaction
 

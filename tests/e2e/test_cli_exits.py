@@ -13,7 +13,7 @@ import pytest
 
 from .cli_support import FLEETGATE, Served, run
 
-ENTRY = [sys.executable, "-m", "server.cli_entry"]  # what the installed `fleetgate` runs
+ENTRY = [sys.executable, "-m", "server.cli"]  # what the installed `fleetgate` runs
 
 
 def test_version() -> None:
@@ -23,7 +23,7 @@ def test_version() -> None:
 
 def test_the_installed_command_is_the_quiet_entry_point() -> None:
     scripts = importlib.metadata.entry_points(group="console_scripts", name="fleetgate")
-    assert [s.value for s in scripts] == ["server.cli_entry:main"]
+    assert [s.value for s in scripts] == ["server.cli.__main__:main"]
 
 
 @pytest.mark.parametrize("delay", [0.05, 0.1, 0.2, 0.3, 0.5])

@@ -7,7 +7,18 @@ import subprocess
 import sys
 
 # (trio is not in the list: httpcore imports it for its locks when it is installed)
-SERVER_RUNTIME = ["fastapi", "hypercorn", "starlette", "server.app", "server.session", "server.store"]
+SERVER_RUNTIME = [
+    "fastapi",
+    "hypercorn",
+    "starlette",
+    "server.app",
+    "server.commands",
+    "server.context",
+    "server.events",
+    "server.link",
+    "server.ops",
+    "server.store",
+]
 
 # A fresh interpreter builds the parser and runs a client command against a closed port.
 PROBE = """

@@ -17,8 +17,8 @@ import trio.testing
 from protocol.codes import Privilege, Status
 from protocol.connection import Connection, NeedData, Role
 from protocol.messages import Hello, Ping, Pong, Ready, Welcome
-from server.model import ListState, Policy
-from server.operations import Operations
+from server.ops.operations import Operations
+from server.rules.model import ListState, Policy
 from tests.server.harness import start_harness
 
 P = 7201

@@ -16,13 +16,13 @@ from firmware_sim.identity import DeviceIdentity
 from protocol.codes import CloseReason, OtaRefusal, OtaResult, Status
 from protocol.messages import OtaAccept, OtaRefuse, OtaWindowAck
 from protocol.ota import ReceiverState
-from server import ota_delivery
 from server.firmware.cache import ImageCache
 from server.firmware.files import binary_path
-from server.model import Policy
-from server.operations import Operations
+from server.link import ota_delivery
+from server.ops.operations import Operations
+from server.ops.rollouts import RolloutRequest
 from server.rollouts.model import RolloutSettings, RolloutTarget
-from server.rollouts.operations import RolloutRequest
+from server.rules.model import Policy
 
 from .conftest import Live, start_live
 

@@ -12,10 +12,10 @@ import trio
 from firmware_sim import firmware
 from firmware_sim.device import DeviceSettings, SimDevice
 from firmware_sim.flash import Flash
-from server.model import Policy
-from server.operations import Operations
+from server.ops.operations import Operations
+from server.ops.rollouts import RolloutRequest
 from server.rollouts.model import RolloutSettings, RolloutState, RolloutTarget
-from server.rollouts.operations import RolloutRequest
+from server.rules.model import Policy
 
 from .conftest import Live, start_live
 from .test_ota_live import session

@@ -15,10 +15,10 @@ from firmware_sim.flash import Flash
 from firmware_sim.identity import DeviceIdentity
 from protocol.errors import RemoteProtocolError
 from server.app import Server, open_context
-from server.model import Policy
-from server.operations import Operations
+from server.ops.operations import Operations
+from server.ops.rollouts import RolloutRequest
 from server.rollouts.model import ErrorAction, RolloutSettings, RolloutState, RolloutTarget, Strategy
-from server.rollouts.operations import RolloutRequest
+from server.rules.model import Policy
 
 from .conftest import Live, start_live
 

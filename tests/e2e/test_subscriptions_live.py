@@ -32,11 +32,11 @@ from protocol.messages import (
     Welcome,
     encode_message,
 )
-from server.events import API_SOURCE, DEVICE_EVENT_QUEUE
+from server.events.feeds import API_SOURCE, DEVICE_EVENT_QUEUE
+from server.link.session import DeviceSession
 from server.logs import now
-from server.model import Policy
-from server.operations import Operations
-from server.session import DeviceSession
+from server.ops.operations import Operations
+from server.rules.model import Policy
 from server.store import EventRecord
 from server.store.ops import AppendEvent
 

@@ -13,8 +13,8 @@ import trio.testing
 
 from firmware_sim import firmware
 from firmware_sim.drill_device import Backoff, DrillDevice, DrillProfile, Endpoint
-from server.model import Policy
-from server.operations import Operations
+from server.ops.operations import Operations
+from server.rules.model import Policy
 from tests.e2e.conftest import Live, start_live
 
 ADMIN = "user:admin"

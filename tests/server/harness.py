@@ -11,8 +11,9 @@ import trio.testing
 from firmware_sim.identity import DeviceIdentity
 from protocol.noise import KeyPair
 from server.config import ServerConfig
-from server.registry import SessionRegistry
-from server.session import DeviceSession, ServerContext
+from server.context import ServerContext
+from server.link.registry import SessionRegistry
+from server.link.session import DeviceSession
 from server.store import AsyncStore, SQLiteStore
 
 

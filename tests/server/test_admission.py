@@ -1,4 +1,4 @@
-"""Admission as a table: `server.admission.decide` against DESIGN.md section 3, every row.
+"""Admission as a table: `server.rules.admission.decide` against DESIGN.md section 3, every row.
 
 Three layers:
 
@@ -26,16 +26,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protocol.codes import Privilege, Status
-from server.admission import (
-    Decision,
-    DeviceFacts,
-    Effect,
-    ListState,
-    Owner,
-    Policy,
-    ProductFacts,
-    decide,
-)
+from server.rules.admission import Decision, DeviceFacts, Effect, ListState, Owner, Policy, ProductFacts, decide
 
 # Two existing products with disjoint teams, and a Product ID that names no product.
 P = 1

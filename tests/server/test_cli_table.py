@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.cli_operator import _cell
+from server.cli.operator import _cell
 
 
 @pytest.mark.parametrize(

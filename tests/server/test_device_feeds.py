@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from protocol.codes import Privilege
-from server.events import API_SOURCE, DeviceFeed, EventBroker, EventFilter, device_may_receive
+from server.events.broker import EventBroker
+from server.events.feeds import API_SOURCE, DeviceFeed, EventFilter, device_may_receive
 from server.store.base import EventRecord
 
 ME, OTHER = "aa" * 12, "bb" * 12

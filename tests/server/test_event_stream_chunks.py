@@ -16,11 +16,11 @@ import trio
 
 from server.api.deps import ApiState
 from server.api.routes_events import CHUNK_EVENTS, _IsoClock, _stream, sse
-from server.events import (
+from server.events.broker import EventBroker
+from server.events.feeds import (
     CLOUD_SOURCE,
     EVENT_OVERHEAD,
     SUBSCRIBER_BYTES,
-    EventBroker,
     EventFilter,
 )
 from server.logs import iso

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import trio
 
-from server.events import SUBSCRIBER_QUEUE, EventBroker, EventFilter
+from server.events.broker import EventBroker
+from server.events.feeds import SUBSCRIBER_QUEUE, EventFilter
 from server.store.base import EventRecord
 
 

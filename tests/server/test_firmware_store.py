@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from server.errors import Conflict, Invalid
 from server.firmware.files import binary_path, write_binary
-from server.model import Policy
+from server.rules.errors import Conflict, Invalid
+from server.rules.model import Policy
 from server.store import SQLiteStore, Store
 from server.store.base import FirmwareRecord
 from server.store.migrations import MIGRATIONS

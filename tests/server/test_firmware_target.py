@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protocol.codes import Privilege
-from server.firmware_target import TargetFacts, incompatibility, should_offer, target_firmware
+from server.rules.firmware_target import TargetFacts, incompatibility, should_offer, target_firmware
 
 versions = st.integers(1, 65535)
 

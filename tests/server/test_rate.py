@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.rate import TokenBucket
+from server.link.rate import TokenBucket
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.errors import Invalid
+from server.ops.rollouts import MAX_STAGES, parse_stages
 from server.rollouts.model import (
     DeviceState,
     ErrorAction,
@@ -24,7 +24,6 @@ from server.rollouts.model import (
     RolloutTarget,
     Strategy,
 )
-from server.rollouts.operations import MAX_STAGES, parse_stages
 from server.rollouts.planner import (
     DeviceView,
     Report,
@@ -37,6 +36,7 @@ from server.rollouts.planner import (
     rollback,
     target_version,
 )
+from server.rules.errors import Invalid
 
 VERSION = 2
 OLD = 1

@@ -12,12 +12,12 @@ import trio
 from firmware_sim import firmware
 from server.app import open_context
 from server.config import ServerConfig
-from server.model import Policy
-from server.operations import Operations
+from server.context import ServerContext
+from server.ops.operations import Operations
+from server.ops.rollouts import RolloutRequest
 from server.rollouts.model import DeviceState, RolloutSettings, RolloutState, RolloutTarget
-from server.rollouts.operations import RolloutRequest
 from server.rollouts.service import RolloutService
-from server.session import ServerContext
+from server.rules.model import Policy
 from server.store import Store
 from server.store.ops import Transaction
 

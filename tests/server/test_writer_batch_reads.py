@@ -18,11 +18,11 @@ import trio
 
 from protocol.noise import KeyPair
 from server.config import ServerConfig
-from server.errors import Conflict
-from server.model import Policy
-from server.operations import Operations
-from server.registry import SessionRegistry
-from server.session import ServerContext
+from server.context import ServerContext
+from server.link.registry import SessionRegistry
+from server.ops.operations import Operations
+from server.rules.errors import Conflict
+from server.rules.model import Policy
 from server.store import AsyncStore, SQLiteStore
 from server.store.ops import Transaction
 

@@ -7,10 +7,10 @@ import ipaddress
 import pytest
 import trio
 
-from server.errors import Invalid
+from server.ops.webhooks import check_spec
+from server.rules.errors import Invalid
 from server.webhooks import guard
 from server.webhooks.model import WebhookSpec
-from server.webhooks.operations import check_spec
 from server.webhooks.throttle import NORMAL_IN_FLIGHT, THROTTLED_INTERVAL, HostThrottle
 
 

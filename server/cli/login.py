@@ -12,9 +12,9 @@ import argparse
 import sys
 from typing import Any
 
-from .cli_client import ApiClient, CliError, default_api, resolve_token
-from .cli_operator import ok
-from .cli_profile import Profile, load_profile, profile_path, remove_profile, save_profile
+from .client import ApiClient, CliError, default_api, resolve_token
+from .operator import ok
+from .profile import Profile, load_profile, profile_path, remove_profile, save_profile
 
 
 def _password(args: argparse.Namespace) -> str:

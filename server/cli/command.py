@@ -6,24 +6,28 @@ import argparse
 import importlib.metadata
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from . import cli_events, cli_login, cli_rollout, cli_webhook
-from . import cli_firmware as fw
-from . import cli_operator as ops
-from .cli_client import ApiClient, CliError
-from .cli_operator import Command
-from .cli_profile import resolve_credentials
-from .config import DEFAULT_API_PORT, DEFAULT_DEVICE_PORT, DEFAULT_MAX_HANDSHAKES
-from .logs import LOG_FORMATS
-from .model import Policy, Role
+from ..config import DEFAULT_API_PORT, DEFAULT_DEVICE_PORT, DEFAULT_MAX_HANDSHAKES
+from ..logs import LOG_FORMATS
+from ..rules.model import Policy, Role
+from . import events as cli_events
+from . import firmware as fw
+from . import login as cli_login
+from . import operator as ops
+from . import rollout as cli_rollout
+from . import webhook as cli_webhook
+from .client import ApiClient, CliError
+from .operator import Command
+from .profile import resolve_credentials
 
-# The server runtime (FastAPI, Hypercorn, the store) is imported only by the commands that run it:
-# the rest of the CLI is an HTTP client and starts in a fraction of the time.
-if TYPE_CHECKING:
-    from .app import Server
+# serve, admin-token and demo run the server's runtime in this process. Their handlers are handed in by
+# the executable (server/cli/__main__.py, from server/commands.py), so that this package stays an HTTP
+# client that imports no runtime (the import contract in pyproject.toml) and starts in a fraction of the time.
+LocalCommand = Callable[[argparse.Namespace], int]
+LOCAL_COMMANDS = ("serve", "admin-token", "demo")
 
 POLICIES = [p.value for p in Policy]
 ROLES = [r.value for r in Role]
@@ -118,7 +122,6 @@ def build_parser() -> argparse.ArgumentParser:
         "admin-token", help="write a new admin token to DATA_DIR/admin.token (needs the data directory, not the API)"
     )
     _data_dir_arg(recover)
-    recover.set_defaults(offline=cmd_admin_token)
 
     cli_login.add_commands(sub, _data_dir_arg)
 
@@ -280,9 +283,10 @@ def _firmware_commands(sub: Any, pid: tuple[str, dict[str, Any]]) -> None:
     _cmd(group, "delete", fw.group_delete, "delete a group (its devices leave it)", pid, ("name", {}))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, local: Mapping[str, LocalCommand] | None = None) -> int:
+    """Run one command; `local` holds the handlers of LOCAL_COMMANDS (the executable passes them)."""
     try:
-        code = _main(argv)
+        code = _main(argv, local or {})
         sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
         return code
     except KeyboardInterrupt:  # Ctrl-C ends `events tail` (or any long call) without a traceback
@@ -299,18 +303,17 @@ def _discard_stdout() -> None:
     os.close(devnull)
 
 
-def _main(argv: Sequence[str] | None) -> int:
+def _main(argv: Sequence[str] | None, local: Mapping[str, LocalCommand]) -> int:
     args = build_parser().parse_args(argv)
     try:
         if getattr(args, "offline", None) is not None:
             code: int = args.offline(args)
             return code
-        if args.command == "serve":
-            return cmd_serve(args)
-        if args.command == "demo":
-            from .demo import run_demo
-
-            return run_demo()
+        if args.command in LOCAL_COMMANDS:
+            handler = local.get(args.command)
+            if handler is None:
+                raise CliError(f"{args.command} runs the server: use the fleetgate command (python -m server.cli)")
+            return handler(args)
         api = ApiClient(*resolve_credentials(args.api, args.token, args.data_dir))
         try:
             code = args.run(api, args)
@@ -320,70 +323,3 @@ def _main(argv: Sequence[str] | None) -> int:
     except CliError as exc:
         print(f"fleetgate: {exc}", file=sys.stderr)
         return 2
-
-
-# ---------------------------------------------------------------------- serve
-
-
-def cmd_admin_token(args: argparse.Namespace) -> int:
-    """Recovery when the admin's token was lost or revoked: holding the data directory is the proof."""
-    from .auth import reissue_admin_token
-    from .config import ServerConfig
-    from .errors import Conflict
-    from .store import SQLiteStore
-
-    config = ServerConfig(data_dir=args.data_dir)
-    if not config.db_path.is_file():
-        raise CliError(f"{config.db_path} does not exist: is {args.data_dir} a server's data directory?")
-    store = SQLiteStore(config.db_path)
-    try:
-        username, path = reissue_admin_token(store, config.admin_token_path)
-    except Conflict as exc:
-        raise CliError(exc.message) from None
-    finally:
-        store.close()
-    print(f"fleetgate: a new token for admin {username!r} is in {path} (mode 0600); the old ones still work")
-    return 0
-
-
-def _delays(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise ValueError(f"--webhook-retry-delays takes seconds separated by commas, not {text!r}") from None
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    from .app import CannotServe, serve_until_stopped
-    from .config import ServerConfig
-    from .logs import setup_logging
-
-    setup_logging(args.log_level, args.log_format)
-    try:
-        config = ServerConfig(
-            data_dir=args.data_dir, host=args.host, device_port=args.device_port, api_port=args.api_port,
-            max_firmware_size=args.max_firmware_size, publish_rate=args.publish_rate,
-            publish_burst=args.publish_burst, webhook_allow_private=args.webhook_allow_private,
-            webhook_retry_delays=_delays(args.webhook_retry_delays), max_handshakes=args.max_handshakes,
-        )  # fmt: skip
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
-
-    def ready(server: Server) -> None:
-        print(f"fleetgate: data directory {config.data_dir.resolve()}", flush=True)
-        print(f"fleetgate: server public key {server.ctx.server_key.public.hex()} (in {config.pub_path})", flush=True)
-        if server.admin_token_created is not None:
-            print(f"fleetgate: first run: admin token written to {server.admin_token_created} (mode 0600)", flush=True)
-        print(f"fleetgate: API at http://{config.host}:{server.api_port}", flush=True)
-        print(f"fleetgate: devices connect to {config.host}:{server.device_port}; Ctrl-C stops", flush=True)
-
-    try:
-        serve_until_stopped(config, ready)
-    except CannotServe as exc:
-        raise CliError(str(exc)) from None
-    print("fleetgate: stopped", flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

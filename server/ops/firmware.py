@@ -10,22 +10,17 @@ import re
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import trio
 
-from ..errors import Conflict, Invalid, NotFound
+from ..firmware.files import binary_path, remove_binary, write_binary
+from ..firmware.image import FirmwareError, FirmwareMismatch, check_target, inspect
+from ..firmware.signing import SIGNATURE_LEN
 from ..logs import now
-from ..operations import device_id_or_invalid
-from ..session import DeviceSession
+from ..rules.errors import Conflict, Invalid, NotFound
 from ..store import Store
 from ..store.base import FirmwareRecord, GroupRecord
-from .files import binary_path, remove_binary, write_binary
-from .image import FirmwareError, FirmwareMismatch, check_target, inspect
-from .signing import SIGNATURE_LEN
-
-if TYPE_CHECKING:
-    from ..operations import Operations
+from .base import OpsBase, device_id_or_invalid
 
 GROUP_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")  # Particle's group names
 MAX_TITLE = 255
@@ -69,7 +64,7 @@ def _member(store: Store, product_id: int, device_id: str) -> None:
 
 
 class FirmwareOperations:
-    def __init__(self, ops: Operations) -> None:
+    def __init__(self, ops: OpsBase) -> None:
         self.ops = ops
 
     @property
@@ -141,7 +136,7 @@ class FirmwareOperations:
             )  # fmt: skip
 
         try:
-            await self.ops._tx("upload_firmware", tx)
+            await self.ops.tx("upload_firmware", tx)
         except Conflict:
             # Raced with an upload of the same version: keep the file only if the winner's is it.
             winner = await self.ops.read(self.ops.sync.get_firmware, product.id, version)
@@ -176,7 +171,7 @@ class FirmwareOperations:
                 detail={"version": version, "title": new_title, "description_changed": description is not None},
             )  # fmt: skip
 
-        await self.ops._tx("edit_firmware", tx)
+        await self.ops.tx("edit_firmware", tx)
         return await self.get(product.id, version)
 
     async def delete(self, actor: str, key: int | str, version: int) -> None:
@@ -211,7 +206,7 @@ class FirmwareOperations:
             )  # fmt: skip
             return record
 
-        record = await self.ops._tx("delete_firmware", tx)
+        record = await self.ops.tx("delete_firmware", tx)
         path = binary_path(self.data_dir, product.id, version, record.sha256)
         await trio.to_thread.run_sync(remove_binary, path)
 
@@ -258,7 +253,7 @@ class FirmwareOperations:
                         "intelligent": intelligent, "replaced": taken, "unreleased_from": dropped},
             )  # fmt: skip
 
-        await self.ops._tx("release_firmware", tx)
+        await self.ops.tx("release_firmware", tx)
         if intelligent:  # Particle's intelligent release: online devices are offered it now
             self.offer_now(product.id)
         return await self.get(product.id, version)
@@ -268,8 +263,8 @@ class FirmwareOperations:
         registry = self.ops.ctx.registry
         sessions = [registry.get(device_id)] if device_id is not None else registry.sessions()
         for session in sessions:
-            decision = session.decision if isinstance(session, DeviceSession) else None
-            if isinstance(session, DeviceSession) and decision is not None and decision.product_id == product_id:
+            decision = session.decision if session is not None else None
+            if session is not None and decision is not None and decision.product_id == product_id:
                 session.offer_firmware()
 
     # ------------------------------------------------------------------ groups
@@ -296,7 +291,7 @@ class FirmwareOperations:
             s._append_audit(now(), actor, "group_created", product_id=product.id, detail={"group": name})
             return group
 
-        return await self.ops._tx("create_group", tx)
+        return await self.ops.tx("create_group", tx)
 
     async def delete_group(self, actor: str, key: int | str, name: str) -> None:
         product = await self.ops.product(key)
@@ -311,7 +306,7 @@ class FirmwareOperations:
                 detail={"group": name, "devices": group.device_count, "released_version": group.fw_version},
             )  # fmt: skip
 
-        await self.ops._tx("delete_group", tx)
+        await self.ops.tx("delete_group", tx)
 
     # ------------------------------------------------------------------ devices
 
@@ -354,7 +349,7 @@ class FirmwareOperations:
                     product_id=product.id, device_id=device_id, detail={"version": version, "was": was},
                 )  # fmt: skip
 
-        await self.ops._tx("update_device_firmware", tx)
+        await self.ops.tx("update_device_firmware", tx)
         self.offer_now(product.id, device_id)  # a new lock or group may mean other firmware, now
 
     async def set_device_groups(self, actor: str, key: int | str, device_text: str, groups: Sequence[str]) -> None:

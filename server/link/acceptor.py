@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 
-from .logs import log_event
+from ..logs import log_event
 
 log = logging.getLogger("fleetgate.acceptor")
 

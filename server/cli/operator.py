@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .cli_client import ApiClient, CliError
-from .keyfile import private_key_column
+from ..keyfile import private_key_column
+from .client import ApiClient, CliError
 
 Command = Callable[[ApiClient, argparse.Namespace], int]
 

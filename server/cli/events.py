@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from .cli_client import ApiClient
+from .client import ApiClient
 
 
 def parse_sse(lines: Iterable[str]) -> Iterator[dict[str, Any]]:

@@ -6,15 +6,38 @@ from typing import Protocol
 
 import trio
 
-from protocol.codes import CloseReason
+from protocol.codes import CloseReason, OtaAbortReason
+from protocol.messages import Hello
 
+from ..rules.admission import Decision
 from .rate import TokenBucket
 
 
 class LiveSession(Protocol):
+    """What holders of the registry may do with a live session, so that none downcasts to link/session.py's
+    DeviceSession (the one kind)."""
+
     device_id: str
+    cloud_product_id: int | None  # the device's product when last decided (operator actions re-decide it)
+
+    @property
+    def hello(self) -> Hello | None: ...
+
+    @property
+    def decision(self) -> Decision | None: ...
+
+    @property
+    def confirmed_in_store(self) -> bool: ...
 
     def request_close(self, reason: CloseReason, detail: str = "") -> None: ...
+
+    def offer_firmware(self) -> None: ...
+
+    def abort_firmware(self, reason: OtaAbortReason, detail: str = "") -> None: ...
+
+    def update_decision(self, decision: Decision, cloud_product_id: int | None) -> None: ...
+
+    def products_involved(self) -> set[int]: ...
 
 
 class SessionRegistry:

@@ -11,7 +11,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .cli_client import CliError, default_api, resolve_token
+from .client import CliError, default_api, resolve_token
 
 
 @dataclass(frozen=True)

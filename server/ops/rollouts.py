@@ -9,13 +9,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
-from ..errors import Conflict, Invalid, NotFound
-from ..firmware.operations import check_group_names, check_version
 from ..logs import now
-from ..store.base import Store
-from .model import (
+from ..rollouts.model import (
     Rollout,
     RolloutCandidate,
     RolloutDevice,
@@ -24,11 +20,12 @@ from .model import (
     RolloutTarget,
     Strategy,
 )
-from .planner import abort, pause, resume
-from .service import Applied, RolloutService
-
-if TYPE_CHECKING:
-    from ..operations import Operations
+from ..rollouts.planner import abort, pause, resume
+from ..rollouts.service import Applied, RolloutService
+from ..rules.errors import Conflict, Invalid, NotFound
+from ..store.base import Store
+from .base import OpsBase
+from .firmware import check_group_names, check_version
 
 MAX_STAGES = 32
 MAX_EXPLICIT_DEVICES = 100_000
@@ -126,7 +123,7 @@ def _targets(store: Store, product_id: int, version: int, target: RolloutTarget)
 
 
 class RolloutOperations:
-    def __init__(self, ops: Operations) -> None:
+    def __init__(self, ops: OpsBase) -> None:
         self.ops = ops
 
     def _kick(self) -> None:
@@ -197,7 +194,7 @@ class RolloutOperations:
             )  # fmt: skip
             return rid
 
-        rid = await self.ops._tx("create_rollout", tx)
+        rid = await self.ops.tx("create_rollout", tx)
         self._kick()
         return await self.get(product.id, rid)
 
@@ -234,7 +231,7 @@ class RolloutOperations:
                             detail={"rollout": rollout_id})  # fmt: skip
             return applied
 
-        applied = await self.ops._tx(f"{action}_rollout", tx)
+        applied = await self.ops.tx(f"{action}_rollout", tx)
         RolloutService(self.ops.ctx).poke(applied)
         self._kick()
         return await self.get(product.id, rollout_id)

@@ -1,6 +1,6 @@
 """Whether a TCP peer has already closed its end, asked without reading (Linux's TCP_INFO).
 
-In a reconnect storm connections wait in the listen queue (server/acceptor.py). A device that
+In a reconnect storm connections wait in the listen queue (server/link/acceptor.py). A device that
 gave up waiting has closed its end, but its hello is still in our receive buffer: answering it
 would spend a handshake's crypto (four X25519 and a key pair) on nobody, while the devices
 still waiting behind it run out of time in their turn.

@@ -9,15 +9,15 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ..errors import Conflict, Invalid, NotFound
 from ..logs import now
+from ..rules.errors import Conflict, Invalid, NotFound
 from ..store.base import Store
 from ..store.ops import Transaction
-from . import guard, templates
-from .model import HOOK_PREFIX, MAX_TEMPLATE, MAX_URL, MAX_WEBHOOKS_PER_PRODUCT, Webhook, WebhookSpec
+from ..webhooks import guard, templates
+from ..webhooks.model import HOOK_PREFIX, MAX_TEMPLATE, MAX_URL, MAX_WEBHOOKS_PER_PRODUCT, Webhook, WebhookSpec
 
 if TYPE_CHECKING:  # session.py imports this package through ServerContext
-    from ..session import ServerContext
+    from ..context import ServerContext
 
 SECRET_BYTES = 32
 

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .cli_client import ApiClient, CliError
-from .cli_operator import emit, ok
+from .client import ApiClient, CliError
+from .operator import emit, ok
 
 LIST_COLUMNS = ["id", "event", "method", "url", "disabled", "triggered", "succeeded", "failed", "dropped"]
 ATTEMPT_COLUMNS = ["at", "event_id", "attempt", "status", "duration_ms", "error"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .cli_client import ApiClient, CliError
-from .cli_operator import emit, ok
-from .rollouts.model import DeviceState
+from ..rollouts.model import DeviceState
+from .client import ApiClient, CliError
+from .operator import emit, ok
 
 LIST_COLUMNS = ["id", "version", "state", "strategy", "devices", "confirmed", "failed", "in_flight", "state_reason"]
 DEVICE_COLUMNS = ["id", "stage", "phase", "state", "attempts", "from_version", "reason"]

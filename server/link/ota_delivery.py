@@ -10,26 +10,57 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import trio
 
 from protocol.codes import CloseReason, OtaResult, Privilege
 from protocol.errors import RemoteProtocolError
-from protocol.messages import Message, OtaAccept, OtaComplete, OtaDefer, OtaRefuse, OtaWindowAck
+from protocol.messages import Hello, Message, OtaAccept, OtaComplete, OtaDefer, OtaRefuse, OtaWindowAck
 from protocol.ota import ImageSender, build_offer
 
-from .firmware.cache import ImageCache, ImageMismatch
-from .firmware.files import binary_path
-from .firmware_target import TargetFacts, incompatibility, should_offer
-from .logs import log_event, now
-from .rollouts.planner import Report
-from .rollouts.progress import report_rollout
-from .store.base import CAME_BACK_ON_OLD, FirmwareRecord, OtaOutcome, Store
-from .store.ops import Transaction
+from ..config import ServerConfig
+from ..firmware.cache import ImageCache, ImageMismatch
+from ..firmware.files import binary_path
+from ..logs import log_event, now
+from ..rollouts.planner import Report
+from ..rollouts.progress import report_rollout
+from ..rollouts.wakeup import Wakeup
+from ..rules.admission import Decision
+from ..rules.firmware_target import TargetFacts, incompatibility, should_offer
+from ..store import AsyncStore
+from ..store.base import CAME_BACK_ON_OLD, FirmwareRecord, OtaOutcome, Store
+from ..store.ops import Transaction
 
-if TYPE_CHECKING:
-    from .session import DeviceSession
+
+class OtaContext(Protocol):
+    @property
+    def store(self) -> AsyncStore: ...
+
+    @property
+    def config(self) -> ServerConfig: ...
+
+    @property
+    def rollout_wakeup(self) -> Wakeup: ...
+
+
+class OtaLink(Protocol):
+    """What an OTA delivery uses of its connection (session.py's OtaLink, which imports this module)."""
+
+    @property
+    def device_id(self) -> str: ...
+
+    @property
+    def hello(self) -> Hello | None: ...
+
+    @property
+    def decision(self) -> Decision | None: ...
+
+    @property
+    def ctx(self) -> OtaContext: ...
+
+    def enqueue(self, message: Message) -> None: ...
+
 
 log = logging.getLogger("fleetgate.ota")
 
@@ -47,7 +78,7 @@ class Plan:
     image: bytes
 
 
-async def plan_offer(session: DeviceSession) -> Plan | None:
+async def plan_offer(session: OtaLink) -> Plan | None:
     """The image this connection should receive now, if any (never without the OTA privilege)."""
     hello, decision = session.hello, session.decision
     if hello is None or decision is None or decision.product_id is None:
@@ -104,9 +135,7 @@ def _offer_target(
     return store.get_firmware(product_id, target)
 
 
-async def transfer(
-    session: DeviceSession, plan: Plan, inbox: trio.MemoryReceiveChannel[Message], transfer_id: int
-) -> bool:
+async def transfer(session: OtaLink, plan: Plan, inbox: trio.MemoryReceiveChannel[Message], transfer_id: int) -> bool:
     """Offer the image and send it, window by window, until the device completes, refuses or stalls.
     True when the device completed the transfer (verified or not)."""
     hello = session.hello
@@ -184,7 +213,7 @@ async def _answer(inbox: trio.MemoryReceiveChannel[Message], transfer_id: int) -
             return message
 
 
-async def _report(session: DeviceSession, version: int, report: Report, detail: str) -> None:
+async def _report(session: OtaLink, version: int, report: Report, detail: str) -> None:
     await session.ctx.store.write(
         Transaction(
             partial(report_rollout, device_id=session.device_id, version=version, report=report, detail=detail,

@@ -12,12 +12,12 @@ import re
 import secrets
 from pathlib import Path
 
-from .errors import Conflict, Invalid
-from .keys import write_private
-from .logs import log_event, now
-from .passwords import hash_password
-from .store.base import Store, TokenRecord
-from .store.ops import Transaction
+from ..link.keys import write_private
+from ..logs import log_event, now
+from ..rules.errors import Conflict, Invalid
+from ..rules.passwords import hash_password
+from ..store.base import Store, TokenRecord
+from ..store.ops import Transaction
 
 log = logging.getLogger("fleetgate.auth")
 

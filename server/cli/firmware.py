@@ -10,11 +10,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .cli_client import ApiClient, CliError
-from .cli_operator import _read, emit, ok
-from .firmware.image import FirmwareError, inspect, parse_header
-from .firmware.signing import SigningError, generate_key, load_key, parse_public_key, parse_signature, sign, verify
-from .firmware.signing import write_key as write_signing_key
+from ..firmware.image import FirmwareError, inspect, parse_header
+from ..firmware.signing import SigningError, generate_key, load_key, parse_public_key, parse_signature, sign, verify
+from ..firmware.signing import write_key as write_signing_key
+from .client import ApiClient, CliError
+from .operator import _read, emit, ok
 
 FIRMWARE_COLUMNS = ["version", "title", "size", "platform_id", "product_default", "groups", "released_at", "sha256"]
 GROUP_COLUMNS = ["name", "fw_version", "device_count", "description"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from .config import DEFAULT_API_PORT
+from ..config import DEFAULT_API_PORT
 
 
 class CliError(Exception):

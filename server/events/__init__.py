@@ -1,0 +1,1 @@
+"""Events after they are stored: the broker that fans them out live, and the feeds subscribers hold."""

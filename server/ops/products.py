@@ -1,0 +1,59 @@
+"""Operator actions on products: create, rename, change the admission policy."""
+
+from __future__ import annotations
+
+import re
+
+from ..logs import now
+from ..rules.errors import Invalid
+from ..rules.model import Policy
+from ..store import ProductRecord, Store
+from .base import OpsBase
+
+# A slug needs a letter: an all-digit slug would be read as a product ID.
+_SLUG = re.compile(r"^(?=[a-z0-9-]*[a-z])[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def slugify(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:63]
+    return slug or "product"
+
+
+class ProductOperations(OpsBase):
+    async def create_product(
+        self, actor: str, name: str, *, slug: str | None = None, product_id: int | None = None, policy: Policy
+    ) -> ProductRecord:
+        name = name.strip()
+        if not 1 <= len(name) <= 128:
+            raise Invalid("name must be 1..128 characters", "name")
+        slug = slug or slugify(name)
+        if not _SLUG.match(slug):
+            raise Invalid("slug must be lowercase letters, digits and dashes (at most 63)", "slug")
+        if product_id is not None and not 1 <= product_id <= 2**31 - 1:
+            raise Invalid("id must be 1..2147483647", "id")
+
+        def tx(s: Store) -> ProductRecord:
+            product = s._insert_product(product_id, slug, name, policy, now())
+            s._append_audit(now(), actor, "product_created", product_id=product.id, detail={"policy": policy.value})
+            return product
+
+        return await self.tx("create_product", tx)
+
+    async def update_product(
+        self, actor: str, key: int | str, *, name: str | None, policy: Policy | None
+    ) -> ProductRecord:
+        product = await self.product(key)
+        if name is not None and not 1 <= len(name.strip()) <= 128:
+            raise Invalid("name must be 1..128 characters", "name")
+
+        def tx(s: Store) -> None:
+            s._update_product(product.id, name=name.strip() if name else None, policy=policy)
+            if policy is not None and policy is not product.policy:
+                s._append_audit(
+                    now(), actor, "policy_changed", product_id=product.id,
+                    detail={"from": product.policy.value, "to": policy.value},
+                )  # fmt: skip
+
+        await self.tx("update_product", tx)
+        await self.reevaluate_product(product.id, actor)
+        return await self.product(product.id)
