@@ -18,14 +18,14 @@ Life of a session:
      and one structured log line.
 
 Over 400 lines, knowingly, for now: issue 13's phase A moved this file whole; phase B splits it into
-transport (read loop, outbox, linger, one exception-to-close-reason mapping), handshake, session and ota.
+transport (read loop, outbox, linger, one exception-to-close-reason mapping), handshake (its judgement,
+`authenticate`, is in link/handshake.py already), session and ota.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import hmac
 import logging
 import math
 from collections.abc import Callable
@@ -64,10 +64,11 @@ from protocol.messages import (
 from ..context import ServerContext
 from ..events.feeds import DEVICE_EVENT_QUEUE, DeviceFeed, device_may_receive
 from ..logs import log_event, now
-from ..rules.admission import Decision, decide
+from ..rules.admission import Decision
 from ..store import EventRecord, StoreClosed
 from ..store.ops import AppendEvent, ConfirmSession, MarkDisconnected
 from . import ota_delivery
+from .handshake import Refused, authenticate
 from .peer_closed import peer_has_closed
 
 log = logging.getLogger("fleetgate.session")
@@ -76,10 +77,6 @@ HANDSHAKE_READ = len(b"FG\x00\x01") + 2 + limits.MAX_HELLO_FRAME  # never read a
 GOODBYE_TIMEOUT = 1.0  # seconds a closing session spends delivering its GOODBYE or refusal
 IDLE_SLACK = 1.0  # seconds the idle deadline may run past idle_timeout (see _read_loop)
 LINGER_MAX_BYTES = 256 * 1024  # input discarded after our last words before we just close
-
-
-class _Refuse(Exception):
-    """Internal: refuse the device; the message is the log-only reason."""
 
 
 def _peer_name(stream: trio.abc.Stream) -> str:
@@ -355,7 +352,25 @@ class DeviceSession:
                 assert isinstance(event, Hello)
                 self.hello = event
                 self.device_id = event.device_id.hex()
-                self.decision = await self._authenticate(event)
+                store = self.ctx.store
+                # One read on the loop (see AsyncStore.read_now); nothing is written before READY.
+                record, facts, product = await store.read_now(
+                    store.sync.admission_facts, self.device_id, event.product_id
+                )
+                verdict = authenticate(
+                    event,
+                    self.conn.remote_static_key or b"",
+                    record,
+                    facts,
+                    product,
+                    self.ctx.registry.last_counter(self.device_id),
+                )
+                if isinstance(verdict, Refused):
+                    self.refusal = verdict.reason
+                    self._set_close(CloseReason.AUTH_FAILED, verdict.reason)
+                    return False
+                self.cloud_product_id = facts.cloud_product_id
+                self.decision = verdict
                 await self._send_now(
                     self.conn.send(
                         Welcome(
@@ -380,10 +395,6 @@ class DeviceSession:
                     return False
                 assert isinstance(event, Ready)  # the Connection lets nothing else through here
                 return self.close_reason is None
-            except _Refuse as refusal:
-                self.refusal = str(refusal)
-                self._set_close(CloseReason.AUTH_FAILED, str(refusal))
-                return False
             except RemoteProtocolError as exc:
                 if exc.reason is CloseReason.AUTH_FAILED:
                     self.refusal = str(exc)
@@ -392,24 +403,6 @@ class DeviceSession:
         if scope.cancelled_caught:
             self._set_close(CloseReason.HANDSHAKE_TIMEOUT, f"no READY within {cfg.handshake_timeout:g} s")
         return False
-
-    async def _authenticate(self, hello: Hello) -> Decision:
-        """Proof of possession, then admission. Noise proved the peer holds the key it sent;
-        that key must be this device's registered key. Nothing is written here."""
-        store = self.ctx.store
-        record, facts, product = await store.read_now(store.sync.admission_facts, self.device_id, hello.product_id)
-        presented = self.conn.remote_static_key or b""
-        if record is None:
-            raise _Refuse("unknown device ID")
-        if record.public_key is None:
-            raise _Refuse("no public key is registered for this device")
-        if not hmac.compare_digest(record.public_key, presented):
-            raise _Refuse(f"public key {presented.hex()[:16]}... does not match the registered key")
-        last = max(record.last_counter, self.ctx.registry.last_counter(self.device_id))
-        if hello.counter <= last:
-            raise _Refuse(f"replayed hello: counter {hello.counter} <= last confirmed {last}")
-        self.cloud_product_id = facts.cloud_product_id
-        return decide(facts, hello.product_id, product)
 
     async def _send_now(self, data: bytes) -> None:
         """Write during the handshake, before the writer task exists (still one writer)."""
