@@ -18,8 +18,8 @@ Life of a session:
      and one structured log line.
 
 Over 400 lines, knowingly, for now: issue 13's phase A moved this file whole; phase B splits it into
-transport (read loop, outbox, linger, one exception-to-close-reason mapping), handshake (its judgement,
-`authenticate`, is in link/handshake.py already), session and ota.
+transport (read loop, outbox, linger, one exception-to-close-reason mapping), handshake and session
+(the handshake's judgement, `authenticate`, and the OTA lifecycle, `OtaDelivery`, have moved out).
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ from protocol.messages import (
     Goodbye,
     Hello,
     Message,
-    OtaAbort,
     OtaAccept,
     OtaComplete,
     OtaDefer,
@@ -67,8 +66,8 @@ from ..logs import log_event, now
 from ..rules.admission import Decision
 from ..store import EventRecord, StoreClosed
 from ..store.ops import AppendEvent, ConfirmSession, MarkDisconnected
-from . import ota_delivery
 from .handshake import Refused, authenticate
+from .ota_delivery import OtaDelivery
 from .peer_closed import peer_has_closed
 
 log = logging.getLogger("fleetgate.session")
@@ -99,12 +98,7 @@ class DeviceSession:
         "_feed",
         "_handshake_done",
         "_nursery",
-        "_ota_complete_queued",
-        "_ota_finished",
-        "_ota_inbox",
-        "_ota_replan",
-        "_ota_scope",
-        "_ota_transfer_id",
+        "_ota",
         "_outbox",
         "_scope",
         "_skipped_unreported",
@@ -152,15 +146,8 @@ class DeviceSession:
         self.frames_out = 0
         self._scope: trio.CancelScope | None = None
         self._nursery: trio.Nursery | None = None
-        self._ota_scope: trio.CancelScope | None = None  # the running transfer, if any
-        self._ota_transfer_id = 0
-        self._ota_replan = False  # the target may have changed while a transfer was in flight
-        self._ota_complete_queued = False  # the device's OTA_COMPLETE waits in the OTA inbox
-        self._ota_finished: trio.Event | None = None  # set when the transfer task in flight ends
+        self._ota: OtaDelivery | None = None  # made when first needed: most connections never offer
         self._confirmed_in_store = False
-        # The device's OTA answers, made with the first transfer or answer: most connections never
-        # have one, and a channel pair is ~1 KiB.
-        self._ota_inbox: tuple[trio.MemorySendChannel[Message], trio.MemoryReceiveChannel[Message]] | None = None
         self._stream_broken = False
         # Outgoing messages, at most config.send_queue. A writer task runs only while there is
         # something to write (`enqueue` starts it, it ends when the outbox is empty): an idle
@@ -221,62 +208,34 @@ class DeviceSession:
         """An operator action changed this connection's admission: tell the device at once."""
         self.decision = decision
         self.cloud_product_id = cloud_product_id
-        if Privilege.OTA not in decision.privileges and self._ota_scope is not None:
-            # Revoked mid-transfer: stop sending, and say so before the STATUS that explains why.
-            self._ota_scope.cancel()
-            self.enqueue(OtaAbort(self._ota_transfer_id, OtaAbortReason.PRIVILEGE_REVOKED))
+        if Privilege.OTA not in decision.privileges and self._ota is not None:
+            self._ota.revoke()  # its OTA_ABORT goes before the STATUS that explains it
         self.enqueue(StatusUpdate(decision.status, decision.privileges, decision.product_id))
         self._start_ota()
 
     def offer_firmware(self) -> None:
         """This device's target may have changed (a release, a lock, a rollout): look again.
         A transfer in flight finishes first; the target is planned again after it."""
-        self._ota_replan = True
+        if self._ota is not None:
+            self._ota.plan_again()
         self._start_ota()
 
     def abort_firmware(self, reason: OtaAbortReason, detail: str = "") -> None:
         """Stop the transfer in flight, if any, and tell the device why."""
-        if self._ota_scope is not None:
-            self._ota_scope.cancel()
-            self._ota_scope = None  # a new offer may start at once; the old task is already cancelled
-            self._ota_replan = False
-            self.enqueue(OtaAbort(self._ota_transfer_id, reason, detail))
+        if self._ota is not None:
+            self._ota.abort(reason, detail)
 
     def _start_ota(self) -> None:
         """Offer firmware if this connection may receive it and none is being sent."""
-        decision = self.decision
-        if self._nursery is None or self._ota_scope is not None or decision is None:
+        nursery, decision = self._nursery, self.decision
+        if nursery is None or decision is None or Privilege.OTA not in decision.privileges:
             return
-        if Privilege.OTA in decision.privileges:
-            self._ota_scope = trio.CancelScope()
-            self._ota_finished = trio.Event()
-            self._nursery.start_soon(self._run_ota, self._ota_scope, self._ota_finished)
+        self._ota_delivery().start(nursery)
 
-    def _ota_channel(self) -> tuple[trio.MemorySendChannel[Message], trio.MemoryReceiveChannel[Message]]:
-        if self._ota_inbox is None:
-            self._ota_inbox = trio.open_memory_channel[Message](2 * ota_delivery.WINDOW + 8)
-        return self._ota_inbox
-
-    async def _run_ota(self, scope: trio.CancelScope, finished: trio.Event) -> None:
-        try:
-            with scope:
-                self._ota_replan = True
-                while self._ota_replan:
-                    self._ota_replan = False
-                    plan = await ota_delivery.plan_offer(self)
-                    if plan is None:
-                        break
-                    self._ota_transfer_id += 1
-                    inbox = self._ota_channel()[1]
-                    if not await ota_delivery.transfer(self, plan, inbox, self._ota_transfer_id):
-                        break  # declined, refused or stalled: not offered again on this connection unasked
-        except RemoteProtocolError as exc:
-            # The device broke the transfer rules: that ends its connection, and only its connection.
-            self.request_close(exc.reason, f"OTA: {exc}")
-        finally:
-            if self._ota_scope is scope:
-                self._ota_scope = None
-            finished.set()
+    def _ota_delivery(self) -> OtaDelivery:
+        if self._ota is None:
+            self._ota = OtaDelivery(self)
+        return self._ota
 
     def enqueue(self, message: Message) -> None:
         """Queue a message for the writer without waiting; a full queue means a slow consumer."""
@@ -452,11 +411,8 @@ class DeviceSession:
                 self._start_ota()
             await self._read_loop()
             self._nursery = None  # closing: no more tasks (a late confirmation must not start one)
-            if self._ota_complete_queued and self._ota_scope is not None and self._ota_finished is not None:
-                # A device verifies, sends OTA_COMPLETE and says goodbye at once (it reboots): the
-                # transfer task must record the outcome before the session cancels it.
-                with trio.move_on_after(GOODBYE_TIMEOUT):
-                    await self._ota_finished.wait()
+            if self._ota is not None:
+                await self._ota.settle(GOODBYE_TIMEOUT)
             nursery.cancel_scope.cancel()
         if nursery.cancel_scope.cancelled_caught and self.close_reason is None:
             # Nothing asked the session to close (that sets close_reason first): the deadline did.
@@ -492,11 +448,7 @@ class DeviceSession:
         elif isinstance(event, Unsubscribe):
             self._unsubscribe(event)
         elif isinstance(event, OtaAccept | OtaDefer | OtaRefuse | OtaWindowAck | OtaComplete):
-            if isinstance(event, OtaComplete):
-                self._ota_complete_queued = True
-            try:
-                self._ota_channel()[0].send_nowait(event)
-            except trio.WouldBlock:
+            if not self._ota_delivery().answer(event):
                 self.request_close(CloseReason.PROTOCOL_ERROR, "more OTA answers than any transfer allows")
         elif isinstance(event, Goodbye):
             self._set_close(
