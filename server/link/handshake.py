@@ -91,12 +91,14 @@ async def run_handshake(session: Handshaking) -> bool:
         try:
             first = await transport.stream.receive_some(HANDSHAKE_READ)
             if first and peer_has_closed(transport.stream):
-                state.close(CloseReason.CONNECTION_LOST, "closed its end before the hello was read: not answered")
+                state.set_close_reason(
+                    CloseReason.CONNECTION_LOST, "closed its end before the hello was read: not answered"
+                )
                 return False
             conn.receive_data(first)
             event = await transport.next_event(HANDSHAKE_READ)
             if isinstance(event, ConnectionClosed):
-                state.close(CloseReason.CONNECTION_LOST, "closed before the hello")
+                state.set_close_reason(CloseReason.CONNECTION_LOST, "closed before the hello")
                 return False
             assert isinstance(event, Hello)
             session.hello = event
@@ -114,7 +116,7 @@ async def run_handshake(session: Handshaking) -> bool:
             )
             if isinstance(verdict, Refused):
                 session.refusal = verdict.reason
-                state.close(CloseReason.AUTH_FAILED, verdict.reason)
+                state.set_close_reason(CloseReason.AUTH_FAILED, verdict.reason)
                 return False
             session.cloud_product_id = facts.cloud_product_id
             session.decision = verdict
@@ -133,10 +135,12 @@ async def run_handshake(session: Handshaking) -> bool:
             )
             event = await transport.next_event(cfg.receive_size)
             if isinstance(event, ConnectionClosed):
-                state.close(CloseReason.CONNECTION_LOST, "closed before READY")
+                state.set_close_reason(CloseReason.CONNECTION_LOST, "closed before READY")
                 return False
             if isinstance(event, Goodbye):  # the device aborted before confirming
-                state.close(CloseReason.NORMAL, f"device said goodbye before READY: {event.reason.name.lower()}")
+                state.set_close_reason(
+                    CloseReason.NORMAL, f"device said goodbye before READY: {event.reason.name.lower()}"
+                )
                 return False
             assert isinstance(event, Ready)  # the Connection lets nothing else through here
             return state.close_reason is None
@@ -146,5 +150,5 @@ async def run_handshake(session: Handshaking) -> bool:
             transport.failed(exc)
             return False
     if scope.cancelled_caught:
-        state.close(CloseReason.HANDSHAKE_TIMEOUT, f"no READY within {cfg.handshake_timeout:g} s")
+        state.set_close_reason(CloseReason.HANDSHAKE_TIMEOUT, f"no READY within {cfg.handshake_timeout:g} s")
     return False

@@ -63,7 +63,9 @@ log = logging.getLogger("fleetgate.session")
 _ENDINGS = (RemoteProtocolError, trio.BrokenResourceError, trio.ClosedResourceError, StoreClosed)
 
 
-class DeviceSession:
+class DeviceSession(LinkState):
+    """One device connection; it is its own LinkState (stage and close reason, link/state.py)."""
+
     # Slots: tens of thousands live at once, and a __dict__ each was ~0.8 KiB of an idle connection.
     __slots__ = (
         "_handshake_done",
@@ -79,7 +81,6 @@ class DeviceSession:
         "hello",
         "peer",
         "refusal",
-        "state",
         "transport",
     )  # fmt: skip
 
@@ -91,8 +92,8 @@ class DeviceSession:
         self.ctx = ctx
         self.peer = peer_name(stream)
         self.conn = Connection(Role.SERVER, ctx.server_key, rx_max_frame=cfg.rx_max_frame)
-        self.state = LinkState()  # its stage, and why it closes
-        self.transport = Transport(stream, self.conn, self.state, cfg.send_queue, cfg.write_timeout)
+        super().__init__()  # the stage and close reason (link/state.py)
+        self.transport = Transport(stream, self.conn, self, cfg.send_queue, cfg.write_timeout)
         self.device_id = ""
         self.hello: Hello | None = None
         self.decision: Decision | None = None
@@ -103,20 +104,16 @@ class DeviceSession:
         self._ota: OtaDelivery | None = None  # made when first needed: most connections never offer
         self._subs: Subscriptions | None = None  # made with the first SUBSCRIBE: most never send one
 
-    # What tests and the registry's holders read of the transport and the state.
+    # What tests and the registry's holders read of the transport and the subscriptions.
     @property
     def stream(self) -> trio.abc.Stream:
         return self.transport.stream
 
     @property
-    def close_reason(self) -> CloseReason | None:
-        return self.state.close_reason
-
-    @property
     def confirmed_in_store(self) -> bool:
         """READY's transaction has committed: what the store says of the device (its running
         firmware, above all) is this connection's."""
-        return self.state.confirmed
+        return self.confirmed
 
     @property
     def events_delivered(self) -> int:
@@ -164,7 +161,7 @@ class DeviceSession:
         if isinstance(result, tuple):
             # Offers are planned only from here on: the plan must see what confirming wrote
             # (e.g. an update that did not take), not the state before it.
-            self.state.advance(Step.COMMITTED)
+            self.advance(Step.COMMITTED)
             decision, cloud = result
             old = self.decision
             if old is None or (decision.status, decision.privileges) != (old.status, old.privileges):
@@ -227,7 +224,7 @@ class DeviceSession:
             self.transport.failed(exc)
         except trio.Cancelled:
             # Only the server's shutdown cancels a session from outside.
-            self.state.close(CloseReason.SERVER_SHUTDOWN, "server is stopping")
+            self.set_close_reason(CloseReason.SERVER_SHUTDOWN, "server is stopping")
             raise
         finally:
             with trio.CancelScope(shield=True):
@@ -237,7 +234,7 @@ class DeviceSession:
         assert self.hello is not None and self.decision is not None
         hello = self.hello
         self.ctx.registry.register(self, hello.counter)
-        self.state.advance(Step.READY)
+        self.advance(Step.READY)
         await self.ctx.store.submit(
             ConfirmSession(
                 self.device_id,
@@ -269,19 +266,19 @@ class DeviceSession:
             nursery.cancel_scope.deadline = trio.current_time() + cfg.idle_timeout
             transport.scope = nursery.cancel_scope
             transport.nursery = nursery
-            if self.state.close_reason is not None:  # asked to close while we were registering
+            if self.close_reason is not None:  # asked to close while we were registering
                 nursery.cancel_scope.cancel()
             transport.start_writer()  # what was queued while registering (a STATUS from confirming)
-            if self.state.confirmed:  # the confirmation committed before the nursery opened
+            if self.confirmed:  # the confirmation committed before the nursery opened
                 self._start_ota()
             await transport.read_loop(self._dispatch, cfg.receive_size, cfg.idle_timeout)
             transport.nursery = None  # closing: no more tasks (a late confirmation must not start one)
             if self._ota is not None:
                 await self._ota.settle(GOODBYE_TIMEOUT)
             nursery.cancel_scope.cancel()
-        if nursery.cancel_scope.cancelled_caught and self.state.close_reason is None:
+        if nursery.cancel_scope.cancelled_caught and self.close_reason is None:
             # Nothing asked the session to close (that sets close_reason first): the deadline did.
-            self.state.close(CloseReason.IDLE_TIMEOUT, f"nothing received for {cfg.idle_timeout} s")
+            self.set_close_reason(CloseReason.IDLE_TIMEOUT, f"nothing received for {cfg.idle_timeout} s")
 
     async def _dispatch(self, event: Event) -> None:
         if isinstance(event, Ping):
@@ -296,11 +293,11 @@ class DeviceSession:
             if not self._ota_delivery().answer(event):
                 self.request_close(CloseReason.PROTOCOL_ERROR, "more OTA answers than any transfer allows")
         elif isinstance(event, Goodbye):
-            self.state.close(
+            self.set_close_reason(
                 CloseReason.NORMAL, f"device said goodbye: {event.reason.name.lower()} {event.detail}".strip()
             )
         elif isinstance(event, ConnectionClosed):
-            self.state.close(CloseReason.CONNECTION_LOST, "stream ended without goodbye")
+            self.set_close_reason(CloseReason.CONNECTION_LOST, "stream ended without goodbye")
         # Pong: nothing to do; receiving it already reset the idle deadline.
 
     async def _publish(self, msg: Publish) -> None:
@@ -337,14 +334,13 @@ class DeviceSession:
         await self.ctx.store.submit(AppendEvent(record), acked)
 
     async def _finish(self, duration: float) -> None:
-        state = self.state
-        state.close(CloseReason.NORMAL)  # unless a reason was given: and nothing more is queued
-        reason = state.close_reason
+        self.set_close_reason(CloseReason.NORMAL)  # unless one was given: and nothing more is queued
+        reason = self.close_reason
         assert reason is not None
         if self._subs is not None:
             self._subs.close()
         await self.transport.close(reason, decided=self.decision is not None)
-        if state.registered and self.ctx.registry.unregister(self):
+        if self.registered and self.ctx.registry.unregister(self):
             # Shutting down (store closed) is fine: startup marks every device offline anyway.
             with trio.move_on_after(GOODBYE_TIMEOUT), contextlib.suppress(StoreClosed):
                 await self.ctx.store.submit(MarkDisconnected(self.device_id, now()))
@@ -352,8 +348,8 @@ class DeviceSession:
             "device_id": self.device_id or None,
             "peer": self.peer,
             "reason": reason.name.lower(),
-            "detail": state.close_detail,
-            "stage": "open" if state.registered else "handshake",
+            "detail": self.close_detail,
+            "stage": "open" if self.registered else "handshake",
             "duration_s": round(duration, 3) if math.isfinite(duration) else None,
             "frames_in": self.transport.frames_in,
             "frames_out": self.transport.frames_out,

@@ -41,7 +41,9 @@ class InvalidStep(RuntimeError):
 
 
 class LinkState:
-    # Slots: one per connection, and tens of thousands are live at once.
+    """A connection's stage and close reason. link/session.py's DeviceSession is one (a base class,
+    not an object of its own: tens of thousands of connections are live at once)."""
+
     __slots__ = ("close_detail", "close_reason", "stage")
 
     def __init__(self) -> None:
@@ -55,8 +57,9 @@ class LinkState:
         except KeyError:
             raise InvalidStep(f"{step.name} in stage {self.stage.name}") from None
 
-    def close(self, reason: CloseReason, detail: str = "") -> bool:
-        """Begin closing for `reason`; False (and nothing changes) if a reason was already given."""
+    def set_close_reason(self, reason: CloseReason, detail: str = "") -> bool:
+        """Begin closing for `reason`; False (and nothing changes) if a reason was already given.
+        It only records: the session's `request_close` also cancels what is running."""
         if self.close_reason is not None:
             return False
         self.close_reason = reason

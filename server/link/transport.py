@@ -101,7 +101,7 @@ class Transport:
 
     def request_close(self, reason: CloseReason, detail: str = "") -> None:
         """End the link (replacement, shutdown, slow consumer): the first reason wins. Safe from any task."""
-        self.state.close(reason, detail)
+        self.state.set_close_reason(reason, detail)
         if self.scope is not None:
             self.scope.cancel()
 
@@ -109,7 +109,7 @@ class Transport:
         """Record why the link ended, from the exception that ended it."""
         if isinstance(exc, trio.BrokenResourceError | trio.ClosedResourceError):
             self.broken = True
-        self.state.close(*close_reason_for(exc))
+        self.state.set_close_reason(*close_reason_for(exc))
 
     # ------------------------------------------------------------------ reading
 

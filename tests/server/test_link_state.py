@@ -49,14 +49,14 @@ def test_what_each_stage_means(stage: Stage, registered: bool, confirmed: bool) 
 @pytest.mark.parametrize("stage", list(Stage))
 def test_closing_begins_in_any_stage_and_the_first_reason_wins(stage: Stage) -> None:
     state = at(stage)
-    assert state.close(CloseReason.REPLACED, "newer")
-    assert not state.close(CloseReason.IDLE_TIMEOUT, "later")
+    assert state.set_close_reason(CloseReason.REPLACED, "newer")
+    assert not state.set_close_reason(CloseReason.IDLE_TIMEOUT, "later")
     assert (state.close_reason, state.close_detail, state.stage) == (CloseReason.REPLACED, "newer", stage)
 
 
 def test_a_closing_session_may_still_be_confirmed() -> None:
     """The confirming transaction can commit after the session began closing: the store has it."""
     state = at(Stage.CONFIRMING)
-    state.close(CloseReason.CONNECTION_LOST)
+    state.set_close_reason(CloseReason.CONNECTION_LOST)
     state.advance(Step.COMMITTED)
     assert state.confirmed
