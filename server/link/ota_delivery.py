@@ -1,8 +1,10 @@
-"""OTA delivery on one session: which image to offer, and one windowed transfer of it.
+"""OTA delivery on one connection: which image to offer, one windowed transfer of it, and the
+lifecycle of transfers on that connection (`OtaDelivery`).
 
-Runs as a task in the session's nursery. The reader hands it the device's OTA messages
-through a bounded channel; it writes only through the session's queue (one writer per
-socket). Losing the OTA privilege cancels it and the device is told OTA_ABORT first.
+A transfer runs as a task in the session's nursery. The reader hands it the device's OTA messages
+through a bounded channel (`OtaDelivery.answer`); it writes only through the session's queue (one
+writer per socket). Losing the OTA privilege cancels it and the device is told OTA_ABORT first.
+`OtaDelivery` owns every OTA field of a connection and is given only an `OtaLink`, not the session.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from typing import Any, Protocol
 
 import trio
 
-from protocol.codes import CloseReason, OtaResult, Privilege
+from protocol.codes import CloseReason, OtaAbortReason, OtaResult, Privilege
 from protocol.errors import RemoteProtocolError
-from protocol.messages import Hello, Message, OtaAccept, OtaComplete, OtaDefer, OtaRefuse, OtaWindowAck
+from protocol.messages import Hello, Message, OtaAbort, OtaAccept, OtaComplete, OtaDefer, OtaRefuse, OtaWindowAck
 from protocol.ota import ImageSender, build_offer
 
 from ..config import ServerConfig
@@ -45,7 +47,7 @@ class OtaContext(Protocol):
 
 
 class OtaLink(Protocol):
-    """What an OTA delivery uses of its connection (session.py's OtaLink, which imports this module)."""
+    """What an OTA delivery uses of its connection (link/session.py's DeviceSession, which imports this module)."""
 
     @property
     def device_id(self) -> str: ...
@@ -61,6 +63,8 @@ class OtaLink(Protocol):
 
     def enqueue(self, message: Message) -> None: ...
 
+    def request_close(self, reason: CloseReason, detail: str = "") -> None: ...
+
 
 log = logging.getLogger("fleetgate.ota")
 
@@ -70,6 +74,94 @@ ANSWER_TIMEOUT = 60.0  # seconds a device may take to answer an offer or acknowl
 # One per process, shared by every session: entries are keyed by content hash, so servers that
 # share a process (tests) can share it too.
 IMAGES = ImageCache()
+
+
+class OtaDelivery:
+    """The OTA lifecycle of one connection: at most one transfer task at a time, planned again when
+    the target may have changed, cancelled (and the device told) when aborted or revoked.
+
+    Made with the connection's first offer or OTA answer: most connections never have one."""
+
+    __slots__ = ("_complete_queued", "_finished", "_inbox", "_link", "_replan", "_scope", "_transfer_id")
+
+    def __init__(self, link: OtaLink) -> None:
+        self._link = link
+        self._scope: trio.CancelScope | None = None  # the running transfer, if any
+        self._transfer_id = 0
+        self._replan = False  # the target may have changed while a transfer was in flight
+        self._complete_queued = False  # the device's OTA_COMPLETE waits in the inbox
+        self._finished: trio.Event | None = None  # set when the transfer task in flight ends
+        # The device's OTA answers, made with the first transfer or answer (a channel pair is ~1 KiB).
+        self._inbox: tuple[trio.MemorySendChannel[Message], trio.MemoryReceiveChannel[Message]] | None = None
+
+    def start(self, nursery: trio.Nursery) -> None:
+        """Offer firmware unless a transfer is running (the caller checked the OTA privilege)."""
+        if self._scope is None:
+            self._scope = trio.CancelScope()
+            self._finished = trio.Event()
+            nursery.start_soon(self._run, self._scope, self._finished)
+
+    def plan_again(self) -> None:
+        """The target may have changed: a transfer in flight finishes first, then it is planned again."""
+        self._replan = True
+
+    def abort(self, reason: OtaAbortReason, detail: str = "") -> None:
+        """Stop the transfer in flight, if any, and tell the device why."""
+        if self._scope is not None:
+            self._scope.cancel()
+            self._scope = None  # a new offer may start at once; the old task is already cancelled
+            self._replan = False
+            self._link.enqueue(OtaAbort(self._transfer_id, reason, detail))
+
+    def revoke(self) -> None:
+        """The OTA privilege is gone: stop sending, and say so (before the STATUS that explains why)."""
+        if self._scope is not None:
+            self._scope.cancel()
+            self._link.enqueue(OtaAbort(self._transfer_id, OtaAbortReason.PRIVILEGE_REVOKED))
+
+    def answer(self, message: Message) -> bool:
+        """The reader hands over one of the device's OTA messages; False when more arrived than any
+        transfer allows (the caller closes the connection)."""
+        if isinstance(message, OtaComplete):
+            self._complete_queued = True
+        try:
+            self._channel()[0].send_nowait(message)
+        except trio.WouldBlock:
+            return False
+        return True
+
+    async def settle(self, grace: float) -> None:
+        """Closing: a device verifies, sends OTA_COMPLETE and says goodbye at once (it reboots), so
+        the transfer task must record the outcome before the session cancels it."""
+        if self._complete_queued and self._scope is not None and self._finished is not None:
+            with trio.move_on_after(grace):
+                await self._finished.wait()
+
+    def _channel(self) -> tuple[trio.MemorySendChannel[Message], trio.MemoryReceiveChannel[Message]]:
+        if self._inbox is None:
+            self._inbox = trio.open_memory_channel[Message](2 * WINDOW + 8)
+        return self._inbox
+
+    async def _run(self, scope: trio.CancelScope, finished: trio.Event) -> None:
+        try:
+            with scope:
+                self._replan = True
+                while self._replan:
+                    self._replan = False
+                    plan = await plan_offer(self._link)
+                    if plan is None:
+                        break
+                    self._transfer_id += 1
+                    inbox = self._channel()[1]
+                    if not await transfer(self._link, plan, inbox, self._transfer_id):
+                        break  # declined, refused or stalled: not offered again on this connection unasked
+        except RemoteProtocolError as exc:
+            # The device broke the transfer rules: that ends its connection, and only its connection.
+            self._link.request_close(exc.reason, f"OTA: {exc}")
+        finally:
+            if self._scope is scope:
+                self._scope = None
+            finished.set()
 
 
 @dataclass(frozen=True, slots=True)

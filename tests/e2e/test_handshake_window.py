@@ -1,6 +1,6 @@
 """Review: an operator's Deny between a device's HELLO and its READY does not reach the session.
 
-The admission decision is taken when the HELLO arrives (session._authenticate), but the session
+The admission decision is taken when the HELLO arrives (link/handshake.py), but the session
 joins the registry, and so becomes visible to Operations.reevaluate_device, only at READY.
 ConfirmSession then applies the decision from before the Deny. The device holds every product
 privilege on a live connection while the store says it is Denied. The device chooses when to

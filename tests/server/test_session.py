@@ -18,7 +18,8 @@ from protocol.connection import PREAMBLE, Connection, Role
 from protocol.framing import encode_frame
 from protocol.messages import Goodbye, Hello, Ping, Publish, Ready, Welcome, encode_message
 from protocol.noise import KeyPair
-from server.link.session import GOODBYE_TIMEOUT, IDLE_SLACK, DeviceSession
+from server.link.session import DeviceSession
+from server.link.transport import GOODBYE_TIMEOUT, IDLE_SLACK
 
 from .harness import Harness, read_all, start_harness
 
