@@ -14,6 +14,8 @@ from protocol.noise import KeyPair
 
 from .config import ServerConfig
 from .events.broker import EventBroker
+from .events.log import EventLog
+from .events.publishing import DirectFeed
 from .link.registry import SessionRegistry
 from .rollouts.wakeup import Wakeup
 from .store import AsyncStore
@@ -29,3 +31,7 @@ class ServerContext:
     rollout_wakeup: Wakeup = field(default_factory=Wakeup)  # rung when a rollout may have work to do
     events: EventBroker = field(default_factory=EventBroker)  # live event streams
     webhooks: WebhookService = field(default_factory=WebhookService)  # product webhooks and their delivery
+    event_log: EventLog = field(init=False)  # every event enters here: stored, then published
+
+    def __post_init__(self) -> None:
+        self.event_log = EventLog(self.store, DirectFeed(self.events))

@@ -66,7 +66,7 @@ from ..events.feeds import DEVICE_EVENT_QUEUE, DeviceFeed, device_may_receive
 from ..logs import log_event, now
 from ..rules.admission import Decision, decide
 from ..store import EventRecord, StoreClosed
-from ..store.ops import AppendEvent, ConfirmSession, MarkDisconnected
+from ..store.ops import ConfirmSession, MarkDisconnected
 from . import ota_delivery
 from .peer_closed import peer_has_closed
 
@@ -541,10 +541,8 @@ class DeviceSession:
                 return  # not stored: no ack, so the device publishes it again
             self.events_accepted += 1
             self.enqueue(PublishAck(seq, AckResult.ACCEPTED))
-            if isinstance(result, int):  # its ID: streams resume from the store by it
-                self.ctx.events.publish(record.with_id(result))
 
-        await self.ctx.store.submit(AppendEvent(record), acked)
+        await self.ctx.event_log.append(record, acked)  # stored, then published
 
     # ------------------------------------------------------------------ subscriptions
 
