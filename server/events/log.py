@@ -9,31 +9,49 @@ also its completion callback, and no coroutine of its own.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from typing import ClassVar
 
 import trio
 
 from ..store import AsyncStore
-from ..store.base import EventRecord
-from ..store.ops import AppendEvent
+from ..store.base import EventRecord, Store, WriteOp
 from .publishing import EventFeed
 
 Then = Callable[[object], None]  # the event's ID once stored, or the exception that kept it out
 
 
-@dataclass(frozen=True, slots=True)
-class _Append(AppendEvent):
-    """AppendEvent that publishes what it stored: the writer calls it with the result after commit."""
+class _Append(WriteOp):
+    """Store one event (as store/ops.py's AppendEvent) and publish it: the writer calls the op itself
+    with the result after commit. A plain slotted class: built per event, it costs less than the frozen
+    AppendEvent it stands for."""
 
-    publish: Callable[[EventRecord], None]
-    then: Then | None
+    __slots__ = ("event", "publish", "then")
+    groupable: ClassVar[bool] = True  # a batch's consecutive appends are stored together
+    small: ClassVar[bool] = True
+
+    def __init__(self, event: EventRecord, publish: Callable[[EventRecord], None], then: Then | None) -> None:
+        self.event = event
+        self.publish = publish
+        self.then = then
+
+    def apply(self, store: Store) -> object:
+        return store._append_event(self.event)
+
+    @classmethod
+    def apply_group(cls, store: Store, ops: Sequence[WriteOp]) -> list[object]:
+        events = [op.event for op in ops if isinstance(op, _Append)]
+        assert len(events) == len(ops)
+        return list(store._append_events(events))
 
     def __call__(self, result: object) -> None:
         if self.then is not None:
             self.then(result)  # first: a device's ack goes out before any subscriber sees the event
         if isinstance(result, int):  # its ID: streams resume from the store by it
             self.publish(self.event.with_id(result))
+
+    def __repr__(self) -> str:  # the writer logs a failed op by its repr
+        return f"_Append({self.event!r})"
 
 
 class EventLog:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -10,7 +10,7 @@ import trio
 
 from server.events.broker import EventBroker
 from server.events.feeds import EventFilter
-from server.events.log import EventLog
+from server.events.log import EventLog, _Append
 from server.events.publishing import DirectFeed
 from server.store import AsyncStore, EventRecord, SQLiteStore
 
@@ -78,3 +78,34 @@ async def test_append_and_wait_returns_once_stored_and_published(store: AsyncSto
     with pytest.raises(Exception):  # noqa: B017  # the store's own error (NOT NULL), raised to the caller
         await log.append_and_wait(EventRecord("api", None, b"", 60, False, 5.0))  # type: ignore[arg-type]
     assert drain(subscriber.receive) == []
+
+
+async def test_appends_are_published_in_the_order_they_are_stored(store: AsyncStore) -> None:
+    broker = EventBroker()
+    subscriber = broker.subscribe(EventFilter())
+    log = EventLog(store, DirectFeed(broker))
+    for i in range(5):
+        await log.append(EventRecord(DEVICE, f"e{i}", b"", 60, True, float(i)))
+    await store.flush()
+    stored = store.sync.list_events()
+    assert [e.name for e in stored] == [f"e{i}" for i in range(5)]
+    assert [(e.id, e.name) for e in drain(subscriber.receive)] == [(e.id, e.name) for e in stored]
+
+
+def test_consecutive_appends_in_a_batch_are_stored_as_one_group(tmp_path: Path) -> None:
+    sync = SQLiteStore(tmp_path / "group.db")
+    published: list[EventRecord] = []
+    ops = [_Append(EventRecord(DEVICE, f"e{i}", b"", 60, True, float(i)), published.append, None) for i in range(3)]
+    grouped: list[int] = []
+    real = sync._append_events
+
+    def spy(events: Sequence[EventRecord]) -> list[int]:
+        grouped.append(len(events))
+        return real(events)
+
+    sync._append_events = spy  # type: ignore[method-assign]
+    results = sync.write_batch(ops)
+    assert grouped == [3]  # one multi-row insert, as AppendEvent's
+    for op, result in zip(ops, results, strict=True):
+        op(result)
+    assert [(e.id, e.name) for e in published] == [(e.id, e.name) for e in sync.list_events()]
