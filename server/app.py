@@ -114,8 +114,7 @@ class Server:
                 await services.start(ctx.store.run_writer)
                 # Background services stop before the writer, which applies what they queued.
                 async with trio.open_nursery() as background:
-                    background.start_soon(RolloutService(ctx).run)
-                    await background.start(ctx.webhooks.run, ctx)
+                    await background.start(_run_singletons, ctx)
                     # The API gets its own nursery so it has finished before the writer stops.
                     async with trio.open_nursery() as api:
                         await api.start(
@@ -160,6 +159,15 @@ class Server:
         registry.close_all(CloseReason.SERVER_SHUTDOWN, "server is stopping")
         with trio.move_on_after(self.ctx.config.shutdown_grace):
             await registry.wait_empty()
+
+
+async def _run_singletons(ctx: ServerContext, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """The services one node of a cluster runs, while it leads: the rollout scheduler and webhook dispatch.
+    (LocalBus leads at once, so they have started before the API and the device listener open.)"""
+    async with ctx.bus.leadership(), trio.open_nursery() as singletons:
+        singletons.start_soon(RolloutService(ctx).run)
+        await singletons.start(ctx.webhooks.run, ctx)
+        task_status.started()
 
 
 async def _handle_device(ctx: ServerContext, stream: trio.SocketStream, handshake_done: Callable[[], None]) -> None:

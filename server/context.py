@@ -3,17 +3,22 @@ the operator actions and the API.
 
 It is here, not in the device link, so that the API and the operator actions reach the store and the live
 sessions without importing the session code; the services it holds take the few parts they use, not it.
-Everything in it assumes one process (the live-session registry, the broker, the webhook lanes).
+Everything in it assumes one process (docs/ARCHITECTURE.md, "What assumes one process"); the cluster bus
+and the event log are the seams where several processes plug in.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 
 from protocol.noise import KeyPair
 
+from .cluster import ClusterBus, LocalBus
 from .config import ServerConfig
 from .events.broker import EventBroker
+from .events.log import EventLog
+from .events.publishing import DirectFeed
+from .link.control import NodeControl
 from .link.registry import SessionRegistry
 from .rollouts.wakeup import Wakeup
 from .store import AsyncStore
@@ -29,3 +34,10 @@ class ServerContext:
     rollout_wakeup: Wakeup = field(default_factory=Wakeup)  # rung when a rollout may have work to do
     events: EventBroker = field(default_factory=EventBroker)  # live event streams
     webhooks: WebhookService = field(default_factory=WebhookService)  # product webhooks and their delivery
+    cluster_bus: InitVar[ClusterBus | None] = None  # None: LocalBus, this process is the whole cluster
+    bus: ClusterBus = field(init=False)  # control messages to every node (cluster/)
+    event_log: EventLog = field(init=False)  # every event enters here: stored, then published
+
+    def __post_init__(self, cluster_bus: ClusterBus | None) -> None:
+        self.bus = cluster_bus if cluster_bus is not None else LocalBus(NodeControl(self).handle)
+        self.event_log = EventLog(self.store, DirectFeed(self.events))

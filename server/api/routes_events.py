@@ -30,7 +30,6 @@ from ..ops.base import device_id_or_invalid
 from ..rules.errors import Invalid, NotFound
 from ..rules.model import Owner
 from ..store.base import EventRecord, Store
-from ..store.ops import AppendEvent
 from .deps import ApiState, Principal, ProductAccess, State, any_with_scope, product_access
 from .form_bodies import json_or_form, openapi_body
 from .models import OkOut, Request
@@ -217,9 +216,7 @@ async def publish_as(state: ApiState, body: EventIn, source: str, product_id: in
     record = EventRecord(
         source, name, data, body.ttl, body.private, now(), product_id=product_id, webhooks=product_id is not None
     )
-    event_id = await state.ctx.store.write(AppendEvent(record))
-    assert isinstance(event_id, int)
-    state.ctx.events.publish(record.with_id(event_id))
+    await state.ctx.event_log.append_and_wait(record)  # stored, then published
 
 
 @router.post("/v1/products/{product}/events", response_model=OkOut, summary="Publish an event to the product's stream",

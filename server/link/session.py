@@ -50,7 +50,7 @@ from ..events.feeds import DeviceFeed
 from ..logs import log_event, now
 from ..rules.admission import Decision
 from ..store import EventRecord, StoreClosed
-from ..store.ops import AppendEvent, ConfirmSession, MarkDisconnected
+from ..store.ops import ConfirmSession, MarkDisconnected
 from .delivery import Subscriptions
 from .handshake import run_handshake
 from .ota_delivery import OtaDelivery
@@ -328,10 +328,8 @@ class DeviceSession(LinkState):
                 return  # not stored: no ack, so the device publishes it again
             self.events_accepted += 1
             self.transport.enqueue(PublishAck(seq, AckResult.ACCEPTED))
-            if isinstance(result, int):  # its ID: streams resume from the store by it
-                self.ctx.events.publish(record.with_id(result))
 
-        await self.ctx.store.submit(AppendEvent(record), acked)
+        await self.ctx.event_log.append(record, acked)  # stored, then published
 
     async def _finish(self, duration: float) -> None:
         self.set_close_reason(CloseReason.NORMAL)  # unless one was given: and nothing more is queued

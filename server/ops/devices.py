@@ -1,6 +1,7 @@
 """Operator actions on devices: register keys, add (approve), deny or remove, edit, set the owner.
 
-Each that changes what a device may do re-decides admission for its live session (base.py).
+Each that changes what a device may do has its live session re-decided, on the node holding it (the
+cluster bus: base.py).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 
 from protocol.messages import parse_device_id, parse_public_key
 
+from ..cluster import ReevaluateDevice
 from ..logs import now
 from ..rules.errors import Conflict, Invalid, NotFound
 from ..rules.model import ListState, Owner
@@ -56,6 +58,7 @@ class DeviceOperations(OpsBase):
         device_id = device_id_or_invalid(device_text)
 
         def tx(s: Store) -> str:
+            self.notify(s, ReevaluateDevice(device_id, actor))
             record = s.get_device(device_id)
             state = s.list_state(product.id, device_id)
             if record is not None and record.product_id == product.id:
@@ -77,9 +80,7 @@ class DeviceOperations(OpsBase):
             s._append_audit(now(), actor, action, product_id=product.id, device_id=device_id, detail=detail)
             return "reapproved" if state is ListState.DENIED else action  # the audit says it in detail.from
 
-        outcome = await self.tx("add_device", tx)
-        await self.reevaluate_device(device_id, actor)
-        return outcome
+        return await self.tx("add_device", tx)
 
     async def import_devices(self, actor: str, key: int | str, device_texts: Iterable[str]) -> ImportReport:
         product = await self.product(key)
@@ -101,6 +102,7 @@ class DeviceOperations(OpsBase):
         device_id = device_id_or_invalid(device_text)
 
         def tx(s: Store) -> str:
+            self.notify(s, ReevaluateDevice(device_id, actor))
             record = s.get_device(device_id)
             state = s.list_state(product.id, device_id)
             member = record is not None and record.product_id == product.id
@@ -125,9 +127,7 @@ class DeviceOperations(OpsBase):
             )  # fmt: skip
             return action
 
-        outcome = await self.tx("remove_device", tx)
-        await self.reevaluate_device(device_id, actor)
-        return outcome
+        return await self.tx("remove_device", tx)
 
     async def update_device(self, actor: str, key: int | str, device_text: str, fields: dict[str, object]) -> None:
         product = await self.product(key)
@@ -152,6 +152,7 @@ class DeviceOperations(OpsBase):
         device_id = device_id_or_invalid(device_text)
 
         def tx(s: Store) -> None:
+            self.notify(s, ReevaluateDevice(device_id, actor))
             record = s.get_device(device_id)
             if record is None:
                 raise NotFound(f"device {device_id} not found")
@@ -163,4 +164,3 @@ class DeviceOperations(OpsBase):
             )  # fmt: skip
 
         await self.tx("set_owner", tx)
-        await self.reevaluate_device(device_id, actor)

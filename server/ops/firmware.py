@@ -13,6 +13,7 @@ from pathlib import Path
 
 import trio
 
+from ..cluster import OfferFirmware
 from ..firmware.files import binary_path, remove_binary, write_binary
 from ..firmware.image import FirmwareError, FirmwareMismatch, check_target, inspect
 from ..firmware.signing import SIGNATURE_LEN
@@ -252,20 +253,11 @@ class FirmwareOperations:
                 detail={"version": version, "product_default": product_default, "groups": names,
                         "intelligent": intelligent, "replaced": taken, "unreleased_from": dropped},
             )  # fmt: skip
+            if intelligent:  # Particle's intelligent release: online devices are offered it now
+                self.ops.notify(s, OfferFirmware(product_id=product.id))
 
         await self.ops.tx("release_firmware", tx)
-        if intelligent:  # Particle's intelligent release: online devices are offered it now
-            self.offer_now(product.id)
         return await self.get(product.id, version)
-
-    def offer_now(self, product_id: int, device_id: str | None = None) -> None:
-        """Have live sessions in the product (or one device's) look at their target firmware again."""
-        registry = self.ops.ctx.registry
-        sessions = [registry.get(device_id)] if device_id is not None else registry.sessions()
-        for session in sessions:
-            decision = session.decision if session is not None else None
-            if session is not None and decision is not None and decision.product_id == product_id:
-                session.offer_firmware()
 
     # ------------------------------------------------------------------ groups
 
@@ -348,9 +340,10 @@ class FirmwareOperations:
                     now(), actor, "firmware_locked" if version is not None else "firmware_unlocked",
                     product_id=product.id, device_id=device_id, detail={"version": version, "was": was},
                 )  # fmt: skip
+            # A new lock or group may mean other firmware, now.
+            self.ops.notify(s, OfferFirmware((device_id,), product.id))
 
         await self.ops.tx("update_device_firmware", tx)
-        self.offer_now(product.id, device_id)  # a new lock or group may mean other firmware, now
 
     async def set_device_groups(self, actor: str, key: int | str, device_text: str, groups: Sequence[str]) -> None:
         await self.update_device(actor, key, device_text, groups=groups)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import trio
 
+from ..cluster import ReevaluateProduct
 from ..logs import now
 from ..rules.errors import Invalid, NotFound
 from ..rules.model import Role
@@ -39,13 +40,13 @@ class PeopleOperations(OpsBase):
             raise NotFound(f"user {username!r} not found (create it first)", "username")
 
         def tx(s: Store) -> None:
+            self.notify(s, ReevaluateProduct(product.id, actor))  # team membership matters to auto-approve
             s._team_set(product.id, user.id, role)
             s._append_audit(
                 now(), actor, "team_member_set", product_id=product.id, detail={"user": username, "role": role.value}
             )
 
         await self.tx("team_add", tx)
-        await self.reevaluate_product(product.id, actor)  # team membership matters to auto-approve
 
     async def team_remove(self, actor: str, key: int | str, username: str) -> None:
         product = await self.product(key)
@@ -54,12 +55,12 @@ class PeopleOperations(OpsBase):
             raise NotFound(f"user {username!r} not found", "username")
 
         def tx(s: Store) -> None:
+            self.notify(s, ReevaluateProduct(product.id, actor))
             if not s._team_remove(product.id, user.id):
                 raise NotFound(f"{username} is not on the team of product {product.id}", "username")
             s._append_audit(now(), actor, "team_member_removed", product_id=product.id, detail={"user": username})
 
         await self.tx("team_remove", tx)
-        await self.reevaluate_product(product.id, actor)
 
     async def create_customer(self, actor: str, key: int | str, username: str, password: str) -> CustomerRecord:
         product = await self.product(key)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from ..cluster import ReevaluateProduct
 from ..logs import now
 from ..rules.errors import Invalid
 from ..rules.model import Policy
@@ -47,6 +48,7 @@ class ProductOperations(OpsBase):
             raise Invalid("name must be 1..128 characters", "name")
 
         def tx(s: Store) -> None:
+            self.notify(s, ReevaluateProduct(product.id, actor))
             s._update_product(product.id, name=name.strip() if name else None, policy=policy)
             if policy is not None and policy is not product.policy:
                 s._append_audit(
@@ -55,5 +57,4 @@ class ProductOperations(OpsBase):
                 )  # fmt: skip
 
         await self.tx("update_product", tx)
-        await self.reevaluate_product(product.id, actor)
         return await self.product(product.id)

@@ -10,6 +10,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from ..cluster import WakeRollouts
 from ..logs import now
 from ..rollouts.model import (
     Rollout,
@@ -21,7 +22,7 @@ from ..rollouts.model import (
     Strategy,
 )
 from ..rollouts.planner import abort, pause, resume
-from ..rollouts.service import Applied, RolloutService
+from ..rollouts.service import Applied, announce
 from ..rules.errors import Conflict, Invalid, NotFound
 from ..store.base import Store
 from .base import OpsBase
@@ -126,9 +127,6 @@ class RolloutOperations:
     def __init__(self, ops: OpsBase) -> None:
         self.ops = ops
 
-    def _kick(self) -> None:
-        self.ops.ctx.rollout_wakeup.kick()
-
     async def get(self, key: int | str, rollout_id: int) -> Rollout:
         product = await self.ops.product(key)
         rollout = await self.ops.read(self.ops.sync.get_rollout, product.id, rollout_id)
@@ -192,10 +190,10 @@ class RolloutOperations:
                         "strategy": settings.strategy.value, "stages": list(stages),
                         "error_action": settings.error_action.value},
             )  # fmt: skip
+            self.ops.notify(s, WakeRollouts())
             return rid
 
         rid = await self.ops.tx("create_rollout", tx)
-        self._kick()
         return await self.get(product.id, rid)
 
     async def _act(self, actor: str, key: int | str, rollout_id: int, action: str) -> Rollout:
@@ -229,11 +227,11 @@ class RolloutOperations:
                 applied.abort = step.abort
             s._append_audit(at, actor, f"rollout_{action}", product_id=product.id, reason=reason,
                             detail={"rollout": rollout_id})  # fmt: skip
+            announce(self.ops.ctx.bus, s, applied)
+            self.ops.notify(s, WakeRollouts())
             return applied
 
-        applied = await self.ops.tx(f"{action}_rollout", tx)
-        RolloutService(self.ops.ctx).poke(applied)
-        self._kick()
+        await self.ops.tx(f"{action}_rollout", tx)
         return await self.get(product.id, rollout_id)
 
     async def pause(self, actor: str, key: int | str, rollout_id: int) -> Rollout:

@@ -1,7 +1,8 @@
 """The rollout scheduler: a background service that moves every unfinished rollout along.
 
 Each tick (and whenever something rings `ctx.rollout_wakeup`) it reads a rollout's rows, asks the
-planner what to do, writes that in one transaction and then pokes the sessions it admitted. Its
+planner what to do, and writes that in one transaction, which tells the sessions it admitted or
+stopped through the cluster bus (delivered once it commits, on whichever node holds them). Its
 writes check that nothing else changed the rows it read (a device report, an operator's pause):
 a row someone else changed meanwhile is left as they wrote it and looked at again next tick.
 Rollout state lives in the store only, so a restarted server carries on where it stopped.
@@ -18,6 +19,7 @@ import trio
 
 from protocol.codes import OtaAbortReason, Privilege
 
+from ..cluster import AbortFirmware, ClusterBus, OfferFirmware
 from ..logs import log_event, now
 from ..rules.admission import Decision
 from ..store import AsyncStore
@@ -128,10 +130,6 @@ class RolloutSession(Protocol):
     @property
     def confirmed_in_store(self) -> bool: ...
 
-    def offer_firmware(self) -> None: ...
-
-    def abort_firmware(self, reason: OtaAbortReason, detail: str = "") -> None: ...
-
 
 class Sessions(Protocol):
     def get(self, device_id: str) -> RolloutSession | None: ...
@@ -148,6 +146,9 @@ class RolloutContext(Protocol):
 
     @property
     def rollout_wakeup(self) -> Wakeup: ...
+
+    @property
+    def bus(self) -> ClusterBus: ...
 
 
 class RolloutService:
@@ -202,22 +203,26 @@ class RolloutService:
         if not step.changed and step.rollout == rollout:
             return
         by_id = {r.device_id: r for r in rows}
-        applied: Applied = await store.write(
-            Transaction(partial(apply_step, before=rollout, rows=by_id, step=step, at=at), "rollout_step")
-        )  # type: ignore[assignment]
+        bus = self.ctx.bus
+
+        def step_tx(s: Store) -> Applied:
+            applied = apply_step(s, rollout, by_id, step, at)
+            announce(bus, s, applied)
+            return applied
+
+        await store.write(Transaction(step_tx, "rollout_step"))
         for note in step.notes:
             log_event(log, "rollout_progress", rollout=rollout.id, product_id=product_id, note=note)
-        self.poke(applied)
+        await bus.caught_up()
 
-    def poke(self, applied: Applied) -> None:
-        """Tell the live sessions what the written step means for them."""
-        for device_ids, reason, detail in (
-            (applied.abort, OtaAbortReason.ROLLOUT_ABORTED, "the rollout no longer offers this image"),
-            (applied.timed_out, OtaAbortReason.TIMEOUT, "not installed within the rollout's device timeout"),
-        ):
-            for device_id in device_ids:
-                if (session := self._session(device_id)) is not None:
-                    session.abort_firmware(reason, detail)
-        for device_id in applied.offer:
-            if (session := self._session(device_id)) is not None:
-                session.offer_firmware()
+
+def announce(bus: ClusterBus, tx: Store, applied: Applied) -> None:
+    """Inside the transaction that wrote a step: tell the live sessions (on every node) what it means for them."""
+    for device_ids, reason, detail in (
+        (applied.abort, OtaAbortReason.ROLLOUT_ABORTED, "the rollout no longer offers this image"),
+        (applied.timed_out, OtaAbortReason.TIMEOUT, "not installed within the rollout's device timeout"),
+    ):
+        if device_ids:
+            bus.notify(tx, AbortFirmware(tuple(device_ids), reason, detail))
+    if applied.offer:
+        bus.notify(tx, OfferFirmware(tuple(applied.offer)))

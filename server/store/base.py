@@ -19,6 +19,7 @@ from ..rollouts.model import Rollout, RolloutCandidate, RolloutDevice, RolloutDe
 from ..rules.admission import DeviceFacts, ProductFacts
 from ..rules.model import ListState, Owner, Policy, Role
 from ..webhooks.model import Webhook, WebhookSpec
+from .hooks import CommitHooks
 
 T = TypeVar("T")
 
@@ -243,7 +244,7 @@ class WriteOp(abc.ABC):
         return [op.apply(store) for op in ops]
 
 
-class Store(abc.ABC):
+class Store(CommitHooks, abc.ABC):
     def read_on_loop(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a small read on the calling (event loop) thread, on a connection of its own where
         the store has several (see AsyncStore.read_now)."""

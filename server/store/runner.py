@@ -135,6 +135,12 @@ class AsyncStore:
                     results = await self._apply([p.op for p in batch])
                 self.batches += 1
                 self.ops += len(batch)
+                # What the committed ops asked for (Store.after_commit) runs before they are reported.
+                for hook in self.sync.take_committed_hooks():
+                    try:
+                        hook()
+                    except Exception:
+                        log.exception("after-commit hook failed")
                 for pending, result in zip(batch, results, strict=True):
                     if isinstance(result, BaseException):
                         log.error("store write failed: %r: %s", pending.op, result)

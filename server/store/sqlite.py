@@ -159,6 +159,8 @@ class SQLiteStore(WebhookQueries, ClaimQueries, RolloutQueries, OtaQueries, Firm
         w = self._w
         results: list[object] = []
         self._local.in_batch = True
+        self._hooks_begin()
+        committed = False
         try:
             start, count = 0, len(ops)
             while start < count:
@@ -172,20 +174,24 @@ class SQLiteStore(WebhookQueries, ClaimQueries, RolloutQueries, OtaQueries, Firm
                     continue
                 for op in ops[start:end]:
                     w.execute("SAVEPOINT op")
+                    mark = self._hooks_mark()
                     try:
                         results.append(op.apply(self))
                     except Exception as exc:  # one bad op must not sink the batch: report it to its owner
                         w.execute("ROLLBACK TO op")
+                        self._hooks_undo(mark)
                         results.append(exc)
                     w.execute("RELEASE op")
                 start = end
             w.execute("COMMIT")
+            committed = True
         except BaseException:
             if w.in_transaction:
                 w.execute("ROLLBACK")
             raise
         finally:
             self._local.in_batch = False
+            self._hooks_end(committed)
         self._wal_pages += _pages_of(ops)
         return results
 
@@ -194,11 +200,13 @@ class SQLiteStore(WebhookQueries, ClaimQueries, RolloutQueries, OtaQueries, Firm
         and the caller applies them one by one so that only the op at fault fails."""
         w = self._w
         w.execute("SAVEPOINT ops")
+        mark = self._hooks_mark()
         try:
             done = kind.apply_group(self, group)
             assert len(done) == len(group)
         except Exception:
             w.execute("ROLLBACK TO ops")
+            self._hooks_undo(mark)
             w.execute("RELEASE ops")
             return False
         w.execute("RELEASE ops")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field, replace
-from functools import partial
 from typing import Any, Protocol
 
 import httpx
@@ -28,10 +27,10 @@ from protocol import limits
 from ..config import ServerConfig
 from ..events.broker import EventBroker
 from ..events.feeds import API_SOURCE
+from ..events.log import EventLog
 from ..logs import log_event, now
 from ..store import AsyncStore
 from ..store.base import EventRecord
-from ..store.ops import AppendEvent
 from . import guard, templates
 from .history import Attempt, DeliveryStats
 from .model import HOOK_PREFIX, Webhook
@@ -51,6 +50,9 @@ class WebhookContext(Protocol):
 
     @property
     def events(self) -> EventBroker: ...
+
+    @property
+    def event_log(self) -> EventLog: ...
 
 
 log = logging.getLogger("fleetgate.webhooks")
@@ -289,18 +291,13 @@ class WebhookService:
         except templates.TemplateError:
             return  # checked when the webhook was saved
         chunks = [body[i : i + CHUNK] for i in range(0, len(body), CHUNK)] or [b""]
-        events = self._ctx.events
+        event_log = self._ctx.event_log
         for index, chunk in enumerate(chunks):
             record = EventRecord(event.device_id, _topic(name, index), chunk, RESPONSE_TTL, True, now(),
                                  product_id=hook.product_id, to_device=event.device_id)  # fmt: skip
             # Queued, not awaited one by one: the writer commits the chunks together and runs
             # these callbacks in order, so the device gets them in order (as sessions publish).
-            await self._ctx.store.submit(AppendEvent(record), partial(_stored, events, record))
-
-
-def _stored(events: EventBroker, record: EventRecord, result: object) -> None:
-    if isinstance(result, int):  # its ID; an exception means it was not stored and is not sent
-        events.publish(replace(record, id=result))
+            await event_log.append(record)  # stored, then published; an event not stored is not sent
 
 
 def _topic(name: str, index: int) -> str:

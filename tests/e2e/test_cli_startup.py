@@ -12,6 +12,7 @@ SERVER_RUNTIME = [
     "hypercorn",
     "starlette",
     "server.app",
+    "server.cluster",
     "server.commands",
     "server.context",
     "server.events",

@@ -1,7 +1,8 @@
 """Review: an operator's Deny between a device's HELLO and its READY does not reach the session.
 
 The admission decision is taken when the HELLO arrives (link/handshake.py), but the session
-joins the registry, and so becomes visible to Operations.reevaluate_device, only at READY.
+joins the registry, and so becomes visible to the re-decision an operator's action sends
+(link/control.py), only at READY.
 ConfirmSession then applies the decision from before the Deny. The device holds every product
 privilege on a live connection while the store says it is Denied. The device chooses when to
 send READY (up to the handshake timeout), so it can hold this window open.

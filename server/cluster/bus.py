@@ -1,0 +1,36 @@
+"""ClusterBus: how a write on one node reaches the live state of every node, and who runs the singletons.
+
+Contract, for every implementation:
+- `notify(tx, message)` is called inside a write transaction (`tx` is the store as that transaction
+  sees it). Every node's handler gets `message` once if the transaction commits, never if it rolls back.
+- `caught_up()` returns once this node has handled every message committed before the call: the
+  notifier awaits it after its write, so an operator's action answers after its own node acted.
+- `leadership()` is held while this node runs the cluster's singletons (the rollout scheduler,
+  webhook dispatch); leaving it (or losing it) stops them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from ..store.base import Store
+from .messages import ControlMessage
+
+# What a node does with a delivered message (link/control.py's NodeControl.handle).
+Handler = Callable[[ControlMessage], Awaitable[None]]
+
+
+class ClusterBus(Protocol):
+    def notify(self, tx: Store, message: ControlMessage) -> None:
+        """Inside a write transaction: delivered to every node iff it commits."""
+        ...
+
+    async def caught_up(self) -> None:
+        """Once this node has handled every message committed before this call."""
+        ...
+
+    def leadership(self) -> AbstractAsyncContextManager[None]:
+        """Entered once this node leads; held while it runs the singletons."""
+        ...

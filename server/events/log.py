@@ -1,0 +1,84 @@
+"""EventLog.append: the one way an event enters Fleetgate: stored, then published.
+
+Devices' publishes (link/session.py), the API's (api/routes_events.py) and webhook responses sent
+back to a device (webhooks/service.py) all come through here, so what "published" means (the
+broker now, the ordered tail of the events table on several nodes: publishing.py) changes in one
+place. The publish path stays as cheap as the store's own submit: one write op per event, which is
+also its completion callback, and no coroutine of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import ClassVar
+
+import trio
+
+from ..store import AsyncStore
+from ..store.base import EventRecord, Store, WriteOp
+from .publishing import EventFeed
+
+Then = Callable[[object], None]  # the event's ID once stored, or the exception that kept it out
+
+
+class _Append(WriteOp):
+    """Store one event (as store/ops.py's AppendEvent) and publish it: the writer calls the op itself
+    with the result after commit. A plain slotted class: built per event, it costs less than the frozen
+    AppendEvent it stands for."""
+
+    __slots__ = ("event", "publish", "then")
+    groupable: ClassVar[bool] = True  # a batch's consecutive appends are stored together
+    small: ClassVar[bool] = True
+
+    def __init__(self, event: EventRecord, publish: Callable[[EventRecord], None], then: Then | None) -> None:
+        self.event = event
+        self.publish = publish
+        self.then = then
+
+    def apply(self, store: Store) -> object:
+        return store._append_event(self.event)
+
+    @classmethod
+    def apply_group(cls, store: Store, ops: Sequence[WriteOp]) -> list[object]:
+        events = [op.event for op in ops if isinstance(op, _Append)]
+        assert len(events) == len(ops)
+        return list(store._append_events(events))
+
+    def __call__(self, result: object) -> None:
+        if self.then is not None:
+            self.then(result)  # first: a device's ack goes out before any subscriber sees the event
+        if isinstance(result, int):  # its ID: streams resume from the store by it
+            self.publish(self.event.with_id(result))
+
+    def __repr__(self) -> str:  # the writer logs a failed op by its repr
+        return f"_Append({self.event!r})"
+
+
+class EventLog:
+    def __init__(self, store: AsyncStore, feed: EventFeed) -> None:
+        self._submit = store.submit
+        self._publish = feed.committed
+
+    def append(self, event: EventRecord, then: Then | None = None) -> Awaitable[None]:
+        """Queue `event` for the store (await the result: it waits only while the write queue is
+        full). Once committed it is published; `then(result)` runs first, on the event loop. An
+        event the store refused (`then` gets the exception) is not published."""
+        op = _Append(event, self._publish, then)
+        return self._submit(op, op)
+
+    async def append_and_wait(self, event: EventRecord) -> int:
+        """`append`, for a caller that answers once the event is stored: its ID (published by then);
+        raises what the store raised."""
+        done = trio.Event()
+        results: list[object] = []
+
+        def stored(result: object) -> None:
+            results.append(result)
+            done.set()
+
+        await self.append(event, stored)
+        await done.wait()
+        if isinstance(results[0], BaseException):
+            raise results[0]
+        assert isinstance(results[0], int)
+        return results[0]
