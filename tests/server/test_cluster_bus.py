@@ -14,18 +14,10 @@ from protocol.codes import OtaAbortReason
 from server.app import Server, start_up
 from server.cluster import AbortFirmware, ControlMessage, LocalBus, ReevaluateDevice, WakeRollouts
 from server.config import ServerConfig
-from server.store import AsyncStore, SQLiteStore, Store
+from server.store import AsyncStore, Store
 from server.store.ops import Transaction
 
 DEVICE = "aa" * 12
-
-
-@pytest.fixture
-async def store(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[AsyncStore]:
-    writes = AsyncStore(SQLiteStore(tmp_path / "fleetgate.db"), inline=True)
-    await nursery.start(writes.run_writer)
-    yield writes
-    await writes.close_writes()
 
 
 class Recorder:
@@ -47,45 +39,45 @@ def sending(bus: LocalBus, *messages: ControlMessage, fail: bool = False) -> Tra
     return Transaction(fn, "test")
 
 
-async def test_a_write_that_rolls_back_delivers_nothing(store: AsyncStore) -> None:
+async def test_a_write_that_rolls_back_delivers_nothing(writer_store: AsyncStore) -> None:
     recorder = Recorder()
     bus = LocalBus(recorder.handle)
     with pytest.raises(RuntimeError):
-        await store.write(sending(bus, ReevaluateDevice(DEVICE, "user:op"), fail=True))
+        await writer_store.write(sending(bus, ReevaluateDevice(DEVICE, "user:op"), fail=True))
     await bus.caught_up()
-    await store.flush()
+    await writer_store.flush()
     await bus.caught_up()
     assert recorder.got == []
 
 
-async def test_a_write_that_commits_delivers_once_in_order(store: AsyncStore) -> None:
+async def test_a_write_that_commits_delivers_once_in_order(writer_store: AsyncStore) -> None:
     recorder = Recorder()
     bus = LocalBus(recorder.handle)
     abort = AbortFirmware((DEVICE,), OtaAbortReason.ROLLOUT_ABORTED, "stopped")
-    await store.write(sending(bus, ReevaluateDevice(DEVICE, "user:op"), abort))
+    await writer_store.write(sending(bus, ReevaluateDevice(DEVICE, "user:op"), abort))
     await bus.caught_up()
     assert recorder.got == [ReevaluateDevice(DEVICE, "user:op"), abort]
     await bus.caught_up()
-    await store.flush()
+    await writer_store.flush()
     await bus.caught_up()
     assert len(recorder.got) == 2  # never again
 
 
-async def test_in_one_batch_only_the_committed_op_is_delivered(store: AsyncStore) -> None:
+async def test_in_one_batch_only_the_committed_op_is_delivered(writer_store: AsyncStore) -> None:
     recorder = Recorder()
     bus = LocalBus(recorder.handle)
     # Queued together, so the writer applies them in one transaction; the failing op alone rolls back.
-    await store.submit(sending(bus, ReevaluateDevice("bb" * 12, "user:op"), fail=True))
-    await store.submit(sending(bus, WakeRollouts()))
-    await store.flush()
+    await writer_store.submit(sending(bus, ReevaluateDevice("bb" * 12, "user:op"), fail=True))
+    await writer_store.submit(sending(bus, WakeRollouts()))
+    await writer_store.flush()
     await bus.caught_up()
     assert recorder.got == [WakeRollouts()]
 
 
-async def test_concurrent_callers_each_return_after_the_delivery_and_it_happens_once(store: AsyncStore) -> None:
+async def test_concurrent_callers_each_return_after_the_delivery_and_it_happens_once(writer_store: AsyncStore) -> None:
     recorder = Recorder()
     bus = LocalBus(recorder.handle)
-    await store.write(sending(bus, ReevaluateDevice(DEVICE, "user:op")))
+    await writer_store.write(sending(bus, ReevaluateDevice(DEVICE, "user:op")))
     seen: list[int] = []
 
     async def catch_up() -> None:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-import trio
 
 from server.events.broker import EventBroker
 from server.events.feeds import EventFilter
@@ -14,80 +13,65 @@ from server.events.log import EventLog, _Append
 from server.events.publishing import DirectFeed
 from server.store import AsyncStore, EventRecord, SQLiteStore
 
+from .test_events_broker import drain
+
 DEVICE = "aa" * 12
 
 
-@pytest.fixture
-async def store(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[AsyncStore]:
-    writes = AsyncStore(SQLiteStore(tmp_path / "fleetgate.db"), inline=True)
-    await nursery.start(writes.run_writer)
-    yield writes
-    await writes.close_writes()
-
-
-def drain(receive: trio.MemoryReceiveChannel[EventRecord]) -> list[EventRecord]:
-    out = []
-    while True:
-        try:
-            out.append(receive.receive_nowait())
-        except (trio.WouldBlock, trio.EndOfChannel):
-            return out
-
-
-async def test_an_appended_event_is_stored_then_published_once(store: AsyncStore) -> None:
+async def test_an_appended_event_is_stored_then_published_once(writer_store: AsyncStore) -> None:
     broker = EventBroker()
     subscriber = broker.subscribe(EventFilter())
-    log = EventLog(store, DirectFeed(broker))
+    log = EventLog(writer_store, DirectFeed(broker))
     order: list[str] = []
     broker.taps.append(lambda event: order.append(f"published {event.id}"))
 
     def then(result: object) -> None:
-        stored = store.sync.list_events()
+        stored = writer_store.sync.list_events()
         order.append(f"stored {[e.id for e in stored]} then {result}")
 
     event = EventRecord(DEVICE, "temp", b"21", 60, True, 5.0, product_id=7)
     await log.append(event, then)
     assert order == []  # queued: not stored, not published yet
-    await store.flush()
-    (stored,) = store.sync.list_events()
+    await writer_store.flush()
+    (stored,) = writer_store.sync.list_events()
     assert stored.id is not None
     assert order == [f"stored [{stored.id}] then {stored.id}", f"published {stored.id}"]
     assert drain(subscriber.receive) == [event.with_id(stored.id)]  # once, with its ID
-    await store.flush()
+    await writer_store.flush()
     assert drain(subscriber.receive) == []
 
 
-async def test_an_event_the_store_refuses_is_not_published(store: AsyncStore) -> None:
+async def test_an_event_the_store_refuses_is_not_published(writer_store: AsyncStore) -> None:
     broker = EventBroker()
     subscriber = broker.subscribe(EventFilter())
-    log = EventLog(store, DirectFeed(broker))
+    log = EventLog(writer_store, DirectFeed(broker))
     results: list[object] = []
     await log.append(EventRecord(DEVICE, None, b"", 60, True, 5.0), results.append)  # type: ignore[arg-type]
-    await store.flush()
+    await writer_store.flush()
     assert len(results) == 1 and isinstance(results[0], Exception)
-    assert store.sync.list_events() == [] and drain(subscriber.receive) == []
+    assert writer_store.sync.list_events() == [] and drain(subscriber.receive) == []
 
 
-async def test_append_and_wait_returns_once_stored_and_published(store: AsyncStore) -> None:
+async def test_append_and_wait_returns_once_stored_and_published(writer_store: AsyncStore) -> None:
     broker = EventBroker()
     subscriber = broker.subscribe(EventFilter())
-    log = EventLog(store, DirectFeed(broker))
+    log = EventLog(writer_store, DirectFeed(broker))
     event_id = await log.append_and_wait(EventRecord("api", "hello", b"", 60, False, 5.0, product_id=7))
-    assert [e.id for e in store.sync.list_events()] == [event_id]
+    assert [e.id for e in writer_store.sync.list_events()] == [event_id]
     assert [e.id for e in drain(subscriber.receive)] == [event_id]
-    with pytest.raises(Exception):  # noqa: B017  # the store's own error (NOT NULL), raised to the caller
+    with pytest.raises(Exception):  # noqa: B017  # the writer_store's own error (NOT NULL), raised to the caller
         await log.append_and_wait(EventRecord("api", None, b"", 60, False, 5.0))  # type: ignore[arg-type]
     assert drain(subscriber.receive) == []
 
 
-async def test_appends_are_published_in_the_order_they_are_stored(store: AsyncStore) -> None:
+async def test_appends_are_published_in_the_order_they_are_stored(writer_store: AsyncStore) -> None:
     broker = EventBroker()
     subscriber = broker.subscribe(EventFilter())
-    log = EventLog(store, DirectFeed(broker))
+    log = EventLog(writer_store, DirectFeed(broker))
     for i in range(5):
         await log.append(EventRecord(DEVICE, f"e{i}", b"", 60, True, float(i)))
-    await store.flush()
-    stored = store.sync.list_events()
+    await writer_store.flush()
+    stored = writer_store.sync.list_events()
     assert [e.name for e in stored] == [f"e{i}" for i in range(5)]
     assert [(e.id, e.name) for e in drain(subscriber.receive)] == [(e.id, e.name) for e in stored]
 
