@@ -17,7 +17,6 @@ from protocol.codes import SubscribeResult
 from protocol.connection import State
 from protocol.messages import (
     EventMessage,
-    Hello,
     Subscribe,
     SubscribeAck,
     Unsubscribe,
@@ -28,24 +27,15 @@ from protocol.messages import (
 from ..events.broker import EventBroker
 from ..events.feeds import DEVICE_EVENT_QUEUE, DeviceFeed, device_may_receive
 from ..logs import log_event
-from ..rules.admission import Decision
 from ..store import EventRecord
+from .state import LinkFacts
 from .transport import Transport
 
 log = logging.getLogger("fleetgate.session")  # the session's log lines, as they always were
 
 
-class Subscriber(Protocol):
-    """What delivery reads of its connection (link/session.py's DeviceSession)."""
-
-    @property
-    def device_id(self) -> str: ...
-
-    @property
-    def hello(self) -> Hello | None: ...
-
-    @property
-    def decision(self) -> Decision | None: ...
+class Subscriber(LinkFacts, Protocol):
+    """What delivery reads of its connection (link/session.py's DeviceSession): its facts, no more."""
 
 
 class Subscriptions:

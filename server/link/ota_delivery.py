@@ -18,7 +18,7 @@ import trio
 
 from protocol.codes import CloseReason, OtaAbortReason, OtaResult, Privilege
 from protocol.errors import RemoteProtocolError
-from protocol.messages import Hello, Message, OtaAbort, OtaAccept, OtaComplete, OtaDefer, OtaRefuse, OtaWindowAck
+from protocol.messages import Message, OtaAbort, OtaAccept, OtaComplete, OtaDefer, OtaRefuse, OtaWindowAck
 from protocol.ota import ImageSender, build_offer
 
 from ..config import ServerConfig
@@ -28,11 +28,11 @@ from ..logs import log_event, now
 from ..rollouts.planner import Report
 from ..rollouts.progress import report_rollout
 from ..rollouts.wakeup import Wakeup
-from ..rules.admission import Decision
 from ..rules.firmware_target import TargetFacts, incompatibility, should_offer
 from ..store import AsyncStore
 from ..store.base import CAME_BACK_ON_OLD, FirmwareRecord, OtaOutcome, Store
 from ..store.ops import Transaction
+from .state import LinkFacts
 
 
 class OtaContext(Protocol):
@@ -46,17 +46,8 @@ class OtaContext(Protocol):
     def rollout_wakeup(self) -> Wakeup: ...
 
 
-class OtaLink(Protocol):
+class OtaLink(LinkFacts, Protocol):
     """What an OTA delivery uses of its connection (link/session.py's DeviceSession, which imports this module)."""
-
-    @property
-    def device_id(self) -> str: ...
-
-    @property
-    def hello(self) -> Hello | None: ...
-
-    @property
-    def decision(self) -> Decision | None: ...
 
     @property
     def ctx(self) -> OtaContext: ...

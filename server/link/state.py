@@ -14,8 +14,12 @@ Every other step is a bug in the caller and raises.
 from __future__ import annotations
 
 import enum
+from typing import Protocol
 
 from protocol.codes import CloseReason
+from protocol.messages import Hello
+
+from ..rules.admission import Decision
 
 
 class Stage(enum.Enum):
@@ -34,6 +38,20 @@ TRANSITIONS: dict[tuple[Stage, Step], Stage] = {
     (Stage.HANDSHAKE, Step.READY): Stage.CONFIRMING,
     (Stage.CONFIRMING, Step.COMMITTED): Stage.CONFIRMED,
 }
+
+
+class LinkFacts(Protocol):
+    """What a connection's helpers (delivery, OTA) read of it: who it is, what its HELLO said,
+    and what admission granted it."""
+
+    @property
+    def device_id(self) -> str: ...
+
+    @property
+    def hello(self) -> Hello | None: ...
+
+    @property
+    def decision(self) -> Decision | None: ...
 
 
 class InvalidStep(RuntimeError):
