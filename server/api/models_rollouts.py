@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
@@ -15,6 +15,11 @@ DeviceIds = Annotated[list[DeviceId], Field(max_length=100_000)]
 Stages = Annotated[list[StrictInt | Annotated[StrictStr, Field(max_length=16)]], Field(max_length=32)]
 
 
+def _ranged(default: float, low: float, high: float, description: str) -> Any:
+    """A field whose range the schema states; check_settings enforces it, with its own messages."""
+    return Field(default, json_schema_extra={"minimum": low, "maximum": high}, description=description)
+
+
 class RolloutIn(Request):
     # The ranges check_settings enforces, stated in the schema.
     version: FirmwareVersion
@@ -25,42 +30,14 @@ class RolloutIn(Request):
     stages: Stages = Field(
         default_factory=list, description='staged: cumulative counts or percentages, e.g. ["5%", "25%", "100%"]'
     )
-    rate_start: Number = Field(
-        10,
-        json_schema_extra={"minimum": 0.1, "maximum": 1_000_000},
-        description="exponential: offers per minute at first",
-    )
-    rate_factor: Number = Field(
-        2, json_schema_extra={"minimum": 1, "maximum": 100}, description="exponential: the rate's growth factor ..."
-    )
-    rate_increase_every: StrictInt = Field(
-        10,
-        json_schema_extra={"minimum": 1, "maximum": 1_000_000},
-        description="... each time this many more devices confirmed",
-    )
-    max_concurrent: StrictInt = Field(
-        50, json_schema_extra={"minimum": 1, "maximum": 100_000}, description="transfers in flight at once"
-    )
-    retries: StrictInt = Field(
-        2,
-        json_schema_extra={"minimum": 0, "maximum": 100},
-        description="further attempts for a device after a failed one",
-    )
-    device_timeout: Number = Field(
-        600,
-        json_schema_extra={"minimum": 1, "maximum": 7 * 86400},
-        description="seconds from offer to installed before an attempt fails",
-    )
-    retry_delay: Number = Field(
-        5,
-        json_schema_extra={"minimum": 0, "maximum": 86400},
-        description="seconds before a failed or deferred device is offered again",
-    )
-    success_threshold: Number = Field(
-        1.0,
-        json_schema_extra={"minimum": 0, "maximum": 1},
-        description="fraction of the open stages confirmed before the next opens",
-    )
+    rate_start: Number = _ranged(10, 0.1, 1_000_000, "exponential: offers per minute at first")
+    rate_factor: Number = _ranged(2, 1, 100, "exponential: the rate's growth factor ...")
+    rate_increase_every: StrictInt = _ranged(10, 1, 1_000_000, "... each time this many more devices confirmed")
+    max_concurrent: StrictInt = _ranged(50, 1, 100_000, "transfers in flight at once")
+    retries: StrictInt = _ranged(2, 0, 100, "further attempts for a device after a failed one")
+    device_timeout: Number = _ranged(600, 1, 7 * 86400, "seconds from offer to installed before an attempt fails")
+    retry_delay: Number = _ranged(5, 0, 86400, "seconds before a failed or deferred device is offered again")
+    success_threshold: Number = _ranged(1.0, 0, 1, "fraction of the open stages confirmed before the next opens")
     error_threshold: Number = Field(
         0.1,
         json_schema_extra={"exclusiveMinimum": 0, "maximum": 1},
