@@ -21,8 +21,8 @@ from ..ops.auth import ALL_SCOPES, hash_token, looks_like_token
 from ..ops.operations import Operations
 from ..rules.errors import Forbidden, NotFound
 from ..rules.model import Role
-from ..store import ProductRecord, Store
-from ..store.base import CustomerRecord, TokenRecord, UserRecord
+from ..store import Store
+from ..store.records import CustomerRecord, ProductRecord, TokenRecord, UserRecord
 from .errors import insufficient_scope, invalid_token
 from .permissions import SCOPE_OF, WHAT, Perm, role_allows
 from .ratelimit import LoginLimiter

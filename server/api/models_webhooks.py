@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from protocol import limits
 
-from ..webhooks.model import MAX_FIELDS, MAX_TEMPLATE, MAX_URL
+from ..rules.webhook_model import MAX_FIELDS, MAX_TEMPLATE, MAX_URL
 
 # What the schema promises is accepted: http(s) to a named host (check_spec refuses private addresses,
 # credentials and templated hosts, so the schema names a host by a dotted name ending in letters).

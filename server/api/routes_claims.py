@@ -8,8 +8,8 @@ from pydantic import BaseModel, Field
 from ..logs import now
 from ..rules.claims import CLAIM_CODE_TTL, code_hash, new_claim_code
 from ..rules.errors import Forbidden, NotFound
-from ..store.base import Store
-from ..store.ops import Transaction
+from ..store import Transaction
+from ..store.tx import StoreTx
 from .deps import Caller, ProductPath, State, product_key
 from .views import iso
 
@@ -37,9 +37,9 @@ async def create_claim_code(product: ProductPath, caller: Caller, state: State) 
     code, at = new_claim_code(), now()
     expires = at + CLAIM_CODE_TTL
 
-    def tx(s: Store) -> list[str]:
-        s._insert_claim_code(code_hash(code), record.id, customer.id, at, expires)
-        s._append_audit(at, caller.actor, "claim_code_created", product_id=record.id,
+    def tx(s: StoreTx) -> list[str]:
+        s.insert_claim_code(code_hash(code), record.id, customer.id, at, expires)
+        s.append_audit(at, caller.actor, "claim_code_created", product_id=record.id,
                         detail={"expires_at": expires})  # fmt: skip
         return [d.device_id for d in s.list_devices() if d.owner is not None and d.owner.kind == "customer"
                 and d.owner.id == customer.id]  # fmt: skip

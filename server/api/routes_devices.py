@@ -10,8 +10,8 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from ..ops.base import device_id_or_invalid
 from ..rules.errors import Invalid, NotFound
 from ..rules.model import ListState
-from ..store import DeviceRecord, Store
-from ..store.base import DeviceQuery
+from ..store import Store
+from ..store.records import DeviceQuery, DeviceRecord
 from .bodies import device_ids, is_multipart, json_body, multipart_or_json, upload_text
 from .deps import ProductAccess, State, load_product_access, product_access
 from .models import (

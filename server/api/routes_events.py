@@ -29,7 +29,8 @@ from ..logs import now
 from ..ops.base import device_id_or_invalid
 from ..rules.errors import Invalid, NotFound
 from ..rules.model import Owner
-from ..store.base import EventRecord, Store
+from ..store import Store
+from ..store.records import EventRecord
 from .deps import ApiState, Principal, ProductAccess, State, any_with_scope, product_access
 from .form_bodies import json_or_form, openapi_body
 from .models import OkOut, Request

@@ -9,9 +9,17 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from ..ops.base import device_id_or_invalid
 from ..ops.rollouts import RolloutRequest
-from ..rollouts.model import ErrorAction, Rollout, RolloutDevice, RolloutSettings, RolloutTarget, Strategy, count_states
 from ..rollouts.planner import stage_sizes
 from ..rules.errors import Invalid
+from ..rules.rollout_model import (
+    ErrorAction,
+    Rollout,
+    RolloutDevice,
+    RolloutSettings,
+    RolloutTarget,
+    Strategy,
+    count_states,
+)
 from .deps import ProductAccess, State, product_access
 from .models_rollouts import (
     RolloutDeviceOut,

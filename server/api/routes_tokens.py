@@ -17,7 +17,7 @@ from ..ops.auth import ALL_SCOPES, hash_token, looks_like_token, new_token, pars
 from ..rules.errors import Invalid, NotFound
 from ..rules.passwords import hash_password, verify_password
 from ..store import Store
-from ..store.base import CustomerRecord, TokenRecord, UserRecord
+from ..store.records import CustomerRecord, TokenRecord, UserRecord
 from .deps import ApiState, Caller, State, lookup_token, product_key
 from .errors import ApiError, oauth_error
 from .models import AccessTokenOut, AccessTokensOut, AuthErrorOut, OkOut, RequestErrorOut, TokenOut

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from ..rules.model import Role
-from ..store import ProductRecord
+from ..store.records import ProductRecord
 from .deps import Principal, ProductAccess, State, user_with_scope
 from .models_webhooks import WebhookOut
 from .permissions import Perm

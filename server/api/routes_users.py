@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from ..rules.model import Role
-from ..store import ProductRecord, Store
+from ..store import Store
+from ..store.records import ProductRecord
 from .deps import Caller, Principal, State, user_with_scope
 from .form_bodies import json_or_form, openapi_body
 from .models import MeOut, UserEnvelope, UserIn, UserProductOut

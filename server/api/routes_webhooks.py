@@ -7,8 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 
 from ..logs import iso
-from ..webhooks.history import Attempt, DeliveryStats
-from ..webhooks.model import (
+from ..rules.webhook_model import (
     DEFAULT_ERROR_TOPIC,
     DEFAULT_RESPONSE_TOPIC,
     Auth,
@@ -17,6 +16,7 @@ from ..webhooks.model import (
     WebhookSpec,
     spec_to_json,
 )
+from ..webhooks.history import Attempt, DeliveryStats
 from .deps import ProductAccess, State, product_access
 from .models import OkOut
 from .models_webhooks import (

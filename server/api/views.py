@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from ..logs import iso as iso  # re-exported: views are where routes find it
 from ..rules.model import ListState, Owner
-from ..store import DeviceRecord, ProductRecord, Store
-from ..store.base import AuditRecord, CustomerRecord, DeviceQuery, UserRecord
+from ..store import Store
+from ..store.records import AuditRecord, CustomerRecord, DeviceQuery, DeviceRecord, ProductRecord, UserRecord
 from .models import AuditOut, CustomerOut, DeviceCounts, DeviceOut, ProductOut, UserOut
 
 _SHOWN_STATES = (ListState.QUARANTINED, ListState.DENIED)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..store.base import FirmwareRecord, GroupRecord
+from ..store.records import FirmwareRecord, GroupRecord
 from .models_firmware import FirmwareOut, GroupOut, UploaderOut
 from .views import iso, iso_or_none
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..rollouts.model import DeviceState
+from ..rules.rollout_model import DeviceState
 from .client import ApiClient, CliError
 from .operator import emit, ok
 

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
-from ..store.base import Store
+from ..store.tx import StoreTx
 from .messages import ControlMessage
 
 # What a node does with a delivered message (link/control.py's NodeControl.handle).
@@ -23,7 +23,7 @@ Handler = Callable[[ControlMessage], Awaitable[None]]
 
 
 class ClusterBus(Protocol):
-    def notify(self, tx: Store, message: ControlMessage) -> None:
+    def notify(self, tx: StoreTx, message: ControlMessage) -> None:
         """Inside a write transaction: delivered to every node iff it commits."""
         ...
 

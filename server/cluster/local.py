@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from ..store.base import Store
+from ..store.tx import StoreTx
 from .bus import Handler
 from .messages import ControlMessage
 
@@ -31,7 +31,7 @@ class LocalBus:
         self._handle = handler
         self._open: list[_Delivery] = []  # committed, not yet handled, in commit order
 
-    def notify(self, tx: Store, message: ControlMessage) -> None:
+    def notify(self, tx: StoreTx, message: ControlMessage) -> None:
         tx.after_commit(lambda: self._open.append(_Delivery(message)))
 
     async def caught_up(self) -> None:

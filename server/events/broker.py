@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from ..store.base import EventRecord
+from ..store.records import EventRecord
 from .feeds import SUBSCRIBER_BYTES, SUBSCRIBER_QUEUE, DeviceFeed, EventFilter, Subscription, queued_size
 
 

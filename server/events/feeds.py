@@ -13,7 +13,7 @@ import trio
 
 from protocol.codes import Privilege
 
-from ..store.base import EventRecord
+from ..store.records import EventRecord
 
 API_SOURCE = "api"  # the coreid of events published through the API (Particle says "api" too)
 # Events a user publishes through the API (POST /v1/devices/events) are stored under this

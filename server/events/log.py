@@ -15,43 +15,54 @@ from typing import ClassVar
 import trio
 
 from ..store import AsyncStore
-from ..store.base import EventRecord, Store, WriteOp
+from ..store.records import EventRecord
+from ..store.tx import StoreTx
+from ..store.writeop import WriteOp
 from .publishing import EventFeed
 
-Then = Callable[[object], None]  # the event's ID once stored, or the exception that kept it out
+Then = Callable[[int | Exception], None]  # the event's ID once stored, or the exception that kept it out
 
 
-class _Append(WriteOp):
-    """Store one event (as store/ops.py's AppendEvent) and publish it: the writer calls the op itself
-    with the result after commit. A plain slotted class: built per event, it costs less than the frozen
-    AppendEvent it stands for."""
+class AppendEvent(WriteOp[int]):
+    """Store one event; the result is its ID. A write batch's consecutive appends are stored
+    together (a few multi-row INSERTs instead of one statement and savepoint each). A plain
+    slotted class: one is built per published event."""
 
-    __slots__ = ("event", "publish", "then")
-    groupable: ClassVar[bool] = True  # a batch's consecutive appends are stored together
+    __slots__ = ("event",)
+    groupable: ClassVar[bool] = True
     small: ClassVar[bool] = True
+
+    def __init__(self, event: EventRecord) -> None:
+        self.event = event
+
+    def apply(self, tx: StoreTx) -> int:
+        return tx.append_event(self.event)
+
+    @classmethod
+    def apply_group(cls, tx: StoreTx, ops: Sequence[WriteOp[int]]) -> list[int]:
+        events = [op.event for op in ops if isinstance(op, AppendEvent)]
+        assert len(events) == len(ops)
+        return tx.append_events(events)
+
+    def __repr__(self) -> str:  # the writer logs a failed op by its repr
+        return f"{type(self).__name__}({self.event!r})"
+
+
+class _Append(AppendEvent):
+    """AppendEvent, then publish: the writer calls the op itself with the result after commit."""
+
+    __slots__ = ("publish", "then")
 
     def __init__(self, event: EventRecord, publish: Callable[[EventRecord], None], then: Then | None) -> None:
         self.event = event
         self.publish = publish
         self.then = then
 
-    def apply(self, store: Store) -> object:
-        return store._append_event(self.event)
-
-    @classmethod
-    def apply_group(cls, store: Store, ops: Sequence[WriteOp]) -> list[object]:
-        events = [op.event for op in ops if isinstance(op, _Append)]
-        assert len(events) == len(ops)
-        return list(store._append_events(events))
-
-    def __call__(self, result: object) -> None:
+    def __call__(self, result: int | Exception) -> None:
         if self.then is not None:
             self.then(result)  # first: a device's ack goes out before any subscriber sees the event
         if isinstance(result, int):  # its ID: streams resume from the store by it
             self.publish(self.event.with_id(result))
-
-    def __repr__(self) -> str:  # the writer logs a failed op by its repr
-        return f"_Append({self.event!r})"
 
 
 class EventLog:
@@ -70,15 +81,14 @@ class EventLog:
         """`append`, for a caller that answers once the event is stored: its ID (published by then);
         raises what the store raised."""
         done = trio.Event()
-        results: list[object] = []
+        results: list[int | Exception] = []
 
-        def stored(result: object) -> None:
+        def stored(result: int | Exception) -> None:
             results.append(result)
             done.set()
 
         await self.append(event, stored)
         await done.wait()
-        if isinstance(results[0], BaseException):
+        if isinstance(results[0], Exception):
             raise results[0]
-        assert isinstance(results[0], int)
         return results[0]

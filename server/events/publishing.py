@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from ..store.base import EventRecord
+from ..store.records import EventRecord
 from .broker import EventBroker
 
 

@@ -8,7 +8,7 @@ node that holds the session, whichever node the operator's request reached.
 from __future__ import annotations
 
 import logging
-from typing import Protocol, cast
+from typing import Protocol
 
 from ..cluster.messages import (
     AbortFirmware,
@@ -21,9 +21,10 @@ from ..cluster.messages import (
 from ..logs import log_event, now
 from ..rollouts.wakeup import Wakeup
 from ..rules.admission import Decision
-from ..store import AsyncStore, Store
-from ..store.ops import Transaction, apply_decision, decide_now
+from ..store import AsyncStore, Transaction
+from ..store.tx import StoreTx
 from .registry import LiveSession, SessionRegistry
+from .writes import apply_decision, decide_now
 
 # The operator's action caused it: its log line stays where operators' actions log.
 log = logging.getLogger("fleetgate.operations")
@@ -81,15 +82,14 @@ class NodeControl:
             return
         device_id = session.device_id
 
-        def tx(s: Store) -> tuple[Decision | None, int | None]:
+        def tx(s: StoreTx) -> tuple[Decision | None, int | None]:
             decision, cloud = decide_now(s, device_id, hello.product_id)
             if (decision.status, decision.privileges, decision.mismatch) == (old.status, old.privileges, old.mismatch):
                 return None, cloud
             apply_decision(s, device_id, decision, now(), actor)
             return decision, cloud
 
-        written = await self.ctx.store.write(Transaction(tx, "reevaluate"))
-        decision, cloud = cast("tuple[Decision | None, int | None]", written)
+        decision, cloud = await self.ctx.store.write(Transaction(tx, "reevaluate"))
         if decision is None:
             session.cloud_product_id = cloud
             return

@@ -27,7 +27,7 @@ from protocol.messages import (
 from ..events.broker import EventBroker
 from ..events.feeds import DEVICE_EVENT_QUEUE, DeviceFeed, device_may_receive
 from ..logs import log_event
-from ..store import EventRecord
+from ..store.records import EventRecord
 from .state import LinkFacts
 from .transport import Transport
 

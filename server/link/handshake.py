@@ -33,7 +33,7 @@ from protocol.messages import Goodbye, Hello, Ready, Welcome
 from ..context import ServerContext
 from ..logs import now
 from ..rules.admission import Decision, DeviceFacts, ProductFacts, decide
-from ..store.base import DeviceRecord
+from ..store.records import DeviceRecord
 from .peer_closed import peer_has_closed
 from .transport import Transport
 

@@ -29,9 +29,9 @@ from ..rollouts.planner import Report
 from ..rollouts.progress import report_rollout
 from ..rollouts.wakeup import Wakeup
 from ..rules.firmware_target import TargetFacts, incompatibility, should_offer
-from ..store import AsyncStore
-from ..store.base import CAME_BACK_ON_OLD, FirmwareRecord, OtaOutcome, Store
-from ..store.ops import Transaction
+from ..store import AsyncStore, Store, Transaction
+from ..store.records import CAME_BACK_ON_OLD, FirmwareRecord, OtaOutcome
+from ..store.tx import StoreTx
 from .state import LinkFacts
 
 
@@ -307,6 +307,6 @@ async def _report(session: OtaLink, version: int, report: Report, detail: str) -
     session.ctx.rollout_wakeup.kick()
 
 
-def _save_outcome(store: Store, outcome: OtaOutcome, report: Report, detail: str) -> None:
-    store._set_ota_outcome(outcome)
+def _save_outcome(store: StoreTx, outcome: OtaOutcome, report: Report, detail: str) -> None:
+    store.set_ota_outcome(outcome)
     report_rollout(store, outcome.device_id, outcome.version, report, detail, outcome.updated_at)

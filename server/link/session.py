@@ -49,13 +49,14 @@ from ..context import ServerContext
 from ..events.feeds import DeviceFeed
 from ..logs import log_event, now
 from ..rules.admission import Decision
-from ..store import EventRecord, StoreClosed
-from ..store.ops import ConfirmSession, MarkDisconnected
+from ..store import StoreClosed
+from ..store.records import EventRecord
 from .delivery import Subscriptions
 from .handshake import run_handshake
 from .ota_delivery import OtaDelivery
 from .state import LinkState, Step
 from .transport import GOODBYE_TIMEOUT, Transport, peer_name
+from .writes import ConfirmSession, MarkDisconnected
 
 log = logging.getLogger("fleetgate.session")
 
@@ -156,9 +157,9 @@ class DeviceSession(LinkState):
             out.add(self.hello.product_id)
         return out
 
-    def _confirmed(self, result: object) -> None:
+    def _confirmed(self, result: tuple[Decision, int | None] | Exception) -> None:
         """The confirming transaction decided again; if an operator acted since HELLO, say so."""
-        if isinstance(result, tuple):
+        if not isinstance(result, Exception):
             # Offers are planned only from here on: the plan must see what confirming wrote
             # (e.g. an update that did not take), not the state before it.
             self.advance(Step.COMMITTED)
@@ -323,8 +324,8 @@ class DeviceSession(LinkState):
         )
         seq = msg.seq
 
-        def acked(result: object) -> None:
-            if isinstance(result, BaseException):
+        def acked(result: int | Exception) -> None:
+            if isinstance(result, Exception):
                 return  # not stored: no ack, so the device publishes it again
             self.events_accepted += 1
             self.transport.enqueue(PublishAck(seq, AckResult.ACCEPTED))

@@ -16,8 +16,9 @@ from ..link.keys import write_private
 from ..logs import log_event, now
 from ..rules.errors import Conflict, Invalid
 from ..rules.passwords import hash_password
-from ..store.base import Store, TokenRecord
-from ..store.ops import Transaction
+from ..store import Store
+from ..store.records import TokenRecord
+from ..store.tx import StoreTx
 
 log = logging.getLogger("fleetgate.auth")
 
@@ -90,19 +91,20 @@ def bootstrap_admin(store: Store, token_path: Path) -> Path | None:
     token_path.unlink(missing_ok=True)
     write_private(token_path, token + "\n")
 
-    def tx(s: Store) -> None:
+    def tx(s: StoreTx) -> None:
         if s.list_users():
             raise Conflict("users appeared while creating the first admin")
-        user = s._insert_user(FIRST_ADMIN, hash_password(password), True, at)
-        s._insert_token(
+        user = s.insert_user(FIRST_ADMIN, hash_password(password), True, at)
+        s.insert_token(
             TokenRecord(hash_token(token), user.id, None, frozenset({ALL_SCOPES}), FIRST_RUN_CLIENT, at, None)
         )
-        s._append_audit(at, "system", "user_created", detail={"username": FIRST_ADMIN, "admin": True})
+        s.append_audit(at, "system", "user_created", detail={"username": FIRST_ADMIN, "admin": True})
 
-    (result,) = store.write_batch([Transaction(tx, "first_run_admin")])
-    if isinstance(result, Exception):
+    try:
+        store.transact(tx)
+    except Exception:
         token_path.unlink(missing_ok=True)
-        raise result
+        raise
     log_event(log, "admin_created", username=FIRST_ADMIN, token_path=str(token_path))
     return token_path
 
@@ -117,13 +119,11 @@ def reissue_admin_token(store: Store, token_path: Path) -> tuple[str, Path]:
     admin = min(admins, key=lambda u: u.id)
     token, at = new_token(), now()
 
-    def tx(s: Store) -> None:
-        s._insert_token(TokenRecord(hash_token(token), admin.id, None, frozenset({ALL_SCOPES}), "recovery", at, None))
-        s._append_audit(at, "system", "admin_token_reissued", detail={"username": admin.username})
+    def tx(s: StoreTx) -> None:
+        s.insert_token(TokenRecord(hash_token(token), admin.id, None, frozenset({ALL_SCOPES}), "recovery", at, None))
+        s.append_audit(at, "system", "admin_token_reissued", detail={"username": admin.username})
 
-    (result,) = store.write_batch([Transaction(tx, "reissue_admin_token")])
-    if isinstance(result, Exception):
-        raise result
+    store.transact(tx)
     token_path.unlink(missing_ok=True)
     write_private(token_path, token + "\n")
     log_event(log, "admin_token_reissued", username=admin.username, token_path=str(token_path))

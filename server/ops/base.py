@@ -14,8 +14,9 @@ from protocol.messages import parse_device_id
 from ..cluster import ControlMessage
 from ..context import ServerContext
 from ..rules.errors import Invalid, NotFound
-from ..store import ProductRecord, Store
-from ..store.ops import Transaction
+from ..store import Store, Transaction
+from ..store.records import ProductRecord
+from ..store.tx import StoreTx
 
 T = TypeVar("T")
 
@@ -38,14 +39,14 @@ class OpsBase:
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         return await self.ctx.store.read(fn, *args)
 
-    async def tx(self, label: str, fn: Callable[[Store], T]) -> T:
+    async def tx(self, label: str, fn: Callable[[StoreTx], T]) -> T:
         """Run `fn` as one transaction on the store's writer; what it raises is raised here. Returns once
         this node has acted on what `fn` notified (so an approval answers after the session has it)."""
         result = await self.ctx.store.write(Transaction(fn, label))
         await self.ctx.bus.caught_up()
-        return result  # type: ignore[return-value]
+        return result
 
-    def notify(self, tx: Store, message: ControlMessage) -> None:
+    def notify(self, tx: StoreTx, message: ControlMessage) -> None:
         """Inside `fn`: tell every node (live sessions, the rollout scheduler) if and only if it commits."""
         self.ctx.bus.notify(tx, message)
 

@@ -15,7 +15,7 @@ from ..cluster import ReevaluateDevice
 from ..logs import now
 from ..rules.errors import Conflict, Invalid, NotFound
 from ..rules.model import ListState, Owner
-from ..store import Store
+from ..store.tx import StoreTx
 from .base import OpsBase, device_id_or_invalid
 
 
@@ -40,11 +40,11 @@ class DeviceOperations(OpsBase):
             except ValueError as exc:
                 errors.append((device_text, str(exc)))
 
-        def tx(s: Store) -> list[str]:
-            result = s._import_devices(good, now())
+        def tx(s: StoreTx) -> list[str]:
+            result = s.add_device_keys(good, now())
             errors.extend(result.errors)
             for device_id in result.added:
-                s._append_audit(now(), actor, "key_registered", device_id=device_id)
+                s.append_audit(now(), actor, "key_registered", device_id=device_id)
             return result.added + result.unchanged
 
         return await self.tx("provision", tx), errors
@@ -57,27 +57,27 @@ class DeviceOperations(OpsBase):
         product = await self.product(key)
         device_id = device_id_or_invalid(device_text)
 
-        def tx(s: Store) -> str:
+        def tx(s: StoreTx) -> str:
             self.notify(s, ReevaluateDevice(device_id, actor))
             record = s.get_device(device_id)
             state = s.list_state(product.id, device_id)
             if record is not None and record.product_id == product.id:
                 if state is not None:
-                    s._set_list_state(product.id, device_id, None, now())
+                    s.set_list_state(product.id, device_id, None, now())
                 return "existing"
             if record is not None and record.product_id is not None and not move:
                 raise Conflict(
                     f"device {device_id} belongs to product {record.product_id}; approve with move=true to move it",
                     "move",
                 )
-            s._ensure_device(device_id, now())
-            s._set_membership(device_id, product.id)
-            s._set_list_state(product.id, device_id, None, now())
+            s.ensure_device(device_id, now())
+            s.set_membership(device_id, product.id)
+            s.set_list_state(product.id, device_id, None, now())
             action = "approved" if state in (ListState.QUARANTINED, ListState.DENIED) else "preadded"
             detail: dict[str, object] = {"from": state.value if state else None}
             if record is not None and record.product_id is not None:
                 detail["moved_from_product"] = record.product_id
-            s._append_audit(now(), actor, action, product_id=product.id, device_id=device_id, detail=detail)
+            s.append_audit(now(), actor, action, product_id=product.id, device_id=device_id, detail=detail)
             return "reapproved" if state is ListState.DENIED else action  # the audit says it in detail.from
 
         return await self.tx("add_device", tx)
@@ -101,7 +101,7 @@ class DeviceOperations(OpsBase):
         product = await self.product(key)
         device_id = device_id_or_invalid(device_text)
 
-        def tx(s: Store) -> str:
+        def tx(s: StoreTx) -> str:
             self.notify(s, ReevaluateDevice(device_id, actor))
             record = s.get_device(device_id)
             state = s.list_state(product.id, device_id)
@@ -111,17 +111,17 @@ class DeviceOperations(OpsBase):
             if not member and state not in (ListState.QUARANTINED, ListState.DENIED):
                 raise NotFound(f"device {device_id} is not in product {product.id}")
             if member:
-                s._set_membership(device_id, None)
+                s.set_membership(device_id, None)
             if deny:
-                s._set_list_state(product.id, device_id, ListState.DENIED, now())
+                s.set_list_state(product.id, device_id, ListState.DENIED, now())
                 action = "denied"
             elif member:
-                s._set_list_state(product.id, device_id, ListState.REMOVED, now())
+                s.set_list_state(product.id, device_id, ListState.REMOVED, now())
                 action = "removed"
             else:  # a quarantined or denied non-member: forget it
-                s._set_list_state(product.id, device_id, None, now())
+                s.set_list_state(product.id, device_id, None, now())
                 action = "unlisted"
-            s._append_audit(
+            s.append_audit(
                 now(), actor, action, product_id=product.id, device_id=device_id,
                 detail={"was_member": member, "was": state.value if state else None},
             )  # fmt: skip
@@ -138,26 +138,26 @@ class DeviceOperations(OpsBase):
             if name in ("name", "notes") and value is not None and (not isinstance(value, str) or len(value) > 1024):
                 raise Invalid(f"{name} must be text of at most 1024 characters", name)
 
-        def tx(s: Store) -> None:
+        def tx(s: StoreTx) -> None:
             record = s.get_device(device_id)
             # Members only: a list entry does not make another product's device ours to edit.
             if record is None or record.product_id != product.id:
                 raise NotFound(f"device {device_id} is not a member of product {product.id}")
-            s._update_device_fields(device_id, {k: (int(v) if isinstance(v, bool) else v) for k, v in fields.items()})
-            s._append_audit(now(), actor, "device_updated", product_id=product.id, device_id=device_id, detail=fields)
+            s.update_device_fields(device_id, {k: (int(v) if isinstance(v, bool) else v) for k, v in fields.items()})
+            s.append_audit(now(), actor, "device_updated", product_id=product.id, device_id=device_id, detail=fields)
 
         await self.tx("update_device", tx)
 
     async def set_owner(self, actor: str, device_text: str, owner: Owner | None) -> None:
         device_id = device_id_or_invalid(device_text)
 
-        def tx(s: Store) -> None:
+        def tx(s: StoreTx) -> None:
             self.notify(s, ReevaluateDevice(device_id, actor))
             record = s.get_device(device_id)
             if record is None:
                 raise NotFound(f"device {device_id} not found")
-            s._set_owner(device_id, owner)
-            s._append_audit(
+            s.set_owner(device_id, owner)
+            s.append_audit(
                 now(), actor, "owner_set" if owner else "owner_cleared", device_id=device_id,
                 product_id=record.product_id,
                 detail={"owner": f"{owner.kind}:{owner.id}" if owner else None},

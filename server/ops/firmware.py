@@ -19,8 +19,9 @@ from ..firmware.image import FirmwareError, FirmwareMismatch, check_target, insp
 from ..firmware.signing import SIGNATURE_LEN
 from ..logs import now
 from ..rules.errors import Conflict, Invalid, NotFound
-from ..store import Store
-from ..store.base import FirmwareRecord, GroupRecord
+from ..store.reads import StoreReads
+from ..store.records import FirmwareRecord, GroupRecord
+from ..store.tx import StoreTx
 from .base import OpsBase, device_id_or_invalid
 
 GROUP_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")  # Particle's group names
@@ -51,14 +52,14 @@ def _display_name(name: str) -> str:
     return "".join(c for c in base if c.isprintable())[:255]
 
 
-def _unknown_groups(store: Store, product_id: int, names: Sequence[str]) -> None:
+def _unknown_groups(store: StoreReads, product_id: int, names: Sequence[str]) -> None:
     known = {g.name for g in store.list_groups(product_id)}
     unknown = [n for n in names if n not in known]
     if unknown:
         raise Invalid(f"product {product_id} has no group named {unknown[0]!r} (create it first)", "groups")
 
 
-def _member(store: Store, product_id: int, device_id: str) -> None:
+def _member(store: StoreReads, product_id: int, device_id: str) -> None:
     record = store.get_device(device_id)
     if record is None or record.product_id != product_id:
         raise NotFound(f"device {device_id} is not a member of product {product_id}")
@@ -128,9 +129,9 @@ class FirmwareOperations:
             uploaded_at=now(), uploaded_by=actor,
         )  # fmt: skip
 
-        def tx(s: Store) -> None:
-            s._insert_firmware(record)
-            s._append_audit(
+        def tx(s: StoreTx) -> None:
+            s.insert_firmware(record)
+            s.append_audit(
                 now(), actor, "firmware_uploaded", product_id=product.id,
                 detail={"version": version, "title": title, "size": image.size, "sha256": image.sha256,
                         "platform_id": record.platform_id, "signed": signature is not None},
@@ -158,7 +159,7 @@ class FirmwareOperations:
         if description is not None and len(description) > MAX_DESCRIPTION:
             raise Invalid(f"description must be at most {MAX_DESCRIPTION} characters", "description")
 
-        def tx(s: Store) -> None:
+        def tx(s: StoreTx) -> None:
             record = s.get_firmware(product.id, version)
             if record is None:
                 raise NotFound(f"product {product.id} has no firmware version {version}", "version")
@@ -166,8 +167,8 @@ class FirmwareOperations:
             new_description = record.description if description is None else description
             if (new_title, new_description) == (record.title, record.description):
                 return  # nothing changes: nothing to write or audit
-            s._update_firmware_info(product.id, version, new_title, new_description)
-            s._append_audit(
+            s.update_firmware_info(product.id, version, new_title, new_description)
+            s.append_audit(
                 now(), actor, "firmware_edited", product_id=product.id,
                 detail={"version": version, "title": new_title, "description_changed": description is not None},
             )  # fmt: skip
@@ -178,7 +179,7 @@ class FirmwareOperations:
     async def delete(self, actor: str, key: int | str, version: int) -> None:
         product = await self.ops.product(key)
 
-        def tx(s: Store) -> FirmwareRecord:
+        def tx(s: StoreTx) -> FirmwareRecord:
             record = s.get_firmware(product.id, version)
             if record is None:
                 raise NotFound(f"product {product.id} has no firmware version {version}", "version")
@@ -200,8 +201,8 @@ class FirmwareOperations:
                     " abort it, or release another version so its devices' targets move on",
                     "version",
                 )
-            s._delete_firmware(product.id, version)
-            s._append_audit(
+            s.delete_firmware(product.id, version)
+            s.append_audit(
                 now(), actor, "firmware_deleted", product_id=product.id,
                 detail={"version": version, "sha256": record.sha256},
             )  # fmt: skip
@@ -221,22 +222,22 @@ class FirmwareOperations:
         groups: Sequence[str],
         intelligent: bool,
     ) -> FirmwareRecord:
-        """Release `version` to exactly these targets (see Store._release_firmware)."""
+        """Release `version` to exactly these targets (see Store.release_firmware)."""
         product = await self.ops.product(key)
         check_version(version, "version")
         names = check_group_names(groups)
 
-        def tx(s: Store) -> None:
+        def tx(s: StoreTx) -> None:
             if s.get_firmware(product.id, version) is None:
                 raise NotFound(f"product {product.id} has no firmware version {version}", "version")
             _unknown_groups(s, product.id, names)
             before = s.list_releases(product.id)
-            s._release_firmware(
+            s.release_firmware(
                 product.id, version, product_default=product_default, groups=names, intelligent=intelligent,
                 at=now(), actor=actor,
             )  # fmt: skip
             # Targets left behind by finished rollouts give way to the release rules again.
-            s._clear_rollout_assignments(product.id)
+            s.clear_rollout_assignments(product.id)
             # What other versions lost to this release, for the audit trail.
             taken = {
                 ("product_default" if r.group is None else f"group:{r.group}"): r.version
@@ -248,7 +249,7 @@ class FirmwareOperations:
                 for r in before
                 if r.version == version and not ((r.group is None and product_default) or r.group in names)
             ]
-            s._append_audit(
+            s.append_audit(
                 now(), actor, "firmware_released", product_id=product.id,
                 detail={"version": version, "product_default": product_default, "groups": names,
                         "intelligent": intelligent, "replaced": taken, "unreleased_from": dropped},
@@ -278,9 +279,9 @@ class FirmwareOperations:
         if len(description) > MAX_DESCRIPTION:
             raise Invalid(f"description must be at most {MAX_DESCRIPTION} characters", "description")
 
-        def tx(s: Store) -> GroupRecord:
-            group = s._insert_group(product.id, name, description, now())
-            s._append_audit(now(), actor, "group_created", product_id=product.id, detail={"group": name})
+        def tx(s: StoreTx) -> GroupRecord:
+            group = s.insert_group(product.id, name, description, now())
+            s.append_audit(now(), actor, "group_created", product_id=product.id, detail={"group": name})
             return group
 
         return await self.ops.tx("create_group", tx)
@@ -288,12 +289,12 @@ class FirmwareOperations:
     async def delete_group(self, actor: str, key: int | str, name: str) -> None:
         product = await self.ops.product(key)
 
-        def tx(s: Store) -> None:
+        def tx(s: StoreTx) -> None:
             group = s.get_group(product.id, name)
             if group is None:
                 raise NotFound(f"product {product.id} has no group named {name[:80]!r}", "name")
-            s._delete_group(product.id, name)
-            s._append_audit(
+            s.delete_group(product.id, name)
+            s.append_audit(
                 now(), actor, "group_deleted", product_id=product.id,
                 detail={"group": name, "devices": group.device_count, "released_version": group.fw_version},
             )  # fmt: skip
@@ -321,13 +322,13 @@ class FirmwareOperations:
         if lock and version is not None:
             check_version(version, LOCK_FIELD)
 
-        def tx(s: Store) -> None:
+        def tx(s: StoreTx) -> None:
             _member(s, product.id, device_id)
             if names is not None:
                 _unknown_groups(s, product.id, names)
                 before = s.device_groups(product.id, device_id)
-                s._set_device_groups(product.id, device_id, names)
-                s._append_audit(
+                s.set_device_groups(product.id, device_id, names)
+                s.append_audit(
                     now(), actor, "device_groups_set", product_id=product.id, device_id=device_id,
                     detail={"groups": names, "was": before},
                 )  # fmt: skip
@@ -335,8 +336,8 @@ class FirmwareOperations:
                 if version is not None and s.get_firmware(product.id, version) is None:
                     raise Invalid(f"product {product.id} has no firmware version {version}", LOCK_FIELD)
                 was = s.firmware_lock(product.id, device_id)
-                s._set_firmware_lock(product.id, device_id, version, now(), actor)
-                s._append_audit(
+                s.set_firmware_lock(product.id, device_id, version, now(), actor)
+                s.append_audit(
                     now(), actor, "firmware_locked" if version is not None else "firmware_unlocked",
                     product_id=product.id, device_id=device_id, detail={"version": version, "was": was},
                 )  # fmt: skip

@@ -12,7 +12,8 @@ from ..logs import now
 from ..rules.errors import Invalid, NotFound
 from ..rules.model import Role
 from ..rules.passwords import hash_password
-from ..store.base import CustomerRecord, Store, TokenRecord, UserRecord
+from ..store.records import CustomerRecord, TokenRecord, UserRecord
+from ..store.tx import StoreTx
 from .base import OpsBase
 
 _USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{1,254}$")
@@ -26,9 +27,9 @@ class PeopleOperations(OpsBase):
             raise Invalid("password must be at least 8 characters", "password")
         hashed = await trio.to_thread.run_sync(hash_password, password)  # scrypt: ~40 ms, off the loop
 
-        def tx(s: Store) -> UserRecord:
-            user = s._insert_user(username, hashed, is_admin, now())
-            s._append_audit(now(), actor, "user_created", detail={"username": username, "admin": is_admin})
+        def tx(s: StoreTx) -> UserRecord:
+            user = s.insert_user(username, hashed, is_admin, now())
+            s.append_audit(now(), actor, "user_created", detail={"username": username, "admin": is_admin})
             return user
 
         return await self.tx("create_user", tx)
@@ -39,10 +40,10 @@ class PeopleOperations(OpsBase):
         if user is None:
             raise NotFound(f"user {username!r} not found (create it first)", "username")
 
-        def tx(s: Store) -> None:
+        def tx(s: StoreTx) -> None:
             self.notify(s, ReevaluateProduct(product.id, actor))  # team membership matters to auto-approve
-            s._team_set(product.id, user.id, role)
-            s._append_audit(
+            s.team_set(product.id, user.id, role)
+            s.append_audit(
                 now(), actor, "team_member_set", product_id=product.id, detail={"user": username, "role": role.value}
             )
 
@@ -54,11 +55,11 @@ class PeopleOperations(OpsBase):
         if user is None:
             raise NotFound(f"user {username!r} not found", "username")
 
-        def tx(s: Store) -> None:
+        def tx(s: StoreTx) -> None:
             self.notify(s, ReevaluateProduct(product.id, actor))
-            if not s._team_remove(product.id, user.id):
+            if not s.team_remove(product.id, user.id):
                 raise NotFound(f"{username} is not on the team of product {product.id}", "username")
-            s._append_audit(now(), actor, "team_member_removed", product_id=product.id, detail={"user": username})
+            s.append_audit(now(), actor, "team_member_removed", product_id=product.id, detail={"user": username})
 
         await self.tx("team_remove", tx)
 
@@ -70,9 +71,9 @@ class PeopleOperations(OpsBase):
             raise Invalid("password must be at least 8 characters", "password")
         hashed = await trio.to_thread.run_sync(hash_password, password)
 
-        def tx(s: Store) -> CustomerRecord:
-            customer = s._insert_customer(product.id, username, hashed, now())
-            s._append_audit(now(), actor, "customer_created", product_id=product.id, detail={"customer": username})
+        def tx(s: StoreTx) -> CustomerRecord:
+            customer = s.insert_customer(product.id, username, hashed, now())
+            s.append_audit(now(), actor, "customer_created", product_id=product.id, detail={"customer": username})
             return customer
 
         return await self.tx("create_customer", tx)
@@ -83,14 +84,14 @@ class PeopleOperations(OpsBase):
         """Save newly issued tokens. With `replacing`, that token is deleted in the same
         transaction and must still exist: a refresh token is good for one exchange only."""
 
-        def tx(s: Store) -> None:
-            if replacing is not None and not s._delete_token(replacing):
+        def tx(s: StoreTx) -> None:
+            if replacing is not None and not s.delete_token(replacing):
                 raise Invalid("the refresh token has already been used", "refresh_token")
             for token in tokens:
-                s._insert_token(token)
+                s.insert_token(token)
 
         await self.tx("store_tokens", tx)
 
     async def revoke_token(self, token_hash: bytes) -> bool:
         """Revoke a token together with the rest of its grant (access and refresh token)."""
-        return bool(await self.tx("revoke_token", lambda s: s._delete_grant(token_hash)))
+        return bool(await self.tx("revoke_token", lambda s: s.delete_grant(token_hash)))

@@ -8,7 +8,8 @@ from ..cluster import ReevaluateProduct
 from ..logs import now
 from ..rules.errors import Invalid
 from ..rules.model import Policy
-from ..store import ProductRecord, Store
+from ..store.records import ProductRecord
+from ..store.tx import StoreTx
 from .base import OpsBase
 
 # A slug needs a letter: an all-digit slug would be read as a product ID.
@@ -33,9 +34,9 @@ class ProductOperations(OpsBase):
         if product_id is not None and not 1 <= product_id <= 2**31 - 1:
             raise Invalid("id must be 1..2147483647", "id")
 
-        def tx(s: Store) -> ProductRecord:
-            product = s._insert_product(product_id, slug, name, policy, now())
-            s._append_audit(now(), actor, "product_created", product_id=product.id, detail={"policy": policy.value})
+        def tx(s: StoreTx) -> ProductRecord:
+            product = s.insert_product(product_id, slug, name, policy, now())
+            s.append_audit(now(), actor, "product_created", product_id=product.id, detail={"policy": policy.value})
             return product
 
         return await self.tx("create_product", tx)
@@ -47,11 +48,11 @@ class ProductOperations(OpsBase):
         if name is not None and not 1 <= len(name.strip()) <= 128:
             raise Invalid("name must be 1..128 characters", "name")
 
-        def tx(s: Store) -> None:
+        def tx(s: StoreTx) -> None:
             self.notify(s, ReevaluateProduct(product.id, actor))
-            s._update_product(product.id, name=name.strip() if name else None, policy=policy)
+            s.update_product(product.id, name=name.strip() if name else None, policy=policy)
             if policy is not None and policy is not product.policy:
-                s._append_audit(
+                s.append_audit(
                     now(), actor, "policy_changed", product_id=product.id,
                     detail={"from": product.policy.value, "to": policy.value},
                 )  # fmt: skip

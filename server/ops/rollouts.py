@@ -12,7 +12,10 @@ from dataclasses import dataclass, replace
 
 from ..cluster import WakeRollouts
 from ..logs import now
-from ..rollouts.model import (
+from ..rollouts.planner import abort, pause, resume
+from ..rollouts.service import Applied, announce
+from ..rules.errors import Conflict, Invalid, NotFound
+from ..rules.rollout_model import (
     Rollout,
     RolloutCandidate,
     RolloutDevice,
@@ -21,10 +24,8 @@ from ..rollouts.model import (
     RolloutTarget,
     Strategy,
 )
-from ..rollouts.planner import abort, pause, resume
-from ..rollouts.service import Applied, announce
-from ..rules.errors import Conflict, Invalid, NotFound
-from ..store.base import Store
+from ..store.reads import StoreReads
+from ..store.tx import StoreTx
 from .base import OpsBase
 from .firmware import check_group_names, check_version
 
@@ -96,7 +97,7 @@ def check_settings(s: RolloutSettings) -> None:
         within(s.rate_increase_every, 1, 1_000_000, "rate_increase_every")
 
 
-def _targets(store: Store, product_id: int, version: int, target: RolloutTarget) -> list[RolloutCandidate]:
+def _targets(store: StoreReads, product_id: int, version: int, target: RolloutTarget) -> list[RolloutCandidate]:
     kinds = sum((target.product_default, bool(target.groups), bool(target.devices)))
     if kinds != 1:
         raise Invalid("name exactly one target: product_default, groups or devices", "target")
@@ -157,7 +158,7 @@ class RolloutOperations:
             raise Invalid("stages go with strategy 'staged'", "stages")
         parse_stages(request.stages, 10**9, strict=True)  # their form, before anything about the product's state
 
-        def tx(s: Store) -> int:
+        def tx(s: StoreTx) -> int:
             if s.get_firmware(product.id, version) is None:
                 raise NotFound(f"product {product.id} has no firmware version {version}", "version")
             active = [r for r in s.list_rollouts(product.id) if not r.state.finished]
@@ -183,8 +184,8 @@ class RolloutOperations:
             staged = [
                 (d.device_id, next(i for i, end in enumerate(stages) if pos < end)) for pos, d in enumerate(devices)
             ]
-            rid = s._insert_rollout(rollout, staged)
-            s._append_audit(
+            rid = s.insert_rollout(rollout, staged)
+            s.append_audit(
                 at, actor, "rollout_created", product_id=product.id,
                 detail={"rollout": rid, "version": version, "devices": len(devices),
                         "strategy": settings.strategy.value, "stages": list(stages),
@@ -199,7 +200,7 @@ class RolloutOperations:
     async def _act(self, actor: str, key: int | str, rollout_id: int, action: str) -> Rollout:
         product = await self.ops.product(key)
 
-        def tx(s: Store) -> Applied:
+        def tx(s: StoreTx) -> Applied:
             rollout = s.get_rollout(product.id, rollout_id)
             if rollout is None:
                 raise NotFound(f"product {product.id} has no rollout {rollout_id}", "rollout")
@@ -213,19 +214,19 @@ class RolloutOperations:
                     raise Conflict(
                         f"only a running rollout can be paused; this one is {rollout.state.value}", "rollout"
                     )
-                s._update_rollout(pause(rollout, reason, at))
+                s.update_rollout(pause(rollout, reason, at))
             elif action == "resume":
                 if rollout.state is not RolloutState.PAUSED:
                     raise Conflict(
                         f"only a paused rollout can be resumed; this one is {rollout.state.value}", "rollout"
                     )
-                s._update_rollout(resume(rollout, s.rollout_devices(rollout.id), reason, at))
+                s.update_rollout(resume(rollout, s.rollout_devices(rollout.id), reason, at))
             else:
                 step = abort(rollout, s.rollout_devices(rollout.id), reason, at)
-                s._update_rollout(step.rollout)
-                s._update_rollout_devices(step.changed.values())
+                s.update_rollout(step.rollout)
+                s.update_rollout_devices(step.changed.values())
                 applied.abort = step.abort
-            s._append_audit(at, actor, f"rollout_{action}", product_id=product.id, reason=reason,
+            s.append_audit(at, actor, f"rollout_{action}", product_id=product.id, reason=reason,
                             detail={"rollout": rollout_id})  # fmt: skip
             announce(self.ops.ctx.bus, s, applied)
             self.ops.notify(s, WakeRollouts())

@@ -11,10 +11,10 @@ from urllib.parse import urlsplit
 
 from ..logs import now
 from ..rules.errors import Conflict, Invalid, NotFound
-from ..store.base import Store
-from ..store.ops import Transaction
+from ..rules.webhook_model import HOOK_PREFIX, MAX_TEMPLATE, MAX_URL, MAX_WEBHOOKS_PER_PRODUCT, Webhook, WebhookSpec
+from ..store import Transaction
+from ..store.tx import StoreTx
 from ..webhooks import guard, templates
-from ..webhooks.model import HOOK_PREFIX, MAX_TEMPLATE, MAX_URL, MAX_WEBHOOKS_PER_PRODUCT, Webhook, WebhookSpec
 
 if TYPE_CHECKING:  # session.py imports this package through ServerContext
     from ..context import ServerContext
@@ -101,11 +101,11 @@ class WebhookOperations:
         check_spec(spec, self.ctx.config.webhook_allow_private)
         secret, at = secrets.token_hex(SECRET_BYTES), now()
 
-        def tx(s: Store) -> int:
+        def tx(s: StoreTx) -> int:
             if len(s.list_webhooks(product_id)) >= MAX_WEBHOOKS_PER_PRODUCT:
                 raise Conflict(f"a product has at most {MAX_WEBHOOKS_PER_PRODUCT} webhooks")
-            webhook_id = s._insert_webhook(product_id, spec, secret, at, actor)
-            s._append_audit(at, actor, "webhook_created", product_id=product_id,
+            webhook_id = s.insert_webhook(product_id, spec, secret, at, actor)
+            s.append_audit(at, actor, "webhook_created", product_id=product_id,
                             detail={"webhook_id": webhook_id, "event": spec.event, "url": spec.url})  # fmt: skip
             return webhook_id
 
@@ -119,9 +119,9 @@ class WebhookOperations:
         old = await self.get(product_id, webhook_id)
         at = now()
 
-        def tx(s: Store) -> int:
-            s._update_webhook(webhook_id, spec)
-            s._append_audit(at, actor, "webhook_updated", product_id=product_id,
+        def tx(s: StoreTx) -> int:
+            s.update_webhook(webhook_id, spec)
+            s.append_audit(at, actor, "webhook_updated", product_id=product_id,
                             detail={"webhook_id": webhook_id, "disabled": spec.disabled})  # fmt: skip
             return webhook_id
 
@@ -134,15 +134,13 @@ class WebhookOperations:
         await self.get(product_id, webhook_id)
         at = now()
 
-        def tx(s: Store) -> int:
-            s._delete_webhook(webhook_id)
-            s._append_audit(at, actor, "webhook_deleted", product_id=product_id, detail={"webhook_id": webhook_id})
+        def tx(s: StoreTx) -> int:
+            s.delete_webhook(webhook_id)
+            s.append_audit(at, actor, "webhook_deleted", product_id=product_id, detail={"webhook_id": webhook_id})
             return webhook_id
 
         await self._write(Transaction(tx, "webhook_delete"))
         self.ctx.webhooks.remove(webhook_id)
 
-    async def _write(self, tx: Transaction) -> int:
-        result = await self.ctx.store.write(tx)  # re-raises what the transaction raised
-        assert isinstance(result, int)
-        return result
+    async def _write(self, tx: Transaction[int]) -> int:
+        return await self.ctx.store.write(tx)  # re-raises what the transaction raised

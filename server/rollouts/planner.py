@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
-from .model import (
+from ..rules.rollout_model import (
     DeviceState,
     ErrorAction,
     Phase,

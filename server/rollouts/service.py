@@ -22,10 +22,9 @@ from protocol.codes import OtaAbortReason, Privilege
 from ..cluster import AbortFirmware, ClusterBus, OfferFirmware
 from ..logs import log_event, now
 from ..rules.admission import Decision
-from ..store import AsyncStore
-from ..store.base import Store
-from ..store.ops import Transaction
-from .model import Rollout, RolloutDevice, RolloutDeviceFacts
+from ..rules.rollout_model import Rollout, RolloutDevice, RolloutDeviceFacts
+from ..store import AsyncStore, Store, Transaction
+from ..store.tx import StoreTx
 from .planner import DeviceView, Step, plan
 from .wakeup import Wakeup
 
@@ -42,23 +41,23 @@ class Applied:
     timed_out: list[str] = field(default_factory=list)
 
 
-def apply_step(store: Store, before: Rollout, rows: dict[str, RolloutDevice], step: Step, at: float) -> Applied:
+def apply_step(store: StoreTx, before: Rollout, rows: dict[str, RolloutDevice], step: Step, at: float) -> Applied:
     """Write a step unless the rollout changed since it was planned; rows changed meanwhile are skipped."""
     current = store.get_rollout(before.product_id, before.id)
     if current is None or current != before:
         return Applied()
     if step.rollout != before:
-        store._update_rollout(step.rollout)
+        store.update_rollout(step.rollout)
     fresh = store.rollout_rows(before.id, list(step.changed))  # only what the step would overwrite
     changed = [new for device_id, new in step.changed.items() if fresh.get(device_id) == rows[device_id]]
     if len(changed) < len(step.changed) and step.rollout.state is not before.state:
         # A state change (abort, rollback, completion) must see every row as it is: plan again next tick.
         return Applied()
-    store._update_rollout_devices(changed)
+    store.update_rollout_devices(changed)
     done = {r.device_id for r in changed}
     r = step.rollout
     for note in step.notes:
-        store._append_audit(
+        store.append_audit(
             at, f"rollout:{r.id}", "rollout_progress", product_id=r.product_id, reason=note,
             detail={"rollout": r.id, "version": r.version, "state": r.state.value},
         )  # fmt: skip
@@ -66,7 +65,7 @@ def apply_step(store: Store, before: Rollout, rows: dict[str, RolloutDevice], st
         _release(store, r, at)
     if r.state.finished:
         # Older finished rollouts' targets for these devices give way (newest wins only while it holds one).
-        store._clear_rollout_assignments(r.product_id, keep=None if step.clear_assignments else r.id)
+        store.clear_rollout_assignments(r.product_id, keep=None if step.clear_assignments else r.id)
     return Applied(
         [d for d in step.offer if d in done],
         [d for d in step.abort if d in done],
@@ -74,18 +73,18 @@ def apply_step(store: Store, before: Rollout, rows: dict[str, RolloutDevice], st
     )
 
 
-def _release(store: Store, rollout: Rollout, at: float) -> None:
+def _release(store: StoreTx, rollout: Rollout, at: float) -> None:
     """A completed rollout leaves its version released to its targets, on top of where it was already."""
     firmware = store.get_firmware(rollout.product_id, rollout.version)
     if firmware is None:
         return
     known = {g.name for g in store.list_groups(rollout.product_id)}
     groups = sorted((set(firmware.groups) | set(rollout.target.groups)) & known)
-    store._release_firmware(
+    store.release_firmware(
         rollout.product_id, rollout.version, product_default=firmware.product_default or rollout.target.product_default,
         groups=groups, intelligent=firmware.intelligent, at=at, actor=f"rollout:{rollout.id}",
     )  # fmt: skip
-    store._append_audit(
+    store.append_audit(
         at, f"rollout:{rollout.id}", "firmware_released", product_id=rollout.product_id,
         detail={"version": rollout.version, "product_default": rollout.target.product_default, "groups": groups},
     )  # fmt: skip
@@ -105,8 +104,8 @@ def _blocked(facts: RolloutDeviceFacts, version: int, image_platform: int | None
     return None
 
 
-def _restart_clocks(store: Store, at: float) -> None:
-    store._restart_rollout_clocks(at)
+def _restart_clocks(store: StoreTx, at: float) -> None:
+    store.restart_rollout_clocks(at)
 
 
 def _read(
@@ -205,7 +204,7 @@ class RolloutService:
         by_id = {r.device_id: r for r in rows}
         bus = self.ctx.bus
 
-        def step_tx(s: Store) -> Applied:
+        def step_tx(s: StoreTx) -> Applied:
             applied = apply_step(s, rollout, by_id, step, at)
             announce(bus, s, applied)
             return applied
@@ -216,7 +215,7 @@ class RolloutService:
         await bus.caught_up()
 
 
-def announce(bus: ClusterBus, tx: Store, applied: Applied) -> None:
+def announce(bus: ClusterBus, tx: StoreTx, applied: Applied) -> None:
     """Inside the transaction that wrote a step: tell the live sessions (on every node) what it means for them."""
     for device_ids, reason, detail in (
         (applied.abort, OtaAbortReason.ROLLOUT_ABORTED, "the rollout no longer offers this image"),

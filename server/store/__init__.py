@@ -1,8 +1,12 @@
-"""Storage behind an interface: `Store` (sync, one engine per implementation) and `AsyncStore`."""
+"""Storage behind an interface: `Store` (sync, one engine per implementation), its write side
+(`StoreTx`, `WriteOp`, `Transaction`), and `AsyncStore`, which keeps it off the event loop."""
 
-from .base import DeviceRecord, EventRecord, ImportResult, ProductRecord, Store
+from .base import Store
+from .records import DeviceRecord, EventRecord, ImportResult, ProductRecord
 from .runner import AsyncStore, StoreClosed
 from .sqlite import SQLiteStore
+from .tx import StoreTx
+from .writeop import Transaction, WriteOp
 
 __all__ = [
     "AsyncStore",
@@ -13,4 +17,7 @@ __all__ = [
     "SQLiteStore",
     "Store",
     "StoreClosed",
+    "StoreTx",
+    "Transaction",
+    "WriteOp",
 ]

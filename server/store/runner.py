@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import trio
 
-from .base import Store, WriteOp
+from .base import Store
+from .writeop import Transaction, WriteOp
 
 log = logging.getLogger("fleetgate.store")
 
@@ -41,8 +42,8 @@ class StoreClosed(Exception):
 
 @dataclass(slots=True)
 class _Pending:
-    op: WriteOp
-    on_done: Callable[[object], None] | None
+    op: WriteOp[Any]
+    on_done: Callable[[Any], None] | None  # given the op's result or Exception (submit's types)
 
 
 class AsyncStore:
@@ -74,7 +75,7 @@ class AsyncStore:
         await trio.lowlevel.checkpoint()
         return self.sync.read_on_loop(lambda: fn(*args, **kwargs))
 
-    async def _apply(self, ops: list[WriteOp]) -> list[object]:
+    async def _apply(self, ops: list[WriteOp[Any]]) -> list[object]:
         if self.inline:
             await trio.lowlevel.checkpoint()
             return self.sync.write_batch(ops)
@@ -85,33 +86,31 @@ class AsyncStore:
                 return results
         return await trio.to_thread.run_sync(self.sync.write_batch, ops)
 
-    async def submit(self, op: WriteOp, on_done: Callable[[object], None] | None = None) -> None:
+    async def submit(self, op: WriteOp[T], on_done: Callable[[T | Exception], None] | None = None) -> None:
         """Queue a write. `on_done(result_or_exception)` runs on the event loop after commit."""
         try:
             await self._send.send(_Pending(op, on_done))
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise StoreClosed("the store writer has stopped") from None
 
-    async def write(self, op: WriteOp) -> object:
-        """Queue a write and wait for its commit; re-raises the op's exception."""
+    async def write(self, op: WriteOp[T]) -> T:
+        """Queue a write and wait for its commit: its result; re-raises the op's exception."""
         done = trio.Event()
-        box: list[object] = []
+        box: list[T | Exception] = []
 
-        def finish(result: object) -> None:
+        def finish(result: T | Exception) -> None:
             box.append(result)
             done.set()
 
         await self.submit(op, finish)
         await done.wait()
-        if isinstance(box[0], BaseException):
+        if isinstance(box[0], Exception):
             raise box[0]
         return box[0]
 
     async def flush(self) -> None:
         """Wait until every write queued before this call is committed (the queue is FIFO)."""
-        from .ops import Transaction
-
-        await self.write(Transaction(lambda store: None, "flush"))
+        await self.write(Transaction(lambda tx: None, "flush"))
 
     async def run_writer(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The writer service. Runs until `close_writes()`, applying everything queued before it."""

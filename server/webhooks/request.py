@@ -17,9 +17,9 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from ..logs import iso
-from ..store.base import EventRecord
+from ..rules.webhook_model import Method, Webhook
+from ..store.records import EventRecord
 from . import templates
-from .model import Method, Webhook
 
 SIGNATURE_HEADER = "X-Fleetgate-Signature"
 EVENT_ID_HEADER = "Idempotency-Key"

@@ -29,11 +29,11 @@ from ..events.broker import EventBroker
 from ..events.feeds import API_SOURCE
 from ..events.log import EventLog
 from ..logs import log_event, now
+from ..rules.webhook_model import HOOK_PREFIX, Webhook
 from ..store import AsyncStore
-from ..store.base import EventRecord
+from ..store.records import EventRecord
 from . import guard, templates
 from .history import Attempt, DeliveryStats
-from .model import HOOK_PREFIX, Webhook
 from .request import OutgoingRequest, RenderError, build, host_key
 from .throttle import NORMAL_IN_FLIGHT, HostThrottle
 

@@ -17,7 +17,7 @@ from urllib.parse import quote
 import combustache
 
 from ..logs import iso
-from ..store.base import EventRecord
+from ..store.records import EventRecord
 
 Escape = Callable[[str], str]
 

@@ -14,7 +14,7 @@ from server.config import ServerConfig
 from server.logs import now
 from server.ops.auth import hash_token, new_token
 from server.ops.operations import Operations
-from server.store.base import TokenRecord
+from server.store.records import TokenRecord
 
 from .conftest import PASSWORD, Api, bearer
 

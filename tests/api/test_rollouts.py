@@ -20,7 +20,7 @@ import pytest
 from firmware_sim import firmware
 from server.api.models_rollouts import RolloutDeviceOut, RolloutOut, StageCountsOut
 from server.ops.rollouts import MAX_STAGES
-from server.rollouts.model import DeviceState
+from server.rules.rollout_model import DeviceState
 
 from .conftest import PASSWORD, Api, bearer, client
 from .shared import server_in_thread

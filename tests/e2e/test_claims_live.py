@@ -13,8 +13,8 @@ from firmware_sim.device import DeviceSettings, connect_device
 from firmware_sim.identity import DeviceIdentity
 from protocol.codes import Status
 from server.rules.claims import code_hash
-from server.store import Store
-from server.store.ops import Transaction
+from server.store import Transaction
+from server.store.tx import StoreTx
 
 from ..api.conftest import PASSWORD, Api, start_api
 
@@ -93,7 +93,7 @@ async def test_expired_and_foreign_codes_claim_nothing(world: World) -> None:
     await connect(world, world.member, code, Status.QUARANTINED, product=Q)  # another product's firmware
     assert await owner(world, world.member) in (None, {})
 
-    def expire(s: Store) -> None:
+    def expire(s: StoreTx) -> None:
         s._w.execute("UPDATE claim_codes SET expires_at = 1 WHERE code_hash = ?", (code_hash(code),))  # type: ignore[attr-defined]
 
     await world.api.server.ctx.store.write(Transaction(expire))

@@ -21,8 +21,8 @@ from server.firmware.files import binary_path
 from server.link import ota_delivery
 from server.ops.operations import Operations
 from server.ops.rollouts import RolloutRequest
-from server.rollouts.model import RolloutSettings, RolloutTarget
 from server.rules.model import Policy
+from server.rules.rollout_model import RolloutSettings, RolloutTarget
 
 from .conftest import Live, start_live
 

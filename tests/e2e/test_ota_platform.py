@@ -14,8 +14,8 @@ from firmware_sim.device import DeviceSettings, SimDevice
 from firmware_sim.flash import Flash
 from server.ops.operations import Operations
 from server.ops.rollouts import RolloutRequest
-from server.rollouts.model import RolloutSettings, RolloutState, RolloutTarget
 from server.rules.model import Policy
+from server.rules.rollout_model import RolloutSettings, RolloutState, RolloutTarget
 
 from .conftest import Live, start_live
 from .test_ota_live import session

@@ -17,8 +17,8 @@ from protocol.errors import RemoteProtocolError
 from server.app import Server, open_context
 from server.ops.operations import Operations
 from server.ops.rollouts import RolloutRequest
-from server.rollouts.model import ErrorAction, RolloutSettings, RolloutState, RolloutTarget, Strategy
 from server.rules.model import Policy
+from server.rules.rollout_model import ErrorAction, RolloutSettings, RolloutState, RolloutTarget, Strategy
 
 from .conftest import Live, start_live
 

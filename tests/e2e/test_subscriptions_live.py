@@ -33,12 +33,12 @@ from protocol.messages import (
     encode_message,
 )
 from server.events.feeds import API_SOURCE, DEVICE_EVENT_QUEUE
+from server.events.log import AppendEvent
 from server.link.session import DeviceSession
 from server.logs import now
 from server.ops.operations import Operations
 from server.rules.model import Policy
-from server.store import EventRecord
-from server.store.ops import AppendEvent
+from server.store.records import EventRecord
 
 from ..protocol.helpers import forge_plaintext, pack
 from .conftest import Live, start_live

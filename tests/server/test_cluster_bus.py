@@ -14,8 +14,8 @@ from protocol.codes import OtaAbortReason
 from server.app import Server, start_up
 from server.cluster import AbortFirmware, ControlMessage, LocalBus, ReevaluateDevice, WakeRollouts
 from server.config import ServerConfig
-from server.store import AsyncStore, Store
-from server.store.ops import Transaction
+from server.store import AsyncStore, Transaction
+from server.store.tx import StoreTx
 
 DEVICE = "aa" * 12
 
@@ -29,8 +29,8 @@ class Recorder:
         self.got.append(message)
 
 
-def sending(bus: LocalBus, *messages: ControlMessage, fail: bool = False) -> Transaction:
-    def fn(s: Store) -> None:
+def sending(bus: LocalBus, *messages: ControlMessage, fail: bool = False) -> Transaction[None]:
+    def fn(s: StoreTx) -> None:
         for message in messages:
             bus.notify(s, message)
         if fail:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from server.store import EventRecord, SQLiteStore, Store
-from server.store.base import WriteOp
-from server.store.ops import AppendEvent, Transaction
+from server.events.log import AppendEvent
+from server.store import SQLiteStore, Store, Transaction, WriteOp
+from server.store.records import EventRecord
+from server.store.tx import StoreTx
 
 DEVICE = "aa" * 12
 
@@ -18,8 +20,8 @@ def store(tmp_path: Path) -> SQLiteStore:
     return SQLiteStore(tmp_path / "fleetgate.db")
 
 
-def asking(ran: list[str], name: str, *, fail: bool = False) -> Transaction:
-    def fn(s: Store) -> None:
+def asking(ran: list[str], name: str, *, fail: bool = False) -> Transaction[None]:
+    def fn(s: StoreTx) -> None:
         s.after_commit(lambda: ran.append(name))
         if fail:
             raise RuntimeError(name)
@@ -47,8 +49,8 @@ class Interrupted(BaseException):
     """Not an op's error: the whole batch is rolled back."""
 
 
-class Abort(WriteOp):
-    def apply(self, store: Store) -> object:
+class Abort(WriteOp[None]):
+    def apply(self, store: StoreTx) -> None:
         raise Interrupted
 
 
@@ -68,13 +70,12 @@ class AppendAsking(AppendEvent):
 
     ran: list[str] = []
 
-    def apply(self, store: Store) -> object:
+    def apply(self, store: StoreTx) -> int:
         store.after_commit(lambda: self.ran.append(self.event.name))
         return super().apply(store)
 
     @classmethod
-    def apply_group(cls, store: Store, ops: object) -> list[object]:
-        assert isinstance(ops, list | tuple)
+    def apply_group(cls, store: StoreTx, ops: Sequence[WriteOp[int]]) -> list[int]:
         return [op.apply(store) for op in ops]
 
 

@@ -7,7 +7,7 @@ import pytest
 from protocol.codes import Privilege
 from server.events.broker import EventBroker
 from server.events.feeds import API_SOURCE, DeviceFeed, EventFilter, device_may_receive
-from server.store.base import EventRecord
+from server.store.records import EventRecord
 
 ME, OTHER = "aa" * 12, "bb" * 12
 P = 7

@@ -11,7 +11,8 @@ from server.events.broker import EventBroker
 from server.events.feeds import EventFilter
 from server.events.log import EventLog, _Append
 from server.events.publishing import DirectFeed
-from server.store import AsyncStore, EventRecord, SQLiteStore
+from server.store import AsyncStore, SQLiteStore
+from server.store.records import EventRecord
 
 from .test_events_broker import drain
 
@@ -81,15 +82,15 @@ def test_consecutive_appends_in_a_batch_are_stored_as_one_group(tmp_path: Path) 
     published: list[EventRecord] = []
     ops = [_Append(EventRecord(DEVICE, f"e{i}", b"", 60, True, float(i)), published.append, None) for i in range(3)]
     grouped: list[int] = []
-    real = sync._append_events
+    real = sync.append_events
 
     def spy(events: Sequence[EventRecord]) -> list[int]:
         grouped.append(len(events))
         return real(events)
 
-    sync._append_events = spy  # type: ignore[method-assign]
+    sync.append_events = spy  # type: ignore[method-assign]
     results = sync.write_batch(ops)
     assert grouped == [3]  # one multi-row insert, as AppendEvent's
     for op, result in zip(ops, results, strict=True):
-        op(result)
+        op(result)  # type: ignore[arg-type]  # write_batch returns each op's own result
     assert [(e.id, e.name) for e in published] == [(e.id, e.name) for e in sync.list_events()]

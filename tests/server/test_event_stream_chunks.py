@@ -23,9 +23,10 @@ from server.events.feeds import (
     SUBSCRIBER_BYTES,
     EventFilter,
 )
+from server.events.log import AppendEvent
 from server.logs import iso
-from server.store import AsyncStore, EventRecord, SQLiteStore
-from server.store.ops import AppendEvent
+from server.store import AsyncStore, SQLiteStore
+from server.store.records import EventRecord
 
 DEVICE = "aa" * 12
 P = 7

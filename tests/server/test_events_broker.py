@@ -6,7 +6,7 @@ import trio
 
 from server.events.broker import EventBroker
 from server.events.feeds import SUBSCRIBER_QUEUE, EventFilter
-from server.store.base import EventRecord
+from server.store.records import EventRecord
 
 
 def event(i: int, name: str = "temp", device: str = "aa" * 12, product: int | None = 7) -> EventRecord:

@@ -14,43 +14,40 @@ from server.firmware.files import binary_path, write_binary
 from server.rules.errors import Conflict, Invalid
 from server.rules.model import Policy
 from server.store import SQLiteStore, Store
-from server.store.base import FirmwareRecord
-from server.store.migrations import MIGRATIONS
-from server.store.ops import Transaction
+from server.store.records import FirmwareRecord
+from server.store.sqlite.migrations import MIGRATIONS
+from server.store.tx import StoreTx
 
 P, OTHER = 4201, 4202
 DEV_A, DEV_B = "aa" * 12, "bb" * 12
 
 
-def tx(store: Store, fn: Callable[[Store], Any]) -> Any:
-    (result,) = store.write_batch([Transaction(fn)])
-    if isinstance(result, BaseException):
-        raise result
-    return result
+def tx(store: Store, fn: Callable[[StoreTx], Any]) -> Any:
+    return store.transact(fn)
 
 
 def firmware(version: int, product: int = P) -> FirmwareRecord:
     return FirmwareRecord(product, version, f"v{version}", "", "fw.bin", 100, f"{version:064x}", None, 6, 1.0, "user:a")
 
 
-def insert_group(s: Store, name: str) -> object:
-    return s._insert_group(P, name, "", 2.0)
+def insert_group(s: StoreTx, name: str) -> object:
+    return s.insert_group(P, name, "", 2.0)
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> SQLiteStore:
     s = SQLiteStore(tmp_path / "fleetgate.db")
 
-    def setup(s: Store) -> None:
+    def setup(s: StoreTx) -> None:
         for product in (P, OTHER):
-            s._insert_product(product, f"p{product}", "P", Policy.QUARANTINE, 1.0)
+            s.insert_product(product, f"p{product}", "P", Policy.QUARANTINE, 1.0)
         for device in (DEV_A, DEV_B):
-            s._ensure_device(device, 1.0)
-            s._set_membership(device, P)
+            s.ensure_device(device, 1.0)
+            s.set_membership(device, P)
         for version in (1, 2, 3):
-            s._insert_firmware(firmware(version))
+            s.insert_firmware(firmware(version))
         for name in ("beta", "eu"):
-            s._insert_group(P, name, "", 1.0)
+            s.insert_group(P, name, "", 1.0)
 
     tx(s, setup)
     return s
@@ -87,16 +84,16 @@ def test_firmware_rows_and_duplicate_versions(store: SQLiteStore) -> None:
     got = store.get_firmware(P, 2)
     assert got is not None and got.sha256 == f"{2:064x}" and not got.released and got.groups == ()
     with pytest.raises(Conflict) as info:
-        tx(store, lambda s: s._insert_firmware(firmware(2)))
+        tx(store, lambda s: s.insert_firmware(firmware(2)))
     assert info.value.field == "version"
-    tx(store, lambda s: s._insert_firmware(firmware(2, OTHER)))  # versions are per product
+    tx(store, lambda s: s.insert_firmware(firmware(2, OTHER)))  # versions are per product
     with pytest.raises(sqlite3.IntegrityError):
-        tx(store, lambda s: s._insert_firmware(firmware(0)))
+        tx(store, lambda s: s.insert_firmware(firmware(0)))
 
 
 def test_release_is_declarative(store: SQLiteStore) -> None:
     def release(version: int, default: bool, groups: list[str], at: float = 5.0) -> None:
-        tx(store, lambda s: s._release_firmware(
+        tx(store, lambda s: s.release_firmware(
             P, version, product_default=default, groups=groups, intelligent=False, at=at, actor="user:a"
         ))  # fmt: skip
 
@@ -121,56 +118,56 @@ def test_release_is_declarative(store: SQLiteStore) -> None:
 
 
 def test_a_released_or_locked_version_cannot_be_deleted_by_the_schema(store: SQLiteStore) -> None:
-    tx(store, lambda s: s._release_firmware(
+    tx(store, lambda s: s.release_firmware(
         P, 1, product_default=True, groups=[], intelligent=True, at=5.0, actor="user:a"
     ))  # fmt: skip
     with pytest.raises(sqlite3.IntegrityError):
-        tx(store, lambda s: s._delete_firmware(P, 1))
-    tx(store, lambda s: s._set_firmware_lock(P, DEV_A, 2, 5.0, "user:a"))
+        tx(store, lambda s: s.delete_firmware(P, 1))
+    tx(store, lambda s: s.set_firmware_lock(P, DEV_A, 2, 5.0, "user:a"))
     with pytest.raises(sqlite3.IntegrityError):
-        tx(store, lambda s: s._delete_firmware(P, 2))
-    assert tx(store, lambda s: s._delete_firmware(P, 3)) is True
-    assert tx(store, lambda s: s._delete_firmware(P, 3)) is False
+        tx(store, lambda s: s.delete_firmware(P, 2))
+    assert tx(store, lambda s: s.delete_firmware(P, 3)) is True
+    assert tx(store, lambda s: s.delete_firmware(P, 3)) is False
 
 
 def test_groups_members_and_names(store: SQLiteStore) -> None:
     with pytest.raises(Conflict) as info:
-        tx(store, lambda s: s._insert_group(P, "beta", "", 2.0))
+        tx(store, lambda s: s.insert_group(P, "beta", "", 2.0))
     assert info.value.field == "name"
-    tx(store, lambda s: s._insert_group(OTHER, "beta", "", 2.0))  # names are per product
+    tx(store, lambda s: s.insert_group(OTHER, "beta", "", 2.0))  # names are per product
     for bad in ("Beta", "", "a b", "x" * 65, "é"):  # the schema refuses what the API would (a second guard)
         with pytest.raises(sqlite3.IntegrityError):
             tx(store, partial(insert_group, name=bad))
-    tx(store, lambda s: s._insert_group(P, "a_b-9", "", 2.0))
+    tx(store, lambda s: s.insert_group(P, "a_b-9", "", 2.0))
 
-    tx(store, lambda s: s._set_device_groups(P, DEV_A, ["eu", "beta", "eu"]))
+    tx(store, lambda s: s.set_device_groups(P, DEV_A, ["eu", "beta", "eu"]))
     assert store.device_groups(P, DEV_A) == ["beta", "eu"]
-    tx(store, lambda s: s._set_device_groups(P, DEV_A, ["eu"]))  # sets, not adds
+    tx(store, lambda s: s.set_device_groups(P, DEV_A, ["eu"]))  # sets, not adds
     assert store.device_groups(P, DEV_A) == ["eu"]
     with pytest.raises(Invalid) as bad_group:
-        tx(store, lambda s: s._set_device_groups(P, DEV_A, ["eu", "nope"]))
+        tx(store, lambda s: s.set_device_groups(P, DEV_A, ["eu", "nope"]))
     assert bad_group.value.field == "groups" and store.device_groups(P, DEV_A) == ["eu"]  # rolled back
     eu = store.get_group(P, "eu")
     assert eu is not None and eu.device_count == 1
     assert [g.name for g in store.list_groups(P)] == ["a_b-9", "beta", "eu"]
 
-    tx(store, lambda s: s._release_firmware(
+    tx(store, lambda s: s.release_firmware(
         P, 2, product_default=False, groups=["eu"], intelligent=False, at=5.0, actor="user:a"
     ))  # fmt: skip
-    assert tx(store, lambda s: s._delete_group(P, "eu")) is True
+    assert tx(store, lambda s: s.delete_group(P, "eu")) is True
     assert store.device_groups(P, DEV_A) == [] and store.list_releases(P) == []
     two = store.get_firmware(P, 2)
     assert two is not None and not two.released  # its only release went with the group
-    assert tx(store, lambda s: s._delete_group(P, "eu")) is False
+    assert tx(store, lambda s: s.delete_group(P, "eu")) is False
 
 
 def test_target_facts_and_leaving_the_product(store: SQLiteStore) -> None:
-    def setup(s: Store) -> None:
-        s._release_firmware(P, 1, product_default=True, groups=[], intelligent=False, at=5.0, actor="user:a")
-        s._release_firmware(P, 2, product_default=False, groups=["beta"], intelligent=True, at=5.0, actor="user:a")
-        s._release_firmware(P, 3, product_default=False, groups=["eu"], intelligent=False, at=5.0, actor="user:a")
-        s._set_device_groups(P, DEV_A, ["beta", "eu"])
-        s._set_firmware_lock(P, DEV_B, 1, 5.0, "user:a")
+    def setup(s: StoreTx) -> None:
+        s.release_firmware(P, 1, product_default=True, groups=[], intelligent=False, at=5.0, actor="user:a")
+        s.release_firmware(P, 2, product_default=False, groups=["beta"], intelligent=True, at=5.0, actor="user:a")
+        s.release_firmware(P, 3, product_default=False, groups=["eu"], intelligent=False, at=5.0, actor="user:a")
+        s.set_device_groups(P, DEV_A, ["beta", "eu"])
+        s.set_firmware_lock(P, DEV_B, 1, 5.0, "user:a")
 
     tx(store, setup)
     a = store.firmware_target_facts(P, DEV_A)
@@ -184,21 +181,21 @@ def test_target_facts_and_leaving_the_product(store: SQLiteStore) -> None:
     assert store.firmware_lock(P, DEV_B) == 1 and store.firmware_locks_on(P, 1) == [DEV_B]
 
     # Leaving the product (remove, deny, move) drops its groups and its lock, whatever the code path.
-    tx(store, lambda s: s._set_membership(DEV_A, None))
-    tx(store, lambda s: s._set_membership(DEV_B, OTHER))
+    tx(store, lambda s: s.set_membership(DEV_A, None))
+    tx(store, lambda s: s.set_membership(DEV_B, OTHER))
     assert store.device_groups(P, DEV_A) == [] and store.firmware_lock(P, DEV_B) is None
-    tx(store, lambda s: s._set_membership(DEV_A, P))  # coming back starts clean
+    tx(store, lambda s: s.set_membership(DEV_A, P))  # coming back starts clean
     assert store.firmware_target_facts(P, DEV_A).groups == ()
 
 
 def test_unlock(store: SQLiteStore) -> None:
-    tx(store, lambda s: s._set_firmware_lock(P, DEV_A, 3, 5.0, "user:a"))
-    tx(store, lambda s: s._set_firmware_lock(P, DEV_A, 2, 6.0, "user:a"))
+    tx(store, lambda s: s.set_firmware_lock(P, DEV_A, 3, 5.0, "user:a"))
+    tx(store, lambda s: s.set_firmware_lock(P, DEV_A, 2, 6.0, "user:a"))
     assert store.firmware_lock(P, DEV_A) == 2
-    tx(store, lambda s: s._set_firmware_lock(P, DEV_A, None, 7.0, "user:a"))
+    tx(store, lambda s: s.set_firmware_lock(P, DEV_A, None, 7.0, "user:a"))
     assert store.firmware_lock(P, DEV_A) is None
     with pytest.raises(sqlite3.IntegrityError):  # only uploaded versions
-        tx(store, lambda s: s._set_firmware_lock(P, DEV_A, 99, 7.0, "user:a"))
+        tx(store, lambda s: s.set_firmware_lock(P, DEV_A, 99, 7.0, "user:a"))
 
 
 def test_binary_paths_are_derived_and_writes_atomic(tmp_path: Path) -> None:

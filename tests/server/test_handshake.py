@@ -8,7 +8,7 @@ from protocol.codes import Status
 from protocol.messages import Hello
 from server.link.handshake import Refused, authenticate
 from server.rules.admission import Decision, DeviceFacts, Policy, ProductFacts, decide
-from server.store.base import DeviceRecord
+from server.store.records import DeviceRecord
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(32)

@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from server.store import SQLiteStore
-from server.store.migrations import MIGRATIONS
+from server.store.sqlite.migrations import MIGRATIONS
 
 
 def test_rollouts_keep_their_rows_and_no_longer_pin_firmware(tmp_path: Path) -> None:
@@ -33,7 +33,7 @@ def test_rollouts_keep_their_rows_and_no_longer_pin_firmware(tmp_path: Path) -> 
     store = SQLiteStore(path)
     assert store.schema_version >= 10
     with store._w:
-        assert store._delete_firmware(7, 2)
+        assert store.delete_firmware(7, 2)
     assert store._w.execute("SELECT id, version, state FROM rollouts").fetchall() == [(3, 2, "aborted")]
     assert store._w.execute("SELECT rollout_id, device_id, from_version FROM rollout_devices").fetchall() == [
         (3, "aa", 1)

@@ -13,17 +13,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from server.ops.rollouts import MAX_STAGES, parse_stages
-from server.rollouts.model import (
-    DeviceState,
-    ErrorAction,
-    Phase,
-    Rollout,
-    RolloutDevice,
-    RolloutSettings,
-    RolloutState,
-    RolloutTarget,
-    Strategy,
-)
 from server.rollouts.planner import (
     DeviceView,
     Report,
@@ -37,6 +26,17 @@ from server.rollouts.planner import (
     target_version,
 )
 from server.rules.errors import Invalid
+from server.rules.rollout_model import (
+    DeviceState,
+    ErrorAction,
+    Phase,
+    Rollout,
+    RolloutDevice,
+    RolloutSettings,
+    RolloutState,
+    RolloutTarget,
+    Strategy,
+)
 
 VERSION = 2
 OLD = 1

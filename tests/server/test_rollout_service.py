@@ -15,11 +15,11 @@ from server.config import ServerConfig
 from server.context import ServerContext
 from server.ops.operations import Operations
 from server.ops.rollouts import RolloutRequest
-from server.rollouts.model import DeviceState, RolloutSettings, RolloutState, RolloutTarget
 from server.rollouts.service import RolloutService
 from server.rules.model import Policy
-from server.store import Store
-from server.store.ops import Transaction
+from server.rules.rollout_model import DeviceState, RolloutSettings, RolloutState, RolloutTarget
+from server.store import Transaction
+from server.store.tx import StoreTx
 
 ADMIN = "user:admin"
 P = 4701
@@ -43,9 +43,9 @@ async def ctx(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[ServerCont
 async def confirm_all(ctx: ServerContext, rollout_id: int, version: int) -> None:
     """As if every device had come back running `version`."""
 
-    def tx(s: Store) -> None:
+    def tx(s: StoreTx) -> None:
         rows = s.rollout_devices(rollout_id)
-        s._update_rollout_devices(
+        s.update_rollout_devices(
             replace(r, state=DeviceState.CONFIRMED, assigned_version=version, from_version=1) for r in rows
         )
 
@@ -77,9 +77,9 @@ async def test_a_restart_gives_transfers_in_flight_their_whole_timeout_again(ctx
         ADMIN, P, RolloutRequest(2, RolloutTarget(product_default=True), RolloutSettings(device_timeout=60))
     )
 
-    def offered_long_ago(s: Store) -> None:
+    def offered_long_ago(s: StoreTx) -> None:
         rows = s.rollout_devices(rollout.id)
-        s._update_rollout_devices(
+        s.update_rollout_devices(
             replace(r, state=DeviceState.OFFERED, offered_at=1.0, assigned_version=2) for r in rows
         )
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from server.store import EventRecord, SQLiteStore, Store
-from server.store.base import WriteOp
-from server.store.migrations import MIGRATIONS
-from server.store.ops import AppendEvent, ConfirmSession, MarkDisconnected
+from server.events.log import AppendEvent
+from server.link.writes import ConfirmSession, MarkDisconnected
+from server.store import SQLiteStore, WriteOp
+from server.store.records import EventRecord
+from server.store.sqlite.migrations import MIGRATIONS
+from server.store.tx import StoreTx
 
 KEY_A = bytes(range(32))
 KEY_B = bytes(range(1, 33))
@@ -43,8 +46,8 @@ def test_import_reports_added_unchanged_and_conflicts(store: SQLiteStore) -> Non
     assert record is not None and record.public_key == KEY_A  # a conflicting import changes nothing
 
 
-class Explode(WriteOp):
-    def apply(self, store: Store) -> object:
+class Explode(WriteOp[None]):
+    def apply(self, store: StoreTx) -> None:
         raise RuntimeError("boom")
 
 
@@ -76,7 +79,7 @@ def test_disconnect_and_reset_online(store: SQLiteStore) -> None:
 
 
 def test_events_page_by_id_and_device(store: SQLiteStore) -> None:
-    ops: list[WriteOp] = [
+    ops: list[WriteOp[Any]] = [
         AppendEvent(EventRecord(d, f"e{i}", b"", 60, True, float(i))) for i, d in enumerate(["aa" * 12, "bb" * 12] * 3)
     ]
     ids = [i for i in store.write_batch(ops) if isinstance(i, int)]

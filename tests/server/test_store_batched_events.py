@@ -8,14 +8,17 @@ from __future__ import annotations
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 
-from server.store import AsyncStore, EventRecord, SQLiteStore, Store
-from server.store import sqlite as sqlite_module
-from server.store.base import WriteOp
-from server.store.ops import AppendEvent, MarkDisconnected, Transaction
+from server.events.log import AppendEvent
+from server.link.writes import MarkDisconnected
+from server.store import AsyncStore, SQLiteStore, Transaction, WriteOp
+from server.store.records import EventRecord
+from server.store.sqlite import engine as sqlite_module
+from server.store.tx import StoreTx
 
 KEY = bytes(range(32))
 DEVICE = "aa" * 12
@@ -32,8 +35,8 @@ def append(i: int, data: bytes = b"x") -> AppendEvent:
     return AppendEvent(EventRecord(DEVICE, f"e{i}", data, 60, i % 2 == 0, 1000.0 + i, product_id=i % 3 or None))
 
 
-class Explode(WriteOp):
-    def apply(self, store: Store) -> object:
+class Explode(WriteOp[None]):
+    def apply(self, store: StoreTx) -> None:
         raise RuntimeError("boom")
 
 
@@ -67,7 +70,7 @@ def test_ids_never_reuse_a_deleted_last_id(store: SQLiteStore) -> None:
 
 
 def test_runs_of_appends_between_other_ops_keep_their_order(store: SQLiteStore) -> None:
-    ops: list[WriteOp] = [
+    ops: list[WriteOp[Any]] = [
         append(0),
         append(1),
         MarkDisconnected(DEVICE, 5.0),
@@ -85,7 +88,7 @@ def test_runs_of_appends_between_other_ops_keep_their_order(store: SQLiteStore) 
 
 def test_a_bad_event_in_a_run_fails_alone(store: SQLiteStore) -> None:
     bad = AppendEvent(EventRecord(DEVICE, None, b"", 60, True, 1.0))  # type: ignore[arg-type]  # NOT NULL
-    ops: list[WriteOp] = [append(0), append(1), bad, append(3)]
+    ops: list[WriteOp[Any]] = [append(0), append(1), bad, append(3)]
     results = store.write_batch(ops)
     assert isinstance(results[2], sqlite3.IntegrityError)
     ids = [r for r in (results[0], results[1], results[3]) if isinstance(r, int)]
@@ -125,7 +128,7 @@ async def test_the_writer_applies_small_batches_on_the_loop_and_large_ones_in_a_
         assert isinstance(event_id, int) and writes.batches_on_loop == 1
         gate, entered = threading.Event(), threading.Event()
 
-        def hold(_: Store) -> None:  # holds the writer in its thread while the appends queue up
+        def hold(_: StoreTx) -> None:  # holds the writer in its thread while the appends queue up
             entered.set()
             gate.wait(10)
 

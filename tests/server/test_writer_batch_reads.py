@@ -23,8 +23,7 @@ from server.link.registry import SessionRegistry
 from server.ops.operations import Operations
 from server.rules.errors import Conflict
 from server.rules.model import Policy
-from server.store import AsyncStore, SQLiteStore
-from server.store.ops import Transaction
+from server.store import AsyncStore, SQLiteStore, Transaction
 
 P, Q = 7301, 7302
 

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.store.base import EventRecord
-from server.webhooks.model import Auth, Method, Webhook, WebhookSpec
+from server.rules.webhook_model import Auth, Method, Webhook, WebhookSpec
+from server.store.records import EventRecord
 from server.webhooks.request import EVENT_ID_HEADER, SIGNATURE_HEADER, RenderError, build, signature
 
 SECRET = "ab" * 32

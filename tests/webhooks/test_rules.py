@@ -9,8 +9,8 @@ import trio
 
 from server.ops.webhooks import check_spec
 from server.rules.errors import Invalid
+from server.rules.webhook_model import WebhookSpec
 from server.webhooks import guard
-from server.webhooks.model import WebhookSpec
 from server.webhooks.throttle import NORMAL_IN_FLIGHT, THROTTLED_INTERVAL, HostThrottle
 
 

@@ -17,7 +17,7 @@ import trio
 from firmware_sim.device import DeviceSettings, connect_device
 from firmware_sim.identity import DeviceIdentity
 from protocol.codes import AckResult, Status, SubscribeResult
-from server.store.base import EventRecord
+from server.store.records import EventRecord
 from server.webhooks.request import EVENT_ID_HEADER, SIGNATURE_HEADER
 
 from ..api.conftest import Api, start_api

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from ..webhooks.model import Webhook, WebhookSpec, spec_from_json, spec_to_json
+from ...rules.webhook_model import Webhook, WebhookSpec, spec_from_json, spec_to_json
 
 
 class WebhookQueries:
@@ -23,7 +23,7 @@ class WebhookQueries:
             Webhook(i, p, spec_from_json(json.loads(spec)), secret, at, by) for (i, p, spec, secret, at, by) in rows
         ]
 
-    def _insert_webhook(self, product_id: int, spec: WebhookSpec, secret: str, at: float, by: str) -> int:
+    def insert_webhook(self, product_id: int, spec: WebhookSpec, secret: str, at: float, by: str) -> int:
         cur = self._w.execute(
             "INSERT INTO webhooks (product_id, spec, secret, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
             (product_id, json.dumps(spec_to_json(spec)), secret, at, by),
@@ -31,8 +31,8 @@ class WebhookQueries:
         assert cur.lastrowid is not None
         return cur.lastrowid
 
-    def _update_webhook(self, webhook_id: int, spec: WebhookSpec) -> None:
+    def update_webhook(self, webhook_id: int, spec: WebhookSpec) -> None:
         self._w.execute("UPDATE webhooks SET spec = ? WHERE id = ?", (json.dumps(spec_to_json(spec)), webhook_id))
 
-    def _delete_webhook(self, webhook_id: int) -> None:
+    def delete_webhook(self, webhook_id: int) -> None:
         self._w.execute("DELETE FROM webhooks WHERE id = ?", (webhook_id,))

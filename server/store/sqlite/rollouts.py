@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..rollouts.model import (
+from ...rules.rollout_model import (
     ACTIVE_STATES,
     DeviceState,
     ErrorAction,
@@ -21,7 +21,7 @@ from ..rollouts.model import (
     RolloutTarget,
     Strategy,
 )
-from .base import CAME_BACK_ON_OLD
+from ..records import CAME_BACK_ON_OLD
 
 _ROLLOUT_COLUMNS = (
     "id, product_id, version, target, settings, state, state_reason, current_stage, rate_budget,"
@@ -173,7 +173,7 @@ class RolloutQueries:
         )
         return [(int(rollout_id), str(state)) for rollout_id, state in rows]
 
-    def _insert_rollout(self, rollout: Rollout, devices: Iterable[tuple[str, int]]) -> int:
+    def insert_rollout(self, rollout: Rollout, devices: Iterable[tuple[str, int]]) -> int:
         """Insert a rollout (its id is assigned) with its devices as (device_id, stage), in offer order."""
         cur = self._w.execute(
             "INSERT INTO rollouts (product_id, version, target, settings, state, state_reason, current_stage,"
@@ -197,7 +197,7 @@ class RolloutQueries:
         )
         return rid
 
-    def _update_rollout(self, rollout: Rollout) -> None:
+    def update_rollout(self, rollout: Rollout) -> None:
         self._w.execute(
             "UPDATE rollouts SET state = ?, state_reason = ?, current_stage = ?, rate_budget = ?,"
             " error_action_fired = ?, failures_forgiven = ?, updated_at = ?, finished_at = ? WHERE id = ?",
@@ -208,7 +208,7 @@ class RolloutQueries:
             ),
         )  # fmt: skip
 
-    def _update_rollout_devices(self, rows: Iterable[RolloutDevice]) -> None:
+    def update_rollout_devices(self, rows: Iterable[RolloutDevice]) -> None:
         self._w.executemany(
             "UPDATE rollout_devices SET state = ?, phase = ?, attempts = ?, from_version = ?, assigned_version = ?,"
             " reason = ?, offered_at = ?, next_try_at = ?, updated_at = ? WHERE rollout_id = ? AND device_id = ?",
@@ -221,7 +221,7 @@ class RolloutQueries:
             ),
         )  # fmt: skip
 
-    def _clear_rollout_assignments(self, product_id: int, keep: int | None = None) -> int:
+    def clear_rollout_assignments(self, product_id: int, keep: int | None = None) -> int:
         """Drop the targets that finished rollouts of the product hold (but `keep`'s): the release
         rules, or the newer rollout, take over."""
         cur = self._w.execute(
@@ -232,7 +232,7 @@ class RolloutQueries:
         )
         return cur.rowcount
 
-    def _restart_rollout_clocks(self, at: float) -> int:
+    def restart_rollout_clocks(self, at: float) -> int:
         """At startup: transfers in flight of unfinished rollouts get their whole timeout again."""
         cur = self._w.execute(
             "UPDATE rollout_devices SET offered_at = ? WHERE offered_at IS NOT NULL"

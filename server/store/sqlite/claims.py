@@ -17,7 +17,7 @@ class ClaimQueries:
         ).fetchone()
         return None if row is None else (int(row[0]), int(row[1]), float(row[2]), row[3])
 
-    def _insert_claim_code(
+    def insert_claim_code(
         self, code_hash: bytes, product_id: int, customer_id: int, created_at: float, expires_at: float
     ) -> None:
         self._w.execute(
@@ -26,7 +26,7 @@ class ClaimQueries:
             (code_hash, product_id, customer_id, created_at, expires_at),
         )
 
-    def _spend_claim_code(self, code_hash: bytes, device_id: str, at: float) -> None:
+    def spend_claim_code(self, code_hash: bytes, device_id: str, at: float) -> None:
         self._w.execute(
             "UPDATE claim_codes SET claimed_device = ?, claimed_at = ? WHERE code_hash = ? AND claimed_device IS NULL",
             (device_id, at, code_hash),

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from ..rules.errors import Conflict, Invalid
-from .base import FirmwareRecord, FirmwareTargetFacts, GroupRecord, ReleaseRecord
-from .sqlite_admin import AdminQueries
+from ...rules.errors import Conflict, Invalid
+from ..records import FirmwareRecord, FirmwareTargetFacts, GroupRecord, ReleaseRecord
+from .admin import AdminQueries
 
 _FIRMWARE = (
     "product_id, version, title, description, name, size, sha256, signature, platform_id, uploaded_at,"
@@ -73,7 +73,7 @@ class FirmwareQueries(AdminQueries):
         rows = self._q.execute(f"SELECT {_FIRMWARE} FROM firmware WHERE product_id = ? ORDER BY version", (product_id,))
         return self._with_releases([_firmware(r) for r in rows])
 
-    def _insert_firmware(self, record: FirmwareRecord) -> None:
+    def insert_firmware(self, record: FirmwareRecord) -> None:
         r = record
         try:
             self._w.execute(
@@ -86,11 +86,11 @@ class FirmwareQueries(AdminQueries):
                 raise
             raise Conflict(f"product {r.product_id} already has firmware version {r.version}", "version") from None
 
-    def _delete_firmware(self, product_id: int, version: int) -> bool:
+    def delete_firmware(self, product_id: int, version: int) -> bool:
         cur = self._w.execute("DELETE FROM firmware WHERE product_id = ? AND version = ?", (product_id, version))
         return cur.rowcount > 0
 
-    def _update_firmware_info(self, product_id: int, version: int, title: str, description: str) -> bool:
+    def update_firmware_info(self, product_id: int, version: int, title: str, description: str) -> bool:
         cur = self._w.execute(
             "UPDATE firmware SET title = ?, description = ? WHERE product_id = ? AND version = ?",
             (title, description, product_id, version),
@@ -103,7 +103,7 @@ class FirmwareQueries(AdminQueries):
         rows = self._q.execute(_RELEASE + " WHERE r.product_id = ? ORDER BY r.version, g.name", (product_id,))
         return [_release(r) for r in rows]
 
-    def _release_firmware(
+    def release_firmware(
         self,
         product_id: int,
         version: int,
@@ -166,7 +166,7 @@ class FirmwareQueries(AdminQueries):
     def list_groups(self, product_id: int) -> list[GroupRecord]:
         return self._groups(product_id, None)
 
-    def _insert_group(self, product_id: int, name: str, description: str, at: float) -> GroupRecord:
+    def insert_group(self, product_id: int, name: str, description: str, at: float) -> GroupRecord:
         try:
             cur = self._w.execute(
                 "INSERT INTO device_groups (product_id, name, description, created_at) VALUES (?, ?, ?, ?)",
@@ -179,7 +179,7 @@ class FirmwareQueries(AdminQueries):
         assert cur.lastrowid is not None
         return GroupRecord(cur.lastrowid, product_id, name, description, at)
 
-    def _delete_group(self, product_id: int, name: str) -> bool:
+    def delete_group(self, product_id: int, name: str) -> bool:
         cur = self._w.execute("DELETE FROM device_groups WHERE product_id = ? AND name = ?", (product_id, name))
         if cur.rowcount == 0:
             return False
@@ -200,7 +200,7 @@ class FirmwareQueries(AdminQueries):
         )
         return [name for (name,) in rows]
 
-    def _set_device_groups(self, product_id: int, device_id: str, names: Sequence[str]) -> None:
+    def set_device_groups(self, product_id: int, device_id: str, names: Sequence[str]) -> None:
         w = self._w
         w.execute(
             "DELETE FROM device_group_members WHERE device_id = ?"
@@ -231,7 +231,7 @@ class FirmwareQueries(AdminQueries):
         )
         return [d for (d,) in rows]
 
-    def _set_firmware_lock(self, product_id: int, device_id: str, version: int | None, at: float, actor: str) -> None:
+    def set_firmware_lock(self, product_id: int, device_id: str, version: int | None, at: float, actor: str) -> None:
         self._w.execute("DELETE FROM firmware_locks WHERE device_id = ?", (device_id,))
         if version is not None:
             self._w.execute(

@@ -1,37 +1,40 @@
-"""The write operations sessions hand to the writer service."""
+"""The device link's writes: a session confirmed at READY (its admission applied, its OTA outcome
+confirmed, a claim code spent) and a session ended. Operator re-evaluations (link/control.py) reuse
+`decide_now` and `apply_decision`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from ..rollouts.planner import Report
 from ..rollouts.progress import report_rollout
 from ..rules.admission import Decision, Effect, decide
 from ..rules.claims import claim_refusal, code_hash
 from ..rules.model import ListState, Owner
-from .base import CAME_BACK_ON_OLD, EventRecord, OtaOutcome, Store, WriteOp
+from ..store.records import CAME_BACK_ON_OLD, OtaOutcome
+from ..store.tx import StoreTx
+from ..store.writeop import WriteOp
 
 
-def apply_decision(store: Store, device_id: str, decision: Decision, at: float, actor: str) -> None:
+def apply_decision(store: StoreTx, device_id: str, decision: Decision, at: float, actor: str) -> None:
     """Carry out a decision's effects and write it to the audit trail (inside a write batch)."""
     fw = decision.product_id
     for effect in sorted(decision.effects, key=lambda e: e.value):
         if effect is Effect.JOIN:
             assert fw is not None
-            store._set_membership(device_id, fw)
-            store._set_list_state(fw, device_id, None, at)
+            store.set_membership(device_id, fw)
+            store.set_list_state(fw, device_id, None, at)
         elif effect is Effect.QUARANTINE:
             assert fw is not None
-            store._set_list_state(fw, device_id, ListState.QUARANTINED, at)
+            store.set_list_state(fw, device_id, ListState.QUARANTINED, at)
         elif effect is Effect.REMOVED_TO_DENIED:
             assert fw is not None
-            store._set_list_state(fw, device_id, ListState.DENIED, at)
+            store.set_list_state(fw, device_id, ListState.DENIED, at)
         elif effect is Effect.LEAVE_DENIED_LISTS:
-            store._leave_denied_lists(device_id)
+            store.leave_denied_lists(device_id)
         # RECORD_PREADD_ATTEMPT: the audit entry below is the record.
-    store._append_audit(
+    store.append_audit(
         at,
         actor,
         "admission",
@@ -47,13 +50,13 @@ def apply_decision(store: Store, device_id: str, decision: Decision, at: float, 
     )
 
 
-def decide_now(store: Store, device_id: str, fw_product_id: int | None) -> tuple[Decision, int | None]:
+def decide_now(store: StoreTx, device_id: str, fw_product_id: int | None) -> tuple[Decision, int | None]:
     """Decide from the store as this transaction sees it: (decision, the device's product)."""
     _, facts, product = store.admission_facts(device_id, fw_product_id)
     return decide(facts, fw_product_id, product), facts.cloud_product_id
 
 
-def confirm_update(store: Store, device_id: str, running: int, at: float) -> None:
+def confirm_update(store: StoreTx, device_id: str, running: int, at: float) -> None:
     """An installed image is confirmed by the device coming back running it; coming back on
     another version means the update did not take: counted failed, and not offered again."""
     # The version a device reports confirms a rollout's offer in every case, even when the
@@ -66,14 +69,14 @@ def confirm_update(store: Store, device_id: str, running: int, at: float) -> Non
         state, reason = "confirmed", f"running version {running}"
     else:
         state, reason = "failed", f"{CAME_BACK_ON_OLD} version {running}, not {last.version}: the update did not take"
-    store._set_ota_outcome(OtaOutcome(device_id, last.product_id, last.version, state, reason, at))
-    store._append_audit(at, "device", f"ota_{state}", product_id=last.product_id, device_id=device_id, reason=reason)
+    store.set_ota_outcome(OtaOutcome(device_id, last.product_id, last.version, state, reason, at))
+    store.append_audit(at, "device", f"ota_{state}", product_id=last.product_id, device_id=device_id, reason=reason)
     report = Report.CONFIRMED if state == "confirmed" else Report.CAME_BACK_OLD
     report_rollout(store, device_id, last.version, report, reason, at)
 
 
 @dataclass(frozen=True, slots=True)
-class ConfirmSession(WriteOp):
+class ConfirmSession(WriteOp[tuple[Decision, int | None]]):
     """READY arrived: the device is online, its counter is spent, and its admission takes effect.
 
     The decision is taken again here, inside the transaction: an operator may have acted between
@@ -89,8 +92,8 @@ class ConfirmSession(WriteOp):
     at: float
     claim_code: str | None = None
 
-    def apply(self, store: Store) -> object:
-        store._mark_connected(
+    def apply(self, store: StoreTx) -> tuple[Decision, int | None]:
+        store.mark_connected(
             self.device_id,
             counter=self.counter,
             firmware_version=self.firmware_version,
@@ -107,47 +110,16 @@ class ConfirmSession(WriteOp):
 
 
 @dataclass(frozen=True, slots=True)
-class MarkDisconnected(WriteOp):
+class MarkDisconnected(WriteOp[None]):
     device_id: str
     at: float
     small: ClassVar[bool] = True
 
-    def apply(self, store: Store) -> object:
-        store._mark_disconnected(self.device_id, self.at)
-        return None
+    def apply(self, store: StoreTx) -> None:
+        store.mark_disconnected(self.device_id, self.at)
 
 
-@dataclass(frozen=True, slots=True)
-class AppendEvent(WriteOp):
-    """Store a published event; the result is its ID. A write batch's consecutive appends are
-    stored together (a few multi-row INSERTs instead of one statement and savepoint each)."""
-
-    event: EventRecord
-    groupable: ClassVar[bool] = True
-    small: ClassVar[bool] = True
-
-    def apply(self, store: Store) -> object:
-        return store._append_event(self.event)
-
-    @classmethod
-    def apply_group(cls, store: Store, ops: Sequence[WriteOp]) -> list[object]:
-        events = [op.event for op in ops if isinstance(op, AppendEvent)]
-        assert len(events) == len(ops)
-        return list(store._append_events(events))
-
-
-@dataclass(frozen=True, slots=True)
-class Transaction(WriteOp):
-    """An operator's change: any function of the store, run inside the writer's transaction."""
-
-    fn: Callable[[Store], Any]
-    label: str = "transaction"
-
-    def apply(self, store: Store) -> object:
-        return self.fn(store)
-
-
-def try_claim(store: Store, device_id: str, code: str, decision: Decision, at: float) -> str | None:
+def try_claim(store: StoreTx, device_id: str, code: str, decision: Decision, at: float) -> str | None:
     """Apply a presented claim code (inside the confirming transaction). Returns the refusal's
     reason, or None when the device was claimed. Every outcome goes to the audit trail."""
     found = store.claim_code(code_hash(code))
@@ -161,10 +133,10 @@ def try_claim(store: Store, device_id: str, code: str, decision: Decision, at: f
     if reason is None:
         assert found is not None
         _, customer_id, _, _ = found
-        store._set_owner(device_id, Owner("customer", customer_id))
-        store._spend_claim_code(code_hash(code), device_id, at)
-        store._append_audit(at, "device", "device_claimed", product_id=product_id, device_id=device_id,
+        store.set_owner(device_id, Owner("customer", customer_id))
+        store.spend_claim_code(code_hash(code), device_id, at)
+        store.append_audit(at, "device", "device_claimed", product_id=product_id, device_id=device_id,
                             detail={"customer_id": customer_id})  # fmt: skip
         return None
-    store._append_audit(at, "device", "claim_refused", product_id=product_id, device_id=device_id, reason=reason)
+    store.append_audit(at, "device", "claim_refused", product_id=product_id, device_id=device_id, reason=reason)
     return reason

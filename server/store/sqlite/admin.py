@@ -11,10 +11,10 @@ import sqlite3
 import threading
 from typing import Any
 
-from ..rules.admission import DeviceFacts, ProductFacts
-from ..rules.errors import Conflict, NotFound
-from ..rules.model import ListState, Owner, Policy, Role
-from .base import (
+from ...rules.admission import DeviceFacts, ProductFacts
+from ...rules.errors import Conflict, NotFound
+from ...rules.model import ListState, Owner, Policy, Role
+from ..records import (
     AuditRecord,
     CustomerRecord,
     DeviceQuery,
@@ -125,7 +125,7 @@ class AdminQueries:
     def list_products(self) -> list[ProductRecord]:
         return [_product(r) for r in self._q.execute(f"SELECT {_PRODUCT} FROM products ORDER BY id")]
 
-    def _insert_product(self, product_id: int | None, slug: str, name: str, policy: Policy, at: float) -> ProductRecord:
+    def insert_product(self, product_id: int | None, slug: str, name: str, policy: Policy, at: float) -> ProductRecord:
         try:
             cur = self._w.execute(
                 "INSERT INTO products (id, slug, name, policy, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -136,7 +136,7 @@ class AdminQueries:
         assert cur.lastrowid is not None
         return ProductRecord(cur.lastrowid, slug, name, policy, at)
 
-    def _update_product(self, product_id: int, *, name: str | None = None, policy: Policy | None = None) -> None:
+    def update_product(self, product_id: int, *, name: str | None = None, policy: Policy | None = None) -> None:
         if name is not None:
             self._w.execute("UPDATE products SET name = ? WHERE id = ?", (name, product_id))
         if policy is not None:
@@ -155,7 +155,7 @@ class AdminQueries:
     def list_users(self) -> list[UserRecord]:
         return [_user(r) for r in self._q.execute(f"SELECT {_USER} FROM users ORDER BY id")]
 
-    def _insert_user(self, username: str, password_hash: str, is_admin: bool, at: float) -> UserRecord:
+    def insert_user(self, username: str, password_hash: str, is_admin: bool, at: float) -> UserRecord:
         try:
             cur = self._w.execute(
                 "INSERT INTO users (username, password_hash, is_admin, created_at) VALUES (?, ?, ?, ?)",
@@ -180,14 +180,14 @@ class AdminQueries:
         ).fetchone()
         return Role(row[0]) if row else None
 
-    def _team_set(self, product_id: int, user_id: int, role: Role) -> None:
+    def team_set(self, product_id: int, user_id: int, role: Role) -> None:
         self._w.execute(
             "INSERT INTO team (product_id, user_id, role) VALUES (?, ?, ?)"
             " ON CONFLICT (product_id, user_id) DO UPDATE SET role = excluded.role",
             (product_id, user_id, role.value),
         )
 
-    def _team_remove(self, product_id: int, user_id: int) -> bool:
+    def team_remove(self, product_id: int, user_id: int) -> bool:
         cur = self._w.execute("DELETE FROM team WHERE product_id = ? AND user_id = ?", (product_id, user_id))
         return cur.rowcount > 0
 
@@ -211,7 +211,7 @@ class AdminQueries:
         rows = self._q.execute(f"SELECT {_CUSTOMER} FROM customers WHERE product_id = ? ORDER BY id", (product_id,))
         return [_customer(r) for r in rows]
 
-    def _insert_customer(self, product_id: int, username: str, password_hash: str, at: float) -> CustomerRecord:
+    def insert_customer(self, product_id: int, username: str, password_hash: str, at: float) -> CustomerRecord:
         try:
             cur = self._w.execute(
                 "INSERT INTO customers (product_id, username, password_hash, created_at) VALUES (?, ?, ?, ?)",
@@ -234,7 +234,7 @@ class AdminQueries:
         )
         return [_token(r) for r in rows]
 
-    def _insert_token(self, token: TokenRecord) -> None:
+    def insert_token(self, token: TokenRecord) -> None:
         self._w.execute(
             f"INSERT INTO tokens ({_TOKEN}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -250,16 +250,16 @@ class AdminQueries:
             ),
         )
 
-    def _delete_token(self, token_hash: bytes) -> bool:
+    def delete_token(self, token_hash: bytes) -> bool:
         return self._w.execute("DELETE FROM tokens WHERE token_hash = ?", (token_hash,)).rowcount > 0
 
-    def _delete_grant(self, token_hash: bytes) -> int:
+    def delete_grant(self, token_hash: bytes) -> int:
         """Delete a token and every token of its grant (its refresh or access twin)."""
         row = self._w.execute("SELECT grant_id FROM tokens WHERE token_hash = ?", (token_hash,)).fetchone()
         if row is None:
             return 0
         if row[0] is None:
-            return int(self._delete_token(token_hash))
+            return int(self.delete_token(token_hash))
         return self._w.execute("DELETE FROM tokens WHERE grant_id = ?", (row[0],)).rowcount
 
     # ------------------------------------------------------------------ product membership and lists
@@ -313,7 +313,7 @@ class AdminQueries:
         rows = self._q.execute("SELECT product_id FROM product_devices WHERE device_id = ?", (device_id,))
         return [p for (p,) in rows]
 
-    def _set_list_state(self, product_id: int, device_id: str, state: ListState | None, at: float) -> None:
+    def set_list_state(self, product_id: int, device_id: str, state: ListState | None, at: float) -> None:
         if state is None:
             self._w.execute(
                 "DELETE FROM product_devices WHERE product_id = ? AND device_id = ?", (product_id, device_id)
@@ -326,7 +326,7 @@ class AdminQueries:
             (product_id, device_id, state.value, at),
         )
 
-    def _leave_denied_lists(self, device_id: str) -> int:
+    def leave_denied_lists(self, device_id: str) -> int:
         # A removal is a Denied entry not yet made: forgetting both is what keeps the outcome
         # independent of whether the device came back on product firmware before or after.
         cur = self._w.execute(
@@ -334,19 +334,19 @@ class AdminQueries:
         )
         return cur.rowcount
 
-    def _ensure_device(self, device_id: str, at: float) -> None:
+    def ensure_device(self, device_id: str, at: float) -> None:
         """A device row without a key: pre-adding a device before it is provisioned."""
         self._w.execute(
             "INSERT INTO devices (device_id, public_key, created_at) VALUES (?, NULL, ?) ON CONFLICT DO NOTHING",
             (device_id, at),
         )
 
-    def _set_membership(self, device_id: str, product_id: int | None) -> None:
+    def set_membership(self, device_id: str, product_id: int | None) -> None:
         cur = self._w.execute("UPDATE devices SET product_id = ? WHERE device_id = ?", (product_id, device_id))
         if cur.rowcount == 0:
             raise NotFound(f"device {device_id} not found")
 
-    def _set_owner(self, device_id: str, owner: Owner | None) -> None:
+    def set_owner(self, device_id: str, owner: Owner | None) -> None:
         cur = self._w.execute(
             "UPDATE devices SET owner_kind = ?, owner_id = ? WHERE device_id = ?",
             (owner.kind if owner else None, owner.id if owner else None, device_id),
@@ -354,7 +354,7 @@ class AdminQueries:
         if cur.rowcount == 0:
             raise NotFound(f"device {device_id} not found")
 
-    def _update_device_fields(self, device_id: str, fields: dict[str, object]) -> None:
+    def update_device_fields(self, device_id: str, fields: dict[str, object]) -> None:
         allowed = {"development", "name", "notes"}
         for name, value in fields.items():
             if name not in allowed:
@@ -363,7 +363,7 @@ class AdminQueries:
 
     # ------------------------------------------------------------------ audit
 
-    def _append_audit(
+    def append_audit(
         self,
         at: float,
         actor: str,

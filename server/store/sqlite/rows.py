@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..rules.model import Owner
-from .base import DeviceRecord
+from ...rules.model import Owner
+from ..records import DeviceRecord
 
 DEVICE_COLUMNS = (
     "device_id, public_key, created_at, owner_kind, owner_id, platform_id, product_id, firmware_version,"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from .base import OtaOutcome
+from ..records import OtaOutcome
 
 
 class OtaQueries:
@@ -18,7 +18,7 @@ class OtaQueries:
         ).fetchone()
         return OtaOutcome(*row) if row else None
 
-    def _set_ota_outcome(self, outcome: OtaOutcome) -> None:
+    def set_ota_outcome(self, outcome: OtaOutcome) -> None:
         self._w.execute(
             "INSERT INTO device_ota (device_id, product_id, version, state, reason, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET product_id = excluded.product_id,"

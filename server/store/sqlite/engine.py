@@ -12,17 +12,22 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from .base import DeviceRecord, EventRecord, ImportResult, Store, T, WriteOp
+from ..base import Store
+from ..records import DeviceRecord, EventRecord, ImportResult
+from ..tx import StoreTx
+from ..writeop import WriteOp
+from .admin import AdminQueries
+from .claims import ClaimQueries
+from .firmware import FirmwareQueries
 from .migrations import MIGRATIONS
+from .ota import OtaQueries
+from .rollouts import RolloutQueries
 from .rows import DEVICE_COLUMNS, device_from_row, paged_by_id
-from .sqlite_admin import AdminQueries
-from .sqlite_claims import ClaimQueries
-from .sqlite_firmware import FirmwareQueries
-from .sqlite_ota import OtaQueries
-from .sqlite_rollouts import RolloutQueries
-from .sqlite_webhooks import WebhookQueries
+from .webhooks import WebhookQueries
+
+T = TypeVar("T")
 
 _MAX_INSERT_ROWS = 64  # 512 parameters; beyond ~64 rows a statement saves no more
 _INSERT_EVENTS = {
@@ -53,7 +58,7 @@ _CHECKPOINT_PAGES = 1000
 _BUSY_TIMEOUT_MS = 10000
 
 
-def _pages_of(ops: Sequence[WriteOp]) -> int:
+def _pages_of(ops: Sequence[WriteOp[Any]]) -> int:
     """WAL pages a batch adds, roughly: its table and index leaves and the commit's own pages
     (a 64-byte event is ~130 bytes of row and index; a 4 KiB page holds ~30)."""
     return 3 + len(ops) // 16
@@ -68,7 +73,9 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-class SQLiteStore(WebhookQueries, ClaimQueries, RolloutQueries, OtaQueries, FirmwareQueries, AdminQueries, Store):
+class SQLiteStore(
+    WebhookQueries, ClaimQueries, RolloutQueries, OtaQueries, FirmwareQueries, AdminQueries, Store, StoreTx
+):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
@@ -133,7 +140,7 @@ class SQLiteStore(WebhookQueries, ClaimQueries, RolloutQueries, OtaQueries, Firm
 
     # ------------------------------------------------------------------ writes
 
-    def write_batch(self, ops: Sequence[WriteOp]) -> list[object]:
+    def write_batch(self, ops: Sequence[WriteOp[Any]]) -> list[object]:
         self._w.execute("BEGIN IMMEDIATE")
         results = self._apply_and_commit(ops)
         if self._wal_pages >= _CHECKPOINT_PAGES:  # here, in the writer's thread: never on the loop
@@ -141,7 +148,7 @@ class SQLiteStore(WebhookQueries, ClaimQueries, RolloutQueries, OtaQueries, Firm
             self._w.execute("PRAGMA wal_checkpoint(PASSIVE)")
         return results
 
-    def write_batch_now(self, ops: Sequence[WriteOp]) -> list[object] | None:
+    def write_batch_now(self, ops: Sequence[WriteOp[Any]]) -> list[object] | None:
         if self._wal_pages + _pages_of(ops) >= _CHECKPOINT_PAGES:
             return None  # a checkpoint is due (tens of ms): the next write_batch, in a thread, does it
         w = self._w
@@ -154,7 +161,7 @@ class SQLiteStore(WebhookQueries, ClaimQueries, RolloutQueries, OtaQueries, Firm
             w.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         return self._apply_and_commit(ops)
 
-    def _apply_and_commit(self, ops: Sequence[WriteOp]) -> list[object]:
+    def _apply_and_commit(self, ops: Sequence[WriteOp[Any]]) -> list[object]:
         """Apply ops inside the transaction just begun, and commit."""
         w = self._w
         results: list[object] = []
@@ -195,7 +202,7 @@ class SQLiteStore(WebhookQueries, ClaimQueries, RolloutQueries, OtaQueries, Firm
         self._wal_pages += _pages_of(ops)
         return results
 
-    def _apply_group(self, kind: type[WriteOp], group: Sequence[WriteOp], results: list[object]) -> bool:
+    def _apply_group(self, kind: type[WriteOp[Any]], group: Sequence[WriteOp[Any]], results: list[object]) -> bool:
         """Apply a run of groupable ops at once; False (and nothing applied) where that fails,
         and the caller applies them one by one so that only the op at fault fails."""
         w = self._w
@@ -213,15 +220,7 @@ class SQLiteStore(WebhookQueries, ClaimQueries, RolloutQueries, OtaQueries, Firm
         results.extend(done)
         return True
 
-    def import_devices(self, rows: Iterable[tuple[str, bytes]], now: float) -> ImportResult:
-        """Register keys in a transaction of its own (outside the writer service)."""
-        (result,) = self.write_batch([_ImportOp(list(rows), now)])
-        if isinstance(result, BaseException):
-            raise result
-        assert isinstance(result, ImportResult)
-        return result
-
-    def _import_devices(self, rows: Iterable[tuple[str, bytes]], now: float) -> ImportResult:
+    def add_device_keys(self, rows: Iterable[tuple[str, bytes]], now: float) -> ImportResult:
         result = ImportResult()
         w = self._w
         for device_id, public_key in rows:
@@ -241,7 +240,7 @@ class SQLiteStore(WebhookQueries, ClaimQueries, RolloutQueries, OtaQueries, Firm
                 result.errors.append((device_id, "already registered with a different public key"))
         return result
 
-    def _mark_connected(
+    def mark_connected(
         self,
         device_id: str,
         *,
@@ -257,15 +256,15 @@ class SQLiteStore(WebhookQueries, ClaimQueries, RolloutQueries, OtaQueries, Firm
             (at, at, firmware_version, platform_id, firmware_product_id, counter, device_id),
         )
 
-    def _mark_disconnected(self, device_id: str, at: float) -> None:
+    def mark_disconnected(self, device_id: str, at: float) -> None:
         self._w.execute("UPDATE devices SET online = 0, last_heard = ? WHERE device_id = ?", (at, device_id))
 
-    def _append_event(self, event: EventRecord) -> int:
+    def append_event(self, event: EventRecord) -> int:
         cur = self._w.execute(_INSERT_EVENTS[1], _event_row(event))
         assert cur.lastrowid is not None
         return cur.lastrowid
 
-    def _append_events(self, events: Sequence[EventRecord]) -> list[int]:
+    def append_events(self, events: Sequence[EventRecord]) -> list[int]:
         """Multi-row INSERTs of up to 64 rows (a statement per power of two, so the statement
         cache holds seven): half the CPU of `executemany`, a third of one INSERT per event.
         The IDs are the last inserted row's ID counted back: `events.id` is AUTOINCREMENT, so
@@ -293,11 +292,3 @@ class SQLiteStore(WebhookQueries, ClaimQueries, RolloutQueries, OtaQueries, Firm
         self._r.close()
         self._loop_reader.close()
         self._w.close()
-
-
-class _ImportOp(WriteOp):
-    def __init__(self, rows: list[tuple[str, bytes]], now: float) -> None:
-        self.rows, self.now = rows, now
-
-    def apply(self, store: Store) -> object:
-        return store._import_devices(self.rows, self.now)

@@ -1,0 +1,189 @@
+"""What the store can be asked, in every domain: the read side of the storage interface.
+
+Implementations are synchronous (`AsyncStore` keeps them off the event loop). Reads may run
+concurrently with the single writer. Inside a write op the same methods read through the
+transaction, so they see its own writes (`StoreTx`).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+from ..rules.admission import DeviceFacts, ProductFacts
+from ..rules.model import ListState, Role
+from ..rules.rollout_model import Rollout, RolloutCandidate, RolloutDevice, RolloutDeviceFacts
+from ..rules.webhook_model import Webhook
+from .records import (
+    AuditRecord,
+    CustomerRecord,
+    DeviceQuery,
+    DeviceRecord,
+    EventRecord,
+    FirmwareRecord,
+    FirmwareTargetFacts,
+    GroupRecord,
+    OtaOutcome,
+    ProductRecord,
+    ReleaseRecord,
+    TeamMember,
+    TokenRecord,
+    UserRecord,
+)
+
+
+class StoreReads(abc.ABC):
+    @abc.abstractmethod
+    def get_device(self, device_id: str) -> DeviceRecord | None: ...
+
+    @abc.abstractmethod
+    def list_devices(self) -> list[DeviceRecord]: ...
+
+    @abc.abstractmethod
+    def list_events(
+        self, device_id: str | None = None, after_id: int = 0, limit: int = 1000, product_id: int | None = None
+    ) -> list[EventRecord]:
+        """Oldest first; `product_id`: only events routed to that product's stream."""
+
+    # -- OTA outcomes (see sqlite_ota.py)
+    @abc.abstractmethod
+    def ota_outcome(self, device_id: str) -> OtaOutcome | None: ...
+
+    # -- products, people, tokens, lists, audit (see sqlite_admin.py)
+    @abc.abstractmethod
+    def get_product(self, key: int | str) -> ProductRecord | None: ...
+
+    @abc.abstractmethod
+    def list_products(self) -> list[ProductRecord]: ...
+
+    @abc.abstractmethod
+    def get_user(self, user_id: int) -> UserRecord | None: ...
+
+    @abc.abstractmethod
+    def get_user_by_name(self, username: str) -> UserRecord | None: ...
+
+    @abc.abstractmethod
+    def list_users(self) -> list[UserRecord]: ...
+
+    @abc.abstractmethod
+    def team_of(self, product_id: int) -> list[TeamMember]: ...
+
+    @abc.abstractmethod
+    def role_of(self, product_id: int, user_id: int) -> Role | None: ...
+
+    @abc.abstractmethod
+    def get_customer(self, customer_id: int) -> CustomerRecord | None: ...
+
+    @abc.abstractmethod
+    def get_customer_by_name(self, product_id: int, username: str) -> CustomerRecord | None: ...
+
+    @abc.abstractmethod
+    def find_customers(self, username: str) -> list[CustomerRecord]: ...
+
+    @abc.abstractmethod
+    def list_customers(self, product_id: int) -> list[CustomerRecord]: ...
+
+    @abc.abstractmethod
+    def get_token(self, token_hash: bytes) -> TokenRecord | None: ...
+
+    @abc.abstractmethod
+    def list_tokens(self, user_id: int) -> list[TokenRecord]: ...
+
+    @abc.abstractmethod
+    def list_state(self, product_id: int, device_id: str) -> ListState | None: ...
+
+    @abc.abstractmethod
+    def admission_facts(
+        self, device_id: str, fw_product_id: int | None
+    ) -> tuple[DeviceRecord | None, DeviceFacts, ProductFacts | None]: ...
+
+    @abc.abstractmethod
+    def product_devices(
+        self, product_id: int, status: str | None, offset: int, limit: int, query: DeviceQuery | None = None
+    ) -> tuple[list[tuple[DeviceRecord, ListState | None]], int]: ...
+
+    @abc.abstractmethod
+    def live_product_ids(self, device_id: str) -> list[int]: ...
+
+    @abc.abstractmethod
+    def list_audit(
+        self, product_id: int | None = None, device_id: str | None = None, after_id: int = 0, limit: int = 100
+    ) -> list[AuditRecord]: ...
+
+    # -- firmware, device groups, releases and locks (see sqlite_firmware.py). A device that
+    # leaves its product leaves that product's groups and loses its firmware lock.
+    @abc.abstractmethod
+    def get_firmware(self, product_id: int, version: int) -> FirmwareRecord | None: ...
+
+    @abc.abstractmethod
+    def list_firmware(self, product_id: int) -> list[FirmwareRecord]:
+        """Oldest version first."""
+
+    @abc.abstractmethod
+    def list_releases(self, product_id: int) -> list[ReleaseRecord]: ...
+
+    @abc.abstractmethod
+    def get_group(self, product_id: int, name: str) -> GroupRecord | None: ...
+
+    @abc.abstractmethod
+    def list_groups(self, product_id: int) -> list[GroupRecord]: ...
+
+    @abc.abstractmethod
+    def device_groups(self, product_id: int, device_id: str) -> list[str]: ...
+
+    @abc.abstractmethod
+    def firmware_lock(self, product_id: int, device_id: str) -> int | None: ...
+
+    @abc.abstractmethod
+    def firmware_locks_on(self, product_id: int, version: int) -> list[str]:
+        """Devices locked to this version."""
+
+    @abc.abstractmethod
+    def firmware_target_facts(self, product_id: int, device_id: str) -> FirmwareTargetFacts: ...
+
+    # -- rollouts (see sqlite_rollouts.py). At most one unfinished rollout per product.
+    @abc.abstractmethod
+    def get_rollout(self, product_id: int, rollout_id: int) -> Rollout | None: ...
+
+    @abc.abstractmethod
+    def list_rollouts(self, product_id: int) -> list[Rollout]:
+        """Newest first."""
+
+    @abc.abstractmethod
+    def active_rollouts(self) -> list[Rollout]:
+        """Every unfinished rollout (running, paused, rolling back), of every product."""
+
+    @abc.abstractmethod
+    def rollout_devices(self, rollout_id: int, offset: int = 0, limit: int = -1) -> list[RolloutDevice]:
+        """In offer order."""
+
+    @abc.abstractmethod
+    def rollout_rows(self, rollout_id: int, device_ids: Sequence[str]) -> dict[str, RolloutDevice]: ...
+
+    @abc.abstractmethod
+    def active_rollout_row(self, device_id: str) -> tuple[Rollout, RolloutDevice] | None: ...
+
+    @abc.abstractmethod
+    def rollout_assignment(self, product_id: int, device_id: str) -> int | None:
+        """The version a rollout makes this device's target now (below a lock, above releases)."""
+
+    @abc.abstractmethod
+    def rollouts_needing_version(self, product_id: int, version: int) -> list[tuple[int, str]]:
+        """(rollout ID, state) of the rollouts that still need this firmware version: unfinished ones
+        that deliver it or may roll a device back to it, and any that holds it as a device's target."""
+
+    @abc.abstractmethod
+    def rollout_candidates(self, product_id: int, groups: Sequence[str] | None = None) -> list[RolloutCandidate]: ...
+
+    @abc.abstractmethod
+    def rollout_device_facts(self, product_id: int, device_ids: Sequence[str]) -> dict[str, RolloutDeviceFacts]: ...
+
+    # -- claim codes (see sqlite_claims.py); codes are stored by their SHA-256 only
+    @abc.abstractmethod
+    def claim_code(self, code_hash: bytes) -> tuple[int, int, float, str | None] | None:
+        """(product_id, customer_id, expires_at, claimed_device)."""
+
+    # -- webhooks (see sqlite_webhooks.py)
+    @abc.abstractmethod
+    def list_webhooks(self, product_id: int | None = None) -> list[Webhook]:
+        """A product's webhooks by ID, or every product's (None)."""
