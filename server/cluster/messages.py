@@ -46,8 +46,19 @@ class AbortFirmware:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionReplaced:
+    """The device confirmed a newer session (hello `counter`) on another node: a session of it held
+    here from an older hello closes with REPLACED. On one node the registry replaces it at once
+    (link/registry.py); the cluster's READY transaction sends this when the previous owner was
+    another node."""
+
+    device_id: str
+    counter: int
+
+
+@dataclass(frozen=True, slots=True)
 class WakeRollouts:
     """A rollout may have work to do now: the scheduler (on the leader) looks before its next tick."""
 
 
-ControlMessage = ReevaluateDevice | ReevaluateProduct | OfferFirmware | AbortFirmware | WakeRollouts
+ControlMessage = ReevaluateDevice | ReevaluateProduct | OfferFirmware | AbortFirmware | SessionReplaced | WakeRollouts

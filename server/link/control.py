@@ -10,12 +10,15 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
+from protocol.codes import CloseReason
+
 from ..cluster.messages import (
     AbortFirmware,
     ControlMessage,
     OfferFirmware,
     ReevaluateDevice,
     ReevaluateProduct,
+    SessionReplaced,
     WakeRollouts,
 )
 from ..logs import log_event, now
@@ -62,6 +65,10 @@ class NodeControl:
             for device_id in message.device_ids:
                 if (session := registry.get(device_id)) is not None:
                     session.abort_firmware(message.reason, message.detail)
+        elif isinstance(message, SessionReplaced):
+            session = registry.get(message.device_id)
+            if session is not None and session.hello is not None and session.hello.counter < message.counter:
+                session.request_close(CloseReason.REPLACED, "a newer connection of this device took over")
         elif isinstance(message, WakeRollouts):
             self.ctx.rollout_wakeup.kick()
 

@@ -10,6 +10,7 @@ writer per socket). Losing the OTA privilege cancels it and the device is told O
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
@@ -21,13 +22,14 @@ from protocol.errors import RemoteProtocolError
 from protocol.messages import Message, OtaAbort, OtaAccept, OtaComplete, OtaDefer, OtaRefuse, OtaWindowAck
 from protocol.ota import ImageSender, build_offer
 
+from ..cluster.bus import ClusterBus
+from ..cluster.messages import WakeRollouts
 from ..config import ServerConfig
 from ..firmware.cache import ImageCache, ImageMismatch
 from ..firmware.files import binary_path
 from ..logs import log_event, now
 from ..rollouts.planner import Report
 from ..rollouts.progress import report_rollout
-from ..rollouts.wakeup import Wakeup
 from ..rules.firmware_target import TargetFacts, incompatibility, should_offer
 from ..store import AsyncStore, Store, Transaction
 from ..store.records import CAME_BACK_ON_OLD, FirmwareRecord, OtaOutcome
@@ -43,7 +45,7 @@ class OtaContext(Protocol):
     def config(self) -> ServerConfig: ...
 
     @property
-    def rollout_wakeup(self) -> Wakeup: ...
+    def bus(self) -> ClusterBus: ...
 
 
 class OtaLink(LinkFacts, Protocol):
@@ -276,10 +278,9 @@ async def transfer(session: OtaLink, plan: Plan, inbox: trio.MemoryReceiveChanne
             outcome = OtaOutcome(session.device_id, plan.firmware.product_id, version, state, reason, now())
             report = Report.INSTALLED if verified else Report.INSTALL_FAILED
             detail = message.detail if verified else f"{message.status.name.lower()} {message.detail}".strip()
-            await session.ctx.store.write(
-                Transaction(partial(_save_outcome, outcome=outcome, report=report, detail=detail), "ota_outcome")
+            await _write_and_wake(
+                session, partial(_save_outcome, outcome=outcome, report=report, detail=detail), "ota_outcome"
             )
-            session.ctx.rollout_wakeup.kick()
             return True
         else:
             raise RemoteProtocolError(
@@ -297,16 +298,23 @@ async def _answer(inbox: trio.MemoryReceiveChannel[Message], transfer_id: int) -
 
 
 async def _report(session: OtaLink, version: int, report: Report, detail: str) -> None:
-    await session.ctx.store.write(
-        Transaction(
-            partial(report_rollout, device_id=session.device_id, version=version, report=report, detail=detail,
-                    at=now()),
-            "rollout_report",
-        )
-    )  # fmt: skip
-    session.ctx.rollout_wakeup.kick()
+    at = now()
+    await _write_and_wake(session, partial(report_rollout, device_id=session.device_id, version=version, report=report,
+                                           detail=detail, at=at), "rollout_report")  # fmt: skip
 
 
 def _save_outcome(store: StoreTx, outcome: OtaOutcome, report: Report, detail: str) -> None:
     store.set_ota_outcome(outcome)
     report_rollout(store, outcome.device_id, outcome.version, report, detail, outcome.updated_at)
+
+
+async def _write_and_wake(session: OtaLink, write: Callable[[StoreTx], object], label: str) -> None:
+    """Store a device's OTA report; the rollout scheduler (on whichever node leads) looks at once."""
+    bus = session.ctx.bus
+
+    def tx(store: StoreTx) -> None:
+        write(store)
+        bus.notify(store, WakeRollouts())
+
+    await session.ctx.store.write(Transaction(tx, label))
+    await bus.caught_up()
