@@ -17,13 +17,21 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
-from ..rules.errors import OperationError
+from ..rules.errors import Conflict, Forbidden, Invalid, NotFound, OperationError
 from ..store import StoreClosed
 
 log = logging.getLogger("fleetgate.api")
 
 _LOCATIONS = ("body", "query", "path", "header", "form")
 OAUTH_TOKEN_PATH = "/oauth/token"
+
+
+# Each domain error's HTTP status: the one place the domain meets HTTP.
+OPERATION_STATUS: dict[type[OperationError], int] = {Invalid: 400, NotFound: 404, Conflict: 409, Forbidden: 403}
+
+
+def operation_status(exc: OperationError) -> int:
+    return next((s for kind, s in OPERATION_STATUS.items() if isinstance(exc, kind)), 400)
 
 
 class ApiError(Exception):
@@ -101,7 +109,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def operation_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, OperationError)
-        return request_error(exc.status, exc.message, exc.field)
+        return request_error(operation_status(exc), exc.message, exc.field)
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

@@ -1,11 +1,10 @@
-"""Domain errors raised by operations; the API maps each to one HTTP status."""
+"""Domain errors raised by operations: what went wrong, in the domain's terms. The HTTP API maps
+each kind to its status (api/errors.py); nothing below api/ knows HTTP."""
 
 from __future__ import annotations
 
 
 class OperationError(Exception):
-    status = 400
-
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
@@ -15,18 +14,14 @@ class OperationError(Exception):
 class Invalid(OperationError):
     """The request names a bad value (the field says which)."""
 
-    status = 400
-
 
 class NotFound(OperationError):
-    status = 404
+    """What the request names does not exist (or is not visible to the caller)."""
 
 
 class Conflict(OperationError):
     """The request contradicts the current state (duplicate, or needs explicit consent)."""
 
-    status = 409
-
 
 class Forbidden(OperationError):
-    status = 403
+    """The caller may not do this."""
