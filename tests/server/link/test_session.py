@@ -21,7 +21,7 @@ from protocol.noise import KeyPair
 from server.link.session import DeviceSession
 from server.link.transport import GOODBYE_TIMEOUT, IDLE_SLACK
 
-from .harness import Harness, read_all, start_harness
+from ..harness import Harness, read_all, start_harness
 
 
 @pytest.fixture
