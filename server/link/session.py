@@ -107,10 +107,6 @@ class DeviceSession(LinkState):
 
     # What tests and the registry's holders read of the transport and the subscriptions.
     @property
-    def stream(self) -> trio.abc.Stream:
-        return self.transport.stream
-
-    @property
     def confirmed_in_store(self) -> bool:
         """READY's transaction has committed: what the store says of the device (its running
         firmware, above all) is this connection's."""
@@ -125,20 +121,9 @@ class DeviceSession(LinkState):
         return self._subs.events_skipped if self._subs is not None else 0
 
     @property
-    def _feed(self) -> DeviceFeed | None:
+    def feed(self) -> DeviceFeed | None:
+        """The device's event feed, once it has subscribed to something."""
         return self._subs.feed if self._subs is not None else None
-
-    @property
-    def _nursery(self) -> trio.Nursery | None:
-        return self.transport.nursery
-
-    @property
-    def _writing(self) -> bool:
-        return self.transport.writing
-
-    @property
-    def _events_queued(self) -> int:
-        return self.transport.events_queued
 
     # ------------------------------------------------------------------ control
 

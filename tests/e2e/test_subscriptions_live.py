@@ -219,7 +219,7 @@ async def test_the_subscription_limit_refuses_and_keeps_the_link(
         assert await dev.subscribe("one-too-many") is SubscribeResult.TOO_MANY
         await dev.ping()
         assert dev.closed is None
-        feed = session_of(live, identity)._feed
+        feed = session_of(live, identity).feed
         assert feed is not None and len(feed.prefixes) == limit
         assert await dev.unsubscribe("p3/") is SubscribeResult.ACCEPTED
         assert await dev.unsubscribe("never-held") is SubscribeResult.ACCEPTED
@@ -252,7 +252,7 @@ async def test_a_subscriber_that_does_not_read_holds_up_nobody(live: Live, ops: 
         nursery.start_soon(run_slow)
         assert await slow.subscribe("temp") is SubscribeResult.ACCEPTED
         session = session_of(live, slow_id)
-        session.stream.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # type: ignore[attr-defined]
+        session.transport.stream.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # type: ignore[attr-defined]
         reading.cancel()  # the slow device stops reading its socket
         async with device(live, publisher) as pub, device(live, fast_id) as fast:
             assert await fast.subscribe("temp") is SubscribeResult.ACCEPTED
@@ -267,7 +267,7 @@ async def test_a_subscriber_that_does_not_read_holds_up_nobody(live: Live, ops: 
             # Reading again, it learns how many it missed from the EVENTs' `skipped`.
             nursery.start_soon(slow.run)
             with trio.fail_after(10):
-                while session._events_queued:  # noqa: ASYNC110 (the writer drains it)
+                while session.transport.events_queued:  # noqa: ASYNC110 (the writer drains it)
                     await trio.sleep(0.01)
                 await pub.publish("temp/last", b"x")
                 names: list[str] = []
@@ -361,7 +361,7 @@ async def test_fleetsim_listen_prints_the_events(
         with trio.fail_after(10):
             while True:  # the listener (in another thread) has connected and subscribed twice
                 found = live.server.ctx.registry.get(listener.device_id_hex)
-                feed = found._feed if isinstance(found, DeviceSession) else None
+                feed = found.feed if isinstance(found, DeviceSession) else None
                 if feed is not None and len(feed.prefixes) == 2:
                     break
                 await trio.sleep(0.02)

@@ -366,11 +366,13 @@ async def test_an_idle_connection_holds_no_writer_task(
     async with connect_device(harness.open_stream(), identity, harness.server_public_key, settings) as dev:
         await trio.testing.wait_all_tasks_blocked()  # the server has READY and is serving
         session = harness.ctx.registry.get(identity.device_id_hex)
-        assert isinstance(session, DeviceSession) and session._nursery is not None
+        assert isinstance(session, DeviceSession)
+        nursery = session.transport.nursery
+        assert nursery is not None
         for _ in range(3):
             await dev.ping()  # its PONG came from a writer...
             await trio.testing.wait_all_tasks_blocked()
-            assert not session._writing and not session._nursery.child_tasks  # ...that has ended
+            assert not session.transport.writing and not nursery.child_tasks  # ...that has ended
         assert await dev.publish("after-idle") is AckResult.ACCEPTED
 
 
