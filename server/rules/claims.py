@@ -1,6 +1,6 @@
 """Customer claiming: a claim code, asked for by a customer, presented by a device in its hello.
 
-The claim is decided inside the transaction that confirms the device's session (store/ops.py's
+The claim is decided inside the transaction that confirms the device's session (link/writes.py's
 try_claim, by claim_refusal's rules here; after READY, so a replayed hello claims nothing): the
 device becomes the customer's only when this connection holds the `claim` privilege in the code's
 product and nobody owns the device yet.

@@ -45,11 +45,11 @@ class StoreReads(abc.ABC):
     ) -> list[EventRecord]:
         """Oldest first; `product_id`: only events routed to that product's stream."""
 
-    # -- OTA outcomes (see sqlite_ota.py)
+    # -- OTA outcomes (see sqlite/ota.py)
     @abc.abstractmethod
     def ota_outcome(self, device_id: str) -> OtaOutcome | None: ...
 
-    # -- products, people, tokens, lists, audit (see sqlite_admin.py)
+    # -- products, people, tokens, lists, audit (see sqlite/admin.py)
     @abc.abstractmethod
     def get_product(self, key: int | str) -> ProductRecord | None: ...
 
@@ -110,7 +110,7 @@ class StoreReads(abc.ABC):
         self, product_id: int | None = None, device_id: str | None = None, after_id: int = 0, limit: int = 100
     ) -> list[AuditRecord]: ...
 
-    # -- firmware, device groups, releases and locks (see sqlite_firmware.py). A device that
+    # -- firmware, device groups, releases and locks (see sqlite/firmware.py). A device that
     # leaves its product leaves that product's groups and loses its firmware lock.
     @abc.abstractmethod
     def get_firmware(self, product_id: int, version: int) -> FirmwareRecord | None: ...
@@ -141,7 +141,7 @@ class StoreReads(abc.ABC):
     @abc.abstractmethod
     def firmware_target_facts(self, product_id: int, device_id: str) -> FirmwareTargetFacts: ...
 
-    # -- rollouts (see sqlite_rollouts.py). At most one unfinished rollout per product.
+    # -- rollouts (see sqlite/rollouts.py). At most one unfinished rollout per product.
     @abc.abstractmethod
     def get_rollout(self, product_id: int, rollout_id: int) -> Rollout | None: ...
 
@@ -178,12 +178,12 @@ class StoreReads(abc.ABC):
     @abc.abstractmethod
     def rollout_device_facts(self, product_id: int, device_ids: Sequence[str]) -> dict[str, RolloutDeviceFacts]: ...
 
-    # -- claim codes (see sqlite_claims.py); codes are stored by their SHA-256 only
+    # -- claim codes (see sqlite/claims.py); codes are stored by their SHA-256 only
     @abc.abstractmethod
     def claim_code(self, code_hash: bytes) -> tuple[int, int, float, str | None] | None:
         """(product_id, customer_id, expires_at, claimed_device)."""
 
-    # -- webhooks (see sqlite_webhooks.py)
+    # -- webhooks (see sqlite/webhooks.py)
     @abc.abstractmethod
     def list_webhooks(self, product_id: int | None = None) -> list[Webhook]:
         """A product's webhooks by ID, or every product's (None)."""

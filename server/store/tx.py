@@ -57,11 +57,11 @@ class StoreTx(StoreReads, CommitHooks):
         """Append events in order; their IDs, in the same order (increasing)."""
         return [self.append_event(event) for event in events]
 
-    # -- OTA outcomes (see sqlite_ota.py)
+    # -- OTA outcomes (see sqlite/ota.py)
     @abc.abstractmethod
     def set_ota_outcome(self, outcome: OtaOutcome) -> None: ...
 
-    # -- products, people, tokens, lists, audit (see sqlite_admin.py)
+    # -- products, people, tokens, lists, audit (see sqlite/admin.py)
     @abc.abstractmethod
     def insert_product(
         self, product_id: int | None, slug: str, name: str, policy: Policy, at: float
@@ -122,7 +122,7 @@ class StoreTx(StoreReads, CommitHooks):
         detail: dict[str, object] | None = None,
     ) -> None: ...
 
-    # -- firmware, device groups, releases and locks (see sqlite_firmware.py). A device that
+    # -- firmware, device groups, releases and locks (see sqlite/firmware.py). A device that
     # leaves its product leaves that product's groups and loses its firmware lock.
     @abc.abstractmethod
     def insert_firmware(self, record: FirmwareRecord) -> None:
@@ -166,7 +166,7 @@ class StoreTx(StoreReads, CommitHooks):
     def set_firmware_lock(self, product_id: int, device_id: str, version: int | None, at: float, actor: str) -> None:
         """Lock the device to an uploaded version of the product's firmware, or unlock (None)."""
 
-    # -- rollouts (see sqlite_rollouts.py). At most one unfinished rollout per product.
+    # -- rollouts (see sqlite/rollouts.py). At most one unfinished rollout per product.
     @abc.abstractmethod
     def insert_rollout(self, rollout: Rollout, devices: Iterable[tuple[str, int]]) -> int: ...
 
@@ -182,7 +182,7 @@ class StoreTx(StoreReads, CommitHooks):
     @abc.abstractmethod
     def restart_rollout_clocks(self, at: float) -> int: ...
 
-    # -- claim codes (see sqlite_claims.py); codes are stored by their SHA-256 only
+    # -- claim codes (see sqlite/claims.py); codes are stored by their SHA-256 only
     @abc.abstractmethod
     def insert_claim_code(
         self, code_hash: bytes, product_id: int, customer_id: int, created_at: float, expires_at: float
@@ -191,7 +191,7 @@ class StoreTx(StoreReads, CommitHooks):
     @abc.abstractmethod
     def spend_claim_code(self, code_hash: bytes, device_id: str, at: float) -> None: ...
 
-    # -- webhooks (see sqlite_webhooks.py)
+    # -- webhooks (see sqlite/webhooks.py)
     @abc.abstractmethod
     def insert_webhook(self, product_id: int, spec: WebhookSpec, secret: str, at: float, by: str) -> int: ...
 

@@ -1,7 +1,7 @@
 """SQLite queries for products, people, tokens, product lists and the audit trail.
 
-A mixin of SQLiteStore: reads use the reader connection `_r`; methods whose names start with
-an underscore write and must run inside `write_batch` (on the writer connection `_w`).
+A mixin of SQLiteStore: reads (store/reads.py) use the reader connection `_r`, or the writer's `_w`
+inside a batch; writes (store/tx.py) run only inside `write_batch`, on the writer connection `_w`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SQLite queries for per-device OTA outcomes (a mixin of SQLiteStore; see sqlite_admin.py)."""
+"""SQLite queries for per-device OTA outcomes (a mixin of SQLiteStore; see admin.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SQLite queries for rollouts and their per-device rows (a mixin of SQLiteStore; see sqlite_admin.py)."""
+"""SQLite queries for rollouts and their per-device rows (a mixin of SQLiteStore; see admin.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SQLite queries for product webhooks (a mixin of SQLiteStore; see sqlite_admin.py)."""
+"""SQLite queries for product webhooks (a mixin of SQLiteStore; see admin.py)."""
 
 from __future__ import annotations
 
