@@ -7,11 +7,12 @@ server.cli` imports it before __main__.py's Ctrl-C guard, so the parser and http
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # nothing loads here at run time: a Ctrl-C during this file's import would print a traceback
+    import argparse
+    from collections.abc import Mapping, Sequence
+
     from .command import LocalCommand
 
 
