@@ -39,7 +39,8 @@ class Sealer:
 
     def seal(self, plaintext: str, place: str) -> str:
         nonce = os.urandom(_NONCE_BYTES)
-        sealed = nonce + self._aead.encrypt(nonce, plaintext.encode(), _associated(place))
+        # surrogatepass: any str the API accepted (JSON may carry lone surrogates) round-trips
+        sealed = nonce + self._aead.encrypt(nonce, plaintext.encode("utf-8", "surrogatepass"), _associated(place))
         return PREFIX + base64.b64encode(sealed).decode("ascii")
 
     def open(self, sealed: str, place: str) -> str:
@@ -56,7 +57,7 @@ class Sealer:
         except InvalidTag:
             raise CannotOpen(f"{place}: does not open with this secrets key (another key, or altered)") from None
         try:
-            return plain.decode()
+            return plain.decode("utf-8", "surrogatepass")
         except UnicodeDecodeError:  # the tag held, so only a value sealed from bytes that are not text
             raise CannotOpen(f"{place}: sealed value is not text") from None
 

@@ -8,13 +8,17 @@ rather than serving webhooks whose secrets it cannot read or sealing new ones un
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from pathlib import Path
 
+from ...logs import log_event
 from ..sealing import CannotOpen, Sealer
 from ..secrets_key import SecretsKey, SecretsKeyError
 from .webhooks import check_sealed_webhooks, seal_plain_webhooks
+
+log = logging.getLogger("fleetgate.store")
 
 _CHECK_PLACE = "secrets_key_check"
 _CHECK_TEXT = "fleetgate secrets key"
@@ -48,15 +52,17 @@ def _key_check(w: sqlite3.Connection) -> str | None:
 
 def _seal_everything(w: sqlite3.Connection, sealer: Sealer) -> None:
     """First start with a key: record the check and seal plain values, in one transaction, with
-    secure_delete so the plain text does not linger in freed space; then empty the WAL, which
-    may still hold pages written by an older version."""
+    secure_delete. If there were any, older plain text may linger where an older version left it
+    (the space of deleted or replaced rows, where SQLite was built without secure_delete; the
+    WAL): VACUUM rewrites the file once, and the WAL is emptied."""
+    sealed = 0
     (previous,) = w.execute("PRAGMA secure_delete").fetchone()
     w.execute("PRAGMA secure_delete = ON")
     try:
         w.execute("BEGIN IMMEDIATE")
         try:
             if _key_check(w) is None:  # another process may have sealed meanwhile
-                seal_plain_webhooks(w, sealer)
+                sealed = seal_plain_webhooks(w, sealer)
                 w.execute(
                     "INSERT INTO secrets_key_check (id, sealed, created_at) VALUES (1, ?, ?)",
                     (sealer.seal(_CHECK_TEXT, _CHECK_PLACE), time.time()),
@@ -67,4 +73,8 @@ def _seal_everything(w: sqlite3.Connection, sealer: Sealer) -> None:
             raise
     finally:
         w.execute(f"PRAGMA secure_delete = {int(previous)}")
+    if sealed:
+        w.execute("VACUUM")  # once, on the upgrade of a database that held plain secrets
     w.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    if sealed:
+        log_event(log, "secrets_sealed", webhooks=sealed)
