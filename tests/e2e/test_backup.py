@@ -51,7 +51,7 @@ async def test_backups_taken_while_devices_publish_are_whole_and_hold_no_keys(
         devices = [DeviceIdentity.generate() for _ in range(4)]
         for identity in devices:
             await api.provision(identity)
-        stop, flowing, sent = trio.Event(), trio.Event(), []
+        stop, flowing, sent = trio.Event(), trio.Event(), list[int]()
         async with trio.open_nursery() as publishers:
             for identity in devices:
                 publishers.start_soon(publish_until, api, identity, stop, sent, flowing)
