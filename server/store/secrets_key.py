@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..logs import log_event
 from .sealing import KEY_BYTES
+
+log = logging.getLogger("fleetgate.store")
 
 ENV_KEY = "FLEETGATE_SECRETS_KEY"
 ENV_KEY_FILE = "FLEETGATE_SECRETS_KEY_FILE"
@@ -58,7 +63,9 @@ class SecretsKey:
             return self.key
         assert self.path is not None
         try:
-            return parse_key(self.path.read_text(), str(self.path))
+            key = parse_key(self.path.read_text(), str(self.path))
+            _warn_if_shared(self.path)
+            return key
         except FileNotFoundError:
             if not self.create:
                 raise SecretsKeyError(f"secrets key file {self.path} does not exist") from None
@@ -106,6 +113,13 @@ def from_environment(environ: Mapping[str, str], key_file: Path | None) -> tuple
     if given:
         return parse_key(given, f"${ENV_KEY}"), None
     return None, Path(given_file) if given_file else None
+
+
+def _warn_if_shared(path: Path) -> None:
+    """A key others may read is used (a mounted secret is often 0644), but said in the log."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        log_event(log, "secrets_key_readable_by_others", level=logging.WARNING, path=str(path), mode=f"{mode:04o}")
 
 
 def _write_private(path: Path, text: str) -> None:

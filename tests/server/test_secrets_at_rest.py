@@ -128,3 +128,14 @@ def test_updates_seal_the_new_password(tmp_path: Path) -> None:
     assert b"a-new-passw0rd-for-the-receiver" not in on_disk(store.path)
     assert store.list_webhooks(P)[0].spec == new
     store.close()
+
+
+def test_a_given_key_file_others_can_read_is_used_and_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    key_file = tmp_path / "mounted.key"
+    key_file.write_text(os.urandom(32).hex())
+    key_file.chmod(0o644)
+    (tmp_path / "data").mkdir()
+    with caplog.at_level("WARNING", logger="fleetgate.store"):
+        SQLiteStore(tmp_path / "data" / "fleetgate.db", SecretsKey(path=key_file)).close()
+    assert [r.getMessage() for r in caplog.records] == ["secrets_key_readable_by_others"]
+    assert not (tmp_path / "data" / "secrets.key").exists()  # a given key is never joined by a made one
