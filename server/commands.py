@@ -59,7 +59,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     print(
         f"fleetgate: backed up {config.db_path} to {done.path} (mode 0600, {done.size} bytes,"
-        f" events up to #{done.last_event_id}, {done.webhooks} webhooks)"
+        f" events up to #{done.last_event_id}, {done.webhooks} webhook{'' if done.webhooks == 1 else 's'})"
     )
     print(
         f"fleetgate: the backup holds no keys: keep {config.secrets_key_path.name} (it opens the webhook secrets"
