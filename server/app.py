@@ -35,6 +35,7 @@ from .ops.auth import bootstrap_admin
 from .ports import BoundPorts, PortUnavailable, bind_ports, describe_bind_error
 from .rollouts.service import RolloutService
 from .store import AsyncStore, SQLiteStore
+from .store.secrets_key import SecretsKey, SecretsKeyError
 
 log = logging.getLogger("fleetgate.app")
 
@@ -55,7 +56,7 @@ def start_up(config: ServerConfig, *, exclusive: bool = False) -> Startup:
     try:
         prepare_data_dir(config.data_dir)
         create_private_file(config.db_path)  # 0600 before SQLite opens it; its -wal and -shm take its mode
-        store = SQLiteStore(config.db_path)
+        store = SQLiteStore(config.db_path, secrets_key_of(config))
         store.reset_online()
         key, created = load_or_create_server_key(config.key_path, config.pub_path)
         admin_token = bootstrap_admin(store, config.admin_token_path)
@@ -64,6 +65,10 @@ def start_up(config: ServerConfig, *, exclusive: bool = False) -> Startup:
             lock.release()
         raise
     return Startup(ServerContext(config, key, AsyncStore(store), SessionRegistry()), created, admin_token, lock)
+
+
+def secrets_key_of(config: ServerConfig) -> SecretsKey:
+    return SecretsKey.chosen(config.secrets_key, config.secrets_key_file, config.secrets_key_path)
 
 
 def open_context(config: ServerConfig) -> tuple[ServerContext, bool]:
@@ -242,9 +247,11 @@ def startup_failure(exc: BaseException) -> str | None:
     if isinstance(exc, BaseExceptionGroup):
         inner = exc.exceptions[0] if len(exc.exceptions) == 1 else None
         return (
-            startup_failure(inner) if isinstance(inner, PortUnavailable | DataDirInUse | BaseExceptionGroup) else None
+            startup_failure(inner)
+            if isinstance(inner, PortUnavailable | DataDirInUse | SecretsKeyError | BaseExceptionGroup)
+            else None
         )
-    if isinstance(exc, PortUnavailable | DataDirInUse):
+    if isinstance(exc, PortUnavailable | DataDirInUse | SecretsKeyError):
         return str(exc)
     if isinstance(exc, OSError):  # raised before serving: the data directory could not be made or opened
         where = f" {exc.filename}:" if exc.filename else ""
@@ -259,6 +266,7 @@ __all__ = [
     "describe_bind_error",
     "open_context",
     "run_forever",
+    "secrets_key_of",
     "serve_until_stopped",
     "start_up",
     "startup_failure",

@@ -1,4 +1,4 @@
-"""The `fleetgate` commands that run the server's runtime in this process: serve, admin-token and demo.
+"""The `fleetgate` commands that run the server's runtime in this process: serve, admin-token, backup and demo.
 
 The rest of `fleetgate` (server/cli/) is an HTTP client that must not import the runtime; the executable
 (server/cli/__main__.py) hands these handlers to server.cli.main. Each imports what it runs when it runs,
@@ -8,6 +8,8 @@ so that `fleetgate product list` never pays for FastAPI, Hypercorn or the store.
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .cli.client import CliError
@@ -23,11 +25,16 @@ def cmd_admin_token(args: argparse.Namespace) -> int:
     from .ops.auth import reissue_admin_token
     from .rules.errors import Conflict
     from .store import SQLiteStore
+    from .store.secrets_key import SecretsKey, SecretsKeyError
 
-    config = ServerConfig(data_dir=args.data_dir)
+    key, key_file = _deployment_secrets_key(None)
+    config = ServerConfig(data_dir=args.data_dir, secrets_key=key, secrets_key_file=key_file)
     if not config.db_path.is_file():
         raise CliError(f"{config.db_path} does not exist: is {args.data_dir} a server's data directory?")
-    store = SQLiteStore(config.db_path)
+    try:
+        store = SQLiteStore(config.db_path, SecretsKey.chosen(key, key_file, config.secrets_key_path))
+    except SecretsKeyError as exc:
+        raise CliError(str(exc)) from None
     try:
         username, path = reissue_admin_token(store, config.admin_token_path)
     except Conflict as exc:
@@ -36,6 +43,39 @@ def cmd_admin_token(args: argparse.Namespace) -> int:
         store.close()
     print(f"fleetgate: a new token for admin {username!r} is in {path} (mode 0600); the old ones still work")
     return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """An online copy of the database (safe while the server runs); the keys are not in it."""
+    from .config import ServerConfig
+    from .store.sqlite.backup import BackupFailed, backup_database
+
+    config = ServerConfig(data_dir=args.data_dir)
+    if not config.db_path.is_file():
+        raise CliError(f"{config.db_path} does not exist: is {args.data_dir} a server's data directory?")
+    try:
+        done = backup_database(config.db_path, args.path)
+    except BackupFailed as exc:
+        raise CliError(str(exc)) from None
+    print(
+        f"fleetgate: backed up {config.db_path} to {done.path} (mode 0600, {done.size} bytes,"
+        f" events up to #{done.last_event_id}, {done.webhooks} webhook{'' if done.webhooks == 1 else 's'})"
+    )
+    print(
+        f"fleetgate: the backup holds no keys: keep {config.secrets_key_path.name} (it opens the webhook secrets"
+        f" sealed in it) and {config.key_path.name} (devices pin it) safe and apart from it; a restore needs both"
+    )
+    return 0
+
+
+def _deployment_secrets_key(key_file: Path | None) -> tuple[bytes | None, Path | None]:
+    """The secrets key a deployment gives (--secrets-key-file, else the environment), if any."""
+    from .store.secrets_key import SecretsKeyError, from_environment
+
+    try:
+        return from_environment(os.environ, key_file)
+    except SecretsKeyError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _delays(text: str) -> tuple[float, ...]:
@@ -51,12 +91,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .logs import setup_logging
 
     setup_logging(args.log_level, args.log_format)
+    key, key_file = _deployment_secrets_key(args.secrets_key_file)
     try:
         config = ServerConfig(
             data_dir=args.data_dir, host=args.host, device_port=args.device_port, api_port=args.api_port,
             max_firmware_size=args.max_firmware_size, publish_rate=args.publish_rate,
             publish_burst=args.publish_burst, webhook_allow_private=args.webhook_allow_private,
             webhook_retry_delays=_delays(args.webhook_retry_delays), max_handshakes=args.max_handshakes,
+            secrets_key=key, secrets_key_file=key_file,
         )  # fmt: skip
     except ValueError as exc:
         raise CliError(str(exc)) from None
@@ -83,4 +125,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo()
 
 
-LOCAL_COMMANDS: dict[str, LocalCommand] = {"serve": cmd_serve, "admin-token": cmd_admin_token, "demo": cmd_demo}
+LOCAL_COMMANDS: dict[str, LocalCommand] = {
+    "serve": cmd_serve,
+    "admin-token": cmd_admin_token,
+    "backup": cmd_backup,
+    "demo": cmd_demo,
+}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from protocol import limits
@@ -54,6 +54,10 @@ class ServerConfig:
     webhook_timeout: float = 20.0
     webhook_retry_delays: tuple[float, ...] = (30.0, 60.0)
     webhook_allow_private: bool = False
+    # The key that seals webhook secrets and passwords in the database, kept out of it: given by
+    # the deployment (FLEETGATE_SECRETS_KEY) or a file of theirs; else DATA_DIR/secrets.key.
+    secrets_key: bytes | None = field(default=None, repr=False)
+    secrets_key_file: Path | None = None
 
     def __post_init__(self) -> None:
         # The ranges WELCOME can carry: a config outside them would fail every handshake.
@@ -73,6 +77,8 @@ class ServerConfig:
             raise ValueError(f"rx_max_frame must be {limits.MIN_RX_FRAME}..{limits.NOISE_MAX_MESSAGE}")
         if self.max_handshakes < 1:
             raise ValueError("max_handshakes must be at least 1")
+        if self.secrets_key is not None and (len(self.secrets_key) != 32 or self.secrets_key_file is not None):
+            raise ValueError("secrets_key is 32 bytes, and given instead of secrets_key_file, not with it")
 
     @property
     def db_path(self) -> Path:
@@ -85,6 +91,11 @@ class ServerConfig:
     @property
     def pub_path(self) -> Path:
         return self.data_dir / "server.pub"
+
+    @property
+    def secrets_key_path(self) -> Path:
+        """The data directory's own secrets key (used when the deployment gives none)."""
+        return self.data_dir / "secrets.key"
 
     @property
     def admin_token_path(self) -> Path:

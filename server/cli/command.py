@@ -23,11 +23,11 @@ from .client import ApiClient, CliError
 from .operator import Command
 from .profile import resolve_credentials
 
-# serve, admin-token and demo run the server's runtime in this process. Their handlers are handed in by
+# serve, admin-token, backup and demo run the server's runtime in this process. Their handlers are handed in by
 # the executable (server/cli/__main__.py, from server/commands.py), so that this package stays an HTTP
 # client that imports no runtime (the import contract in pyproject.toml) and starts in a fraction of the time.
 LocalCommand = Callable[[argparse.Namespace], int]
-LOCAL_COMMANDS = ("serve", "admin-token", "demo")
+LOCAL_COMMANDS = ("serve", "admin-token", "backup", "demo")
 
 POLICIES = [p.value for p in Policy]
 ROLES = [r.value for r in Role]
@@ -113,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"device handshakes in progress at most; in a storm the rest wait in the listen queue "
         f"(default {DEFAULT_MAX_HANDSHAKES})",
     )  # fmt: skip
+    serve.add_argument(
+        "--secrets-key-file", type=Path, metavar="PATH",
+        help="the key that seals webhook secrets in the database (default: $FLEETGATE_SECRETS_KEY_FILE, else "
+        "$FLEETGATE_SECRETS_KEY, else DATA_DIR/secrets.key, made on first start)",
+    )  # fmt: skip
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument(
         "--log-format", default="json", choices=LOG_FORMATS, help="stderr log: JSON lines (default) or readable text"
@@ -122,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
         "admin-token", help="write a new admin token to DATA_DIR/admin.token (needs the data directory, not the API)"
     )
     _data_dir_arg(recover)
+
+    backup = sub.add_parser(
+        "backup", help="copy the database to a new file, also while the server runs (the keys are not in it)"
+    )
+    backup.add_argument("path", type=Path, metavar="PATH", help="the new file (an existing one is never replaced)")
+    _data_dir_arg(backup)
 
     cli_login.add_commands(sub, _data_dir_arg)
 

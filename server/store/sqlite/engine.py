@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from ..base import Store
 from ..records import DeviceRecord, EventRecord, ImportResult
+from ..secrets_key import FILE_NAME, SecretsKey
 from ..tx import StoreTx
 from ..writeop import WriteOp
 from .admin import AdminQueries
@@ -25,6 +26,7 @@ from .migrations import MIGRATIONS
 from .ota import OtaQueries
 from .rollouts import RolloutQueries
 from .rows import DEVICE_COLUMNS, device_from_row, paged_by_id
+from .sealed import start_sealing
 from .webhooks import WebhookQueries
 
 T = TypeVar("T")
@@ -76,13 +78,21 @@ def _connect(path: Path) -> sqlite3.Connection:
 class SQLiteStore(
     WebhookQueries, ClaimQueries, RolloutQueries, OtaQueries, FirmwareQueries, AdminQueries, Store, StoreTx
 ):
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, secrets_key: SecretsKey | None = None) -> None:
+        """`secrets_key`: where the key of the sealed secrets is (default: secrets.key beside the
+        database, created on first start). SecretsKeyError if it is not this database's."""
         self.path = path
         self._local = threading.local()
         self._w = _connect(path)
         self._w.execute("PRAGMA wal_autocheckpoint=0")  # write_batch checkpoints (see _CHECKPOINT_PAGES)
         self._wal_pages = 0  # estimated WAL pages written by this connection since its last checkpoint
-        self._migrate()
+        try:
+            self._migrate()
+            key = secrets_key if secrets_key is not None else SecretsKey.default_file(path.with_name(FILE_NAME))
+            self._sealer = start_sealing(self._w, path, key)
+        except BaseException:
+            self._w.close()
+            raise
         self._r = _connect(path)
         self._loop_reader = _connect(path)  # the event loop's own, so it never waits on _r's mutex
 

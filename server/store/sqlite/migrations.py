@@ -411,3 +411,20 @@ MIGRATIONS.append(
         """,
     )
 )
+
+# 11 is another branch's (webhook deliveries); the numbers are kept apart so either merges first.
+MIGRATIONS.append(
+    (
+        12,
+        """
+        -- Secrets at rest (issue 14): webhook secrets and passwords are sealed with a key kept
+        -- outside this file. The key check is a fixed text sealed with that key, so a wrong key
+        -- is found at start; the plain rows of older versions are sealed when it is written.
+        CREATE TABLE secrets_key_check (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            sealed TEXT NOT NULL,
+            created_at REAL NOT NULL
+        );
+        """,
+    )
+)
