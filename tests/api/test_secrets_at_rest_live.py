@@ -13,7 +13,7 @@ import trio
 from server.rules.webhook_model import Auth, WebhookSpec
 from server.webhooks.request import EVENT_ID_HEADER, SIGNATURE_HEADER
 
-from ..server.plain_database import make_plain_database, on_disk
+from ..server.store.plain_database import make_plain_database, on_disk
 from ..webhooks.receiver import Received, receiving
 from .conftest import Api, start_api
 
