@@ -22,7 +22,7 @@ from typing import Any
 from . import report, targets
 from .harness import LoadSettings, open_bench
 from .machine import kernel_limits, machine_facts, plan_pinning
-from .server import PRODUCT_ID
+from .server import PRODUCT_ID, ServerFailed
 from .stats import parse_sizes
 
 SCENARIOS = ("connect", "hold", "publish", "ota", "peers")
@@ -156,6 +156,9 @@ def cmd_bench(args: argparse.Namespace, argv: Sequence[str] | None = None) -> in
     except KeyboardInterrupt:
         print("fleetsim bench: interrupted", file=sys.stderr)
         return 130
+    except ServerFailed as exc:  # the server's own words say why: no traceback of ours to add
+        print(f"fleetsim bench: {exc}", file=sys.stderr)
+        return 2
     except Exception as exc:  # a run that cannot finish says why (and where)
         traceback.print_exc()
         print(f"fleetsim bench: {type(exc).__name__}: {exc}", file=sys.stderr)

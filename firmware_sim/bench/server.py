@@ -95,13 +95,22 @@ class BenchServer:
         self._reader.start()
         if not ready.wait(START_LIMIT) or self.proc.poll() is not None:
             self.stop()
-            raise ServerFailed(f"the server did not start: {' '.join(self._banner) or 'no output'} ({self.log_path})")
+            said = " | ".join(self._log_tail()) or " ".join(self._banner) or "no output"
+            raise ServerFailed(f"the server did not start: {said}")
         self.public_key = parse_public_key((self.data_dir / "server.pub").read_text().strip())
         self.token = (self.data_dir / "admin.token").read_text().strip()
         self._client = httpx.Client(
             base_url=f"http://127.0.0.1:{self.api_port}", headers={"Authorization": f"Bearer {self.token}"},
             timeout=httpx.Timeout(120.0),
         )  # fmt: skip
+
+    def _log_tail(self, lines: int = 3) -> list[str]:
+        """The server's last log lines: why it stopped (its data directory may be gone by the time anyone looks)."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return []
+        return [line.strip() for line in text.strip().splitlines()[-lines:]]
 
     def _read_banner(self, ready: threading.Event) -> None:
         assert self.proc is not None and self.proc.stdout is not None
