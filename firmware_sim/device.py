@@ -1,5 +1,7 @@
 """SimDevice: simulated firmware on a protocol.Connection(CLIENT) over any Trio stream.
 
+Over 400 lines, knowingly: one device's whole firmware (handshake, publish, subscribe, OTA, faults to inject).
+
     async with connect_device(stream, identity, server_key, DeviceSettings(product_id=42)) as dev:
         await dev.publish("temp", b"21.5")
         await dev.subscribe("temp")          # SubscribeResult.ACCEPTED

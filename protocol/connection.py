@@ -1,5 +1,7 @@
 """The device link as a sans-I/O state machine, driven identically by server and simulator.
 
+Over 400 lines, knowingly: one state machine, its transitions read top to bottom.
+
     conn.receive_data(data)      # bytes from the socket; b"" means the peer closed
     event = conn.next_event()    # a Message, Refused, ConnectionClosed, or NEED_DATA
     data = conn.send(message)    # bytes to write to the socket

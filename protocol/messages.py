@@ -1,5 +1,7 @@
 """The message vocabulary: frozen dataclasses <-> msgpack.
 
+Over 400 lines, knowingly: the whole vocabulary in one file, in the order of docs/PROTOCOL.md's table.
+
 Every message is one msgpack array `[type, field1, field2, ...]` in the field order declared
 below. A receiver ignores items after the fields it knows (room for additive changes within a
 protocol version) and fills missing trailing fields that have defaults. Values are checked on

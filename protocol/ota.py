@@ -1,5 +1,7 @@
 """OTA firmware transfer, sans-I/O: the device's ImageReceiver and the server's ImageSender.
 
+Over 400 lines, knowingly: both ends of one transfer protocol, so that each rule reads beside its counterpart.
+
 Both take and return message objects (protocol.messages); the caller encodes, writes, stores
 and keeps the time. The rules they implement are in docs/PROTOCOL.md section 18:
 
