@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from ..rules.errors import Forbidden
-from ..rules.model import Role
 from .deps import Principal, ProductAccess, State, product_access, user_with_scope
 from .models import DeviceCounts, ProductEnvelope, ProductIn, ProductsOut, ProductUpdate
 from .permissions import Perm
@@ -36,9 +35,8 @@ async def create_product(
         # would receive them (with auto_approve). Other users get the next free ID.
         raise Forbidden("only a server admin may choose a product ID", "id")
     product = await state.ops.create_product(
-        caller.actor, body.name, slug=body.slug, product_id=body.id, policy=body.policy
+        caller.actor, body.name, slug=body.slug, product_id=body.id, policy=body.policy, administrator=caller.user
     )
-    await state.ops.team_add(caller.actor, product.id, caller.user.username, Role.ADMINISTRATOR)
     return ProductEnvelope(product=product_out(product, DeviceCounts(approved=0, quarantined=0, denied=0)))
 
 

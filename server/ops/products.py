@@ -7,8 +7,8 @@ import re
 from ..cluster import ReevaluateProduct
 from ..logs import now
 from ..rules.errors import Invalid
-from ..rules.model import Policy
-from ..store.records import ProductRecord
+from ..rules.model import Policy, Role
+from ..store.records import ProductRecord, UserRecord
 from ..store.tx import StoreTx
 from .base import OpsBase
 
@@ -23,8 +23,17 @@ def slugify(name: str) -> str:
 
 class ProductOperations(OpsBase):
     async def create_product(
-        self, actor: str, name: str, *, slug: str | None = None, product_id: int | None = None, policy: Policy
+        self,
+        actor: str,
+        name: str,
+        *,
+        slug: str | None = None,
+        product_id: int | None = None,
+        policy: Policy,
+        administrator: UserRecord | None = None,
     ) -> ProductRecord:
+        """A new product; `administrator` (its creator, through the API) joins its team in the same
+        transaction, so that no product is ever left without the person who made it."""
         name = name.strip()
         if not 1 <= len(name) <= 128:
             raise Invalid("name must be 1..128 characters", "name")
@@ -37,6 +46,11 @@ class ProductOperations(OpsBase):
         def tx(s: StoreTx) -> ProductRecord:
             product = s.insert_product(product_id, slug, name, policy, now())
             s.append_audit(now(), actor, "product_created", product_id=product.id, detail={"policy": policy.value})
+            if administrator is not None:
+                self.notify(s, ReevaluateProduct(product.id, actor))  # team membership matters to auto-approve
+                s.team_set(product.id, administrator.id, Role.ADMINISTRATOR)
+                s.append_audit(now(), actor, "team_member_set", product_id=product.id,
+                               detail={"user": administrator.username, "role": Role.ADMINISTRATOR.value})  # fmt: skip
             return product
 
         return await self.tx("create_product", tx)
