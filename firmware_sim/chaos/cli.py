@@ -13,9 +13,9 @@ from .target import ScenarioError
 
 # Scenario name -> module. Each module's main(argv) prints its figures and returns the exit status.
 SCENARIOS: dict[str, str] = {
-    # "junk": "firmware_sim.chaos.junk",
+    "junk": "firmware_sim.chaos.junk",
     "malformed": "firmware_sim.chaos.malformed",
-    # "crash-publish": "firmware_sim.chaos.crash_publish",
+    "crash-publish": "firmware_sim.chaos.crash_publish",
     # "crash-rollout": "firmware_sim.chaos.crash_rollout",
     # "fuzz": "firmware_sim.chaos.fuzz_protocol",
 }
