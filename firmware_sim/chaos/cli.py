@@ -16,7 +16,7 @@ SCENARIOS: dict[str, str] = {
     "junk": "firmware_sim.chaos.junk",
     "malformed": "firmware_sim.chaos.malformed",
     "crash-publish": "firmware_sim.chaos.crash_publish",
-    # "crash-rollout": "firmware_sim.chaos.crash_rollout",
+    "crash-rollout": "firmware_sim.chaos.crash_rollout",
     # "fuzz": "firmware_sim.chaos.fuzz_protocol",
 }
 
