@@ -17,7 +17,7 @@ SCENARIOS: dict[str, str] = {
     "malformed": "firmware_sim.chaos.malformed",
     "crash-publish": "firmware_sim.chaos.crash_publish",
     "crash-rollout": "firmware_sim.chaos.crash_rollout",
-    # "fuzz": "firmware_sim.chaos.fuzz_protocol",
+    "fuzz": "firmware_sim.chaos.fuzz_protocol",
 }
 
 
