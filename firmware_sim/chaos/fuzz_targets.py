@@ -80,7 +80,14 @@ def target_framing(data: bytes, cut: int) -> None:
 
 
 def target_message(data: bytes, cut: int) -> None:
-    decode_message(data)
+    """A message that decodes also encodes again, to the same message (a LocalProtocolError here
+    would be a bug: it escapes as AssertionError)."""
+    message = decode_message(data)
+    try:
+        again = decode_message(encode_message(message))
+    except ProtocolError as exc:
+        raise AssertionError(f"{message!r} decoded but does not encode again: {exc}") from exc
+    assert again == message, (message, again)
 
 
 def target_server_handshake(data: bytes, cut: int) -> None:
