@@ -9,6 +9,10 @@ import sys
 from types import ModuleType
 from typing import Any
 
+import httpx
+
+from ..drill_api import ApiError
+from ..drill_server import ServerFailed
 from .target import ScenarioError
 
 # Scenario name -> module. Each module's main(argv) prints its figures and returns the exit status.
@@ -58,7 +62,8 @@ def run_scenario(name: str, argv: list[str]) -> int:
     main: Any = module.main
     try:
         code: int = main(argv)
-    except ScenarioError as exc:
+    except (ScenarioError, ServerFailed, ApiError, httpx.HTTPError) as exc:
+        # Could not run (no server, the API refused the setup): one line, not a traceback.
         print(f"fleetsim chaos {name}: {exc}", file=sys.stderr)
         return 2
     return code

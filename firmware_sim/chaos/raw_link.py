@@ -11,7 +11,7 @@ from protocol.codes import CloseReason
 from protocol.connection import PREAMBLE, prologue_for
 from protocol.errors import RemoteProtocolError
 from protocol.framing import FrameDecoder, encode_frame
-from protocol.messages import Goodbye, Hello, Message, Ready, Welcome, decode_message, encode_message
+from protocol.messages import Hello, Message, Ready, Welcome, decode_message, encode_message
 from protocol.noise import CipherState, HandshakeIK
 
 from ..identity import CounterSource, DeviceIdentity
@@ -26,12 +26,15 @@ class LinkRefused(Exception):
 class RawLink:
     """One handshaken connection: `send_plaintext` seals anything, `receive` decrypts what comes."""
 
-    def __init__(self, stream: trio.SocketStream, send: CipherState, recv: CipherState, welcome: Welcome) -> None:
+    def __init__(
+        self, stream: trio.SocketStream, send: CipherState, recv: CipherState, welcome: Welcome, pending: bytes
+    ) -> None:
         self.stream = stream
         self.welcome = welcome
         self._send = send
         self._recv = recv
         self._decoder = FrameDecoder(limits.NOISE_MAX_MESSAGE)
+        self._decoder.feed(pending)  # what arrived after WELCOME in the same read
 
     async def send_plaintext(self, plaintext: bytes) -> None:
         await self.stream.send_all(encode_frame(self._send.encrypt_with_ad(b"", plaintext)))
@@ -83,10 +86,6 @@ async def open_raw_link(stream: trio.SocketStream, identity: DeviceIdentity, ser
     if not isinstance(welcome, Welcome):
         raise RemoteProtocolError(f"handshake carried {type(welcome).__name__}", CloseReason.UNEXPECTED_MESSAGE)
     send, recv = hs.split()
-    link = RawLink(stream, send, recv, welcome)
-    link._decoder.feed(decoder.take(decoder.buffered) or b"")
+    link = RawLink(stream, send, recv, welcome, decoder.take(decoder.buffered) or b"")
     await link.send(Ready())
     return link
-
-
-__all__ = ["Goodbye", "LinkRefused", "RawLink", "first_flight", "hello_for", "open_raw_link"]
