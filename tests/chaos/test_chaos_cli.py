@@ -44,3 +44,10 @@ def test_a_bad_server_address_is_one_line_and_exit_2(tmp_path: object) -> None:
 def test_a_scenario_lists_its_own_options() -> None:
     result = run("crash-publish", "--help")
     assert result.returncode == 0 and "--kills" in result.stdout and "--devices" in result.stdout
+
+
+def test_bad_scenario_options_are_one_line_and_exit_2() -> None:
+    for args in (("junk", "--kinds", "bogus"), ("crash-publish", "--kills", "-1"), ("malformed", "--messages", "0")):
+        result = run(*args)
+        assert result.returncode == 2, args
+        assert "Traceback" not in result.stderr and result.stderr.strip(), args
