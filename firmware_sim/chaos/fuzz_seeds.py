@@ -16,8 +16,10 @@ from protocol.messages import (
     Goodbye,
     Message,
     OtaAbort,
+    OtaAccept,
     OtaChunk,
     OtaOffer,
+    OtaWindowAck,
     PublishAck,
     Ready,
     StatusUpdate,
@@ -84,6 +86,12 @@ def seed_inputs() -> Iterator[bytes]:
     yield bytes([4, 0]) + _prefixed((Ready(), *device_messages))
     yield bytes([5, 0]) + _prefixed(FROM_SERVER)
     yield bytes([6, 0]) + encode_frame(b"\x00" * 40)
+    # OTA: a whole transfer of a 1 KiB image at each side
+    image = t.OTA_IMAGE
+    offer = OtaOffer(3, 2, len(image), hashlib.sha256(image).digest(), 256, 4, None, 6, 7)
+    chunks = tuple(OtaChunk(3, at, image[at : at + 256]) for at in range(0, len(image), 256))
+    yield bytes([7, 0]) + _prefixed((offer, *chunks[:2], OtaAbort(3, OtaAbortReason.TIMEOUT), offer, *chunks[2:]))
+    yield bytes([8, 127]) + _prefixed((OtaAccept(9, 0), OtaWindowAck(9, 254), OtaWindowAck(9, 1024)))
 
 
 def write_seeds(directory: Path) -> int:

@@ -7,8 +7,9 @@ Targets: framing (FrameDecoder); one message (decode_message); the server Connec
 handshake (preamble, HELLO frame; a HELLO that decodes is answered with WELCOME and the bytes go
 on); the device Connection awaiting WELCOME; the server and the device Connection after a
 completed handshake, fed frames sealed with the peer's real cipher, each plaintext taken from the
-input (a one-byte length, then that many bytes); and the server after the handshake fed raw,
-unsealed bytes. Anything raised but protocol/'s own ProtocolError is a bug.
+input (a one-byte length, then that many bytes); the server after the handshake fed raw,
+unsealed bytes; and the OTA transfer's two sides (protocol/ota.py) fed the peer's messages.
+Anything raised but protocol/'s own ProtocolError is a bug.
 """
 
 from __future__ import annotations
@@ -21,8 +22,22 @@ from protocol.codes import Privilege, Status
 from protocol.connection import PREAMBLE, Connection, ConnectionClosed, NeedData, Refused, Role, prologue_for
 from protocol.errors import ProtocolError
 from protocol.framing import FrameDecoder, encode_frame
-from protocol.messages import Hello, Ready, Welcome, decode_message, encode_message
+from protocol.messages import (
+    Hello,
+    Message,
+    OtaAbort,
+    OtaAccept,
+    OtaChunk,
+    OtaOffer,
+    OtaWindowAck,
+    Ready,
+    Welcome,
+    decode_message,
+    encode_message,
+    max_chunk_for_frame,
+)
 from protocol.noise import CipherState, HandshakeIK, KeyPair
+from protocol.ota import ImageReceiver, ImageSender, ReceiverState, build_offer
 
 # Fixed keys: a failing input replays the same way every time.
 SERVER_KEY = KeyPair(bytes(range(1, 33)))
@@ -165,9 +180,61 @@ def target_server_raw(data: bytes, cut: int) -> None:
     feed(server, data, cut)
 
 
+def messages(data: bytes) -> list[Message]:
+    """The input as messages: each a one-byte length, then that many bytes; undecodable ones are
+    left out (decoding has its own target)."""
+    out: list[Message] = []
+    at = 0
+    while at < len(data):
+        n = data[at]
+        with contextlib.suppress(ProtocolError):
+            out.append(decode_message(data[at + 1 : at + 1 + n]))
+        at += 1 + n
+    return out
+
+
+def target_ota_receiver(data: bytes, cut: int) -> None:
+    """The device's ImageReceiver fed the server's OTA messages, answering as firmware does:
+    accept what it may, verify a complete image, refuse nothing on its own."""
+    receiver = ImageReceiver()
+    for message in messages(data):
+        if isinstance(message, OtaOffer):
+            if receiver.offer(message, platform_id=6, product_id=7) is None:
+                receiver.accept()
+        elif isinstance(message, OtaChunk):
+            result = receiver.receive_chunk(message)
+            if result.store and cut & 1:
+                receiver.write_failed("fuzz")
+        elif isinstance(message, OtaAbort):
+            receiver.abort(message)
+        if receiver.state is ReceiverState.VERIFYING:
+            receiver.verify()
+        if cut & 2 and receiver.state is not ReceiverState.VERIFYING:
+            receiver.connection_lost()
+
+
+OTA_IMAGE = bytes(range(256)) * 4
+
+
+def target_ota_sender(data: bytes, cut: int) -> None:
+    """The server's ImageSender for a 1 KiB image fed the device's answers."""
+    offer = build_offer(
+        transfer_id=9, version=2, image=OTA_IMAGE, rx_max_frame=limits.MIN_RX_FRAME, window=1 + cut % 8,
+        chunk_size=1 + (cut * 2) % max_chunk_for_frame(limits.MIN_RX_FRAME),
+    )  # fmt: skip
+    sender = ImageSender(offer, OTA_IMAGE)
+    for message in messages(data):
+        if isinstance(message, OtaAccept):
+            sender.start(message)
+        elif isinstance(message, OtaWindowAck):
+            sender.on_ack(message)
+        if sender.started:
+            sender.chunks_to_send()
+
+
 TARGETS: tuple[Callable[[bytes, int], None], ...] = (
     target_framing, target_message, target_server_handshake, target_device_handshake, target_server_open,
-    target_device_open, target_server_raw,
+    target_device_open, target_server_raw, target_ota_receiver, target_ota_sender,
 )  # fmt: skip
 
 
