@@ -64,6 +64,8 @@ def main(argv: list[str]) -> int:
     try:
         return trio.run(_run, args)
     except OSError as exc:
+        if isinstance(exc, BrokenPipeError):
+            raise  # our stdout closed (`| head`): fleetsim exits quietly
         raise ScenarioError(f"crash-publish: {exc}") from None
 
 

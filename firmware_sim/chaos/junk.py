@@ -3,7 +3,8 @@
 N connections, each of one kind: random bytes; the preamble then random bytes; a real device's
 first flight (preamble and handshake message 1 with its HELLO, from protocol/) with bits flipped,
 bytes inserted or deleted, or cut short; a frame length above the handshake's limit; nothing at
-all (a silent socket); or a real first flight dripped a byte at a time. Each connection records
+all (a silent socket); a real first flight dripped a byte at a time; a real first flight then
+junk where READY belongs; or a real first flight then silence (no READY). Each connection records
 what the server did: sent the refusal frame, closed, reset, answered with something else, or
 left it open past --wait. Then: is the server alive, does a real device connect and publish, does
 the API answer, how much memory the server holds, and is its log free of tracebacks and 5xx.
@@ -20,7 +21,10 @@ import trio
 
 from protocol import limits
 from protocol.connection import PREAMBLE
-from protocol.framing import REFUSAL_FRAME
+from protocol.errors import ProtocolError
+from protocol.framing import REFUSAL_FRAME, FrameDecoder
+from protocol.messages import Goodbye, Welcome, decode_message
+from protocol.noise import HandshakeIK
 
 from ..identity import DeviceIdentity
 from .health import LogFindings, api_answers, device_serves, log_check, log_size, register, rss_kib, scan_log
@@ -29,7 +33,8 @@ from .raw_link import first_flight
 from .report import Check, emit
 from .target import ScenarioError, Target, add_server_options, positive, positive_float, target_for
 
-KINDS = ("random", "preamble", "hello", "oversize", "silent", "drip")
+KINDS = ("random", "preamble", "hello", "oversize", "silent", "drip", "after_hello", "no_ready")
+WITH_HELLO = frozenset({"hello", "drip", "after_hello", "no_ready"})  # kinds built on a real first flight
 DRIP_INTERVAL = 0.25  # seconds between the bytes of a dripped first flight
 
 
@@ -78,6 +83,8 @@ def main(argv: list[str]) -> int:
     try:
         return trio.run(_run, args, kinds)
     except OSError as exc:
+        if isinstance(exc, BrokenPipeError):
+            raise  # our stdout closed (`| head`): fleetsim exits quietly
         raise ScenarioError(f"junk: {exc}") from None
 
 
@@ -92,7 +99,9 @@ def junk_bytes(kind: str, rng: random.Random, flight: bytes) -> bytes:
     if kind == "oversize":
         length = rng.randint(limits.MAX_HELLO_FRAME + 1, 0xFFFF)
         return PREAMBLE + length.to_bytes(2, "big") + rng.randbytes(rng.randint(0, 64))
-    return flight
+    if kind == "after_hello":  # a valid HELLO, then junk where READY belongs
+        return flight + rng.randbytes(rng.randint(1, 600))
+    return flight  # drip, no_ready (a valid HELLO, then silence)
 
 
 async def _run(args: argparse.Namespace, kinds: list[str]) -> int:
@@ -100,19 +109,21 @@ async def _run(args: argparse.Namespace, kinds: list[str]) -> int:
         log_start = log_size(own.process.log_path) if own else 0
         pid = target.server.pid if target.server else None
         rss_before = rss_kib(pid)
-        identity = DeviceIdentity.generate()  # registered: a HELLO left intact would be admitted
-        await register(target, [identity])
         rng = random.Random(args.seed)
+        kind_of = [kinds[i % len(kinds)] for i in range(args.connections)]
+        # One registered device per connection built on a real HELLO: the server answers an intact
+        # HELLO with WELCOME, and no two connections race on one device's replay counter.
+        identities = {i: DeviceIdentity.generate() for i, kind in enumerate(kind_of) if kind in WITH_HELLO}
+        await register(target, list(identities.values()))
         tally = Tally()
         limiter = trio.CapacityLimiter(args.concurrency)
         started = trio.current_time()
         async with trio.open_nursery() as nursery:
-            for i in range(args.connections):
-                flight, _ = first_flight(identity, target.server_key)
-                kind = kinds[i % len(kinds)]
+            for i, kind in enumerate(kind_of):
+                flight, hs = first_flight(identities[i], target.server_key) if i in identities else (b"", None)
                 junk = junk_bytes(kind, rng, flight)
                 await limiter.acquire_on_behalf_of(i)
-                nursery.start_soon(_connection, target, kind, junk, args.wait, tally, limiter, i)
+                nursery.start_soon(_connection, target, kind, junk, hs, args.wait, tally, limiter, i)
         elapsed = trio.current_time() - started
         rss_after = rss_kib(pid)
         serving = await device_serves(target)
@@ -123,15 +134,16 @@ async def _run(args: argparse.Namespace, kinds: list[str]) -> int:
 
 
 async def _connection(
-    target: Target, kind: str, junk: bytes, wait: float, tally: Tally, limiter: trio.CapacityLimiter, token: int
-) -> None:
+    target: Target, kind: str, junk: bytes, hs: HandshakeIK | None, wait: float, tally: Tally,
+    limiter: trio.CapacityLimiter, token: int,
+) -> None:  # fmt: skip
     try:
-        tally.add(kind, await _observe(target, kind, junk, wait, tally))
+        tally.add(kind, await _observe(target, kind, junk, hs, wait, tally))
     finally:
         limiter.release_on_behalf_of(token)
 
 
-async def _observe(target: Target, kind: str, junk: bytes, wait: float, tally: Tally) -> str:
+async def _observe(target: Target, kind: str, junk: bytes, hs: HandshakeIK | None, wait: float, tally: Tally) -> str:
     """Send the junk; what the server did about it."""
     try:
         stream = await trio.open_tcp_stream(target.host, target.port)
@@ -152,20 +164,41 @@ async def _observe(target: Target, kind: str, junk: bytes, wait: float, tally: T
             while chunk := await stream.receive_some(4096):
                 received += chunk
             tally.close_s.append(trio.current_time() - sent_at)
-            return _behaviour(received)
-        return "open" if not received else _behaviour(received) + "_then_open"
+            return behaviour(received, hs)
+        return "open" if not received else behaviour(received, hs) + ", then left open"
     except (trio.BrokenResourceError, ConnectionResetError):
-        return "reset" if not received else _behaviour(received) + "_then_reset"
+        return "reset" if not received else behaviour(received, hs) + ", then reset"
     finally:
         await trio.aclose_forcefully(stream)
 
 
-def _behaviour(received: bytes) -> str:
+def behaviour(received: bytes, hs: HandshakeIK | None) -> str:
+    """What the server's bytes say: refused, closed, or (to a connection whose HELLO was intact)
+    WELCOME and then the GOODBYE with its typed reason, read with the connection's own handshake."""
     if not received:
         return "closed"
     if received == REFUSAL_FRAME:
         return "refused"
-    return "answered"  # a WELCOME: the mutation left a HELLO the server took
+    if hs is None:
+        return "answered"
+    decoder = FrameDecoder(limits.NOISE_MAX_MESSAGE)
+    decoder.feed(received)
+    try:
+        frame = decoder.next_frame()
+        if frame is None:
+            return "answered with part of a frame"
+        if not isinstance(decode_message(hs.read_message_2(frame)), Welcome):
+            return "answered with something else"
+        _, recv = hs.split()
+        frame = decoder.next_frame()
+        if frame is None:
+            return "welcomed, then closed"
+        message = decode_message(recv.decrypt_with_ad(b"", frame))
+    except ProtocolError as exc:
+        return f"answered with bad bytes ({exc.reason.name.lower()})"
+    if isinstance(message, Goodbye):
+        return f"welcomed, then goodbye {message.reason.name.lower()}"
+    return f"welcomed, then {type(message).__name__}"
 
 
 def _report(
@@ -174,7 +207,7 @@ def _report(
 ) -> int:  # fmt: skip
     behaviours = tally.behaviours()
     done = sum(behaviours.values())
-    left_open = sum(n for b, n in behaviours.items() if b.endswith("open"))
+    left_open = sum(n for b, n in behaviours.items() if b.endswith("open"))  # "open", "..., then left open"
     close_s = sorted(tally.close_s)
     p99 = round(close_s[min(len(close_s) - 1, int(len(close_s) * 0.99))], 3) if close_s else None
     figures: dict[str, object] = {
@@ -194,8 +227,8 @@ def _report(
     ]  # fmt: skip
     lines = [
         f"{done} junk connections in {elapsed:.1f} s",
-        "what the server did: " + ", ".join(f"{k} {v}" for k, v in behaviours.most_common()),
-        *(f"  {kind}: " + ", ".join(f"{k} {v}" for k, v in c.most_common()) for kind, c in tally.by_kind.items()),
+        "what the server did: " + "; ".join(f"{k}: {v}" for k, v in behaviours.most_common()),
+        *(f"  {kind}: " + "; ".join(f"{k}: {v}" for k, v in c.most_common()) for kind, c in tally.by_kind.items()),
         f"server closed them {p99} s (p99), {figures['close_s_max']} s (max) after our last byte",
         f"server RSS: {rss_before} KiB before, {rss_after} KiB after",
     ]

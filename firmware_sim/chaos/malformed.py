@@ -57,9 +57,9 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
         return trio.run(_run, args)
-    except ScenarioError:
-        raise
     except OSError as exc:
+        if isinstance(exc, BrokenPipeError):
+            raise  # our stdout closed (`| head`): fleetsim exits quietly
         raise ScenarioError(f"malformed: {exc}") from None
 
 
