@@ -62,8 +62,22 @@ def run_scenario(name: str, argv: list[str]) -> int:
     main: Any = module.main
     try:
         code: int = main(argv)
-    except (ScenarioError, ServerFailed, ApiError, httpx.HTTPError) as exc:
-        # Could not run (no server, the API refused the setup): one line, not a traceback.
-        print(f"fleetsim chaos {name}: {exc}", file=sys.stderr)
+    except Exception as exc:
+        # Could not run (no server, a server that would not start again, the API refused the
+        # setup): one line, not a traceback. Inside a nursery these arrive wrapped in a group.
+        reason = _cannot_run(exc)
+        if reason is None:
+            raise
+        print(f"fleetsim chaos {name}: {reason}", file=sys.stderr)
         return 2
     return code
+
+
+_CANNOT_RUN = (ScenarioError, ServerFailed, ApiError, httpx.HTTPError)
+
+
+def _cannot_run(exc: BaseException) -> BaseException | None:
+    """The could-not-run error `exc` is or holds (alone in its groups), or None."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc if isinstance(exc, _CANNOT_RUN) else None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
-from firmware_sim.chaos.cli import SCENARIOS
+from firmware_sim.chaos.cli import SCENARIOS, _cannot_run
+from firmware_sim.drill_server import ServerFailed
 
 from .support import FLEETSIM
 
@@ -51,3 +52,10 @@ def test_bad_scenario_options_are_one_line_and_exit_2() -> None:
         result = run(*args)
         assert result.returncode == 2, args
         assert "Traceback" not in result.stderr and result.stderr.strip(), args
+
+
+def test_a_could_not_run_error_inside_nurseries_is_found_and_others_are_not() -> None:
+    failed = ServerFailed("the server did not start")
+    assert _cannot_run(ExceptionGroup("outer", [ExceptionGroup("inner", [failed])])) is failed
+    assert _cannot_run(ExceptionGroup("two", [failed, ValueError()])) is None
+    assert _cannot_run(ValueError()) is None
