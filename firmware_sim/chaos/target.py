@@ -86,11 +86,11 @@ def external_target(args: argparse.Namespace) -> Target:
 
 @dataclass(slots=True)
 class OwnServer:
-    """A server of our own; its data directory and log are deleted at the end unless `keep`."""
+    """A server of our own; its data directory and log are deleted at the end (the report carries
+    what the log said)."""
 
     process: ServerProcess
     root: Path
-    keep: bool = False
 
     def target(self) -> Target:
         p = self.process
@@ -110,8 +110,7 @@ async def own_server(log_level: str = "info", extra_args: tuple[str, ...] = ()) 
     finally:
         await process.stop()
         process.close()
-        if not own.keep:
-            shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @asynccontextmanager
