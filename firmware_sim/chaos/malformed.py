@@ -101,11 +101,14 @@ async def _worker(
 ) -> None:
     """One device: connect, send malformed messages until the server closes, connect again."""
     while budget[0] > 0:
+        stream: trio.SocketStream | None = None
         try:
             with trio.fail_after(ANSWER_LIMIT):
                 stream = await trio.open_tcp_stream(target.host, target.port)
                 link = await open_raw_link(stream, identity, target.server_key)
         except (OSError, trio.TooSlowError, LinkRefused, ProtocolError, trio.BrokenResourceError) as exc:
+            if stream is not None:
+                await trio.aclose_forcefully(stream)
             tally.connect_failures[type(exc).__name__] += 1
             if sum(tally.connect_failures.values()) > 50:
                 return  # the server is not taking devices: the health check says so
