@@ -20,16 +20,15 @@ from dataclasses import dataclass, field
 import trio
 
 from protocol import limits
-from protocol.connection import PREAMBLE
+from protocol.connection import PREAMBLE, Connection, ConnectionClosed, Role
 from protocol.errors import ProtocolError
-from protocol.framing import REFUSAL_FRAME, FrameDecoder
-from protocol.messages import Goodbye, Welcome, decode_message
-from protocol.noise import HandshakeIK
+from protocol.framing import REFUSAL_FRAME
+from protocol.messages import Goodbye, Welcome
 
 from ..identity import DeviceIdentity
 from .health import LogFindings, api_answers, device_serves, log_check, log_size, register, rss_kib, scan_log
 from .mutate import mutate_bytes
-from .raw_link import first_flight
+from .raw_link import hello_for
 from .report import Check, emit
 from .target import ScenarioError, Target, add_server_options, positive, positive_float, target_for
 
@@ -120,10 +119,10 @@ async def _run(args: argparse.Namespace, kinds: list[str]) -> int:
         started = trio.current_time()
         async with trio.open_nursery() as nursery:
             for i, kind in enumerate(kind_of):
-                flight, hs = first_flight(identities[i], target.server_key) if i in identities else (b"", None)
+                flight, conn = device_flight(identities[i], target.server_key) if i in identities else (b"", None)
                 junk = junk_bytes(kind, rng, flight)
                 await limiter.acquire_on_behalf_of(i)
-                nursery.start_soon(_connection, target, kind, junk, hs, args.wait, tally, limiter, i)
+                nursery.start_soon(_connection, target, kind, junk, conn, args.wait, tally, limiter, i)
         elapsed = trio.current_time() - started
         rss_after = rss_kib(pid)
         serving = await device_serves(target)
@@ -134,16 +133,16 @@ async def _run(args: argparse.Namespace, kinds: list[str]) -> int:
 
 
 async def _connection(
-    target: Target, kind: str, junk: bytes, hs: HandshakeIK | None, wait: float, tally: Tally,
+    target: Target, kind: str, junk: bytes, conn: Connection | None, wait: float, tally: Tally,
     limiter: trio.CapacityLimiter, token: int,
 ) -> None:  # fmt: skip
     try:
-        tally.add(kind, await _observe(target, kind, junk, hs, wait, tally))
+        tally.add(kind, await _observe(target, kind, junk, conn, wait, tally))
     finally:
         limiter.release_on_behalf_of(token)
 
 
-async def _observe(target: Target, kind: str, junk: bytes, hs: HandshakeIK | None, wait: float, tally: Tally) -> str:
+async def _observe(target: Target, kind: str, junk: bytes, conn: Connection | None, wait: float, tally: Tally) -> str:
     """Send the junk; what the server did about it."""
     try:
         stream = await trio.open_tcp_stream(target.host, target.port)
@@ -164,41 +163,43 @@ async def _observe(target: Target, kind: str, junk: bytes, hs: HandshakeIK | Non
             while chunk := await stream.receive_some(4096):
                 received += chunk
             tally.close_s.append(trio.current_time() - sent_at)
-            return behaviour(received, hs)
-        return "open" if not received else behaviour(received, hs) + ", then left open"
+            return behaviour(received, conn)
+        return "open" if not received else behaviour(received, conn) + ", then left open"
     except (trio.BrokenResourceError, ConnectionResetError):
-        return "reset" if not received else behaviour(received, hs) + ", then reset"
+        return "reset" if not received else behaviour(received, conn) + ", then reset"
     finally:
         await trio.aclose_forcefully(stream)
 
 
-def behaviour(received: bytes, hs: HandshakeIK | None) -> str:
+def device_flight(identity: DeviceIdentity, server_key: bytes) -> tuple[bytes, Connection]:
+    """A simulated device's first flight (preamble and handshake message 1 with its HELLO), and
+    its protocol Connection, which reads what the server answers."""
+    conn = Connection(Role.CLIENT, identity.key, server_public_key=server_key)
+    return conn.send(hello_for(identity)), conn
+
+
+def behaviour(received: bytes, conn: Connection | None) -> str:
     """What the server's bytes say: refused, closed, or (to a connection whose HELLO was intact)
-    WELCOME and then the GOODBYE with its typed reason, read with the connection's own handshake."""
+    WELCOME and then the GOODBYE with its typed reason, read by the device's own Connection."""
     if not received:
         return "closed"
     if received == REFUSAL_FRAME:
         return "refused"
-    if hs is None:
+    if conn is None:
         return "answered"
-    decoder = FrameDecoder(limits.NOISE_MAX_MESSAGE)
-    decoder.feed(received)
     try:
-        frame = decoder.next_frame()
-        if frame is None:
-            return "answered with part of a frame"
-        if not isinstance(decode_message(hs.read_message_2(frame)), Welcome):
+        conn.receive_data(received)
+        conn.receive_data(b"")  # the stream ended there
+        if not isinstance(conn.next_event(), Welcome):
             return "answered with something else"
-        _, recv = hs.split()
-        frame = decoder.next_frame()
-        if frame is None:
-            return "welcomed, then closed"
-        message = decode_message(recv.decrypt_with_ad(b"", frame))
+        after = conn.next_event()
     except ProtocolError as exc:
         return f"answered with bad bytes ({exc.reason.name.lower()})"
-    if isinstance(message, Goodbye):
-        return f"welcomed, then goodbye {message.reason.name.lower()}"
-    return f"welcomed, then {type(message).__name__}"
+    if isinstance(after, Goodbye):
+        return f"welcomed, then goodbye {after.reason.name.lower()}"
+    if isinstance(after, ConnectionClosed):
+        return "welcomed, then closed"
+    return f"welcomed, then {type(after).__name__}"
 
 
 def _report(

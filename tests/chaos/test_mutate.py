@@ -7,7 +7,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware_sim.chaos.junk import KINDS, behaviour, junk_bytes
+from firmware_sim.chaos.junk import KINDS, behaviour, device_flight, junk_bytes
 from firmware_sim.chaos.malformed import expected_rejection
 from firmware_sim.chaos.mutate import malformed_payload, mutate_bytes
 from firmware_sim.chaos.raw_link import first_flight
@@ -58,14 +58,14 @@ def test_every_junk_kind_makes_bytes_a_server_must_refuse() -> None:
             assert junk.startswith(PREAMBLE)
 
 
-def test_the_servers_answer_to_an_intact_hello_is_read_with_its_own_handshake() -> None:
+def test_the_servers_answer_to_an_intact_hello_is_read_by_the_devices_connection() -> None:
     key = KeyPair(bytes(range(1, 33)))
     server = Connection(Role.SERVER, key)
-    flight, hs = first_flight(DeviceIdentity.generate(), key.public)
+    flight, device = device_flight(DeviceIdentity.generate(), key.public)
     server.receive_data(flight)
     assert isinstance(server.next_event(), Hello)
     welcome = server.send(Welcome(Status.OK, Privilege.all(), 7, 30, 75, limits.SERVER_RX_MAX_FRAME, 1))
     goodbye = server.send(Goodbye(CloseReason.HANDSHAKE_TIMEOUT, "no READY"))
-    assert behaviour(welcome + goodbye, hs) == "welcomed, then goodbye handshake_timeout"
-    assert behaviour(b"\x00\x00", hs) == "refused"
+    assert behaviour(welcome + goodbye, device) == "welcomed, then goodbye handshake_timeout"
+    assert behaviour(b"\x00\x00", device) == "refused"
     assert behaviour(b"", None) == "closed"
