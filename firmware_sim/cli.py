@@ -21,6 +21,7 @@ from protocol.messages import EventMessage, parse_device_id, parse_public_key
 
 from . import drill_cli, firmware
 from .bench import cli as bench_cli
+from .chaos import cli as chaos_cli
 from .device import DeviceClosed, DeviceRefused, DeviceSettings, connect_device
 from .fleet import DeviceOutcome, FleetPlan, run_fleet, summarize, updates_installed
 from .identity import DeviceIdentity, load_identities, write_identities
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     drill_cli.add_parser(sub)
     bench_cli.add_parser(sub)
+    chaos_cli.add_parser(sub)
     return parser
 
 
@@ -130,6 +132,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             return cmd_listen(args)
         if args.command == "bench":
             return bench_cli.cmd_bench(args)
+        if args.command == "chaos":
+            return chaos_cli.cmd_chaos(args)
         return cmd_run(args)
     except (CliError, drill_cli.DrillFailedToRun) as exc:
         print(f"fleetsim: {exc}", file=sys.stderr)

@@ -55,6 +55,7 @@ class Drill:
     bars: StateBars
     series: list[Sample] = field(default_factory=list)
     restarts: list[float] = field(default_factory=list)
+    kills: list[float] = field(default_factory=list)  # when the server was killed with SIGKILL (and restarted)
     rollout: dict[str, Any] | None = None
     rollout_started_s: float | None = None
     timed_out: bool = False
@@ -181,6 +182,10 @@ async def _watch(drill: Drill, api: DrillApi) -> None:
             if due and not drill.restarts:
                 await _restart(drill)
                 continue
+            kills = config.kill_at
+            if len(drill.kills) < len(kills) and counts["confirmed"] >= kills[len(drill.kills)] * total:
+                await _kill(drill)
+                continue
             if state in FINISHED:
                 return
             if state == "paused":
@@ -211,6 +216,15 @@ async def _restart(drill: Drill) -> None:
     code = await drill.server.stop()
     if code != 0:
         drill.notes.append(Check("server stopped cleanly", False, f"exit code {code} on SIGINT"))
+    await drill.server.start()
+    drill.bars.message(f"server back at {drill.now():.1f} s")
+
+
+async def _kill(drill: Drill) -> None:
+    """kill -9, as a crash or a power cut: no shutdown, no goodbyes; then start it again."""
+    drill.kills.append(drill.now())
+    drill.bars.message(f"killing the server (SIGKILL) at {drill.now():.1f} s ...")
+    await drill.server.kill()
     await drill.server.start()
     drill.bars.message(f"server back at {drill.now():.1f} s")
 
@@ -260,6 +274,8 @@ def _report(drill: Drill, rows: Mapping[str, dict[str, Any]], elapsed: float) ->
     ]
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
     settings["rollout_body"] = config.rollout_body(NEW)
-    return build_report(
+    report = build_report(
         settings, drill.rollout, entries, drill.series, drill.restarts, checks, elapsed, drill.rollout_started_s
     )
+    report["server_kills_s"] = list(drill.kills)
+    return report

@@ -126,6 +126,7 @@ class DrillConfig:
     error_threshold: float = 0.1
     on_error: str = "pause"
     restart_at: float | None = None
+    kill_at: tuple[float, ...] = ()  # fractions of the fleet confirmed at which to kill -9 and restart the server
     expect: str = "completed"
     json_out: Path | None = None
     plot_out: Path | None = None
@@ -153,6 +154,8 @@ class DrillConfig:
             raise DrillConfigError(f"--on-error must be one of {', '.join(ERROR_ACTIONS)}")
         if self.expect not in EXPECTATIONS:
             raise DrillConfigError(f"--expect must be one of {', '.join(EXPECTATIONS)}")
+        if any(not 0 < f <= 1 for f in self.kill_at) or list(self.kill_at) != sorted(self.kill_at):
+            raise DrillConfigError("kill points are increasing fractions of the fleet confirmed: above 0, at most 1")
         if self.restart_at is not None and not 0 < self.restart_at <= 1:
             raise DrillConfigError("--restart-at is a fraction of the fleet confirmed: above 0, at most 1")
         thresholds = (("--success-threshold", self.success_threshold), ("--error-threshold", self.error_threshold))

@@ -42,6 +42,7 @@ class ServerProcess:
     api_port: int
     log_path: Path
     log_level: str = "warning"  # the server log goes to log_path; info logs every OTA step
+    extra_args: tuple[str, ...] = ()  # more `fleetgate serve` options (e.g. --publish-rate)
     starts: int = 0
     banner: str = ""
     _proc: trio.Process | None = None
@@ -63,11 +64,16 @@ class ServerProcess:
     def running(self) -> bool:
         return self._proc is not None and self._proc.returncode is None
 
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
     async def start(self) -> None:
         """Start `fleetgate serve` and wait for its banner (the listeners are up by then)."""
         cmd = [
             sys.executable, "-m", "server.cli", "serve", "--data-dir", str(self.data_dir),
             "--device-port", str(self.device_port), "--api-port", str(self.api_port), "--log-level", self.log_level,
+            *self.extra_args,
         ]  # fmt: skip
         if self._log is None:
             self._log = self.log_path.open("ab")  # the server's JSON log lines, across restarts
@@ -111,6 +117,19 @@ class ServerProcess:
                     await proc.wait()
                 if proc.stdout is not None:
                     await proc.stdout.aclose()
+        return proc.returncode
+
+    async def kill(self) -> int | None:
+        """SIGKILL, as `kill -9`: no shutdown at all. The exit code (-9)."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return None
+        with trio.CancelScope(shield=True):
+            if proc.returncode is None:
+                proc.kill()
+            await proc.wait()
+            if proc.stdout is not None:
+                await proc.stdout.aclose()
         return proc.returncode
 
     def close(self) -> None:

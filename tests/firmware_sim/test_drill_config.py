@@ -83,6 +83,8 @@ def test_the_rollout_body_follows_the_api_contract() -> None:
         ({"on_error": "panic"}, "--on-error"),
         ({"expect": "done"}, "--expect"),
         ({"restart_at": 0.0}, "--restart-at"),
+        ({"kill_at": (0.5, 0.25)}, "kill points"),
+        ({"kill_at": (0.0,)}, "kill points"),
         ({"error_threshold": 1.5}, "--error-threshold"),
         ({"timeout": 0.0}, "--timeout"),
         ({"mix": "drop=x"}, "--mix"),
