@@ -26,7 +26,7 @@ from .config import ServerConfig
 from .context import ServerContext
 from .data_dir import DataDirInUse, DataDirLock, create_private_file, make_data_dir, prepare_data_dir
 from .gc_tuning import tune_for_serving
-from .link.acceptor import serve_devices
+from .link.acceptor import AdmissionGate, HandshakeSlot, serve_devices
 from .link.keys import load_or_create_server_key
 from .link.registry import SessionRegistry
 from .link.session import handle_device
@@ -85,6 +85,8 @@ class Server:
         self._api_port = 0
         self._shutdown = trio.Event()
         self.stopped = trio.Event()
+        # The device port's handshake slots, their shares per address and what was shed (link/acceptor.py).
+        self.admission = AdmissionGate.for_config(ctx.config)
 
     @property
     def device_port(self) -> int:
@@ -130,9 +132,7 @@ class Server:
                             # The accept loop has its own nursery so it can stop before sessions do.
                             async with trio.open_nursery() as acceptor:
                                 handler = partial(_handle_device, ctx)
-                                acceptor.start_soon(
-                                    serve_devices, self.listeners, handler, sessions, cfg.max_handshakes
-                                )
+                                acceptor.start_soon(serve_devices, self.listeners, handler, sessions, self.admission)
                                 log_event(
                                     log,
                                     "listening",
@@ -170,9 +170,9 @@ async def _run_singletons(ctx: ServerContext, *, task_status: trio.TaskStatus[No
         task_status.started()
 
 
-async def _handle_device(ctx: ServerContext, stream: trio.SocketStream, handshake_done: Callable[[], None]) -> None:
-    """The acceptor's handler: (stream, release of its handshake slot), with the context bound."""
-    await handle_device(stream, ctx, handshake_done)
+async def _handle_device(ctx: ServerContext, stream: trio.SocketStream, slot: HandshakeSlot) -> None:
+    """The acceptor's handler: (stream, its handshake slot), with the context bound."""
+    await handle_device(stream, ctx, slot)
 
 
 class CannotServe(Exception):
