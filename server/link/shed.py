@@ -45,17 +45,23 @@ class ShedCounters:
         return {reason.value: self.totals[reason] for reason in ShedReason}
 
     async def report(self) -> None:
-        """Until cancelled: one line per burst, or per REPORT_EVERY s of a long one."""
-        while True:
-            await self._news.wait()
-            since = trio.current_time()
-            while self._news.is_set():
-                self._news = trio.Event()
-                await trio.sleep(BURST_QUIET)
-                ended = not self._news.is_set()
-                if ended or trio.current_time() - since >= REPORT_EVERY:
-                    self._log(trio.current_time() - since, ended)
-                    since = trio.current_time()
+        """Until cancelled: one line per burst, or per REPORT_EVERY s of a long one; when cancelled
+        (the server stopping), the line of the burst in progress."""
+        since = trio.current_time()
+        try:
+            while True:
+                await self._news.wait()
+                since = trio.current_time()
+                while self._news.is_set():
+                    self._news = trio.Event()
+                    await trio.sleep(BURST_QUIET)
+                    ended = not self._news.is_set()
+                    if ended or trio.current_time() - since >= REPORT_EVERY:
+                        self._log(trio.current_time() - since, ended)
+                        since = trio.current_time()
+        finally:
+            if self._burst:
+                self._log(trio.current_time() - since, ended=True)
 
     def _log(self, seconds: float, ended: bool) -> None:
         burst, addresses = self._burst, self._addresses

@@ -1,0 +1,1 @@
+"""Fault drills: programs that attack a running server and print what it withstood."""
