@@ -36,6 +36,7 @@ from ..context import ServerContext
 from ..logs import now
 from ..rules.admission import Decision, DeviceFacts, ProductFacts, decide
 from ..store.base import DeviceRecord
+from .late_hello import arrived_event
 from .peer_closed import peer_has_closed
 from .transport import Transport
 
@@ -104,11 +105,20 @@ async def run_handshake(session: Handshaking) -> bool:
                 conn.receive_data(first)
                 event = await transport.next_event(HANDSHAKE_READ)
             if first_deadline.cancelled_caught:
-                session.unanswered = True
-                state.set_close_reason(
-                    CloseReason.HANDSHAKE_TIMEOUT, f"no complete hello within {cfg.first_message_timeout:g} s"
-                )
-                return False
+                # Maybe only we were late (late_hello.py): what had the device sent by now?
+                late = arrived_event(conn, transport.stream, HANDSHAKE_READ)
+                if late is None:
+                    session.unanswered = True
+                    state.set_close_reason(
+                        CloseReason.HANDSHAKE_TIMEOUT, f"no complete hello within {cfg.first_message_timeout:g} s"
+                    )
+                    return False
+                if peer_has_closed(transport.stream):
+                    state.set_close_reason(
+                        CloseReason.CONNECTION_LOST, "closed its end before the hello was read: not answered"
+                    )
+                    return False
+                event = late
             if isinstance(event, ConnectionClosed):
                 state.set_close_reason(CloseReason.CONNECTION_LOST, "closed before the hello")
                 return False

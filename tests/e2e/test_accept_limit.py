@@ -18,7 +18,6 @@ from protocol.connection import Connection, Role
 from protocol.messages import Hello
 from server.link.acceptor import AdmissionGate, HandshakeSlot
 from server.link.peer_closed import peer_has_closed
-from server.link.shares import AddressShares
 
 from .conftest import start_live
 
@@ -115,7 +114,7 @@ def told(sock: socket.socket) -> bytes:
 
 
 def test_a_slot_is_released_once() -> None:
-    gate = AdmissionGate(trio.Semaphore(1), AddressShares(1))
+    gate = AdmissionGate(max_handshakes=1, per_address=1)
     gate.slots.acquire_nowait()
     assert gate.shares.take("192.0.2.1")
     slot = HandshakeSlot(gate, "192.0.2.1")

@@ -20,6 +20,7 @@ import trio
 
 from firmware_sim.chaos import flood
 from firmware_sim.device import SimDevice
+from firmware_sim.identity import DeviceIdentity
 from protocol.connection import PREAMBLE
 from server.link.shed import BURST_QUIET
 
@@ -53,7 +54,10 @@ async def hold(stream: trio.SocketStream, drip: bool, told: list[bytes]) -> None
 async def test_junk_from_one_address_does_not_delay_devices_from_others(
     tmp_path: Path, nursery: trio.Nursery, caplog: pytest.LogCaptureFixture, drip: bool
 ) -> None:
-    live = await start_live(tmp_path, nursery, devices=DEVICES, max_handshakes=SLOTS, max_handshakes_per_address=SHARE)
+    live = await start_live(
+        tmp_path, nursery, devices=DEVICES, max_handshakes=SLOTS, max_handshakes_per_address=SHARE,
+        first_message_timeout=0.5,
+    )  # fmt: skip
     told: list[bytes] = []
     async with trio.open_nursery() as junk:
         for _ in range(JUNK):  # every slot and more, from one address, before any device
@@ -74,8 +78,9 @@ async def test_junk_from_one_address_does_not_delay_devices_from_others(
         junk.cancel_scope.deadline = trio.current_time() + 10  # every junk connection closed by then
     assert told == [b""] * JUNK  # every junk connection closed, and none of them told anything
     totals = live.server.admission.shed.as_dict()
-    assert totals["address_share"] >= JUNK - SLOTS  # closed at accept: over their address's share
-    assert 1 <= totals["first_message_timeout"] <= JUNK
+    # Closed at accept: over their address's share and its line; the rest shed at the deadline.
+    assert totals["address_share"] >= JUNK - SHARE - 2 * live.server.admission.room_per_address
+    assert totals["first_message_timeout"] >= SHARE
     assert sum(totals.values()) == JUNK
     # Counted and logged per burst, not a line per junk socket.
     await trio.sleep(3 * BURST_QUIET)  # the line comes once a burst has been quiet for BURST_QUIET
@@ -101,3 +106,28 @@ def test_the_flood_drill_passes_against_a_small_server(capsys: pytest.CaptureFix
     assert "devices privileged: 6 of 6" in out.out
     assert "shed by the server: address_share" in out.out
     assert "Traceback" not in out.err and "tracebacks" not in out.err
+
+
+async def test_devices_over_their_address_share_wait_their_turn(tmp_path: Path, nursery: trio.Nursery) -> None:
+    """Many devices behind one carrier NAT address: over the share they wait, they are not turned away."""
+    live = await start_live(
+        tmp_path, nursery, devices=6, max_handshakes=4, max_handshakes_per_address=2, first_message_timeout=0.5
+    )
+    silent = [await flood.open_from("127.0.0.9", live.port) for _ in range(2)]  # the address's share, taken
+    await trio.sleep(0.1)
+    welcomed: list[bool] = []
+
+    async def device(identity: DeviceIdentity) -> None:
+        async with await flood.open_from("127.0.0.9", live.port) as stream:
+            welcomed.append((await SimDevice(identity, live.key).handshake(stream)).status is not None)
+
+    with trio.fail_after(live.server.ctx.config.handshake_timeout):
+        async with trio.open_nursery() as devices:
+            for identity in live.known:
+                devices.start_soon(device, identity)
+    assert welcomed == [True] * 6  # none reset: each waited for a slot of its own address
+    totals = live.server.admission.shed.as_dict()
+    assert totals == {"address_share": 0, "first_message_timeout": 2}  # only the silent two were shed
+    for sock in silent:
+        await sock.aclose()
+    live.server.shutdown()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import logging
+from collections.abc import AsyncIterator
 
 import pytest
 import trio
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from server.accept_failures import BURST_GAP, AcceptFailures
 from server.config import ServerConfig
+from server.link.acceptor import AdmissionGate, HandshakeSlot
 from server.link.shares import AddressShares, address_key
 from server.link.shed import BURST_QUIET, REPORT_EVERY, ShedCounters, ShedReason
 
@@ -127,3 +129,112 @@ def test_accept_failures_are_one_line_per_burst(caplog: pytest.LogCaptureFixture
     assert [line.fields["errno"] for line in lines] == ["EMFILE", "ENFILE"]  # type: ignore[attr-defined]
     assert all(line.exc_info is None for line in lines)  # no traceback
     assert (failures.failures, failures.bursts) == (601, 2)
+
+
+# ---------------------------------------------------------------------- waiting for the address's turn
+
+
+class Started:
+    """The gate's handler: records each connection it is given, with its slot."""
+
+    def __init__(self) -> None:
+        self.slots: list[HandshakeSlot] = []
+        self.streams: list[trio.SocketStream] = []
+
+    async def __call__(self, stream: trio.SocketStream, slot: HandshakeSlot) -> None:
+        self.streams.append(stream)
+        self.slots.append(slot)
+
+
+_OPEN: list[trio.socket.SocketType] = []
+
+
+def connection() -> trio.SocketStream:
+    ours, theirs = trio.socket.socketpair()
+    _OPEN.extend((ours, theirs))
+    return trio.SocketStream(ours)
+
+
+@pytest.fixture
+async def nursery_and_sockets(nursery: trio.Nursery) -> AsyncIterator[trio.Nursery]:
+    """The test's nursery; the socket pairs the test made are closed after it (in trio's run)."""
+    yield nursery
+    while _OPEN:
+        _OPEN.pop().close()
+
+
+async def admitted(gate: AdmissionGate, address: str) -> None:
+    """As the accept loop does for a connection its address has room for."""
+    gate.slots.acquire_nowait()
+    assert gate.shares.take(address)
+    gate.begin(connection(), address)
+    await trio.testing.wait_all_tasks_blocked()
+
+
+async def test_over_its_share_a_connection_waits_for_its_address_then_takes_the_slot(
+    nursery_and_sockets: trio.Nursery,
+) -> None:
+    nursery = nursery_and_sockets
+    gate = AdmissionGate(max_handshakes=2, per_address=1)  # room 8, 4 from one address
+    started = Started()
+    gate.serve_with(started, nursery)
+    await admitted(gate, "a")
+    for _ in range(4):
+        await gate.place(connection(), "a")
+    assert (gate.waiting, gate.waiting_from("a")) == (4, 4)
+    await gate.place(connection(), "a")  # over half the room: shed at once
+    assert gate.shed.totals[ShedReason.ADDRESS_SHARE] == 1 and gate.waiting == 4
+    await admitted(gate, "b")  # another address is not in a's line
+    assert len(started.slots) == 2 and gate.slots.value == 0
+    started.slots[0].release()  # a's handshake ends: its slot passes to a's next, in order
+    await trio.testing.wait_all_tasks_blocked()
+    assert len(started.slots) == 3 and gate.waiting_from("a") == 3 and gate.slots.value == 0
+    started.slots[2].shed_unanswered()  # that one never spoke: counted, and the next one goes
+    await trio.testing.wait_all_tasks_blocked()
+    assert len(started.slots) == 4 and gate.shed.totals[ShedReason.FIRST_MESSAGE_TIMEOUT] == 1
+    for _ in range(6):  # every handshake ends, each handing its slot on while a's line lasts
+        for slot in list(started.slots):
+            slot.release()
+        await trio.testing.wait_all_tasks_blocked()
+    assert len(started.slots) == 2 + 4  # b's, and a's first and the four that waited
+    assert gate.slots.value == 2 and len(gate.shares) == 0 and gate.waiting == 0
+
+
+async def test_a_full_waiting_room_stops_accepting_until_a_place_frees(nursery_and_sockets: trio.Nursery) -> None:
+    nursery = nursery_and_sockets
+    gate = AdmissionGate(max_handshakes=3, per_address=1)  # room 12, 6 from one address
+    started = Started()
+    gate.serve_with(started, nursery)
+    for address in "ab":
+        await admitted(gate, address)
+        for _ in range(6):
+            await gate.place(connection(), address)
+    await admitted(gate, "c")
+    assert gate.waiting == gate.room == 12
+    placed = trio.Event()
+
+    async def place_c() -> None:
+        await gate.place(connection(), "c")
+        placed.set()
+
+    nursery.start_soon(place_c)
+    await trio.testing.wait_all_tasks_blocked()
+    assert not placed.is_set()  # not shed: the loop waits (and the kernel's queue holds the rest)
+    started.slots[0].release()  # a's next one takes its slot: a place is free
+    await trio.testing.wait_all_tasks_blocked()
+    assert placed.is_set() and gate.waiting_from("c") == 1 and gate.waiting == 12
+    assert gate.shed.totals.total() == 0
+
+
+async def test_stopping_closes_the_connections_still_waiting(nursery_and_sockets: trio.Nursery) -> None:
+    nursery = nursery_and_sockets
+    gate = AdmissionGate(max_handshakes=1, per_address=1)
+    gate.serve_with(Started(), nursery)
+    await admitted(gate, "a")
+    ours, theirs = trio.socket.socketpair()
+    _OPEN.extend((ours, theirs))
+    await gate.place(trio.SocketStream(ours), "a")
+    gate.close_waiting()
+    assert gate.waiting == 0
+    with trio.fail_after(1):
+        assert await theirs.recv(16) == b""
