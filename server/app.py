@@ -25,6 +25,7 @@ from .api import create_app, serve_api
 from .config import ServerConfig
 from .context import ServerContext
 from .data_dir import DataDirInUse, DataDirLock, create_private_file, make_data_dir, prepare_data_dir
+from .descriptors import raise_descriptor_limit
 from .gc_tuning import tune_for_serving
 from .link.acceptor import AdmissionGate, HandshakeSlot, serve_devices
 from .link.keys import load_or_create_server_key
@@ -181,6 +182,7 @@ class CannotServe(Exception):
 
 async def run_forever(config: ServerConfig, on_ready: Callable[[Server], None] | None = None) -> None:
     """Bind, claim the data directory, then run until SIGINT or SIGTERM and shut down cleanly."""
+    before, limit = raise_descriptor_limit()  # logged once serving: a failed start is one line
     ports = await bind_ports(config)
     try:
         startup = start_up(config, exclusive=True)
@@ -195,6 +197,8 @@ async def run_forever(config: ServerConfig, on_ready: Callable[[Server], None] |
             async with trio.open_nursery() as nursery:
                 await nursery.start(server.serve)
                 tune_for_serving()
+                if limit != before:
+                    log_event(log, "descriptor_limit", limit=limit, raised_from=before)
                 if on_ready is not None:
                     on_ready(server)
                 nursery.start_soon(_stop_on_signals, server, signals)

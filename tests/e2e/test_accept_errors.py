@@ -17,7 +17,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -54,18 +54,7 @@ def events(log: str) -> list[dict[str, object]]:
 
 
 def test_descriptor_exhaustion_is_one_line_per_listener_and_the_server_recovers(tmp_path: Path) -> None:
-    stderr = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen(
-        [*FLEETGATE, "serve", "--data-dir", str(tmp_path / "data"), "--device-port", "0", "--api-port", "0"],
-        stdout=subprocess.PIPE, stderr=stderr, text=True, preexec_fn=limit_descriptors,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        banner = ""
-        for line in proc.stdout:
-            banner += line
-            if "Ctrl-C" in line:
-                break
+    with serving_with(tmp_path, limit_descriptors) as (_proc, banner):
         device_port = int(re.findall(r"devices connect to 127\.0\.0\.1:(\d+)", banner)[0])
         api = re.findall(r"API at (http://127\.0\.0\.1:\d+)", banner)[0]
         api_port = int(api.rsplit(":", 1)[1])
@@ -90,10 +79,6 @@ def test_descriptor_exhaustion_is_one_line_per_listener_and_the_server_recovers(
         with socket.create_connection(("127.0.0.1", device_port), timeout=10) as device:
             device.sendall(b"GET / HTTP/1.1\r\n\r\n")  # not the protocol: refused with the bare frame
             assert device.recv(16) == b"\x00\x00"
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=20)
-        stderr.close()
 
     log = (tmp_path / "server.log").read_text()
     assert "Traceback" not in log
@@ -101,3 +86,41 @@ def test_descriptor_exhaustion_is_one_line_per_listener_and_the_server_recovers(
     assert {e["listener"] for e in failed} == {"api", "devices"}, failed
     assert len(failed) <= 4, failed  # one per listener per burst, not one per retry
     assert all(e["errno"] == "EMFILE" for e in failed)
+
+
+def test_serve_raises_its_descriptor_limit_to_the_hard_limit(tmp_path: Path) -> None:
+    """Each connection, and each one waiting its address's turn, is a descriptor: `fleetgate serve`
+    does not stay at a low soft limit it may raise itself."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 4096  # the child gets a finite hard limit to rise to
+
+    def low_soft_limit() -> None:  # in the child, before exec
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(200, hard), hard))
+
+    with serving_with(tmp_path, low_soft_limit) as (proc, _banner):
+        limits = Path(f"/proc/{proc.pid}/limits").read_text()
+    soft_now = int(re.search(r"Max open files\s+(\d+)", limits).group(1))  # type: ignore[union-attr]
+    assert soft_now == hard
+
+
+@contextlib.contextmanager
+def serving_with(tmp_path: Path, preexec: Callable[[], None]) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`fleetgate serve` with `preexec` run in the child first; stopped with SIGINT afterwards."""
+    stderr = (tmp_path / "server.log").open("w")
+    proc = subprocess.Popen(
+        [*FLEETGATE, "serve", "--data-dir", str(tmp_path / "data"), "--device-port", "0", "--api-port", "0"],
+        stdout=subprocess.PIPE, stderr=stderr, text=True, preexec_fn=preexec,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        banner = ""
+        for line in proc.stdout:
+            banner += line
+            if "Ctrl-C" in line:
+                break
+        yield proc, banner
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+        stderr.close()
