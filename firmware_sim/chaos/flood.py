@@ -26,6 +26,7 @@ import argparse
 import errno
 import json
 import math
+import multiprocessing
 import resource
 import signal
 import subprocess
@@ -33,6 +34,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO
 
@@ -68,6 +70,8 @@ class Figures:
     junk_opened: int = 0
     junk_failed: int = 0
     junk_closed: int = 0  # closed (or reset) by the server while held
+    junk_held_at_start: object = None  # junk sockets open as the devices started connecting
+    junk_held_at_end: object = None  # ... and once every device was done
     devices: int = 0
     privileged: int = 0
     connect_s: list[float] = field(default_factory=list)  # the privileged devices' connect times
@@ -96,7 +100,8 @@ class Figures:
     def as_dict(self) -> dict[str, object]:
         return {
             "junk": {"target": self.junk_target, "opened": self.junk_opened, "connect_failed": self.junk_failed,
-                     "closed_by_server": self.junk_closed},
+                     "closed_by_server": self.junk_closed, "held_as_devices_started": self.junk_held_at_start,
+                     "held_as_devices_finished": self.junk_held_at_end},
             "devices": {"total": self.devices, "privileged": self.privileged, "attempts": self.attempts,
                         "connect_p50_s": _round(self.percentile(50)), "connect_p99_s": _round(self.percentile(99)),
                         "connect_max_s": _round(max(self.connect_s, default=None))},
@@ -122,7 +127,8 @@ def report(figures: Figures, args: argparse.Namespace) -> str:
         f"p99 {_s(d['connect_p99_s'])}, max {_s(d['connect_max_s'])} ({f.attempts} attempts)",
         f"  api: answered {f.api_answered} of {f.api_polls} polls, worst {f.api_worst_s:.3f} s",
         f"  junk: opened {f.junk_opened} times for {f.junk_target} sockets (connects failed {f.junk_failed}), "
-        f"closed by the server {f.junk_closed}",
+        f"closed by the server {f.junk_closed}; held open as the devices started {f.junk_held_at_start}, "
+        f"as they finished {f.junk_held_at_end}",
         f"  shed by the server: {shed}",
         f"  {verdict} (targets: {f.devices} of {f.devices} privileged, p99 under {args.p99_target:g} s, "
         f"the API answering every poll)",
@@ -316,10 +322,56 @@ async def poll_api(api: httpx.AsyncClient, figures: Figures) -> None:
         await trio.sleep(API_POLL_EVERY)
 
 
+# ---------------------------------------------------------------------- the junk, in a process of its own
+# Thousands of junk tasks would starve the drill's own loop, and with it the devices' handshakes and
+# the API polls it times: the junk runs in another process, which reports its counts over a pipe.
+
+
+def junk_process(port: int, mode: str, reconnect: bool, n: int, pipe: Connection) -> None:
+    """The junk process's entry point: ("tried", opened, failed) once every socket was opened once;
+    asked "held", ("held", sockets open now); told "stop", ("done", opened, failed, closed)."""
+    trio.run(_junk_main, port, mode, reconnect, n, pipe)
+
+
+async def _junk_main(port: int, mode: str, reconnect: bool, n: int, pipe: Connection) -> None:
+    figures = Figures(junk_target=n)
+    junk = JunkLoad(port, mode, reconnect, figures)
+
+    async def report_tried() -> None:
+        await junk.all_tried.wait()
+        pipe.send(("tried", figures.junk_opened, figures.junk_failed))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(n):
+            nursery.start_soon(hold_junk, junk)
+        if n:
+            nursery.start_soon(report_tried)
+        else:
+            pipe.send(("tried", 0, 0))
+        while (asked := await trio.to_thread.run_sync(pipe.recv)) != "stop":
+            if asked == "held":
+                pipe.send(("held", figures.junk_opened - figures.junk_closed))
+        nursery.cancel_scope.cancel()
+    pipe.send(("done", figures.junk_opened, figures.junk_failed, figures.junk_closed))
+
+
+async def ask(pipe: Connection, what: str) -> tuple[object, ...]:
+    """Send `what` to the junk process and return its answer of that kind (skipping others)."""
+    pipe.send(what)
+    while True:
+        answer: tuple[object, ...] = await trio.to_thread.run_sync(pipe.recv)
+        if answer[0] == what:
+            return answer
+
+
 async def run_flood(server: FloodServer, args: argparse.Namespace) -> Figures:
     figures = Figures(junk_target=args.junk, devices=args.devices)
     identities = [DeviceIdentity.generate() for _ in range(args.devices)]
     api = DrillApi(f"http://127.0.0.1:{server.api_port}", server.token)
+    ours, theirs = multiprocessing.Pipe()
+    junk = multiprocessing.get_context("spawn").Process(
+        target=junk_process, args=(server.device_port, args.mode, args.reconnect, args.junk, theirs), daemon=True
+    )
     try:
         await api.create_product(PRODUCT_ID, "Flood drill")
         await api.register_keys(identities)
@@ -327,22 +379,31 @@ async def run_flood(server: FloodServer, args: argparse.Namespace) -> Figures:
         key = server.public_key
         async with trio.open_nursery() as load:
             load.start_soon(poll_api, api.client, figures)
-            junk = JunkLoad(server.device_port, args.mode, args.reconnect, figures)
-            for _ in range(args.junk):
-                load.start_soon(hold_junk, junk)
-            if args.junk:
-                with trio.move_on_after(args.junk_lead):
-                    await junk.all_tried.wait()
+            junk.start()
+            # The junk first (up to junk_lead seconds), then the devices while it is held.
+            await trio.to_thread.run_sync(ours.poll, args.junk_lead + 2)  # (+ the process starting)
+            figures.junk_held_at_start = (await ask(ours, "held"))[1]
             async with trio.open_nursery() as devices:
                 for i, identity in enumerate(identities):
                     source = f"127.0.0.{2 + i % args.device_addresses}"
                     devices.start_soon(
                         connect_one, identity, source, server.device_port, key, args.connect_limit, figures
                     )
+            figures.junk_held_at_end = (await ask(ours, "held"))[1]
             await trio.sleep(args.hold_after)  # the API still polled, the junk still held
             load.cancel_scope.cancel()
+        ours.send("stop")
+        while await trio.to_thread.run_sync(ours.poll, STOP_LIMIT):
+            answer = ours.recv()
+            if answer[0] == "done":
+                _, figures.junk_opened, figures.junk_failed, figures.junk_closed = answer
+                break
     finally:
         await api.aclose()
+        if junk.is_alive():
+            junk.join(STOP_LIMIT)
+            if junk.is_alive():
+                junk.kill()
     return figures
 
 
@@ -360,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reconnect", action="store_true", help="open a junk socket again when the server closes it")
     p.add_argument("--devices", type=int, default=50, help="real devices (default 50)")
     p.add_argument("--device-addresses", type=int, default=10, help="source addresses they use (127.0.0.2 on)")
-    p.add_argument("--junk-lead", type=float, default=10.0, help="seconds at most to open the junk first")
+    p.add_argument("--junk-lead", type=float, default=30.0, help="seconds at most to open the junk first")
     p.add_argument("--connect-limit", type=float, default=60.0, help="seconds a device keeps trying")
     p.add_argument("--hold-after", type=float, default=2.0, help="seconds the flood goes on after the devices")
     p.add_argument("--p99-target", type=float, default=2.0, help="seconds (default 2)")
