@@ -78,6 +78,7 @@ async def test_one_byte_a_second_is_shed_at_the_deadline(
         for byte in hello:  # a valid HELLO, but far too slowly
             await client.send_all(bytes([byte]))
             await trio.sleep(0.4)
+    await trio.testing.wait_all_tasks_blocked()  # the session has finished closing
     assert session.close_reason is CloseReason.HANDSHAKE_TIMEOUT and session.unanswered
     assert session.hello is None
     assert trio.current_time() - start < h.ctx.config.first_message_timeout + 1
