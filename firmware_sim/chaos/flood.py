@@ -2,15 +2,17 @@
 
 It starts a `fleetgate serve` of its own (a temporary data directory, its log kept beside it), registers
 the real devices in a product (so a connected one is privileged: status OK, every privilege), then:
-  1. opens `--junk` sockets from 127.0.0.1 that never send a HELLO: idle, or (`--mode drip`) one
-     byte a second of a HELLO frame that never ends; held until the server closes them (with
-     `--reconnect`, opened again);
+  1. opens `--junk` sockets from 127.0.0.1 that never send a HELLO, in a process of its own (so
+     that thousands of junk tasks do not starve the timing of the devices and the API): idle, or
+     (`--mode drip`) one byte a second of a HELLO frame that never ends; held until the server
+     closes them (with `--reconnect`, opened again);
   2. once they are open (or `--junk-lead` seconds on), connects `--devices` simulated devices from
      127.0.0.2 on (`--device-addresses` of them), each retrying at once when its connection is
      closed before WELCOME, until privileged or `--connect-limit` seconds;
   3. polls the HTTP API (GET /v1/products) throughout;
 and prints: devices privileged of M, connect p50/p99, API answered x of y and its worst latency,
-junk opened and closed by the server, and what the server says it shed (its `admission_shed` lines).
+junk opened, closed by the server and held as the devices came, and what the server says it shed
+(its `admission_shed` lines).
 Exit 0 when every device is privileged, p99 is under `--p99-target` and the API answered every poll.
 
     python -m firmware_sim.chaos.flood --junk 8000 --devices 50            # the target
