@@ -99,6 +99,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             publish_burst=args.publish_burst, webhook_allow_private=args.webhook_allow_private,
             webhook_retry_delays=_delays(args.webhook_retry_delays), max_handshakes=args.max_handshakes,
             secrets_key=key, secrets_key_file=key_file,
+            max_handshakes_per_address=args.max_handshakes_per_address,
+            first_message_timeout=args.first_message_timeout,
         )  # fmt: skip
     except ValueError as exc:
         raise CliError(str(exc)) from None
