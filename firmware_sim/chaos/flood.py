@@ -417,7 +417,7 @@ def raise_descriptor_limit() -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="flood", description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p = argparse.ArgumentParser(prog="fleetsim chaos flood", description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--junk", type=int, default=8000, help="junk sockets from 127.0.0.1 (default 8000)")
     p.add_argument("--mode", choices=["idle", "drip"], default="idle", help="idle, or one byte a second")
     p.add_argument("--reconnect", action="store_true", help="open a junk socket again when the server closes it")
