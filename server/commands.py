@@ -56,7 +56,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             data_dir=args.data_dir, host=args.host, device_port=args.device_port, api_port=args.api_port,
             max_firmware_size=args.max_firmware_size, publish_rate=args.publish_rate,
             publish_burst=args.publish_burst, webhook_allow_private=args.webhook_allow_private,
-            webhook_retry_delays=_delays(args.webhook_retry_delays), max_handshakes=args.max_handshakes,
+            webhook_retry_delays=_delays(args.webhook_retry_delays), webhook_retry_for=args.webhook_retry_for,
+            max_handshakes=args.max_handshakes,
         )  # fmt: skip
     except ValueError as exc:
         raise CliError(str(exc)) from None

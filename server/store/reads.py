@@ -8,7 +8,7 @@ transaction, so they see its own writes (`StoreTx`).
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from ..rules.admission import DeviceFacts, ProductFacts
 from ..rules.model import ListState, Role
@@ -30,6 +30,7 @@ from .records import (
     TokenRecord,
     UserRecord,
 )
+from .webhook_records import Delivery, DeliveryAttempt, DeliveryCounters, DueDelivery
 
 
 class StoreReads(abc.ABC):
@@ -187,3 +188,34 @@ class StoreReads(abc.ABC):
     @abc.abstractmethod
     def list_webhooks(self, product_id: int | None = None) -> list[Webhook]:
         """A product's webhooks by ID, or every product's (None)."""
+
+    # -- webhook delivery (see sqlite/webhook_deliveries.py)
+    @abc.abstractmethod
+    def webhook_cursor(self) -> int:
+        """The last event ID the dispatcher has turned into deliveries."""
+
+    @abc.abstractmethod
+    def events_for_webhooks(self, after_id: int, limit: int) -> list[EventRecord]:
+        """Stored events whose publisher held the webhooks privilege, after `after_id`, oldest first."""
+
+    @abc.abstractmethod
+    def due_deliveries(
+        self, webhook_ids: Collection[int], now: float, limit: int, skip: Collection[int] = ()
+    ) -> list[DueDelivery]:
+        """Pending deliveries of these webhooks due by `now` (wall time), the longest due first;
+        `skip`: delivery IDs already being sent."""
+
+    @abc.abstractmethod
+    def next_delivery_due(self, webhook_ids: Collection[int], skip: Collection[int] = ()) -> float | None:
+        """When the soonest pending delivery of these webhooks is due; None when none is pending."""
+
+    @abc.abstractmethod
+    def get_deliveries(self, webhook_id: int, state: str, limit: int) -> list[Delivery]:
+        """The latest deliveries of a webhook in this state, oldest first."""
+
+    @abc.abstractmethod
+    def latest_attempts(self, webhook_id: int, ok: bool) -> list[DeliveryAttempt]:
+        """The latest successful (or failed) requests of a webhook, oldest first."""
+
+    @abc.abstractmethod
+    def webhook_counters(self, webhook_ids: Collection[int]) -> dict[int, DeliveryCounters]: ...
