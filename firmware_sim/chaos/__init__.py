@@ -1,0 +1,1 @@
+"""Fault drills (`fleetsim chaos SCENARIO`): programs that break a real server on purpose and print their figures."""
