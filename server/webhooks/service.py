@@ -31,7 +31,7 @@ from ..events.broker import EventBroker
 from ..events.log import EventLog
 from ..logs import log_event
 from ..rules.webhook_model import Webhook
-from ..store import AsyncStore, Transaction
+from ..store import AsyncStore, StoreClosed, Transaction
 from ..store.records import EventRecord
 from ..store.tx import StoreTx
 from ..store.webhook_records import DeliveryUpdate, DueDelivery
@@ -211,6 +211,8 @@ class WebhookService:
                 await ctx.store.write(Transaction(partial(_record, update), "webhook_delivery"))
             if tell is not None:
                 await tell()  # after the outcome is stored: the device hears once, at most
+        except StoreClosed:
+            pass  # the server is stopping: the delivery stays pending and is sent after the restart
         finally:
             lane.sending.discard(due.delivery.id)
             lane.ring()

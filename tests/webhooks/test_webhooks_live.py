@@ -254,3 +254,18 @@ async def test_the_device_receives_the_response_chunks_on_its_link(world: World)
     )  # fmt: skip
     assert first.to_device and first.source is None  # from the cloud, for this device alone
     assert len(receiver.requests) == 2
+
+
+async def test_a_webhook_deleted_while_its_request_runs_stops_nothing_else(world: World) -> None:
+    async with receiving() as receiver:
+        receiver.default = Answer(200, b"late", delay=0.5)
+        hook = await create(world, receiver)
+        await publish(world, world.members[0], ["temp/1"])
+        await receiver.wait_for(1)
+        await world.api.ok("DELETE", f"/v1/products/{P}/webhooks/{hook['id']}")
+        await trio.sleep(0.8)  # its answer comes for a delivery that went with the webhook
+        second = await create(world, receiver)
+        await publish(world, world.members[0], ["temp/2"])
+        await receiver.wait_for(2)
+        history = await world.api.ok("GET", f"/v1/products/{P}/webhooks/{second['id']}/deliveries")
+    assert history["counters"]["triggered"] == 1 and history["counters"]["pending"] <= 1

@@ -97,12 +97,15 @@ class WebhookDeliveryQueries:
         return None if at is None else float(at)
 
     def update_delivery(self, update: DeliveryUpdate) -> None:
-        self._w.execute(
+        """Nothing when the delivery is gone (its webhook was deleted while the request ran)."""
+        cur = self._w.execute(
             "UPDATE webhook_deliveries SET state = ?, attempts = ?, next_at = ?, last_status = ?, last_error = ?,"
             " updated_at = ? WHERE id = ?",
             (update.state, update.attempts, update.next_at, update.status, update.error, update.at,
              update.delivery_id),
         )  # fmt: skip
+        if cur.rowcount == 0:
+            return
         if update.attempt is not None:
             self._record_attempt(update.attempt)
         self._count(update.webhook_id, update.counts)
