@@ -151,3 +151,24 @@ def test_finished_deliveries_are_pruned_after_their_retention(tmp_path: Path, st
     assert sync.transact(lambda tx: tx.prune_deliveries(BASE + 5, BASE + 5, 100)) == 0  # still kept
     assert sync.transact(lambda tx: tx.prune_deliveries(BASE + 11, BASE + 11, 100)) == 1
     assert sync.get_deliveries(hook_id, state, 10) == []
+
+
+def test_the_upgrade_starts_the_cursor_after_the_events_already_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events stored before migration 11 were the in-memory service's to send: not sent again."""
+    from server.store.sqlite import engine
+    from server.store.sqlite.migrations import MIGRATIONS
+
+    monkeypatch.setattr(engine, "MIGRATIONS", [m for m in MIGRATIONS if m[0] < 11])
+    old = SQLiteStore(tmp_path / "fleetgate.db")
+    old._w.executemany(
+        "INSERT INTO events (device_id, name, data, ttl, private, published_at, product_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(DEVICE, "temp", b"1", 60, 1, BASE, P)] * 3,
+    )
+    old.close()
+    monkeypatch.setattr(engine, "MIGRATIONS", MIGRATIONS)
+    upgraded = SQLiteStore(tmp_path / "fleetgate.db")
+    assert upgraded.schema_version >= 11 and upgraded.webhook_cursor() == 3
+    assert [e.webhooks for e in upgraded.list_events()] == [False] * 3
