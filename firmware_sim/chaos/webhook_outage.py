@@ -31,6 +31,7 @@ from protocol.codes import AckResult
 
 from ..device import DeviceSettings, connect_device
 from ..identity import DeviceIdentity
+from ..quiet_exit import exit_code_for
 
 PRODUCT = 4711
 START_LIMIT = 30.0
@@ -56,17 +57,26 @@ def free_port() -> int:
 
 
 class Receiver:
-    """HTTP/1.1 on loopback, one request per connection: records each Idempotency-Key, answers 200."""
+    """HTTP/1.1 on loopback, one request per connection: records each Idempotency-Key, answers 200.
+    Its port is bound from the start but not listening until `serve`: while down, connections are
+    refused, and no other program can take the port meanwhile."""
 
-    def __init__(self, port: int) -> None:
-        self.port = port
+    def __init__(self) -> None:
+        self._socket = socket.socket()
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", 0))
+        self.port = int(self._socket.getsockname()[1])
         self.keys: list[str] = []
         self.changed = trio.Event()
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(self.port, host="127.0.0.1")
+        sock = trio.socket.from_stdlib_socket(self._socket)
+        sock.listen(1024)
         task_status.started()
-        await trio.serve_listeners(self._handle, listeners)
+        await trio.serve_listeners(self._handle, [trio.SocketListener(sock)])
+
+    def close(self) -> None:
+        self._socket.close()
 
     async def _handle(self, stream: trio.SocketStream) -> None:
         async with stream:
@@ -186,7 +196,7 @@ async def _publish(server: Serve, identities: list[DeviceIdentity], events: int)
 
 async def run(events: int, outage: float, retry_delays: str, devices: int, work: Path, say: Any = print) -> Figures:
     """The drill; `outage`: seconds the receiver stays down after the publishing, across both restarts."""
-    receiver = Receiver(free_port())
+    receiver = Receiver()
     server = Serve(work / "data", retry_delays)
     identities = [DeviceIdentity.generate() for _ in range(max(1, min(devices, events)))]
     try:
@@ -221,6 +231,7 @@ async def run(events: int, outage: float, retry_delays: str, devices: int, work:
     finally:
         await server.stop(signal.SIGINT)
         server.close()
+        receiver.close()
     seen = Counter(receiver.keys)
     return Figures(published, len(receiver.keys), len(seen), sum(n - 1 for n in seen.values()),
                    max(0, published - len(seen)), round(drain, 1) if drained else -1.0,
@@ -234,6 +245,13 @@ async def _wait_for_all(receiver: Receiver, expected: int, limit: float) -> bool
             receiver.changed = trio.Event()
         return True
     return False
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The first exception inside nested groups (a nursery wraps what its task raised)."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
 
 
 def main(argv: list[str]) -> int:
@@ -252,8 +270,13 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="fleetgate-outage-") as work:
         try:
             figures = trio.run(run, args.events, args.outage, args.retry_delays, args.devices, Path(work))
-        except (RuntimeError, OSError) as exc:
-            print(f"webhook-outage: {exc}", file=sys.stderr)
+        except BaseException as exc:
+            if (code := exit_code_for(exc)) is not None:
+                return code
+            cause = _leaf(exc)
+            if not isinstance(cause, RuntimeError | OSError | httpx.HTTPError):
+                raise
+            print(f"webhook-outage: {cause}", file=sys.stderr)
             return 1
     for name, value in asdict(figures).items():
         print(f"{name:>14}: {value}")
