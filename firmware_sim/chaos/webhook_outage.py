@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import signal
 import socket
 import subprocess
@@ -51,9 +52,17 @@ class Figures:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free loopback port below the kernel's ephemeral range (32768 and up on Linux), so that no
+    other program's outgoing or port-0 socket takes it while the server restarts."""
+    for _ in range(100):
+        port = random.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000..31999")
 
 
 class Receiver:
@@ -138,7 +147,8 @@ class Serve:
                 text += chunk.decode(errors="replace")
         if "Ctrl-C" not in text:
             await self.stop(signal.SIGKILL)
-            raise RuntimeError(f"the server did not start: {text.strip() or 'no output'}")
+            log = (self.data_dir.parent / "server.log").read_text(errors="replace").strip().splitlines()
+            raise RuntimeError(f"the server did not start: {text.strip() or 'no output'}; {log[-1] if log else ''}")
 
     async def stop(self, how: signal.Signals = signal.SIGINT) -> None:
         proc, self.proc = self.proc, None
