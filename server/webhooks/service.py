@@ -64,6 +64,7 @@ class WebhookContext(Protocol):
 log = logging.getLogger("fleetgate.webhooks")
 
 Tell = Callable[[], Awaitable[None]]  # what to tell the device, once the outcome is stored
+DISPATCH_INTERVAL = 0.05  # seconds: the most a triggering event waits for its delivery row to be made
 PRUNE_EVERY = 600.0  # seconds between sweeps for finished deliveries past their retention
 PRUNE_BATCH = 1000  # rows deleted per transaction
 
@@ -163,6 +164,9 @@ class WebhookService:
                 await trio.lowlevel.checkpoint()
             else:
                 await self._wake_dispatch.wait()
+                # Under a publish storm, one dispatch per interval takes every event stored meanwhile,
+                # instead of one per writer batch (each would move its batch off the event loop).
+                await trio.sleep(DISPATCH_INTERVAL)
 
     async def _prune(self) -> None:
         assert self._ctx is not None
