@@ -195,8 +195,16 @@ class StoreReads(abc.ABC):
         """The last event ID the dispatcher has turned into deliveries."""
 
     @abc.abstractmethod
-    def events_for_webhooks(self, after_id: int, limit: int) -> list[EventRecord]:
-        """Stored events whose publisher held the webhooks privilege, after `after_id`, oldest first."""
+    def events_for_webhooks(self, after_id: int, product_ids: Collection[int], limit: int) -> list[EventRecord]:
+        """Stored events of these products' streams whose publisher held the webhooks privilege, after
+        `after_id`, oldest first."""
+
+    @abc.abstractmethod
+    def products_with_webhooks(self) -> list[int]: ...
+
+    @abc.abstractmethod
+    def last_event_id(self) -> int:
+        """The highest event ID stored (0: none); inside a write, every event below it has committed."""
 
     @abc.abstractmethod
     def due_deliveries(

@@ -28,8 +28,15 @@ def triggers_webhooks(event: EventRecord) -> bool:
 
 
 def dispatch(tx: StoreTx, at: float, batch: int = BATCH) -> Dispatched:
-    events = tx.events_for_webhooks(tx.webhook_cursor(), batch)
-    if not events:
+    cursor = tx.webhook_cursor()
+    events = tx.events_for_webhooks(cursor, tx.products_with_webhooks(), batch)
+    more = len(events) == batch
+    # Fewer than a batch: every event stored so far is seen (the writer holds the write lock, so none
+    # below the last ID is still to commit), and the cursor moves to the tail, past events of products
+    # without webhooks; a full batch moves it to its last event only.
+    last = events[-1].id if more else tx.last_event_id()
+    assert last is not None
+    if last <= cursor:
         return Dispatched(0, frozenset(), more=False)
     hooks: dict[int, list[Webhook]] = {}
     rows: list[tuple[int, int]] = []
@@ -40,7 +47,5 @@ def dispatch(tx: StoreTx, at: float, batch: int = BATCH) -> Dispatched:
             hooks[event.product_id] = tx.list_webhooks(event.product_id)
         rows.extend((hook.id, event.id) for hook in hooks[event.product_id] if hook.triggered_by(event.name))
     made = tx.insert_deliveries(rows, at)
-    last = events[-1].id
-    assert last is not None
     tx.set_webhook_cursor(last)
-    return Dispatched(made, frozenset(webhook_id for webhook_id, _ in rows), more=len(events) == batch)
+    return Dispatched(made, frozenset(webhook_id for webhook_id, _ in rows), more=more)

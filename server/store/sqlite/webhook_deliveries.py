@@ -44,12 +44,22 @@ class WebhookDeliveryQueries:
         (cursor,) = self._q.execute("SELECT cursor FROM webhook_dispatch WHERE id = 1").fetchone()
         return int(cursor)
 
-    def events_for_webhooks(self, after_id: int, limit: int) -> list[EventRecord]:
+    def events_for_webhooks(self, after_id: int, product_ids: Collection[int], limit: int) -> list[EventRecord]:
+        if not product_ids:
+            return []
         rows = self._q.execute(
-            f"SELECT {_EVENT} FROM events AS e WHERE e.webhooks = 1 AND e.id > ? ORDER BY e.id LIMIT ?",
-            (after_id, limit),
+            f"SELECT {_EVENT} FROM events AS e WHERE e.id > ? AND e.webhooks = 1"
+            f" AND e.product_id IN ({_marks(product_ids)}) ORDER BY e.id LIMIT ?",
+            (after_id, *product_ids, limit),
         )
         return [event for row in rows if (event := _event(row)) is not None]
+
+    def products_with_webhooks(self) -> list[int]:
+        return [p for (p,) in self._q.execute("SELECT DISTINCT product_id FROM webhooks ORDER BY product_id")]
+
+    def last_event_id(self) -> int:
+        (last,) = self._q.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()
+        return int(last)
 
     def set_webhook_cursor(self, event_id: int) -> None:
         self._w.execute("UPDATE webhook_dispatch SET cursor = MAX(cursor, ?) WHERE id = 1", (event_id,))
