@@ -12,6 +12,7 @@ and the time from the receiver's start to the last missing event's arrival. Exit
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import signal
@@ -70,7 +71,8 @@ class Receiver:
     Its port is bound from the start but not listening until `serve`: while down, connections are
     refused, and no other program can take the port meanwhile."""
 
-    def __init__(self) -> None:
+    def __init__(self, answer_after: float = 0.0) -> None:
+        self.answer_after = answer_after  # seconds before each answer
         self._socket = socket.socket()
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind(("127.0.0.1", 0))
@@ -88,28 +90,34 @@ class Receiver:
         self._socket.close()
 
     async def _handle(self, stream: trio.SocketStream) -> None:
+        # The server may go away mid-request (killed): it will ask again.
         async with stream:
-            data = b""
-            with trio.move_on_after(10):
-                while b"\r\n\r\n" not in data:
-                    chunk = await stream.receive_some(65536)
-                    if not chunk:
-                        return
-                    data += chunk
-                head, _, body = data.partition(b"\r\n\r\n")
-                headers = dict(
-                    (name.strip().lower(), value.strip())
-                    for name, _, value in (line.partition(b":") for line in head.split(b"\r\n")[1:])
-                )
-                length = int(headers.get(b"content-length", b"0"))
-                while len(body) < length:
-                    chunk = await stream.receive_some(65536)
-                    if not chunk:
-                        return
-                    body += chunk
-                self.keys.append(headers.get(KEY_HEADER, b"").decode())
-                self.changed.set()
-                await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            with contextlib.suppress(trio.BrokenResourceError):
+                await self._answer(stream)
+
+    async def _answer(self, stream: trio.SocketStream) -> None:
+        data = b""
+        with trio.move_on_after(10):
+            while b"\r\n\r\n" not in data:
+                chunk = await stream.receive_some(65536)
+                if not chunk:
+                    return
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            headers = dict(
+                (name.strip().lower(), value.strip())
+                for name, _, value in (line.partition(b":") for line in head.split(b"\r\n")[1:])
+            )
+            length = int(headers.get(b"content-length", b"0"))
+            while len(body) < length:
+                chunk = await stream.receive_some(65536)
+                if not chunk:
+                    return
+                body += chunk
+            self.keys.append(headers.get(KEY_HEADER, b"").decode())
+            self.changed.set()
+            await trio.sleep(self.answer_after)
+            await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
 
 
 @dataclass(slots=True)
@@ -170,7 +178,9 @@ class Serve:
             self.log.close()
 
 
-async def _setup(http: httpx.AsyncClient, receiver_port: int, identities: list[DeviceIdentity]) -> None:
+async def setup_product(http: httpx.AsyncClient, receiver_port: int, identities: list[DeviceIdentity]) -> None:
+    """Product PRODUCT with these devices as members, and webhook 1 on `reading...` to the receiver."""
+
     async def ok(method: str, path: str, body: dict[str, Any]) -> None:
         response = await http.request(method, path, json=body)
         if response.status_code >= 300:
@@ -185,7 +195,8 @@ async def _setup(http: httpx.AsyncClient, receiver_port: int, identities: list[D
     )
 
 
-async def _publish(server: Serve, identities: list[DeviceIdentity], events: int) -> int:
+async def publish_events(server: Serve, identities: list[DeviceIdentity], events: int) -> int:
+    """The devices publish `events` in all over the device protocol; how many the server acked."""
     key = bytes.fromhex((server.data_dir / "server.pub").read_text().split()[0])
     acked = 0
 
@@ -214,9 +225,9 @@ async def run(events: int, outage: float, retry_delays: str, devices: int, work:
         token = (server.data_dir / "admin.token").read_text().strip()
         headers = {"Authorization": f"Bearer {token}"}
         async with httpx.AsyncClient(base_url=server.api, headers=headers, timeout=30) as http:
-            await _setup(http, receiver.port, identities)
+            await setup_product(http, receiver.port, identities)
             started = time.monotonic()
-            published = await _publish(server, identities, events)
+            published = await publish_events(server, identities, events)
             say(f"published {published} events in {time.monotonic() - started:.1f} s; the receiver is down")
             third = outage / 3
             await trio.sleep(third)
