@@ -207,15 +207,11 @@ class StoreReads(abc.ABC):
         """The highest event ID stored (0: none); inside a write, every event below it has committed."""
 
     @abc.abstractmethod
-    def due_deliveries(
-        self, webhook_ids: Collection[int], now: float, limit: int, skip: Collection[int] = ()
+    def pending_deliveries(
+        self, webhook_ids: Collection[int], limit: int, skip: Collection[int] = ()
     ) -> list[DueDelivery]:
-        """Pending deliveries of these webhooks due by `now` (wall time), the longest due first;
+        """Pending deliveries of these webhooks, the soonest due first (`next_at`, wall time);
         `skip`: delivery IDs already being sent."""
-
-    @abc.abstractmethod
-    def next_delivery_due(self, webhook_ids: Collection[int], skip: Collection[int] = ()) -> float | None:
-        """When the soonest pending delivery of these webhooks is due; None when none is pending."""
 
     @abc.abstractmethod
     def get_deliveries(self, webhook_id: int, state: str, limit: int) -> list[Delivery]:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import trio
 
@@ -31,7 +31,7 @@ from ..events.broker import EventBroker
 from ..events.log import EventLog
 from ..logs import log_event
 from ..rules.webhook_model import Webhook
-from ..store import AsyncStore, StoreClosed, Transaction
+from ..store import AsyncStore, StoreClosed, Transaction, WriteOp
 from ..store.records import EventRecord
 from ..store.tx import StoreTx
 from ..store.webhook_records import DeliveryUpdate, DueDelivery
@@ -76,7 +76,8 @@ class Lane:
     host: str
     hook_ids: set[int] = field(default_factory=set)
     throttle: HostThrottle = field(default_factory=HostThrottle)
-    sending: set[int] = field(default_factory=set)  # delivery IDs
+    sending: set[int] = field(default_factory=set)  # delivery IDs taken, until their outcome is stored
+    requests: int = 0  # of which requests in flight (the throttle's limit); the rest await their write
     bell: trio.Event = field(default_factory=trio.Event)
 
     def ring(self) -> None:
@@ -189,19 +190,24 @@ class WebhookService:
         store, nursery = self._ctx.store, self._nursery
         while True:
             lane.bell = trio.Event()  # before the reads: a delivery made after them rings again
-            room = lane.throttle.in_flight_limit - len(lane.sending)
+            room = lane.throttle.in_flight_limit - lane.requests
             wait = math.inf
             if room > 0 and lane.hook_ids:
-                hook_ids, sending = tuple(lane.hook_ids), tuple(lane.sending)
-                due = await store.read(store.sync.due_deliveries, hook_ids, self._clock(), room, sending)
+                # One read: the soonest pending deliveries; those due now are sent, the first one not
+                # yet due says how long to sleep (a slow timer, only for retries that come due). On the
+                # event loop: a few rows by index per webhook, cheaper than the hop to a worker thread.
+                rows = await store.read_now(store.sync.pending_deliveries, tuple(lane.hook_ids), room,
+                                            tuple(lane.sending))  # fmt: skip
+                now = self._clock()
+                due = [row for row in rows if row.delivery.next_at <= now]
                 for item in due:
                     lane.sending.add(item.delivery.id)
+                    lane.requests += 1
                     nursery.start_soon(self._attempt, lane, item)
                 if len(due) == room:
                     continue  # full: the next look is when one of them finishes
-                next_at = await store.read(store.sync.next_delivery_due, hook_ids, tuple(lane.sending))
-                if next_at is not None:
-                    wait = max(0.0, next_at - self._clock())
+                if len(rows) > len(due):
+                    wait = max(0.0, rows[len(due)].delivery.next_at - now)
             with trio.move_on_after(wait):
                 await lane.bell.wait()
 
@@ -209,10 +215,14 @@ class WebhookService:
         assert self._ctx is not None
         ctx = self._ctx
         try:
-            await trio.sleep_until(lane.throttle.start_at(trio.current_time()))
-            update, tell = await self._try(lane, due)
+            try:
+                await trio.sleep_until(lane.throttle.start_at(trio.current_time()))
+                update, tell = await self._try(lane, due)
+            finally:
+                lane.requests -= 1  # the next request may start while this outcome is written
+                lane.ring()
             if update is not None:
-                await ctx.store.write(Transaction(partial(_record, update), "webhook_delivery"))
+                await ctx.store.write(RecordDelivery(update))
             if tell is not None:
                 await tell()  # after the outcome is stored: the device hears once, at most
         except StoreClosed:
@@ -262,5 +272,18 @@ class WebhookService:
         return update, None
 
 
-def _record(update: DeliveryUpdate, tx: StoreTx) -> None:
-    tx.update_delivery(update)
+class RecordDelivery(WriteOp[None]):
+    """An attempt's outcome: a row update, an attempt row and a counter, so it may be applied on the
+    event loop with the publishes around it (WriteOp.small)."""
+
+    __slots__ = ("update",)
+    small: ClassVar[bool] = True
+
+    def __init__(self, update: DeliveryUpdate) -> None:
+        self.update = update
+
+    def apply(self, tx: StoreTx) -> None:
+        tx.update_delivery(self.update)
+
+    def __repr__(self) -> str:  # the writer logs a failed op by its repr
+        return f"{type(self).__name__}({self.update!r})"

@@ -115,7 +115,7 @@ def test_dispatch_makes_each_delivery_once_and_moves_the_cursor(tmp_path: Path) 
     done = sync.transact(lambda tx: dispatch(tx, at=BASE, batch=4))
     assert (done.deliveries, done.more) == (0, False) and sync.webhook_cursor() == first[5]
     assert sync.transact(lambda tx: dispatch(tx, at=BASE)).deliveries == 0  # nothing after the cursor
-    pending = sync.due_deliveries([temp, any_event], BASE, 10)
+    pending = sync.pending_deliveries([temp, any_event], 10)
     assert sorted((d.delivery.webhook_id, d.event.name if d.event else "") for d in pending) == sorted(
         [(temp, "temp/1"), (any_event, "temp/1"), (any_event, "other")]
     )
@@ -133,7 +133,7 @@ def test_a_dispatch_that_rolls_back_leaves_cursor_and_rows_as_they_were(tmp_path
 
     (result,) = sync.write_batch([Transaction(crash)])
     assert isinstance(result, RuntimeError)
-    assert sync.webhook_cursor() == 0 and sync.due_deliveries([hook_id], BASE, 10) == []
+    assert sync.webhook_cursor() == 0 and sync.pending_deliveries([hook_id], 10) == []
     assert sync.transact(lambda tx: dispatch(tx, at=BASE)).deliveries == 1
 
 
@@ -145,7 +145,7 @@ def test_finished_deliveries_are_pruned_after_their_retention(tmp_path: Path, st
     (hook_id,) = add_webhooks(sync, "temp")
     sync.transact(lambda tx: tx.append_event(event("temp/1")))
     sync.transact(lambda tx: dispatch(tx, at=BASE))
-    (due,) = sync.due_deliveries([hook_id], BASE, 10)
+    (due,) = sync.pending_deliveries([hook_id], 10)
     update = DeliveryUpdate(due.delivery.id, hook_id, state, 1, BASE, 200, "", BASE + 10, None, ())  # type: ignore[arg-type]
     sync.transact(lambda tx: tx.update_delivery(update))
     assert sync.transact(lambda tx: tx.prune_deliveries(BASE + 5, BASE + 5, 100)) == 0  # still kept

@@ -79,32 +79,25 @@ class WebhookDeliveryQueries:
                 self._count(webhook_id, ("triggered",))
         return made
 
-    def due_deliveries(
-        self, webhook_ids: Collection[int], now: float, limit: int, skip: Collection[int] = ()
+    def pending_deliveries(
+        self, webhook_ids: Collection[int], limit: int, skip: Collection[int] = ()
     ) -> list[DueDelivery]:
-        """Pending deliveries of these webhooks due by `now`, the longest due first, with their events."""
-        if not webhook_ids or limit <= 0:
+        """Pending deliveries of these webhooks, the soonest due first, with their events. One indexed
+        range per webhook, merged here: however many are pending, no more than `limit` rows each are read."""
+        if limit <= 0:
             return []
         skipping = f" AND d.id NOT IN ({_marks(skip)})" if skip else ""
-        rows = self._q.execute(
+        sql = (
             f"SELECT {_DELIVERY}, {_EVENT} FROM webhook_deliveries AS d LEFT JOIN events AS e ON e.id = d.event_id"
-            f" WHERE d.webhook_id IN ({_marks(webhook_ids)}) AND d.state = 'pending' AND d.next_at <= ?{skipping}"
-            " ORDER BY d.next_at, d.id LIMIT ?",
-            (*webhook_ids, now, *skip, limit),
+            f" WHERE d.webhook_id = ? AND d.state = 'pending'{skipping} ORDER BY d.next_at, d.id LIMIT ?"
         )
-        return [DueDelivery(_delivery(row[:10]), _event(row[10:])) for row in rows]
-
-    def next_delivery_due(self, webhook_ids: Collection[int], skip: Collection[int] = ()) -> float | None:
-        """When the soonest pending delivery of these webhooks is due; None when none is pending."""
-        if not webhook_ids:
-            return None
-        skipping = f" AND id NOT IN ({_marks(skip)})" if skip else ""
-        (at,) = self._q.execute(
-            f"SELECT MIN(next_at) FROM webhook_deliveries"
-            f" WHERE webhook_id IN ({_marks(webhook_ids)}) AND state = 'pending'{skipping}",
-            (*webhook_ids, *skip),
-        ).fetchone()
-        return None if at is None else float(at)
+        found = [
+            DueDelivery(_delivery(row[:10]), _event(row[10:]))
+            for webhook_id in webhook_ids
+            for row in self._q.execute(sql, (webhook_id, *skip, limit))
+        ]
+        found.sort(key=lambda due: (due.delivery.next_at, due.delivery.id))
+        return found[:limit]
 
     def update_delivery(self, update: DeliveryUpdate) -> None:
         """Nothing when the delivery is gone (its webhook was deleted while the request ran)."""
