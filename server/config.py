@@ -61,11 +61,17 @@ class ServerConfig:
     publish_burst: int = 4
     # Largest firmware binary an upload may carry (the device link allows up to 16 MiB).
     max_firmware_size: int = limits.MAX_OTA_IMAGE_SIZE
-    # Webhooks: Particle's 20 s per request and retries 30 s and then 60 s after a failure.
+    # Webhooks: Particle's 20 s per request; a failed request is tried again after each delay in
+    # turn (Particle's 30 s and 60 s first), the last delay repeating, until `webhook_retry_for`
+    # seconds after the delivery was made: then it is marked failed. Finished deliveries are kept
+    # for their history, then pruned (docs/RELIABILITY.md, "Webhook delivery").
     # Private and loopback targets are refused unless the operator allows them (a webhook
     # URL must not become a way into the server's own network).
     webhook_timeout: float = 20.0
-    webhook_retry_delays: tuple[float, ...] = (30.0, 60.0)
+    webhook_retry_delays: tuple[float, ...] = (30.0, 60.0, 120.0, 300.0)
+    webhook_retry_for: float = 24 * 3600.0
+    webhook_keep_succeeded: float = 24 * 3600.0
+    webhook_keep_failed: float = 7 * 24 * 3600.0
     webhook_allow_private: bool = False
     # The key that seals webhook secrets and passwords in the database, kept out of it: given by
     # the deployment (FLEETGATE_SECRETS_KEY) or a file of theirs; else DATA_DIR/secrets.key.
@@ -86,6 +92,8 @@ class ServerConfig:
             raise ValueError(f"max_firmware_size must be 1024..{limits.MAX_OTA_IMAGE_SIZE} bytes")
         if not (self.webhook_timeout > 0 and all(d >= 0 for d in self.webhook_retry_delays)):
             raise ValueError("webhook_timeout must be above 0 and retry delays at least 0")
+        if not (self.webhook_retry_for >= 0 and self.webhook_keep_succeeded >= 0 and self.webhook_keep_failed >= 0):
+            raise ValueError("webhook_retry_for and the webhook retention times must be at least 0")
         if not limits.MIN_RX_FRAME <= self.rx_max_frame <= limits.NOISE_MAX_MESSAGE:
             raise ValueError(f"rx_max_frame must be {limits.MIN_RX_FRAME}..{limits.NOISE_MAX_MESSAGE}")
         if self.max_handshakes < 1:

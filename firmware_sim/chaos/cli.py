@@ -23,6 +23,7 @@ SCENARIOS: dict[str, str] = {
     "crash-rollout": "firmware_sim.chaos.crash_rollout",
     "fuzz": "firmware_sim.chaos.fuzz_protocol",
     "flood": "firmware_sim.chaos.flood",
+    "webhook-outage": "firmware_sim.chaos.webhook_outage",
 }
 
 

@@ -111,8 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="let webhooks reach private and loopback addresses (refused by default)",
     )  # fmt: skip
     serve.add_argument(
-        "--webhook-retry-delays", default="30,60", metavar="S,S",
-        help="seconds before each retry of a failed webhook request (default 30,60, as Particle; '' for none)",
+        "--webhook-retry-delays", default="30,60,120,300", metavar="S,S",
+        help="seconds before each retry of a failed webhook request, the last repeating "
+        "(default 30,60,120,300; '' for none)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--webhook-retry-for", type=float, default=24 * 3600.0, metavar="S",
+        help="seconds a webhook delivery is retried before it is marked failed (default 86400: a day)",
     )  # fmt: skip
     serve.add_argument(
         "--max-handshakes", type=int, default=DEFAULT_MAX_HANDSHAKES, metavar="N",
