@@ -15,9 +15,12 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
+from server.store import Store
+
 ENV = "FLEETGATE_TEST_DATABASE_URL"
 _ready: dict[str, str] = {}  # worker -> its database's URL, once created and migrated
-_current: list[str] = []  # the URL of the database the running test uses (FLEETGATE_TEST_STORE=postgres)
+_current: list[str] = []
+_opened: list[Store] = []  # the URL of the database the running test uses (FLEETGATE_TEST_STORE=postgres)
 
 
 def on_postgres() -> bool:
@@ -75,6 +78,18 @@ def empty_database() -> str:
         ]
         conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
     return url
+
+
+def opened(store: Store) -> Store:
+    """A store a test opened on the PostgreSQL pass: closed when the test ends (its connections
+    would otherwise be garbage-collected open, which psycopg warns about)."""
+    _opened.append(store)
+    return store
+
+
+def close_opened() -> None:
+    while _opened:
+        _opened.pop().close()
 
 
 def current_url() -> str | None:

@@ -14,7 +14,7 @@ from server.app import Server, open_context
 from server.config import ServerConfig
 from server.logs import now
 from server.store import Store
-from tests.pg import current_url
+from tests.pg import current_url, opened
 
 from .cli_support import Served, serving
 
@@ -47,7 +47,7 @@ def another_store(live: Live) -> Store:
     url = current_url()
     if url is None:
         return SQLiteStore(data / "fleetgate.db")
-    return open_store(url, data / "fleetgate.db", SecretsKey.default_file(data / "secrets.key"))
+    return opened(open_store(url, data / "fleetgate.db", SecretsKey.default_file(data / "secrets.key")))
 
 
 async def start_live(tmp_path: Path, nursery: trio.Nursery, devices: int, **config: object) -> Live:

@@ -86,6 +86,7 @@ def _modes(data: Path) -> dict[str, int]:
     return found
 
 
+@pytest.mark.sqlite_only  # the SQLite file is among the data directory's files
 def test_the_data_directory_is_owner_only_whatever_the_umask(tmp_path: Path) -> None:
     data, binary = tmp_path / "data", tmp_path / "fw.bin"
     run(FLEETSIM, "firmware", "build", "--product", 4300, "--version", 2, "--size", 4096, "--out", binary)
@@ -105,6 +106,7 @@ def test_the_data_directory_is_owner_only_whatever_the_umask(tmp_path: Path) -> 
     assert not loose
 
 
+@pytest.mark.sqlite_only  # the SQLite file is among the data directory's files
 def test_an_existing_loose_data_directory_is_tightened_at_start(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with serving(data) as server:
@@ -120,6 +122,7 @@ def test_an_existing_loose_data_directory_is_tightened_at_start(tmp_path: Path) 
     assert len(tightened) == 1 and str(data / "fleetgate.db") in tightened[0]["paths"]
 
 
+@pytest.mark.sqlite_only  # two data directories (two secrets keys) on one database
 def test_logs_have_iso_timestamps_as_json_or_text(tmp_path: Path) -> None:
     with serving(tmp_path / "json") as server:
         _, err = stop(server)

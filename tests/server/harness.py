@@ -17,7 +17,7 @@ from server.link.session import DeviceSession
 from server.store import AsyncStore, Store
 from server.store.open import open_store
 from server.store.secrets_key import SecretsKey
-from tests.pg import current_url
+from tests.pg import current_url, opened
 
 
 @dataclass
@@ -51,7 +51,10 @@ class Harness:
 
 async def start_harness(tmp_path: Path, nursery: trio.Nursery, devices: int = 3, **config: object) -> Harness:
     # SQLite, or this worker's PostgreSQL database on the PostgreSQL pass (tests/pg.py)
-    store = open_store(current_url(), tmp_path / "fleetgate.db", SecretsKey.default_file(tmp_path / "secrets.key"))
+    url = current_url()
+    store = open_store(url, tmp_path / "fleetgate.db", SecretsKey.default_file(tmp_path / "secrets.key"))
+    if url is not None:
+        opened(store)
     known = [DeviceIdentity.generate() for _ in range(devices)]
     store.import_devices([(i.device_id_hex, i.key.public) for i in known], now=0.0)
     ctx = ServerContext(
