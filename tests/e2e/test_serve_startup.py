@@ -150,3 +150,18 @@ def test_a_second_ctrl_c_while_stopping_still_stops_cleanly(tmp_path: Path) -> N
     signals = [json.loads(line) for line in err.splitlines() if '"signal"' in line]
     # The second is logged as such, unless it came as the server finished (then it is dropped).
     assert signals[0]["already_stopping"] is False and all(s["already_stopping"] for s in signals[1:])
+
+
+@pytest.mark.parametrize(
+    ("database", "expected"),
+    [
+        ("postgresql://fleetgate@127.0.0.1:1/fleet", "cannot connect to PostgreSQL database fleet on 127.0.0.1:1"),
+        ("mysql://fleetgate@127.0.0.1/fleet", "--database takes a postgresql:// URL, not 'mysql'"),
+    ],
+)
+def test_a_database_that_cannot_be_used_is_one_line(tmp_path: Path, database: str, expected: str) -> None:
+    # No PostgreSQL listens on port 1: the flag wins over FLEETGATE_DATABASE_URL (set on the PostgreSQL pass).
+    result = _serve(tmp_path / "data", "--device-port", 0, "--api-port", 0, "--database", database)
+    assert result.returncode == 2
+    line = _one_line(result.stderr)
+    assert expected in line and "fleetgate@" not in line.split(":", 1)[1], line
