@@ -13,7 +13,7 @@ from dataclasses import InitVar, dataclass, field
 
 from protocol.noise import KeyPair
 
-from .cluster import ClusterBus, LocalBus
+from .cluster import ClusterBus, ControlMessage, Handler, LocalBus
 from .config import ServerConfig
 from .events.broker import EventBroker
 from .events.log import EventLog
@@ -39,5 +39,17 @@ class ServerContext:
     event_log: EventLog = field(init=False)  # every event enters here: stored, then published
 
     def __post_init__(self, cluster_bus: ClusterBus | None) -> None:
-        self.bus = cluster_bus if cluster_bus is not None else LocalBus(NodeControl(self).handle)
+        self.bus = (
+            cluster_bus if cluster_bus is not None else LocalBus(_each(NodeControl(self).handle, self.webhooks.handle))
+        )
         self.event_log = EventLog(self.store, DirectFeed(self.events))
+
+
+def _each(*handlers: Handler) -> Handler:
+    """One bus handler made of several: the live sessions' (link/control.py) and the webhook dispatch's."""
+
+    async def handle(message: ControlMessage) -> None:
+        for handler in handlers:
+            await handler(message)
+
+    return handle

@@ -61,4 +61,20 @@ class WakeRollouts:
     """A rollout may have work to do now: the scheduler (on the leader) looks before its next tick."""
 
 
-ControlMessage = ReevaluateDevice | ReevaluateProduct | OfferFirmware | AbortFirmware | SessionReplaced | WakeRollouts
+@dataclass(frozen=True, slots=True)
+class WebhooksChanged:
+    """A product's webhooks were created, replaced or deleted: the webhook dispatch (on the leader)
+    reads them again."""
+
+    product_id: int
+
+
+ControlMessage = (
+    ReevaluateDevice
+    | ReevaluateProduct
+    | OfferFirmware
+    | AbortFirmware
+    | SessionReplaced
+    | WakeRollouts
+    | WebhooksChanged
+)

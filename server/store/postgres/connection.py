@@ -1,7 +1,8 @@
 """psycopg connections behind the `SqlConnection` interface (store/sql.py) the query mixins use.
 
 The mixins' SQL is SQLite's dialect; `translate` rewrites what PostgreSQL spells differently
-(placeholders, NULL-safe `IS NOT`, ASCII case-insensitive `LIKE`), once per statement text.
+(placeholders, NULL-safe `IS NOT`, ASCII case-insensitive `LIKE`, `INSERT OR IGNORE`), once per
+statement text.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ def translate(sql: str) -> str:
 
     if re.search(r"\?\d", sql):
         raise ValueError("numbered placeholders are not translated: override the query for PostgreSQL")
+    if sql.startswith("INSERT OR IGNORE INTO "):  # a row whose key exists is left as it is
+        sql = "INSERT INTO " + sql.removeprefix("INSERT OR IGNORE INTO ") + " ON CONFLICT DO NOTHING"
     return _TOKENS.sub(one, sql)
 
 

@@ -33,6 +33,7 @@ from ..sqlite.firmware import FirmwareQueries
 from ..sqlite.ota import OtaQueries
 from ..sqlite.rollouts import RolloutQueries
 from ..sqlite.rows import DEVICE_COLUMNS, device_from_row, paged_by_id
+from ..sqlite.webhook_deliveries import WebhookDeliveryQueries
 from ..sqlite.webhooks import WebhookQueries
 from ..tx import StoreTx
 from ..writeop import WriteOp
@@ -63,6 +64,7 @@ def _connect(dsn: str) -> psycopg.Connection[Any]:
 
 class PostgresStore(
     PostgresQueries,
+    WebhookDeliveryQueries,
     WebhookQueries,
     ClaimQueries,
     RolloutQueries,
@@ -151,14 +153,14 @@ class PostgresStore(
         self, device_id: str | None = None, after_id: int = 0, limit: int = 1000, product_id: int | None = None
     ) -> list[EventRecord]:
         sql, args = paged_by_id(
-            "SELECT id, device_id, product_id, name, data, ttl, private, published_at, to_device FROM events",
+            "SELECT id, device_id, product_id, name, data, ttl, private, published_at, to_device, webhooks FROM events",
             {"device_id": device_id, "product_id": product_id},
             after_id,
             limit,
         )
         return [
-            EventRecord(d, n, bytes(data), ttl, bool(priv), at, product_id=p, id=i, to_device=to)
-            for (i, d, p, n, data, ttl, priv, at, to) in self._q.execute(sql, args)
+            EventRecord(d, n, bytes(data), ttl, bool(priv), at, product_id=p, id=i, to_device=to, webhooks=bool(h))
+            for (i, d, p, n, data, ttl, priv, at, to, h) in self._q.execute(sql, args)
         ]
 
     # ------------------------------------------------------------------ writes
@@ -285,9 +287,9 @@ class PostgresStore(
             )
         )
         w.execute(
-            "INSERT INTO events (id, device_id, product_id, name, data, ttl, private, published_at, to_device)"
-            " SELECT * FROM unnest(?::bigint[], ?::text[], ?::bigint[], ?::text[], ?::bytea[], ?::bigint[],"
-            " ?::integer[], ?::double precision[], ?::text[])",
+            "INSERT INTO events (id, device_id, product_id, name, data, ttl, private, published_at, to_device,"
+            " webhooks) SELECT * FROM unnest(?::bigint[], ?::text[], ?::bigint[], ?::text[], ?::bytea[],"
+            " ?::bigint[], ?::integer[], ?::double precision[], ?::text[], ?::integer[])",
             (
                 ids,
                 [e.device_id for e in events],
@@ -298,6 +300,7 @@ class PostgresStore(
                 [int(e.private) for e in events],
                 [e.published_at for e in events],
                 [e.to_device for e in events],
+                [int(e.webhooks) for e in events],
             ),
         )
         return ids

@@ -27,14 +27,15 @@ from .ota import OtaQueries
 from .rollouts import RolloutQueries
 from .rows import DEVICE_COLUMNS, device_from_row, paged_by_id
 from .sealed import start_sealing
+from .webhook_deliveries import WebhookDeliveryQueries
 from .webhooks import WebhookQueries
 
 T = TypeVar("T")
 
-_MAX_INSERT_ROWS = 64  # 512 parameters; beyond ~64 rows a statement saves no more
+_MAX_INSERT_ROWS = 64  # 576 parameters; beyond ~64 rows a statement saves no more
 _INSERT_EVENTS = {
-    rows: "INSERT INTO events (device_id, product_id, name, data, ttl, private, published_at, to_device) VALUES "
-    + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
+    rows: "INSERT INTO events (device_id, product_id, name, data, ttl, private, published_at, to_device, webhooks)"
+    " VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
     for rows in (1, 2, 4, 8, 16, 32, 64)
 }
 
@@ -49,6 +50,7 @@ def _event_row(event: EventRecord) -> tuple[object, ...]:
         int(event.private),
         event.published_at,
         event.to_device,
+        int(event.webhooks),
     )
 
 
@@ -76,7 +78,15 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 class SQLiteStore(
-    WebhookQueries, ClaimQueries, RolloutQueries, OtaQueries, FirmwareQueries, AdminQueries, Store, StoreTx
+    WebhookDeliveryQueries,
+    WebhookQueries,
+    ClaimQueries,
+    RolloutQueries,
+    OtaQueries,
+    FirmwareQueries,
+    AdminQueries,
+    Store,
+    StoreTx,
 ):
     _w: sqlite3.Connection
     _r: sqlite3.Connection
@@ -141,14 +151,14 @@ class SQLiteStore(
         self, device_id: str | None = None, after_id: int = 0, limit: int = 1000, product_id: int | None = None
     ) -> list[EventRecord]:
         sql, args = paged_by_id(
-            "SELECT id, device_id, product_id, name, data, ttl, private, published_at, to_device FROM events",
+            "SELECT id, device_id, product_id, name, data, ttl, private, published_at, to_device, webhooks FROM events",
             {"device_id": device_id, "product_id": product_id},
             after_id,
             limit,
         )
         return [
-            EventRecord(d, n, bytes(data), ttl, bool(priv), at, product_id=p, id=i, to_device=to)
-            for (i, d, p, n, data, ttl, priv, at, to) in self._q.execute(sql, args)
+            EventRecord(d, n, bytes(data), ttl, bool(priv), at, product_id=p, id=i, to_device=to, webhooks=bool(h))
+            for (i, d, p, n, data, ttl, priv, at, to, h) in self._q.execute(sql, args)
         ]
 
     # ------------------------------------------------------------------ writes
