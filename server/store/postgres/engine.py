@@ -15,6 +15,7 @@ cluster-wide write lock meanwhile, commits that much less often.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -199,7 +200,8 @@ class PostgresStore(
             committed = True
         except BaseException:
             if w.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                w.raw.execute("ROLLBACK")
+                with contextlib.suppress(psycopg.Error):  # a connection gone already rolled back
+                    w.raw.execute("ROLLBACK")
             raise
         finally:
             self._local.in_batch = False
