@@ -36,6 +36,8 @@ def cmd_admin_token(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     if config.database_url is None and not config.db_path.is_file():
         raise CliError(f"{config.db_path} does not exist: is {args.data_dir} a server's data directory?")
+    if not config.data_dir.is_dir():  # on PostgreSQL too: the token file and the secrets key are there
+        raise CliError(f"{config.data_dir} does not exist: is it a server's data directory?")
     try:
         store = open_store(
             config.database_url, config.db_path, SecretsKey.chosen(key, key_file, config.secrets_key_path)
