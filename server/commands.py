@@ -24,7 +24,8 @@ def cmd_admin_token(args: argparse.Namespace) -> int:
     from .config import ServerConfig
     from .ops.auth import reissue_admin_token
     from .rules.errors import Conflict
-    from .store.open import DatabaseUnavailable, open_store
+    from .store.database import DatabaseUnavailable
+    from .store.open import open_store
     from .store.secrets_key import SecretsKey, SecretsKeyError
 
     key, key_file = _deployment_secrets_key(None)
@@ -105,7 +106,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .app import CannotServe, serve_until_stopped
     from .config import ServerConfig
     from .logs import setup_logging
-    from .store.open import describe_database
+    from .store.database import describe_database
 
     setup_logging(args.log_level, args.log_format)
     key, key_file = _deployment_secrets_key(args.secrets_key_file)
