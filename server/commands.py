@@ -24,16 +24,26 @@ def cmd_admin_token(args: argparse.Namespace) -> int:
     from .config import ServerConfig
     from .ops.auth import reissue_admin_token
     from .rules.errors import Conflict
-    from .store import SQLiteStore
+    from .store.database import DatabaseUnavailable
+    from .store.open import open_store
     from .store.secrets_key import SecretsKey, SecretsKeyError
 
     key, key_file = _deployment_secrets_key(None)
-    config = ServerConfig(data_dir=args.data_dir, secrets_key=key, secrets_key_file=key_file)
-    if not config.db_path.is_file():
-        raise CliError(f"{config.db_path} does not exist: is {args.data_dir} a server's data directory?")
     try:
-        store = SQLiteStore(config.db_path, SecretsKey.chosen(key, key_file, config.secrets_key_path))
-    except SecretsKeyError as exc:
+        config = ServerConfig(
+            data_dir=args.data_dir, secrets_key=key, secrets_key_file=key_file, database_url=_database_url(args)
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if config.database_url is None and not config.db_path.is_file():
+        raise CliError(f"{config.db_path} does not exist: is {args.data_dir} a server's data directory?")
+    if not config.data_dir.is_dir():  # on PostgreSQL too: the token file and the secrets key are there
+        raise CliError(f"{config.data_dir} does not exist: is it a server's data directory?")
+    try:
+        store = open_store(
+            config.database_url, config.db_path, SecretsKey.chosen(key, key_file, config.secrets_key_path)
+        )
+    except (SecretsKeyError, DatabaseUnavailable) as exc:
         raise CliError(str(exc)) from None
     try:
         username, path = reissue_admin_token(store, config.admin_token_path)
@@ -50,6 +60,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
     from .config import ServerConfig
     from .store.sqlite.backup import BackupFailed, backup_database
 
+    if _database_url(args) is not None:
+        raise CliError("fleetgate backup copies a SQLite database: back up PostgreSQL with pg_dump (docs/CLUSTER.md)")
     config = ServerConfig(data_dir=args.data_dir)
     if not config.db_path.is_file():
         raise CliError(f"{config.db_path} does not exist: is {args.data_dir} a server's data directory?")
@@ -78,6 +90,11 @@ def _deployment_secrets_key(key_file: Path | None) -> tuple[bytes | None, Path |
         raise CliError(str(exc)) from None
 
 
+def _database_url(args: argparse.Namespace) -> str | None:
+    """--database, else FLEETGATE_DATABASE_URL, else None (SQLite in the data directory)."""
+    return str(args.database or os.environ.get("FLEETGATE_DATABASE_URL") or "") or None
+
+
 def _delays(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(part) for part in text.split(",") if part.strip())
@@ -89,6 +106,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .app import CannotServe, serve_until_stopped
     from .config import ServerConfig
     from .logs import setup_logging
+    from .store.database import describe_database
 
     setup_logging(args.log_level, args.log_format)
     key, key_file = _deployment_secrets_key(args.secrets_key_file)
@@ -102,12 +120,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
             secrets_key=key, secrets_key_file=key_file,
             max_handshakes_per_address=args.max_handshakes_per_address,
             first_message_timeout=args.first_message_timeout,
+            database_url=_database_url(args),
         )  # fmt: skip
     except ValueError as exc:
         raise CliError(str(exc)) from None
 
     def ready(server: Server) -> None:
         print(f"fleetgate: data directory {config.data_dir.resolve()}", flush=True)
+        if config.database_url is not None:
+            print(f"fleetgate: store: {describe_database(config.database_url)}", flush=True)
         print(f"fleetgate: server public key {server.ctx.server_key.public.hex()} (in {config.pub_path})", flush=True)
         if server.admin_token_created is not None:
             print(f"fleetgate: first run: admin token written to {server.admin_token_created} (mode 0600)", flush=True)

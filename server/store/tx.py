@@ -32,6 +32,13 @@ from .webhook_records import DeliveryUpdate
 class StoreTx(StoreReads, CommitHooks):
     """Reads through the transaction, the writes, and `after_commit` (hooks.py)."""
 
+    # -- the cluster bus
+    @abc.abstractmethod
+    def notice(self, channel: str, payload: str) -> None:
+        """Send `payload` on `channel` to every node's listener if and only if this transaction
+        commits, in commit order (PostgreSQL: pg_notify). A store that serves one process only
+        raises NotImplementedError: there, `after_commit` reaches everything that listens."""
+
     # -- devices and events
     @abc.abstractmethod
     def add_device_keys(self, rows: Iterable[tuple[str, bytes]], now: float) -> ImportResult: ...

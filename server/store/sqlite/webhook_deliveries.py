@@ -3,11 +3,11 @@ attempts and the counters (a mixin of SQLiteStore; the tables are migration 11's
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from ..records import EventRecord
+from ..sql import SqlConnection
 from ..webhook_records import COUNTERS, Delivery, DeliveryAttempt, DeliveryCounters, DeliveryUpdate, DueDelivery
 
 KEPT_ATTEMPTS = 20  # latest successes and latest errors kept per webhook
@@ -36,8 +36,8 @@ def _event(row: Sequence[Any]) -> EventRecord | None:
 
 
 class WebhookDeliveryQueries:
-    _w: sqlite3.Connection
-    _q: sqlite3.Connection  # AdminQueries' property: the writer's connection inside a batch
+    _w: SqlConnection
+    _q: SqlConnection  # AdminQueries' property: the writer's connection inside a batch
 
     # -- the dispatch cursor
     def webhook_cursor(self) -> int:
@@ -178,7 +178,7 @@ class WebhookDeliveryQueries:
             return
         assert all(name in COUNTERS for name in names)  # column names: ours, never input
         columns = ", ".join(names)
-        updates = ", ".join(f"{n} = {n} + excluded.{n}" for n in names)
+        updates = ", ".join(f"{n} = webhook_counters.{n} + excluded.{n}" for n in names)  # (PostgreSQL: qualified)
         self._w.execute(
             f"INSERT INTO webhook_counters (webhook_id, {columns}) VALUES (?{', 1' * len(names)})"
             f" ON CONFLICT (webhook_id) DO UPDATE SET {updates}",
