@@ -31,6 +31,11 @@ from .records import (
 class StoreTx(StoreReads, CommitHooks):
     """Reads through the transaction, the writes, and `after_commit` (hooks.py)."""
 
+    def notice(self, channel: str, payload: str) -> None:
+        """Send `payload` on `channel` to every node's listener iff this transaction commits
+        (PostgreSQL's pg_notify; the cluster bus, cluster/pg/). A store without listeners has none."""
+        raise NotImplementedError(f"{type(self).__name__} has no cluster notices")
+
     # -- devices and events
     @abc.abstractmethod
     def add_device_keys(self, rows: Iterable[tuple[str, bytes]], now: float) -> ImportResult: ...
