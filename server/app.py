@@ -119,6 +119,7 @@ class Server:
                 await services.start(ctx.store.run_writer)
                 # Background services stop before the writer, which applies what they queued.
                 async with trio.open_nursery() as background:
+                    await background.start(ctx.feed.run)
                     await background.start(_run_singletons, ctx)
                     # The API gets its own nursery so it has finished before the writer stops.
                     async with trio.open_nursery() as api:

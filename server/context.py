@@ -17,7 +17,7 @@ from .cluster import ClusterBus, LocalBus
 from .config import ServerConfig
 from .events.broker import EventBroker
 from .events.log import EventLog
-from .events.publishing import DirectFeed
+from .events.publishing import DirectFeed, EventFeed
 from .link.control import NodeControl
 from .link.registry import SessionRegistry
 from .rollouts.wakeup import Wakeup
@@ -35,9 +35,12 @@ class ServerContext:
     events: EventBroker = field(default_factory=EventBroker)  # live event streams
     webhooks: WebhookService = field(default_factory=WebhookService)  # product webhooks and their delivery
     cluster_bus: InitVar[ClusterBus | None] = None  # None: LocalBus, this process is the whole cluster
+    event_feed: InitVar[EventFeed | None] = None  # None: DirectFeed, published as this process commits
     bus: ClusterBus = field(init=False)  # control messages to every node (cluster/)
+    feed: EventFeed = field(init=False)  # how stored events reach `events` (events/publishing.py)
     event_log: EventLog = field(init=False)  # every event enters here: stored, then published
 
-    def __post_init__(self, cluster_bus: ClusterBus | None) -> None:
+    def __post_init__(self, cluster_bus: ClusterBus | None, event_feed: EventFeed | None) -> None:
         self.bus = cluster_bus if cluster_bus is not None else LocalBus(NodeControl(self).handle)
-        self.event_log = EventLog(self.store, DirectFeed(self.events))
+        self.feed = event_feed if event_feed is not None else DirectFeed(self.events)
+        self.event_log = EventLog(self.store, self.feed)

@@ -45,6 +45,10 @@ class StoreReads(abc.ABC):
     ) -> list[EventRecord]:
         """Oldest first; `product_id`: only events routed to that product's stream."""
 
+    @abc.abstractmethod
+    def last_event_id(self) -> int:
+        """The largest event ID stored (0: none): where a tail of the events table starts."""
+
     # -- OTA outcomes (see sqlite/ota.py)
     @abc.abstractmethod
     def ota_outcome(self, device_id: str) -> OtaOutcome | None: ...

@@ -33,8 +33,8 @@ T = TypeVar("T")
 
 _MAX_INSERT_ROWS = 64  # 512 parameters; beyond ~64 rows a statement saves no more
 _INSERT_EVENTS = {
-    rows: "INSERT INTO events (device_id, product_id, name, data, ttl, private, published_at, to_device) VALUES "
-    + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
+    rows: "INSERT INTO events (device_id, product_id, name, data, ttl, private, published_at, to_device, webhooks)"
+    " VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
     for rows in (1, 2, 4, 8, 16, 32, 64)
 }
 
@@ -49,6 +49,7 @@ def _event_row(event: EventRecord) -> tuple[object, ...]:
         int(event.private),
         event.published_at,
         event.to_device,
+        int(event.webhooks),
     )
 
 
@@ -138,15 +139,19 @@ class SQLiteStore(
         self, device_id: str | None = None, after_id: int = 0, limit: int = 1000, product_id: int | None = None
     ) -> list[EventRecord]:
         sql, args = paged_by_id(
-            "SELECT id, device_id, product_id, name, data, ttl, private, published_at, to_device FROM events",
+            "SELECT id, device_id, product_id, name, data, ttl, private, published_at, to_device, webhooks FROM events",
             {"device_id": device_id, "product_id": product_id},
             after_id,
             limit,
         )
         return [
-            EventRecord(d, n, bytes(data), ttl, bool(priv), at, product_id=p, id=i, to_device=to)
-            for (i, d, p, n, data, ttl, priv, at, to) in self._q.execute(sql, args)
+            EventRecord(d, n, bytes(data), ttl, bool(priv), at, product_id=p, id=i, to_device=to, webhooks=bool(w))
+            for (i, d, p, n, data, ttl, priv, at, to, w) in self._q.execute(sql, args)
         ]
+
+    def last_event_id(self) -> int:
+        (last,) = self._q.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()
+        return int(last)
 
     # ------------------------------------------------------------------ writes
 

@@ -431,3 +431,14 @@ MIGRATIONS.append(
         """,
     )
 )
+
+MIGRATIONS.append(
+    (
+        13,
+        """
+        -- Cluster mode (issue 15): the leader's webhook dispatcher reads events from the table,
+        -- so whether the publisher held the webhooks privilege is stored with the event.
+        ALTER TABLE events ADD COLUMN webhooks INTEGER NOT NULL DEFAULT 0;
+        """,
+    )
+)
