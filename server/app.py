@@ -34,7 +34,8 @@ from .logs import log_event
 from .ops.auth import bootstrap_admin
 from .ports import BoundPorts, PortUnavailable, bind_ports, describe_bind_error
 from .rollouts.service import RolloutService
-from .store import AsyncStore, SQLiteStore
+from .store import AsyncStore
+from .store.open import DatabaseUnavailable, open_store
 from .store.secrets_key import SecretsKey, SecretsKeyError
 
 log = logging.getLogger("fleetgate.app")
@@ -55,8 +56,9 @@ def start_up(config: ServerConfig, *, exclusive: bool = False) -> Startup:
     lock = DataDirLock(config.data_dir) if exclusive else None  # before anything in it is touched
     try:
         prepare_data_dir(config.data_dir)
-        create_private_file(config.db_path)  # 0600 before SQLite opens it; its -wal and -shm take its mode
-        store = SQLiteStore(config.db_path, secrets_key_of(config))
+        if config.database_url is None:
+            create_private_file(config.db_path)  # 0600 before SQLite opens it; its -wal and -shm take its mode
+        store = open_store(config.database_url, config.db_path, secrets_key_of(config))
         store.reset_online()
         key, created = load_or_create_server_key(config.key_path, config.pub_path)
         admin_token = bootstrap_admin(store, config.admin_token_path)
@@ -242,6 +244,9 @@ def serve_until_stopped(config: ServerConfig, on_ready: Callable[[Server], None]
         raise CannotServe(reason) from None
 
 
+_STARTUP_FAILURES = (PortUnavailable, DataDirInUse, SecretsKeyError, DatabaseUnavailable)
+
+
 def startup_failure(exc: BaseException) -> str | None:
     """One line for a server that could not start, also when a nursery wrapped the cause in an
     exception group; None for anything else (a failure while serving keeps its traceback)."""
@@ -249,10 +254,12 @@ def startup_failure(exc: BaseException) -> str | None:
         inner = exc.exceptions[0] if len(exc.exceptions) == 1 else None
         return (
             startup_failure(inner)
-            if isinstance(inner, PortUnavailable | DataDirInUse | SecretsKeyError | BaseExceptionGroup)
+            if isinstance(
+                inner, PortUnavailable | DataDirInUse | SecretsKeyError | DatabaseUnavailable | BaseExceptionGroup
+            )
             else None
         )
-    if isinstance(exc, PortUnavailable | DataDirInUse | SecretsKeyError):
+    if isinstance(exc, _STARTUP_FAILURES):
         return str(exc)
     if isinstance(exc, OSError):  # raised before serving: the data directory could not be made or opened
         where = f" {exc.filename}:" if exc.filename else ""

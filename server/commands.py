@@ -89,6 +89,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .app import CannotServe, serve_until_stopped
     from .config import ServerConfig
     from .logs import setup_logging
+    from .store.open import describe_database
 
     setup_logging(args.log_level, args.log_format)
     key, key_file = _deployment_secrets_key(args.secrets_key_file)
@@ -99,12 +100,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
             publish_burst=args.publish_burst, webhook_allow_private=args.webhook_allow_private,
             webhook_retry_delays=_delays(args.webhook_retry_delays), max_handshakes=args.max_handshakes,
             secrets_key=key, secrets_key_file=key_file,
+            database_url=args.database or os.environ.get("FLEETGATE_DATABASE_URL") or None,
         )  # fmt: skip
     except ValueError as exc:
         raise CliError(str(exc)) from None
 
     def ready(server: Server) -> None:
         print(f"fleetgate: data directory {config.data_dir.resolve()}", flush=True)
+        if config.database_url is not None:
+            print(f"fleetgate: store: {describe_database(config.database_url)}", flush=True)
         print(f"fleetgate: server public key {server.ctx.server_key.public.hex()} (in {config.pub_path})", flush=True)
         if server.admin_token_created is not None:
             print(f"fleetgate: first run: admin token written to {server.admin_token_created} (mode 0600)", flush=True)

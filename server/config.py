@@ -58,6 +58,9 @@ class ServerConfig:
     # the deployment (FLEETGATE_SECRETS_KEY) or a file of theirs; else DATA_DIR/secrets.key.
     secrets_key: bytes | None = field(default=None, repr=False)
     secrets_key_file: Path | None = None
+    # The store: None for SQLite in the data directory (nothing to set up); a postgresql:// URL for
+    # a PostgreSQL database, which several nodes can share (`--database`, FLEETGATE_DATABASE_URL).
+    database_url: str | None = field(default=None, repr=False)  # it may hold a password
 
     def __post_init__(self) -> None:
         # The ranges WELCOME can carry: a config outside them would fail every handshake.
@@ -77,6 +80,8 @@ class ServerConfig:
             raise ValueError(f"rx_max_frame must be {limits.MIN_RX_FRAME}..{limits.NOISE_MAX_MESSAGE}")
         if self.max_handshakes < 1:
             raise ValueError("max_handshakes must be at least 1")
+        if self.database_url is not None and not self.database_url.startswith(("postgresql://", "postgres://")):
+            raise ValueError(f"--database takes a postgresql:// URL, not {self.database_url.split(':', 1)[0]!r}")
         if self.secrets_key is not None and (len(self.secrets_key) != 32 or self.secrets_key_file is not None):
             raise ValueError("secrets_key is 32 bytes, and given instead of secrets_key_file, not with it")
 

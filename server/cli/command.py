@@ -118,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the key that seals webhook secrets in the database (default: $FLEETGATE_SECRETS_KEY_FILE, else "
         "$FLEETGATE_SECRETS_KEY, else DATA_DIR/secrets.key, made on first start)",
     )  # fmt: skip
+    serve.add_argument(
+        "--database", metavar="URL",
+        help="a PostgreSQL database to use instead of SQLite in the data directory, e.g. postgresql://user@host/db "
+        "(default: $FLEETGATE_DATABASE_URL, else SQLite)",
+    )  # fmt: skip
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument(
         "--log-format", default="json", choices=LOG_FORMATS, help="stderr log: JSON lines (default) or readable text"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from .hooks import CommitHooks
 from .reads import StoreReads
@@ -21,6 +21,12 @@ T = TypeVar("T")
 
 
 class Store(StoreReads, CommitHooks):
+    # False: every read is a network round trip, so AsyncStore.read_now runs it in a worker
+    # thread like any other read rather than block the event loop on it.
+    reads_on_loop: ClassVar[bool] = True
+    # Reads that may run at once (AsyncStore's reader threads): one per reader connection.
+    read_threads: ClassVar[int] = 1
+
     def read_on_loop(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a small read on the calling (event loop) thread, on a connection of its own where
         the store has several (see AsyncStore.read_now)."""

@@ -54,7 +54,7 @@ class AsyncStore:
     def __init__(self, store: Store, *, inline: bool = False) -> None:
         self.sync = store
         self.inline = inline
-        self._read_limiter = trio.CapacityLimiter(1)
+        self._read_limiter = trio.CapacityLimiter(store.read_threads)
         self._send, self._receive = trio.open_memory_channel[_Pending](WRITE_QUEUE)
         self.batches = 0
         self.batches_on_loop = 0  # of which applied on the event loop (write_batch_now)
@@ -71,7 +71,10 @@ class AsyncStore:
         """Run a small indexed read on the event loop itself. For the handshake's hot path only:
         a handful of primary-key lookups take tens of microseconds, while a hop to a worker
         thread and back costs about 70 µs of CPU and a context switch (profiled under a
-        reconnect storm). SQLite in WAL mode never makes a reader wait for the writer."""
+        reconnect storm). SQLite in WAL mode never makes a reader wait for the writer. A store
+        whose reads cross the network (`Store.reads_on_loop` False) runs it in a worker thread."""
+        if not self.sync.reads_on_loop:
+            return await self.read(fn, *args, **kwargs)
         await trio.lowlevel.checkpoint()
         return self.sync.read_on_loop(lambda: fn(*args, **kwargs))
 

@@ -31,10 +31,12 @@ from .records import (
 class StoreTx(StoreReads, CommitHooks):
     """Reads through the transaction, the writes, and `after_commit` (hooks.py)."""
 
+    # -- the cluster bus
+    @abc.abstractmethod
     def notice(self, channel: str, payload: str) -> None:
-        """Send `payload` on `channel` to every node's listener iff this transaction commits
-        (PostgreSQL's pg_notify; the cluster bus, cluster/pg/). A store without listeners has none."""
-        raise NotImplementedError(f"{type(self).__name__} has no cluster notices")
+        """Send `payload` on `channel` to every node's listener if and only if this transaction
+        commits, in commit order (PostgreSQL: pg_notify). A store that serves one process only
+        raises NotImplementedError: there, `after_commit` reaches everything that listens."""
 
     # -- devices and events
     @abc.abstractmethod

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 from ...rules.admission import DeviceFacts, ProductFacts
 from ...rules.errors import Conflict, NotFound
@@ -24,6 +25,7 @@ from ..records import (
     TokenRecord,
     UserRecord,
 )
+from ..sql import SqlConnection
 from .rows import DEVICE_COLUMNS, device_from_row, paged_by_id
 
 _PRODUCT = "id, slug, name, policy, created_at"
@@ -96,12 +98,21 @@ def _token(row: tuple[Any, ...]) -> TokenRecord:
 
 
 class AdminQueries:
-    _r: sqlite3.Connection
-    _w: sqlite3.Connection
+    _r: SqlConnection
+    _w: SqlConnection
     _local: threading.local
+    # What a constraint failing raises (the PostgreSQL store's adapter raises its driver's).
+    _integrity_error: ClassVar[type[Exception]] = sqlite3.IntegrityError
+
+    def _insert_id(self, sql: str, args: Sequence[object]) -> int:
+        """Run an INSERT of one row into a table with an `id` key it generates: that ID."""
+        cur = self._w.execute(sql, args)
+        row_id = getattr(cur, "lastrowid", None)
+        assert isinstance(row_id, int)
+        return row_id
 
     @property
-    def _q(self) -> sqlite3.Connection:
+    def _q(self) -> SqlConnection:
         """The connection for reads: the writer's inside a write batch on this thread, so a check
         sees what earlier operations of the same transaction wrote; the reader's otherwise."""
         if getattr(self._local, "in_batch", False):
@@ -127,14 +138,14 @@ class AdminQueries:
 
     def insert_product(self, product_id: int | None, slug: str, name: str, policy: Policy, at: float) -> ProductRecord:
         try:
-            cur = self._w.execute(
-                "INSERT INTO products (id, slug, name, policy, created_at) VALUES (?, ?, ?, ?, ?)",
+            new_id = self._insert_id(
+                "INSERT INTO products (id, slug, name, policy, created_at) VALUES (COALESCE(?, 1 + (SELECT"
+                " COALESCE(MAX(id), 0) FROM products)), ?, ?, ?, ?)",
                 (product_id, slug, name, policy.value, at),
             )
-        except sqlite3.IntegrityError:
+        except self._integrity_error:
             raise Conflict(f"a product with ID {product_id} or slug {slug!r} already exists") from None
-        assert cur.lastrowid is not None
-        return ProductRecord(cur.lastrowid, slug, name, policy, at)
+        return ProductRecord(new_id, slug, name, policy, at)
 
     def update_product(self, product_id: int, *, name: str | None = None, policy: Policy | None = None) -> None:
         if name is not None:
@@ -157,14 +168,13 @@ class AdminQueries:
 
     def insert_user(self, username: str, password_hash: str, is_admin: bool, at: float) -> UserRecord:
         try:
-            cur = self._w.execute(
+            new_id = self._insert_id(
                 "INSERT INTO users (username, password_hash, is_admin, created_at) VALUES (?, ?, ?, ?)",
                 (username, password_hash, int(is_admin), at),
             )
-        except sqlite3.IntegrityError:
+        except self._integrity_error:
             raise Conflict(f"user {username!r} already exists", "username") from None
-        assert cur.lastrowid is not None
-        return UserRecord(cur.lastrowid, username, password_hash, is_admin, at)
+        return UserRecord(new_id, username, password_hash, is_admin, at)
 
     def team_of(self, product_id: int) -> list[TeamMember]:
         rows = self._q.execute(
@@ -213,14 +223,13 @@ class AdminQueries:
 
     def insert_customer(self, product_id: int, username: str, password_hash: str, at: float) -> CustomerRecord:
         try:
-            cur = self._w.execute(
+            new_id = self._insert_id(
                 "INSERT INTO customers (product_id, username, password_hash, created_at) VALUES (?, ?, ?, ?)",
                 (product_id, username, password_hash, at),
             )
-        except sqlite3.IntegrityError:
+        except self._integrity_error:
             raise Conflict(f"customer {username!r} already exists in this product", "username") from None
-        assert cur.lastrowid is not None
-        return CustomerRecord(cur.lastrowid, product_id, username, password_hash, at)
+        return CustomerRecord(new_id, product_id, username, password_hash, at)
 
     # ------------------------------------------------------------------ tokens
 

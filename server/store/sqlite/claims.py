@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
+from ..sql import SqlConnection
 
 
 class ClaimQueries:
-    _w: sqlite3.Connection
-    _q: sqlite3.Connection  # AdminQueries' property: the writer's connection inside a batch
+    _w: SqlConnection
+    _q: SqlConnection  # AdminQueries' property: the writer's connection inside a batch
 
     def claim_code(self, code_hash: bytes) -> tuple[int, int, float, str | None] | None:
         """(product_id, customer_id, expires_at, claimed_device) of a code, by its hash."""

@@ -79,6 +79,9 @@ def _connect(path: Path) -> sqlite3.Connection:
 class SQLiteStore(
     WebhookQueries, ClaimQueries, RolloutQueries, OtaQueries, FirmwareQueries, AdminQueries, Store, StoreTx
 ):
+    _w: sqlite3.Connection
+    _r: sqlite3.Connection
+
     def __init__(self, path: Path, secrets_key: SecretsKey | None = None) -> None:
         """`secrets_key`: where the key of the sealed secrets is (default: secrets.key beside the
         database, created on first start). SecretsKeyError if it is not this database's."""
@@ -234,6 +237,11 @@ class SQLiteStore(
         w.execute("RELEASE ops")
         results.extend(done)
         return True
+
+    def notice(self, channel: str, payload: str) -> None:
+        raise NotImplementedError(
+            "SQLite serves one process: there is no other node to notify (use after_commit, as LocalBus does)"
+        )
 
     def add_device_keys(self, rows: Iterable[tuple[str, bytes]], now: float) -> ImportResult:
         result = ImportResult()

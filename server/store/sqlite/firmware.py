@@ -6,7 +6,6 @@ and run inside `write_batch`.
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
@@ -32,9 +31,10 @@ def _firmware(row: tuple[Any, ...]) -> FirmwareRecord:
     return FirmwareRecord(product, version, title, description, name, size, sha256, sig, platform, at, by, released)
 
 
-def _duplicate(exc: sqlite3.IntegrityError) -> bool:
-    """A key already taken, as opposed to a CHECK or foreign key failing (a bug, not a conflict)."""
-    return "UNIQUE" in str(exc)
+def _duplicate(exc: Exception) -> bool:
+    """A key already taken, as opposed to a CHECK or foreign key failing (a bug, not a conflict).
+    SQLite says "UNIQUE constraint failed", PostgreSQL "violates unique constraint"."""
+    return "unique" in str(exc).lower()
 
 
 def _release(row: tuple[Any, ...]) -> ReleaseRecord:
@@ -81,7 +81,7 @@ class FirmwareQueries(AdminQueries):
                 (r.product_id, r.version, r.title, r.description, r.name, r.size, r.sha256, r.signature,
                  r.platform_id, r.uploaded_at, r.uploaded_by),
             )  # fmt: skip
-        except sqlite3.IntegrityError as exc:
+        except self._integrity_error as exc:
             if not _duplicate(exc):
                 raise
             raise Conflict(f"product {r.product_id} already has firmware version {r.version}", "version") from None
@@ -168,16 +168,15 @@ class FirmwareQueries(AdminQueries):
 
     def insert_group(self, product_id: int, name: str, description: str, at: float) -> GroupRecord:
         try:
-            cur = self._w.execute(
+            new_id = self._insert_id(
                 "INSERT INTO device_groups (product_id, name, description, created_at) VALUES (?, ?, ?, ?)",
                 (product_id, name, description, at),
             )
-        except sqlite3.IntegrityError as exc:
+        except self._integrity_error as exc:
             if not _duplicate(exc):
                 raise
             raise Conflict(f"product {product_id} already has a group named {name!r}", "name") from None
-        assert cur.lastrowid is not None
-        return GroupRecord(cur.lastrowid, product_id, name, description, at)
+        return GroupRecord(new_id, product_id, name, description, at)
 
     def delete_group(self, product_id: int, name: str) -> bool:
         cur = self._w.execute("DELETE FROM device_groups WHERE product_id = ? AND name = ?", (product_id, name))

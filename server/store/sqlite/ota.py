@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from ..records import OtaOutcome
+from ..sql import SqlConnection
 
 
 class OtaQueries:
-    _w: sqlite3.Connection
-    _q: sqlite3.Connection  # AdminQueries' property: the writer's connection inside a batch
+    _w: SqlConnection
+    _q: SqlConnection  # AdminQueries' property: the writer's connection inside a batch
 
     def ota_outcome(self, device_id: str) -> OtaOutcome | None:
         row = self._q.execute(

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ...rules.rollout_model import (
@@ -22,6 +21,7 @@ from ...rules.rollout_model import (
     Strategy,
 )
 from ..records import CAME_BACK_ON_OLD
+from ..sql import SqlConnection
 
 _ROLLOUT_COLUMNS = (
     "id, product_id, version, target, settings, state, state_reason, current_stage, rate_budget,"
@@ -96,8 +96,9 @@ def _device_values(d: RolloutDevice) -> tuple[Any, ...]:
 
 
 class RolloutQueries:
-    _w: sqlite3.Connection
-    _q: sqlite3.Connection  # AdminQueries' property: the writer's connection inside a batch
+    _w: SqlConnection
+    _q: SqlConnection  # AdminQueries' property: the writer's connection inside a batch
+    _insert_id: Callable[[str, Sequence[object]], int]  # AdminQueries'
 
     def get_rollout(self, product_id: int, rollout_id: int) -> Rollout | None:
         row = self._q.execute(
@@ -175,7 +176,7 @@ class RolloutQueries:
 
     def insert_rollout(self, rollout: Rollout, devices: Iterable[tuple[str, int]]) -> int:
         """Insert a rollout (its id is assigned) with its devices as (device_id, stage), in offer order."""
-        cur = self._w.execute(
+        rid = self._insert_id(
             "INSERT INTO rollouts (product_id, version, target, settings, state, state_reason, current_stage,"
             " rate_budget, error_action_fired, failures_forgiven, created_at, created_by, updated_at, finished_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -186,8 +187,6 @@ class RolloutQueries:
                 rollout.updated_at, rollout.finished_at,
             ),
         )  # fmt: skip
-        assert cur.lastrowid is not None
-        rid = cur.lastrowid
         self._w.executemany(
             f"INSERT INTO rollout_devices ({_DEVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (

@@ -7,11 +7,11 @@ opened on the way out, each bound to its row and column: nothing above the store
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 from ...rules.webhook_model import Webhook, WebhookSpec, spec_from_json, spec_to_json
 from ..sealing import CannotOpen, Sealer, is_sealed
+from ..sql import SqlConnection
 
 
 def secret_place(webhook_id: int) -> str:
@@ -23,8 +23,8 @@ def password_place(webhook_id: int) -> str:
 
 
 class WebhookQueries:
-    _w: sqlite3.Connection
-    _q: sqlite3.Connection  # AdminQueries' property: the writer's connection inside a batch
+    _w: SqlConnection
+    _q: SqlConnection  # AdminQueries' property: the writer's connection inside a batch
     _sealer: Sealer
 
     def list_webhooks(self, product_id: int | None = None) -> list[Webhook]:
@@ -81,7 +81,7 @@ def open_spec(sealer: Sealer, webhook_id: int, stored: str) -> dict[str, Any]:
     return data
 
 
-def seal_plain_webhooks(w: sqlite3.Connection, sealer: Sealer) -> int:
+def seal_plain_webhooks(w: SqlConnection, sealer: Sealer) -> int:
     """Seal what an older version stored in plain text, inside the caller's transaction; the
     number of webhooks changed. A value that already opens is left as it is, so this is idempotent."""
     changed = 0
@@ -102,7 +102,7 @@ def seal_plain_webhooks(w: sqlite3.Connection, sealer: Sealer) -> int:
     return changed
 
 
-def check_sealed_webhooks(w: sqlite3.Connection, sealer: Sealer) -> None:
+def check_sealed_webhooks(w: SqlConnection, sealer: Sealer) -> None:
     """Open every sealed value once (CannotOpen names the first that does not)."""
     for webhook_id, stored, secret in w.execute("SELECT id, spec, secret FROM webhooks"):
         sealer.open(secret, secret_place(webhook_id))

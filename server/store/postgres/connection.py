@@ -1,0 +1,92 @@
+"""psycopg connections behind the `SqlConnection` interface (store/sql.py) the query mixins use.
+
+The mixins' SQL is SQLite's dialect; `translate` rewrites what PostgreSQL spells differently
+(placeholders, NULL-safe `IS NOT`, ASCII case-insensitive `LIKE`), once per statement text.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from ..sql import SqlCursor
+
+_TOKENS = re.compile(r"'(?:[^']|'')*'|\?|%|\bIS NOT \?|\bLIKE\b", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=1024)
+def translate(sql: str) -> str:
+    """SQLite-dialect SQL as PostgreSQL reads it. String literals are left as they are."""
+
+    def one(match: re.Match[str]) -> str:
+        token = match.group(0)
+        upper = token.upper()
+        if token.startswith("'"):
+            return token.replace("%", "%%")  # psycopg reads % everywhere once parameters are given
+        if token == "?":
+            return "%s"
+        if token == "%":
+            return "%%"
+        if upper.startswith("IS NOT"):
+            return "IS DISTINCT FROM %s"  # SQLite's IS NOT compares NULLs as values
+        return "ILIKE"  # SQLite's LIKE ignores ASCII case
+
+    if re.search(r"\?\d", sql):
+        raise ValueError("numbered placeholders are not translated: override the query for PostgreSQL")
+    return _TOKENS.sub(one, sql)
+
+
+class Rows:
+    """A finished statement's rows, fetched whole (the connection went back to the pool)."""
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def fetchone(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[Any]:
+        return list(self._rows)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows)
+
+
+class PgConnection:
+    """One connection (the writer's), in autocommit mode: `write_batch` says BEGIN and COMMIT."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.raw = conn
+
+    def execute(self, sql: str, parameters: Any = None, /) -> SqlCursor:
+        # Parameters always given (even none), so that psycopg always reads the %% of translate.
+        return self.raw.execute(translate(sql), parameters or ())  # our own SQL
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> SqlCursor:
+        cur = self.raw.cursor()
+        cur.executemany(translate(sql), parameters)
+        return cur
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+class PooledReader:
+    """Reads outside a write batch: each statement on whichever pooled connection is free."""
+
+    def __init__(self, pool: ConnectionPool[Any]) -> None:
+        self.pool = pool
+
+    def execute(self, sql: str, parameters: Any = None, /) -> SqlCursor:
+        with self.pool.connection() as conn:
+            cur = conn.execute(translate(sql), parameters or ())
+            return Rows(cur.fetchall() if cur.description else [], cur.rowcount)
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> SqlCursor:
+        raise TypeError("the reader pool does not write")

@@ -1,0 +1,313 @@
+"""The PostgreSQL store: the store of record that several Fleetgate nodes can share.
+
+psycopg 3's sync API in worker threads (AsyncStore): its async API runs only on asyncio. One
+writer connection applies every write batch, in one transaction that first takes the WRITE
+advisory lock (locks.py), so batches of all nodes apply one after another as SQLite's BEGIN
+IMMEDIATE made them, and event IDs follow commit order. Reads outside a batch use a small pool.
+
+Durability: the writer sets `synchronous_commit = off` (`synchronous_commit=False`, the default),
+the counterpart of the SQLite store's `synchronous=NORMAL`: a commit survives Fleetgate crashing
+(it is in PostgreSQL's memory and WAL buffers), and only a crash of PostgreSQL or its host within
+about 3 x wal_writer_delay (0.6 s by default) loses the last commits. With `on`, each commit
+waits for an fsync (2-5 ms on the benchmark machine's disk) and the writer, which holds the
+cluster-wide write lock meanwhile, commits that much less often.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar, TypeVar
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from ..base import Store
+from ..open import DatabaseUnavailable, describe_database
+from ..records import DeviceRecord, EventRecord, ImportResult
+from ..secrets_key import SecretsKey
+from ..sqlite.admin import AdminQueries
+from ..sqlite.claims import ClaimQueries
+from ..sqlite.firmware import FirmwareQueries
+from ..sqlite.ota import OtaQueries
+from ..sqlite.rollouts import RolloutQueries
+from ..sqlite.rows import DEVICE_COLUMNS, device_from_row, paged_by_id
+from ..sqlite.webhooks import WebhookQueries
+from ..tx import StoreTx
+from ..writeop import WriteOp
+from . import locks
+from .connection import PgConnection, PooledReader
+from .migrations import MIGRATIONS
+from .queries import PostgresQueries
+from .sealed import start_sealing
+
+T = TypeVar("T")
+
+READERS = 4  # pooled reader connections, and so reads in flight at once (AsyncStore's limiter)
+CONNECT_TIMEOUT = 10  # seconds, for each connection attempt
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[-1] if text else type(exc).__name__
+
+
+def _connect(dsn: str) -> psycopg.Connection[Any]:
+    try:
+        return psycopg.connect(dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+    except psycopg.Error as exc:
+        raise DatabaseUnavailable(f"cannot connect to {describe_database(dsn)}: {_reason(exc)}") from None
+
+
+class PostgresStore(
+    PostgresQueries,
+    WebhookQueries,
+    ClaimQueries,
+    RolloutQueries,
+    OtaQueries,
+    FirmwareQueries,
+    AdminQueries,
+    Store,
+    StoreTx,
+):
+    reads_on_loop: ClassVar[bool] = False  # a read is a network round trip: never on the event loop
+    read_threads: ClassVar[int] = READERS
+    _integrity_error: ClassVar[type[Exception]] = psycopg.IntegrityError
+    _w: PgConnection
+    _r: PooledReader
+
+    def __init__(self, dsn: str, secrets_key: SecretsKey, *, synchronous_commit: bool = False) -> None:
+        """`secrets_key`: the key of the sealed secrets (SecretsKeyError if it is not this database's).
+        DatabaseUnavailable if the database cannot be reached."""
+        self.dsn = dsn  # the cluster bus opens its own listener connection with it
+        self.where = describe_database(dsn)
+        self._local = threading.local()
+        raw = _connect(dsn)
+        self._w = PgConnection(raw)
+        self._pool: ConnectionPool[Any] | None = None
+        try:
+            if not synchronous_commit:
+                raw.execute("SET synchronous_commit = off")
+            self._migrate()
+            self._sealer = start_sealing(self._w, self.where, secrets_key)
+            self._pool = ConnectionPool(
+                dsn,
+                min_size=1,
+                max_size=READERS,
+                kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
+                open=True,
+                name="fleetgate-readers",
+            )
+        except psycopg.Error as exc:  # a migration refused (permissions), or the server went away
+            self.close()
+            raise DatabaseUnavailable(f"cannot open {self.where}: {_reason(exc)}") from None
+        except BaseException:
+            self.close()
+            raise
+        self._r = PooledReader(self._pool)
+
+    def _migrate(self) -> None:
+        """Apply what is missing, under the MIGRATE lock: nodes starting at once apply each migration once."""
+        w = self._w
+        w.execute("SELECT pg_advisory_lock(?)", (locks.MIGRATE,))
+        try:
+            w.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version bigint PRIMARY KEY,"
+                " applied_at double precision NOT NULL)"
+            )
+            done = {v for (v,) in w.execute("SELECT version FROM schema_migrations")}
+            for version, sql in MIGRATIONS:
+                if version in done:
+                    continue
+                w.execute("BEGIN")
+                try:
+                    w.raw.execute(sql.encode())  # a script: no parameters, several statements
+                    w.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, time.time()))
+                    w.execute("COMMIT")
+                except BaseException:
+                    w.execute("ROLLBACK")
+                    raise
+        finally:
+            w.execute("SELECT pg_advisory_unlock(?)", (locks.MIGRATE,))
+
+    @property
+    def schema_version(self) -> int:
+        (v,) = self._q.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()
+        return int(v)
+
+    # ------------------------------------------------------------------ reads
+
+    def get_device(self, device_id: str) -> DeviceRecord | None:
+        row = self._q.execute(f"SELECT {DEVICE_COLUMNS} FROM devices WHERE device_id = ?", (device_id,)).fetchone()
+        return device_from_row(row) if row else None
+
+    def list_devices(self) -> list[DeviceRecord]:
+        rows = self._q.execute(f"SELECT {DEVICE_COLUMNS} FROM devices ORDER BY created_at, device_id")
+        return [device_from_row(r) for r in rows]
+
+    def list_events(
+        self, device_id: str | None = None, after_id: int = 0, limit: int = 1000, product_id: int | None = None
+    ) -> list[EventRecord]:
+        sql, args = paged_by_id(
+            "SELECT id, device_id, product_id, name, data, ttl, private, published_at, to_device FROM events",
+            {"device_id": device_id, "product_id": product_id},
+            after_id,
+            limit,
+        )
+        return [
+            EventRecord(d, n, bytes(data), ttl, bool(priv), at, product_id=p, id=i, to_device=to)
+            for (i, d, p, n, data, ttl, priv, at, to) in self._q.execute(sql, args)
+        ]
+
+    # ------------------------------------------------------------------ writes
+
+    def write_batch(self, ops: Sequence[WriteOp[Any]]) -> list[object]:
+        w = self._w
+        results: list[object] = []
+        self._local.in_batch = True
+        self._hooks_begin()
+        committed = False
+        try:
+            w.execute("BEGIN")
+            w.execute("SELECT pg_advisory_xact_lock(?)", (locks.WRITE,))
+            start, count = 0, len(ops)
+            while start < count:
+                kind = type(ops[start])
+                end = start + 1
+                if kind.groupable:
+                    while end < count and type(ops[end]) is kind:
+                        end += 1
+                if end - start > 1 and self._apply_group(kind, ops[start:end], results):
+                    start = end
+                    continue
+                for op in ops[start:end]:
+                    w.execute("SAVEPOINT op")
+                    mark = self._hooks_mark()
+                    try:
+                        results.append(op.apply(self))
+                    except Exception as exc:  # one bad op must not sink the batch: report it to its owner
+                        w.execute("ROLLBACK TO SAVEPOINT op")
+                        self._hooks_undo(mark)
+                        results.append(exc)
+                    w.execute("RELEASE SAVEPOINT op")
+                start = end
+            w.execute("COMMIT")
+            committed = True
+        except BaseException:
+            if w.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                w.raw.execute("ROLLBACK")
+            raise
+        finally:
+            self._local.in_batch = False
+            self._hooks_end(committed)
+        return results
+
+    def _apply_group(self, kind: type[WriteOp[Any]], group: Sequence[WriteOp[Any]], results: list[object]) -> bool:
+        """As SQLiteStore's: a run of groupable ops at once, or False with nothing applied."""
+        w = self._w
+        w.execute("SAVEPOINT ops")
+        mark = self._hooks_mark()
+        try:
+            done = kind.apply_group(self, group)
+            assert len(done) == len(group)
+        except Exception:
+            w.execute("ROLLBACK TO SAVEPOINT ops")
+            self._hooks_undo(mark)
+            w.execute("RELEASE SAVEPOINT ops")
+            return False
+        w.execute("RELEASE SAVEPOINT ops")
+        results.extend(done)
+        return True
+
+    def notice(self, channel: str, payload: str) -> None:
+        """Inside a write op: `pg_notify`, which PostgreSQL delivers to every listening session if
+        and only if the transaction commits, in commit order (a failed op's savepoint takes it back)."""
+        if not getattr(self._local, "in_batch", False):
+            raise RuntimeError("notice outside a write batch")
+        self._w.execute("SELECT pg_notify(?, ?)", (channel, payload))
+
+    def add_device_keys(self, rows: Iterable[tuple[str, bytes]], now: float) -> ImportResult:
+        result = ImportResult()
+        w = self._w
+        for device_id, public_key in rows:
+            existing = w.execute("SELECT public_key FROM devices WHERE device_id = ?", (device_id,)).fetchone()
+            if existing is None:
+                w.execute(
+                    "INSERT INTO devices (device_id, public_key, created_at) VALUES (?, ?, ?)",
+                    (device_id, public_key, now),
+                )
+                result.added.append(device_id)
+            elif existing[0] is None:  # pre-added to a product before its key was known
+                w.execute("UPDATE devices SET public_key = ? WHERE device_id = ?", (public_key, device_id))
+                result.added.append(device_id)
+            elif bytes(existing[0]) == public_key:
+                result.unchanged.append(device_id)
+            else:
+                result.errors.append((device_id, "already registered with a different public key"))
+        return result
+
+    def mark_connected(
+        self,
+        device_id: str,
+        *,
+        counter: int,
+        firmware_version: int,
+        platform_id: int,
+        firmware_product_id: int | None,
+        at: float,
+    ) -> None:
+        self._w.execute(
+            "UPDATE devices SET online = 1, last_heard = ?, last_handshake_at = ?, firmware_version = ?,"
+            " platform_id = ?, firmware_product_id = ?, last_counter = GREATEST(last_counter, ?) WHERE device_id = ?",
+            (at, at, firmware_version, platform_id, firmware_product_id, counter, device_id),
+        )
+
+    def mark_disconnected(self, device_id: str, at: float) -> None:
+        self._w.execute("UPDATE devices SET online = 0, last_heard = ? WHERE device_id = ?", (at, device_id))
+
+    def append_event(self, event: EventRecord) -> int:
+        (event_id,) = self.append_events([event])
+        return event_id
+
+    def append_events(self, events: Sequence[EventRecord]) -> list[int]:
+        """IDs are taken from the sequence first, then the rows inserted with them (one statement):
+        the order of RETURNING is not documented. The batch holds the WRITE lock, so no other
+        transaction takes IDs in between and the IDs follow commit order across nodes."""
+        if not events:
+            return []
+        w = self._w
+        ids = sorted(
+            int(i)
+            for (i,) in w.execute(
+                "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, ?)", (len(events),)
+            )
+        )
+        w.execute(
+            "INSERT INTO events (id, device_id, product_id, name, data, ttl, private, published_at, to_device)"
+            " SELECT * FROM unnest(?::bigint[], ?::text[], ?::bigint[], ?::text[], ?::bytea[], ?::bigint[],"
+            " ?::integer[], ?::double precision[], ?::text[])",
+            (
+                ids,
+                [e.device_id for e in events],
+                [e.product_id for e in events],
+                [e.name for e in events],
+                [e.data for e in events],
+                [e.ttl for e in events],
+                [int(e.private) for e in events],
+                [e.published_at for e in events],
+                [e.to_device for e in events],
+            ),
+        )
+        return ids
+
+    def reset_online(self) -> int:
+        return self._w.execute("UPDATE devices SET online = 0 WHERE online = 1").rowcount
+
+    def read_on_loop(self, fn: Callable[..., T], *args: Any) -> T:
+        return fn(*args)  # AsyncStore.read_now runs it in a worker thread (reads_on_loop is False)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+        self._w.close()

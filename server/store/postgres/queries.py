@@ -1,0 +1,56 @@
+"""Queries whose SQLite text PostgreSQL cannot run as translated (connection.py): generated IDs
+(`RETURNING id` for `lastrowid`), `string_agg` for `group_concat` (with plain `?` for `?1`), and
+no LIMIT for SQLite's -1. A mixin placed before the shared ones in PostgresStore's bases."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ...rules.admission import DeviceFacts, ProductFacts
+from ...rules.model import ListState, Policy
+from ...rules.rollout_model import RolloutDevice
+from ..records import DeviceRecord
+from ..sql import SqlConnection
+from ..sqlite.rollouts import _DEVICE_COLUMNS, _device
+from ..sqlite.rows import DEVICE_COLUMNS, device_from_row
+
+_D_DEVICE = ", ".join(f"d.{c.strip()}" for c in DEVICE_COLUMNS.split(","))
+_ADMISSION_FACTS = (
+    f"SELECT {_D_DEVICE}, p.id, p.policy, l.state,"
+    " (SELECT string_agg(t.user_id::text, ',') FROM team t WHERE t.product_id = p.id)"
+    " FROM (SELECT 1) AS one LEFT JOIN devices d ON d.device_id = ?"
+    " LEFT JOIN products p ON p.id = ?"
+    " LEFT JOIN product_devices l ON l.product_id = p.id AND l.device_id = ?"
+)
+
+
+class PostgresQueries:
+    _w: SqlConnection
+    _q: SqlConnection
+
+    def _insert_id(self, sql: str, args: Sequence[object]) -> int:
+        (row_id,) = self._w.execute(sql + " RETURNING id", args).fetchone()
+        return int(row_id)
+
+    def admission_facts(
+        self, device_id: str, fw_product_id: int | None
+    ) -> tuple[DeviceRecord | None, DeviceFacts, ProductFacts | None]:
+        """As AdminQueries', in PostgreSQL's spelling (one query: it runs for every connection)."""
+        if fw_product_id is not None and not 0 <= fw_product_id < 2**63:
+            fw_product_id = None  # no such product: bigint would refuse the value itself
+        row = self._q.execute(_ADMISSION_FACTS, (device_id, fw_product_id, device_id)).fetchone()
+        device, (product_id, policy, state, team) = row[:-4], row[-4:]
+        record = device_from_row(device) if device[0] is not None else None
+        facts = DeviceFacts(record.product_id if record else None, record.owner if record else None)
+        if fw_product_id is None or product_id is None:
+            return record, facts, None
+        members = frozenset(int(u) for u in team.split(",")) if team else frozenset()
+        return record, facts, ProductFacts(fw_product_id, Policy(policy), members, ListState(state) if state else None)
+
+    def rollout_devices(self, rollout_id: int, offset: int = 0, limit: int = -1) -> list[RolloutDevice]:
+        """All of them where `limit` is negative (SQLite's LIMIT -1; PostgreSQL's LIMIT NULL)."""
+        rows = self._q.execute(
+            f"SELECT {_DEVICE_COLUMNS} FROM rollout_devices WHERE rollout_id = ? ORDER BY position LIMIT ? OFFSET ?",
+            (rollout_id, limit if limit >= 0 else None, offset),
+        )
+        return [_device(r) for r in rows]
