@@ -66,13 +66,17 @@ def encode(node_id: str, next_seq: Callable[[], int], message: ControlMessage) -
     devs = body.get("devs")
     if not devs:
         raise ValueError(f"a {body['t']} message does not fit in a NOTIFY payload")
-    # Greedy split: each part holds as many device IDs as fit.
+    # Greedy split: each part holds as many device IDs as fit (sizes counted, not re-encoded).
+    base = len(_dump(node_id, 2**62, body | {"devs": []}).encode())
     part: list[str] = []
+    size = base
     for dev in devs:
-        if part and len(_dump(node_id, 2**62, body | {"devs": [*part, dev]}).encode()) > PAYLOAD_LIMIT:
+        extra = len(json.dumps(dev, ensure_ascii=False).encode()) + (1 if part else 0)  # the comma
+        if part and size + extra > PAYLOAD_LIMIT:
             yield _dump(node_id, next_seq(), body | {"devs": part})
-            part = []
+            part, size, extra = [], base, extra - 1
         part.append(dev)
+        size += extra
     yield _dump(node_id, next_seq(), body | {"devs": part})
 
 

@@ -150,15 +150,19 @@ class PostgresStore(
         self, device_id: str | None = None, after_id: int = 0, limit: int = 1000, product_id: int | None = None
     ) -> list[EventRecord]:
         sql, args = paged_by_id(
-            "SELECT id, device_id, product_id, name, data, ttl, private, published_at, to_device FROM events",
+            "SELECT id, device_id, product_id, name, data, ttl, private, published_at, to_device, webhooks FROM events",
             {"device_id": device_id, "product_id": product_id},
             after_id,
             limit,
         )
         return [
-            EventRecord(d, n, bytes(data), ttl, bool(priv), at, product_id=p, id=i, to_device=to)
-            for (i, d, p, n, data, ttl, priv, at, to) in self._q.execute(sql, args)
+            EventRecord(d, n, bytes(data), ttl, bool(priv), at, product_id=p, id=i, to_device=to, webhooks=bool(w))
+            for (i, d, p, n, data, ttl, priv, at, to, w) in self._q.execute(sql, args)
         ]
+
+    def last_event_id(self) -> int:
+        (last,) = self._q.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()
+        return int(last)
 
     # ------------------------------------------------------------------ writes
 
@@ -284,9 +288,9 @@ class PostgresStore(
             )
         )
         w.execute(
-            "INSERT INTO events (id, device_id, product_id, name, data, ttl, private, published_at, to_device)"
-            " SELECT * FROM unnest(?::bigint[], ?::text[], ?::bigint[], ?::text[], ?::bytea[], ?::bigint[],"
-            " ?::integer[], ?::double precision[], ?::text[])",
+            "INSERT INTO events (id, device_id, product_id, name, data, ttl, private, published_at, to_device,"
+            " webhooks) SELECT * FROM unnest(?::bigint[], ?::text[], ?::bigint[], ?::text[], ?::bytea[], ?::bigint[],"
+            " ?::integer[], ?::double precision[], ?::text[], ?::integer[])",
             (
                 ids,
                 [e.device_id for e in events],
@@ -297,6 +301,7 @@ class PostgresStore(
                 [int(e.private) for e in events],
                 [e.published_at for e in events],
                 [e.to_device for e in events],
+                [int(e.webhooks) for e in events],
             ),
         )
         return ids

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -27,13 +28,14 @@ def admin_dsn() -> str:
 
 @pytest.fixture
 def pg_dsn() -> Iterator[str]:
-    """The DSN of a new, empty database (dropped afterwards, with whatever still holds it)."""
+    """The URL of a new, empty database (dropped afterwards, with whatever still holds it)."""
     admin = admin_dsn()
     name = f"pgbus_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
-        yield psycopg.conninfo.make_conninfo(admin, dbname=name)
+        parts = urlsplit(admin)
+        yield f"{parts.scheme}://{parts.netloc}/{name}" + (f"?{parts.query}" if parts.query else "")
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

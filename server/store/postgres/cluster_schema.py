@@ -1,0 +1,18 @@
+"""Migration 13 of the PostgreSQL store: what cluster mode keeps in the database (docs/CLUSTER.md,
+"Cluster mode"). SQLite's migration 13 adds the same `events.webhooks`; the other tables exist only
+here, since a SQLite store serves one node."""
+
+from __future__ import annotations
+
+CLUSTER = """
+-- The leader's webhook dispatch reads events from the table: the publisher's privilege is stored.
+ALTER TABLE events ADD COLUMN webhooks integer NOT NULL DEFAULT 0;
+
+-- The leader's fencing epoch (cluster/pg/leader.py): bumped on each acquisition of the lock.
+CREATE TABLE IF NOT EXISTS cluster_leader (
+    one boolean PRIMARY KEY DEFAULT true CHECK (one),
+    epoch bigint NOT NULL,
+    node_id text COLLATE "C" NOT NULL,
+    since double precision NOT NULL
+);
+"""
