@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+import trio
+
 from ..store.tx import StoreTx
 from .messages import ControlMessage
 
@@ -33,4 +35,8 @@ class ClusterBus(Protocol):
 
     def leadership(self) -> AbstractAsyncContextManager[None]:
         """Entered once this node leads; held while it runs the singletons."""
+        ...
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The bus's own service (a listener), for the server's background nursery."""
         ...

@@ -56,7 +56,7 @@ from .handshake import run_handshake
 from .ota_delivery import OtaDelivery
 from .state import LinkState, Step
 from .transport import GOODBYE_TIMEOUT, Transport, peer_name
-from .writes import ConfirmSession, MarkDisconnected
+from .writes import ConfirmSession, MarkDisconnected, ReplayedHello
 
 log = logging.getLogger("fleetgate.session")
 
@@ -144,6 +144,8 @@ class DeviceSession(LinkState):
 
     def _confirmed(self, result: tuple[Decision, int | None] | Exception) -> None:
         """The confirming transaction decided again; if an operator acted since HELLO, say so."""
+        if isinstance(result, ReplayedHello):  # a replay raced to another node, which confirmed it
+            self.request_close(CloseReason.REPLACED, str(result))
         if not isinstance(result, Exception):
             # Offers are planned only from here on: the plan must see what confirming wrote
             # (e.g. an update that did not take), not the state before it.
@@ -230,6 +232,8 @@ class DeviceSession(LinkState):
                 hello.product_id,
                 now(),
                 claim_code=hello.claim_code,
+                node_id=self.ctx.node_id,
+                bus=self.ctx.bus,
             ),
             self._confirmed,
         )
@@ -327,7 +331,7 @@ class DeviceSession(LinkState):
         if self.registered and self.ctx.registry.unregister(self):
             # Shutting down (store closed) is fine: startup marks every device offline anyway.
             with trio.move_on_after(GOODBYE_TIMEOUT), contextlib.suppress(StoreClosed):
-                await self.ctx.store.submit(MarkDisconnected(self.device_id, now()))
+                await self.ctx.store.submit(MarkDisconnected(self.device_id, now(), self.ctx.node_id))
         fields = {
             "device_id": self.device_id or None,
             "peer": self.peer,

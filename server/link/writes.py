@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from ..cluster.bus import ClusterBus
+from ..cluster.messages import SessionReplaced
 from ..rollouts.planner import Report
 from ..rollouts.progress import report_rollout
 from ..rules.admission import Decision, Effect, decide
@@ -91,8 +93,13 @@ class ConfirmSession(WriteOp[tuple[Decision, int | None]]):
     firmware_product_id: int | None
     at: float
     claim_code: str | None = None
+    # Cluster mode: this node's id, and the bus that tells the node holding an older session.
+    node_id: str | None = None
+    bus: ClusterBus | None = None
 
     def apply(self, store: StoreTx) -> tuple[Decision, int | None]:
+        if self.node_id is not None:
+            self._claim(store, self.node_id)
         store.mark_connected(
             self.device_id,
             counter=self.counter,
@@ -106,16 +113,35 @@ class ConfirmSession(WriteOp[tuple[Decision, int | None]]):
         apply_decision(store, self.device_id, decision, self.at, "device")
         if self.claim_code is not None:
             try_claim(store, self.device_id, self.claim_code, decision, self.at)
+        if self.node_id is not None:
+            store.set_live_privileges(self.device_id, self.node_id, int(decision.privileges), decision.product_id)
         return decision, cloud
+
+    def _claim(self, store: StoreTx, node_id: str) -> None:
+        """The counter is spent here, under the store's write lock: of two nodes confirming the
+        same hello (a replay raced to both), the second finds it spent and confirms nothing."""
+        device = store.get_device(self.device_id)
+        if device is not None and device.last_counter >= self.counter:
+            raise ReplayedHello(f"hello counter {self.counter} was confirmed already (last {device.last_counter})")
+        previous = store.claim_live_session(self.device_id, node_id, self.counter, self.at)
+        if previous is not None and self.bus is not None:
+            self.bus.notify(store, SessionReplaced(self.device_id, self.counter))
+
+
+class ReplayedHello(Exception):
+    """READY's transaction found the hello's counter spent: another connection confirmed it first."""
 
 
 @dataclass(frozen=True, slots=True)
 class MarkDisconnected(WriteOp[None]):
     device_id: str
     at: float
+    node_id: str | None = None  # cluster mode: offline only if this node still holds the device
     small: ClassVar[bool] = True
 
     def apply(self, store: StoreTx) -> None:
+        if self.node_id is not None and not store.release_live_session(self.device_id, self.node_id):
+            return  # the device reconnected to another node, which holds it now
         store.mark_disconnected(self.device_id, self.at)
 
 

@@ -46,6 +46,10 @@ class StoreReads(abc.ABC):
         """Oldest first; `product_id`: only events routed to that product's stream."""
 
     @abc.abstractmethod
+    def live_sessions_in(self, product_id: int) -> dict[str, int]:
+        """Privileges of the live sessions (any node's) decided into `product_id` (cluster mode)."""
+
+    @abc.abstractmethod
     def last_event_id(self) -> int:
         """The largest event ID stored (0: none): where a tail of the events table starts."""
 

@@ -8,6 +8,18 @@ CLUSTER = """
 -- The leader's webhook dispatch reads events from the table: the publisher's privilege is stored.
 ALTER TABLE events ADD COLUMN webhooks integer NOT NULL DEFAULT 0;
 
+-- Which node holds each device's live session (store/sqlite/live.py, shared by both stores).
+CREATE TABLE live_sessions (
+    device_id text COLLATE "C" PRIMARY KEY,
+    node_id text COLLATE "C" NOT NULL,
+    counter bigint NOT NULL,
+    privileges bigint NOT NULL,
+    product_id bigint,
+    since double precision NOT NULL
+);
+CREATE INDEX live_sessions_by_node ON live_sessions (node_id);
+CREATE INDEX live_sessions_by_product ON live_sessions (product_id);
+
 -- The leader's fencing epoch (cluster/pg/leader.py): bumped on each acquisition of the lock.
 CREATE TABLE IF NOT EXISTS cluster_leader (
     one boolean PRIMARY KEY DEFAULT true CHECK (one),

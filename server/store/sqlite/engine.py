@@ -22,6 +22,7 @@ from ..writeop import WriteOp
 from .admin import AdminQueries
 from .claims import ClaimQueries
 from .firmware import FirmwareQueries
+from .live import LiveSessionQueries
 from .migrations import MIGRATIONS
 from .ota import OtaQueries
 from .rollouts import RolloutQueries
@@ -77,7 +78,15 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 class SQLiteStore(
-    WebhookQueries, ClaimQueries, RolloutQueries, OtaQueries, FirmwareQueries, AdminQueries, Store, StoreTx
+    LiveSessionQueries,
+    WebhookQueries,
+    ClaimQueries,
+    RolloutQueries,
+    OtaQueries,
+    FirmwareQueries,
+    AdminQueries,
+    Store,
+    StoreTx,
 ):
     _w: sqlite3.Connection
     _r: sqlite3.Connection

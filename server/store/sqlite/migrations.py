@@ -439,6 +439,17 @@ MIGRATIONS.append(
         -- Cluster mode (issue 15): the leader's webhook dispatcher reads events from the table,
         -- so whether the publisher held the webhooks privilege is stored with the event.
         ALTER TABLE events ADD COLUMN webhooks INTEGER NOT NULL DEFAULT 0;
+        -- Which node holds each device's live session (store/sqlite/live.py); empty on one node.
+        CREATE TABLE live_sessions (
+            device_id TEXT PRIMARY KEY,
+            node_id TEXT NOT NULL,
+            counter INTEGER NOT NULL,
+            privileges INTEGER NOT NULL,
+            product_id INTEGER,
+            since REAL NOT NULL
+        );
+        CREATE INDEX live_sessions_by_node ON live_sessions (node_id);
+        CREATE INDEX live_sessions_by_product ON live_sessions (product_id);
         """,
     )
 )
