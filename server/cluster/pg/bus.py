@@ -59,6 +59,7 @@ class PgBus:
         self._committed = 0  # highest seq of this node's messages that committed
         self._handled = 0  # highest seq of this node's messages handled here
         self._progress = trio.Event()  # set (and replaced) whenever _handled moves
+        self._running = False  # run() is listening (or reconnecting)
         self._inbox_send, self._inbox = trio.open_memory_channel[Envelope](math.inf)
         self.listener = Listener(dsn, (CONTROL, EVENTS), self._deliver, self._resync, unreachable,
                                  give_up_after=give_up_after)  # fmt: skip
@@ -73,6 +74,8 @@ class PgBus:
 
     async def caught_up(self) -> None:
         target = self._committed
+        if self._handled < target and not self._running:
+            raise RuntimeError("the cluster bus is not running: nothing would deliver this node's messages")
         while self._handled < target:
             await self._progress.wait()
 
@@ -82,10 +85,14 @@ class PgBus:
     # -- running
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The listener and the handler's loop, until cancelled. Started once it listens."""
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._dispatch)
-            await nursery.start(self.listener.run)
-            task_status.started()
+        self._running = True
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._dispatch)
+                await nursery.start(self.listener.run)
+                task_status.started()
+        finally:
+            self._running = False
 
     def _next_seq(self) -> int:
         self._last_seq += 1

@@ -188,3 +188,10 @@ async def test_one_node_leads_and_another_takes_over_when_its_connection_dies(pg
             await wait_for(lambda: lost == ["n1"])  # the old leader's work was cancelled
             assert n2.bus.leader.epoch == first + 1  # the fencing epoch moved on
             nursery.cancel_scope.cancel()
+
+
+async def test_caught_up_on_a_bus_that_is_not_running_fails_rather_than_hangs(pg_dsn: str, tx: PgTx) -> None:
+    node = Node(pg_dsn, "n1")
+    await tx.write(lambda s: node.bus.notify(s, ReevaluateDevice(DEVICE, "nobody listens")))
+    with pytest.raises(RuntimeError, match="not running"):
+        await node.bus.caught_up()
