@@ -24,16 +24,23 @@ def cmd_admin_token(args: argparse.Namespace) -> int:
     from .config import ServerConfig
     from .ops.auth import reissue_admin_token
     from .rules.errors import Conflict
-    from .store import SQLiteStore
+    from .store.open import DatabaseUnavailable, open_store
     from .store.secrets_key import SecretsKey, SecretsKeyError
 
     key, key_file = _deployment_secrets_key(None)
-    config = ServerConfig(data_dir=args.data_dir, secrets_key=key, secrets_key_file=key_file)
-    if not config.db_path.is_file():
+    try:
+        config = ServerConfig(
+            data_dir=args.data_dir, secrets_key=key, secrets_key_file=key_file, database_url=_database_url(args)
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if config.database_url is None and not config.db_path.is_file():
         raise CliError(f"{config.db_path} does not exist: is {args.data_dir} a server's data directory?")
     try:
-        store = SQLiteStore(config.db_path, SecretsKey.chosen(key, key_file, config.secrets_key_path))
-    except SecretsKeyError as exc:
+        store = open_store(
+            config.database_url, config.db_path, SecretsKey.chosen(key, key_file, config.secrets_key_path)
+        )
+    except (SecretsKeyError, DatabaseUnavailable) as exc:
         raise CliError(str(exc)) from None
     try:
         username, path = reissue_admin_token(store, config.admin_token_path)
@@ -50,6 +57,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
     from .config import ServerConfig
     from .store.sqlite.backup import BackupFailed, backup_database
 
+    if _database_url(args) is not None:
+        raise CliError("fleetgate backup copies a SQLite database: back up PostgreSQL with pg_dump (docs/CLUSTER.md)")
     config = ServerConfig(data_dir=args.data_dir)
     if not config.db_path.is_file():
         raise CliError(f"{config.db_path} does not exist: is {args.data_dir} a server's data directory?")
@@ -78,6 +87,11 @@ def _deployment_secrets_key(key_file: Path | None) -> tuple[bytes | None, Path |
         raise CliError(str(exc)) from None
 
 
+def _database_url(args: argparse.Namespace) -> str | None:
+    """--database, else FLEETGATE_DATABASE_URL, else None (SQLite in the data directory)."""
+    return str(args.database or os.environ.get("FLEETGATE_DATABASE_URL") or "") or None
+
+
 def _delays(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(part) for part in text.split(",") if part.strip())
@@ -100,7 +114,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             publish_burst=args.publish_burst, webhook_allow_private=args.webhook_allow_private,
             webhook_retry_delays=_delays(args.webhook_retry_delays), max_handshakes=args.max_handshakes,
             secrets_key=key, secrets_key_file=key_file,
-            database_url=args.database or os.environ.get("FLEETGATE_DATABASE_URL") or None,
+            database_url=_database_url(args),
             node_id=args.node_id, server_key_file=args.server_key,
         )  # fmt: skip
     except ValueError as exc:

@@ -42,6 +42,14 @@ def _version() -> str:
         return "(not installed)"
 
 
+def _database_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database", metavar="URL",
+        help="a PostgreSQL database to use instead of SQLite in the data directory, e.g. postgresql://user@host/db "
+        "(default: $FLEETGATE_DATABASE_URL, else SQLite)",
+    )  # fmt: skip
+
+
 def _data_dir_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data-dir",
@@ -118,11 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the key that seals webhook secrets in the database (default: $FLEETGATE_SECRETS_KEY_FILE, else "
         "$FLEETGATE_SECRETS_KEY, else DATA_DIR/secrets.key, made on first start)",
     )  # fmt: skip
-    serve.add_argument(
-        "--database", metavar="URL",
-        help="a PostgreSQL database to use instead of SQLite in the data directory, e.g. postgresql://user@host/db "
-        "(default: $FLEETGATE_DATABASE_URL, else SQLite)",
-    )  # fmt: skip
+    _database_arg(serve)
     serve.add_argument(
         "--node-id", metavar="ID",
         help="with --database: this node's name in the cluster (default: one made on first start, kept in "
@@ -142,12 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
         "admin-token", help="write a new admin token to DATA_DIR/admin.token (needs the data directory, not the API)"
     )
     _data_dir_arg(recover)
+    _database_arg(recover)
 
     backup = sub.add_parser(
         "backup", help="copy the database to a new file, also while the server runs (the keys are not in it)"
     )
     backup.add_argument("path", type=Path, metavar="PATH", help="the new file (an existing one is never replaced)")
     _data_dir_arg(backup)
+    _database_arg(backup)
 
     cli_login.add_commands(sub, _data_dir_arg)
 

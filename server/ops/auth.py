@@ -81,30 +81,35 @@ def bootstrap_admin(store: Store, token_path: Path) -> Path | None:
     written to `token_path` (0600). Returns the path when it did; later runs change nothing.
 
     Runs before the server's writer service starts, so it writes through the store's own
-    transaction. The file is written before the commit: if we crash in between, the next run
-    still sees no users and replaces the file, so the file never holds a stale token."""
+    transaction. The file is written inside it, after the check and before the commit: if we
+    crash in between, the next run still sees no users and replaces the file, so the file never
+    holds a stale token. Servers starting together on one database (PostgreSQL) take turns in
+    that transaction: the first creates the admin, the others find it there and change nothing."""
     if store.list_users():
         return None
     token = new_token()
     password = secrets.token_urlsafe(24)  # nobody learns it: the admin signs in with the token
     at = now()
-    token_path.unlink(missing_ok=True)
-    write_private(token_path, token + "\n")
 
-    def tx(s: StoreTx) -> None:
+    def tx(s: StoreTx) -> bool:
         if s.list_users():
-            raise Conflict("users appeared while creating the first admin")
+            return False  # another server made the first admin meanwhile
+        token_path.unlink(missing_ok=True)
+        write_private(token_path, token + "\n")
         user = s.insert_user(FIRST_ADMIN, hash_password(password), True, at)
         s.insert_token(
             TokenRecord(hash_token(token), user.id, None, frozenset({ALL_SCOPES}), FIRST_RUN_CLIENT, at, None)
         )
         s.append_audit(at, "system", "user_created", detail={"username": FIRST_ADMIN, "admin": True})
+        return True
 
     try:
-        store.transact(tx)
+        created = store.transact(tx)
     except Exception:
         token_path.unlink(missing_ok=True)
         raise
+    if not created:
+        return None
     log_event(log, "admin_created", username=FIRST_ADMIN, token_path=str(token_path))
     return token_path
 

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 from pathlib import Path
 
+import pytest
 import trio
 
 from server.rules.webhook_model import Auth, WebhookSpec
@@ -16,6 +17,8 @@ from server.webhooks.request import EVENT_ID_HEADER, SIGNATURE_HEADER
 from ..server.store.plain_database import make_plain_database, on_disk
 from ..webhooks.receiver import Received, receiving
 from .conftest import Api, start_api
+
+pytestmark = pytest.mark.sqlite_only  # the SQLite file's own bytes and backups
 
 P = 4901
 PASSWORD = "only-the-receiver-knows-this-one"

@@ -13,7 +13,8 @@ from firmware_sim.identity import DeviceIdentity
 from server.app import Server, open_context
 from server.config import ServerConfig
 from server.logs import now
-from server.store import SQLiteStore
+from server.store import Store
+from tests.pg import current_url, opened
 
 from .cli_support import Served, serving
 
@@ -32,15 +33,26 @@ class Live:
         return self.server.ctx.server_key.public
 
     @property
-    def store(self) -> SQLiteStore:
-        assert isinstance(self.server.ctx.store.sync, SQLiteStore)
+    def store(self) -> Store:
         return self.server.ctx.store.sync
+
+
+def another_store(live: Live) -> Store:
+    """A second store on the live server's database, as another process would open it."""
+    from server.store import SQLiteStore
+    from server.store.open import open_store
+    from server.store.secrets_key import SecretsKey
+
+    data = live.server.ctx.config.data_dir
+    url = current_url()
+    if url is None:
+        return SQLiteStore(data / "fleetgate.db")
+    return opened(open_store(url, data / "fleetgate.db", SecretsKey.default_file(data / "secrets.key")))
 
 
 async def start_live(tmp_path: Path, nursery: trio.Nursery, devices: int, **config: object) -> Live:
     ctx, _ = open_context(ServerConfig(data_dir=tmp_path / "data", device_port=0, api_port=0, **config))  # type: ignore[arg-type]
     known = [DeviceIdentity.generate() for _ in range(devices)]
-    assert isinstance(ctx.store.sync, SQLiteStore)
     ctx.store.sync.import_devices([(i.device_id_hex, i.key.public) for i in known], now())
     server: Server = await nursery.start(Server(ctx).serve)
     return Live(server, known)

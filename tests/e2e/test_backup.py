@@ -21,6 +21,8 @@ from server.store.secrets_key import ENV_KEY, SecretsKey, SecretsKeyError
 from ..api.conftest import Api, start_api
 from .cli_support import FLEETGATE, run, serving, start_server
 
+pytestmark = pytest.mark.sqlite_only  # the SQLite file's own bytes and backups
+
 P = 4901
 PASSWORD = "only-the-receiver-knows-this-one"
 

@@ -13,9 +13,8 @@ from firmware_sim.identity import DeviceIdentity
 from protocol.codes import AckResult, CloseReason, Status
 from protocol.connection import PREAMBLE
 from protocol.framing import encode_frame
-from server.store import SQLiteStore
 
-from .conftest import Live, start_live
+from .conftest import Live, another_store, start_live
 
 
 async def test_two_hundred_devices_authenticate_and_every_event_is_acked(live: Live) -> None:
@@ -88,8 +87,8 @@ async def test_devices_imported_while_running_are_seen_without_restart(live: Liv
     with pytest.raises(DeviceRefused):
         await SimDevice(newcomer, live.key).handshake(stream)
     await stream.aclose()
-    # Another connection (as another process would) writes the same SQLite file.
-    other = SQLiteStore(live.store.path)
+    # Another connection (as another process would) writes the same database.
+    other = another_store(live)
     result = other.import_devices([(newcomer.device_id_hex, newcomer.key.public)], now=0.0)
     other.close()
     assert result.added == [newcomer.device_id_hex]
@@ -118,7 +117,7 @@ async def test_shutdown_says_goodbye_and_marks_devices_offline(tmp_path: Path, n
     assert all(d.closed is not None and d.closed.reason is CloseReason.SERVER_SHUTDOWN for d in devices)
     with trio.fail_after(10):
         await live.server.stopped.wait()
-    reopened = SQLiteStore(live.store.path)
+    reopened = another_store(live)
     assert not any(r.online for r in reopened.list_devices())
     assert len(reopened.list_events()) == 1
     reopened.close()

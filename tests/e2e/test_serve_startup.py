@@ -86,6 +86,7 @@ def _modes(data: Path) -> dict[str, int]:
     return found
 
 
+@pytest.mark.sqlite_only  # the SQLite file is among the data directory's files
 def test_the_data_directory_is_owner_only_whatever_the_umask(tmp_path: Path) -> None:
     data, binary = tmp_path / "data", tmp_path / "fw.bin"
     run(FLEETSIM, "firmware", "build", "--product", 4300, "--version", 2, "--size", 4096, "--out", binary)
@@ -105,6 +106,7 @@ def test_the_data_directory_is_owner_only_whatever_the_umask(tmp_path: Path) -> 
     assert not loose
 
 
+@pytest.mark.sqlite_only  # the SQLite file is among the data directory's files
 def test_an_existing_loose_data_directory_is_tightened_at_start(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with serving(data) as server:
@@ -120,6 +122,7 @@ def test_an_existing_loose_data_directory_is_tightened_at_start(tmp_path: Path) 
     assert len(tightened) == 1 and str(data / "fleetgate.db") in tightened[0]["paths"]
 
 
+@pytest.mark.sqlite_only  # two data directories (two secrets keys) on one database
 def test_logs_have_iso_timestamps_as_json_or_text(tmp_path: Path) -> None:
     with serving(tmp_path / "json") as server:
         _, err = stop(server)
@@ -147,3 +150,18 @@ def test_a_second_ctrl_c_while_stopping_still_stops_cleanly(tmp_path: Path) -> N
     signals = [json.loads(line) for line in err.splitlines() if '"signal"' in line]
     # The second is logged as such, unless it came as the server finished (then it is dropped).
     assert signals[0]["already_stopping"] is False and all(s["already_stopping"] for s in signals[1:])
+
+
+@pytest.mark.parametrize(
+    ("database", "expected"),
+    [
+        ("postgresql://fleetgate@127.0.0.1:1/fleet", "cannot connect to PostgreSQL database fleet on 127.0.0.1:1"),
+        ("mysql://fleetgate@127.0.0.1/fleet", "--database takes a postgresql:// URL, not 'mysql'"),
+    ],
+)
+def test_a_database_that_cannot_be_used_is_one_line(tmp_path: Path, database: str, expected: str) -> None:
+    # No PostgreSQL listens on port 1: the flag wins over FLEETGATE_DATABASE_URL (set on the PostgreSQL pass).
+    result = _serve(tmp_path / "data", "--device-port", 0, "--api-port", 0, "--database", database)
+    assert result.returncode == 2
+    line = _one_line(result.stderr)
+    assert expected in line and "fleetgate@" not in line.split(":", 1)[1], line

@@ -14,7 +14,10 @@ from server.config import ServerConfig
 from server.context import ServerContext
 from server.link.registry import SessionRegistry
 from server.link.session import DeviceSession
-from server.store import AsyncStore, SQLiteStore
+from server.store import AsyncStore, Store
+from server.store.open import open_store
+from server.store.secrets_key import SecretsKey
+from tests.pg import current_url, opened
 
 
 @dataclass
@@ -29,8 +32,7 @@ class Harness:
         return self.ctx.server_key.public
 
     @property
-    def store(self) -> SQLiteStore:
-        assert isinstance(self.ctx.store.sync, SQLiteStore)
+    def store(self) -> Store:
         return self.ctx.store.sync
 
     def open_stream(self, *, lockstep: bool = False) -> trio.abc.Stream:
@@ -48,7 +50,11 @@ class Harness:
 
 
 async def start_harness(tmp_path: Path, nursery: trio.Nursery, devices: int = 3, **config: object) -> Harness:
-    store = SQLiteStore(tmp_path / "fleetgate.db")
+    # SQLite, or this worker's PostgreSQL database on the PostgreSQL pass (tests/pg.py)
+    url = current_url()
+    store = open_store(url, tmp_path / "fleetgate.db", SecretsKey.default_file(tmp_path / "secrets.key"))
+    if url is not None:
+        opened(store)
     known = [DeviceIdentity.generate() for _ in range(devices)]
     store.import_devices([(i.device_id_hex, i.key.public) for i in known], now=0.0)
     ctx = ServerContext(

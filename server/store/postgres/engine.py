@@ -50,8 +50,9 @@ CONNECT_TIMEOUT = 10  # seconds, for each connection attempt
 
 
 def _reason(exc: BaseException) -> str:
+    """The driver's first line (the rest are hints), without psycopg's "connection failed: " prefix."""
     text = str(exc).strip()
-    return text.splitlines()[-1] if text else type(exc).__name__
+    return text.splitlines()[0].removeprefix("connection failed: ").strip() if text else type(exc).__name__
 
 
 def _connect(dsn: str) -> psycopg.Connection[Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from server.config import ServerConfig
 from server.ops.operations import Operations
 from server.rules.model import Policy, Role
 from server.store.records import UserRecord
+from tests.server.store.conftest import integrity_error
 
 
 async def test_the_creator_joins_the_team_in_the_creating_transaction(tmp_path: Path, nursery: trio.Nursery) -> None:
@@ -25,7 +25,7 @@ async def test_the_creator_joins_the_team_in_the_creating_transaction(tmp_path: 
 
     # A creator the team cannot take (here: no such user) leaves no product behind without its administrator.
     ghost = UserRecord(id=9999, username="ghost", password_hash="", is_admin=False, created_at=0.0)
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(integrity_error(ctx.store.sync)):
         await ops.create_product("user:ghost", "Orphan", product_id=4999, policy=Policy.QUARANTINE, administrator=ghost)
     assert ctx.store.sync.get_product(4999) is None
     await ctx.store.close_writes()

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import pytest
 
 from server.events.log import AppendEvent
-from server.store import SQLiteStore, Store, Transaction, WriteOp
+from server.store import Store, Transaction, WriteOp
 from server.store.records import EventRecord
 from server.store.tx import StoreTx
+from tests.server.store.conftest import OpenStore
 
 DEVICE = "aa" * 12
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SQLiteStore:
-    return SQLiteStore(tmp_path / "fleetgate.db")
+def store(open_store: OpenStore) -> Store:
+    return open_store()
 
 
 def asking(ran: list[str], name: str, *, fail: bool = False) -> Transaction[None]:
@@ -34,7 +34,7 @@ def run_taken(store: Store) -> None:
         hook()
 
 
-def test_a_committed_op_hook_runs_once_and_a_failed_op_hook_never(store: SQLiteStore) -> None:
+def test_a_committed_op_hook_runs_once_and_a_failed_op_hook_never(store: Store) -> None:
     ran: list[str] = []
     results = store.write_batch([asking(ran, "a"), asking(ran, "b", fail=True), asking(ran, "c")])
     assert results[0] is None and isinstance(results[1], RuntimeError) and results[2] is None
@@ -54,7 +54,7 @@ class Abort(WriteOp[None]):
         raise Interrupted
 
 
-def test_a_batch_that_does_not_commit_runs_no_hook(store: SQLiteStore) -> None:
+def test_a_batch_that_does_not_commit_runs_no_hook(store: Store) -> None:
     ran: list[str] = []
     with pytest.raises(Interrupted):
         store.write_batch([asking(ran, "a"), Abort()])
@@ -79,7 +79,7 @@ class AppendAsking(AppendEvent):
         return [op.apply(store) for op in ops]
 
 
-def test_a_group_rolled_back_drops_its_hooks_and_the_ops_that_commit_keep_theirs(store: SQLiteStore) -> None:
+def test_a_group_rolled_back_drops_its_hooks_and_the_ops_that_commit_keep_theirs(store: Store) -> None:
     AppendAsking.ran = []
     good = AppendAsking(EventRecord(DEVICE, "good", b"", 60, True, 1.0))
     bad = AppendAsking(EventRecord(DEVICE, None, b"", 60, True, 1.0))  # type: ignore[arg-type]  # NOT NULL

@@ -17,6 +17,7 @@ from server.store import SQLiteStore, Store
 from server.store.records import FirmwareRecord
 from server.store.sqlite.migrations import MIGRATIONS
 from server.store.tx import StoreTx
+from tests.server.store.conftest import OpenStore, integrity_error
 
 P, OTHER = 4201, 4202
 DEV_A, DEV_B = "aa" * 12, "bb" * 12
@@ -35,8 +36,8 @@ def insert_group(s: StoreTx, name: str) -> object:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SQLiteStore:
-    s = SQLiteStore(tmp_path / "fleetgate.db")
+def store(open_store: OpenStore) -> Store:
+    s = open_store()
 
     def setup(s: StoreTx) -> None:
         for product in (P, OTHER):
@@ -78,7 +79,7 @@ def test_schema_version_4_from_scratch_and_from_version_3(tmp_path: Path) -> Non
     upgraded.close()
 
 
-def test_firmware_rows_and_duplicate_versions(store: SQLiteStore) -> None:
+def test_firmware_rows_and_duplicate_versions(store: Store) -> None:
     assert [f.version for f in store.list_firmware(P)] == [1, 2, 3]
     assert store.list_firmware(OTHER) == []
     got = store.get_firmware(P, 2)
@@ -87,11 +88,11 @@ def test_firmware_rows_and_duplicate_versions(store: SQLiteStore) -> None:
         tx(store, lambda s: s.insert_firmware(firmware(2)))
     assert info.value.field == "version"
     tx(store, lambda s: s.insert_firmware(firmware(2, OTHER)))  # versions are per product
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(integrity_error(store)):
         tx(store, lambda s: s.insert_firmware(firmware(0)))
 
 
-def test_release_is_declarative(store: SQLiteStore) -> None:
+def test_release_is_declarative(store: Store) -> None:
     def release(version: int, default: bool, groups: list[str], at: float = 5.0) -> None:
         tx(store, lambda s: s.release_firmware(
             P, version, product_default=default, groups=groups, intelligent=False, at=at, actor="user:a"
@@ -117,26 +118,26 @@ def test_release_is_declarative(store: SQLiteStore) -> None:
         release(2, False, ["nope"])
 
 
-def test_a_released_or_locked_version_cannot_be_deleted_by_the_schema(store: SQLiteStore) -> None:
+def test_a_released_or_locked_version_cannot_be_deleted_by_the_schema(store: Store) -> None:
     tx(store, lambda s: s.release_firmware(
         P, 1, product_default=True, groups=[], intelligent=True, at=5.0, actor="user:a"
     ))  # fmt: skip
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(integrity_error(store)):
         tx(store, lambda s: s.delete_firmware(P, 1))
     tx(store, lambda s: s.set_firmware_lock(P, DEV_A, 2, 5.0, "user:a"))
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(integrity_error(store)):
         tx(store, lambda s: s.delete_firmware(P, 2))
     assert tx(store, lambda s: s.delete_firmware(P, 3)) is True
     assert tx(store, lambda s: s.delete_firmware(P, 3)) is False
 
 
-def test_groups_members_and_names(store: SQLiteStore) -> None:
+def test_groups_members_and_names(store: Store) -> None:
     with pytest.raises(Conflict) as info:
         tx(store, lambda s: s.insert_group(P, "beta", "", 2.0))
     assert info.value.field == "name"
     tx(store, lambda s: s.insert_group(OTHER, "beta", "", 2.0))  # names are per product
     for bad in ("Beta", "", "a b", "x" * 65, "é"):  # the schema refuses what the API would (a second guard)
-        with pytest.raises(sqlite3.IntegrityError):
+        with pytest.raises(integrity_error(store)):
             tx(store, partial(insert_group, name=bad))
     tx(store, lambda s: s.insert_group(P, "a_b-9", "", 2.0))
 
@@ -161,7 +162,7 @@ def test_groups_members_and_names(store: SQLiteStore) -> None:
     assert tx(store, lambda s: s.delete_group(P, "eu")) is False
 
 
-def test_target_facts_and_leaving_the_product(store: SQLiteStore) -> None:
+def test_target_facts_and_leaving_the_product(store: Store) -> None:
     def setup(s: StoreTx) -> None:
         s.release_firmware(P, 1, product_default=True, groups=[], intelligent=False, at=5.0, actor="user:a")
         s.release_firmware(P, 2, product_default=False, groups=["beta"], intelligent=True, at=5.0, actor="user:a")
@@ -188,13 +189,13 @@ def test_target_facts_and_leaving_the_product(store: SQLiteStore) -> None:
     assert store.firmware_target_facts(P, DEV_A).groups == ()
 
 
-def test_unlock(store: SQLiteStore) -> None:
+def test_unlock(store: Store) -> None:
     tx(store, lambda s: s.set_firmware_lock(P, DEV_A, 3, 5.0, "user:a"))
     tx(store, lambda s: s.set_firmware_lock(P, DEV_A, 2, 6.0, "user:a"))
     assert store.firmware_lock(P, DEV_A) == 2
     tx(store, lambda s: s.set_firmware_lock(P, DEV_A, None, 7.0, "user:a"))
     assert store.firmware_lock(P, DEV_A) is None
-    with pytest.raises(sqlite3.IntegrityError):  # only uploaded versions
+    with pytest.raises(integrity_error(store)):  # only uploaded versions
         tx(store, lambda s: s.set_firmware_lock(P, DEV_A, 99, 7.0, "user:a"))
 
 

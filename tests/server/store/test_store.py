@@ -9,10 +9,11 @@ import pytest
 
 from server.events.log import AppendEvent
 from server.link.writes import ConfirmSession, MarkDisconnected
-from server.store import SQLiteStore, WriteOp
+from server.store import SQLiteStore, Store, WriteOp
 from server.store.records import EventRecord
 from server.store.sqlite.migrations import MIGRATIONS
 from server.store.tx import StoreTx
+from tests.server.store.conftest import OpenStore
 
 KEY_A = bytes(range(32))
 KEY_B = bytes(range(1, 33))
@@ -23,8 +24,8 @@ def MarkConnected(device_id: str, counter: int, firmware_version: int, platform_
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SQLiteStore:
-    return SQLiteStore(tmp_path / "fleetgate.db")
+def store(open_store: OpenStore) -> Store:
+    return open_store()
 
 
 def test_migrations_apply_once(tmp_path: Path) -> None:
@@ -36,7 +37,7 @@ def test_migrations_apply_once(tmp_path: Path) -> None:
     again.close()
 
 
-def test_import_reports_added_unchanged_and_conflicts(store: SQLiteStore) -> None:
+def test_import_reports_added_unchanged_and_conflicts(store: Store) -> None:
     first = store.import_devices([("aa" * 12, KEY_A), ("bb" * 12, KEY_A)], now=1.0)
     assert first.added == ["aa" * 12, "bb" * 12] and not first.errors
     second = store.import_devices([("aa" * 12, KEY_A), ("bb" * 12, KEY_B)], now=2.0)
@@ -51,7 +52,7 @@ class Explode(WriteOp[None]):
         raise RuntimeError("boom")
 
 
-def test_a_failing_op_rolls_back_alone(store: SQLiteStore) -> None:
+def test_a_failing_op_rolls_back_alone(store: Store) -> None:
     store.import_devices([("aa" * 12, KEY_A)], now=1.0)
     event = EventRecord("aa" * 12, "temp", b"1", 60, True, 5.0)
     results = store.write_batch([AppendEvent(event), Explode(), MarkConnected("aa" * 12, 9, 3, 6, 5.0)])
@@ -61,14 +62,14 @@ def test_a_failing_op_rolls_back_alone(store: SQLiteStore) -> None:
     assert record is not None and record.online and record.last_counter == 9 and record.firmware_version == 3
 
 
-def test_counter_never_goes_backwards(store: SQLiteStore) -> None:
+def test_counter_never_goes_backwards(store: Store) -> None:
     store.import_devices([("aa" * 12, KEY_A)], now=1.0)
     store.write_batch([MarkConnected("aa" * 12, 50, 1, 6, 2.0), MarkConnected("aa" * 12, 40, 1, 6, 3.0)])
     record = store.get_device("aa" * 12)
     assert record is not None and record.last_counter == 50
 
 
-def test_disconnect_and_reset_online(store: SQLiteStore) -> None:
+def test_disconnect_and_reset_online(store: Store) -> None:
     store.import_devices([("aa" * 12, KEY_A), ("bb" * 12, KEY_B)], now=1.0)
     store.write_batch([MarkConnected("aa" * 12, 1, 1, 6, 2.0), MarkConnected("bb" * 12, 1, 1, 6, 2.0)])
     store.write_batch([MarkDisconnected("aa" * 12, 4.0)])
@@ -78,7 +79,7 @@ def test_disconnect_and_reset_online(store: SQLiteStore) -> None:
     assert not any(d.online for d in store.list_devices())
 
 
-def test_events_page_by_id_and_device(store: SQLiteStore) -> None:
+def test_events_page_by_id_and_device(store: Store) -> None:
     ops: list[WriteOp[Any]] = [
         AppendEvent(EventRecord(d, f"e{i}", b"", 60, True, float(i))) for i, d in enumerate(["aa" * 12, "bb" * 12] * 3)
     ]

@@ -1,7 +1,8 @@
 """Batched event appends: a write batch's events go in as multi-row INSERTs, and each op still
 gets its own event's ID (counted back from the last row: proven here by reading the rows back),
 with a bad op failing alone. Small batches may be applied on the event loop (write_batch_now),
-but never by waiting for another process's write lock or carrying a WAL checkpoint."""
+but never by waiting for another process's write lock or carrying a WAL checkpoint. The tests
+of `any_store` run on PostgreSQL too (IDs from its sequence, taken under the write lock)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ import trio
 
 from server.events.log import AppendEvent
 from server.link.writes import MarkDisconnected
-from server.store import AsyncStore, SQLiteStore, Transaction, WriteOp
+from server.store import AsyncStore, SQLiteStore, Store, Transaction, WriteOp
 from server.store.records import EventRecord
 from server.store.sqlite import engine as sqlite_module
 from server.store.tx import StoreTx
+from tests.server.store.conftest import OpenStore, integrity_error
 
 KEY = bytes(range(32))
 DEVICE = "aa" * 12
@@ -27,6 +29,14 @@ DEVICE = "aa" * 12
 @pytest.fixture
 def store(tmp_path: Path) -> SQLiteStore:
     s = SQLiteStore(tmp_path / "fleetgate.db")
+    s.import_devices([(DEVICE, KEY)], now=1.0)
+    return s
+
+
+@pytest.fixture
+def any_store(open_store: OpenStore) -> Store:
+    """SQLite, then PostgreSQL (whose IDs come from its sequence, taken under the write lock)."""
+    s = open_store()
     s.import_devices([(DEVICE, KEY)], now=1.0)
     return s
 
@@ -40,12 +50,13 @@ class Explode(WriteOp[None]):
         raise RuntimeError("boom")
 
 
-def by_id(store: SQLiteStore) -> dict[int, EventRecord]:
+def by_id(store: Store) -> dict[int, EventRecord]:
     return {e.id: e for e in store.list_events(limit=10_000) if e.id is not None}
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 63, 64, 65, 127, 200, 512])
-def test_each_append_gets_the_id_of_its_own_row(store: SQLiteStore, count: int) -> None:
+def test_each_append_gets_the_id_of_its_own_row(any_store: Store, count: int) -> None:
+    store = any_store
     store.write_batch([append(-1)])  # the table is not empty: IDs do not start at 1
     ops = [append(i, data=bytes([i % 256]) * (i % 7)) for i in range(count)]
     results = store.write_batch(ops)
@@ -69,7 +80,8 @@ def test_ids_never_reuse_a_deleted_last_id(store: SQLiteStore) -> None:
     assert [by_id(store)[i].name for i in again if isinstance(i, int)] == [f"e{i}" for i in range(100, 110)]
 
 
-def test_runs_of_appends_between_other_ops_keep_their_order(store: SQLiteStore) -> None:
+def test_runs_of_appends_between_other_ops_keep_their_order(any_store: Store) -> None:
+    store = any_store
     ops: list[WriteOp[Any]] = [
         append(0),
         append(1),
@@ -86,11 +98,12 @@ def test_runs_of_appends_between_other_ops_keep_their_order(store: SQLiteStore) 
     assert [by_id(store)[i].name for i in ids] == ["e0", "e1", "e2", "e3", "e4"]
 
 
-def test_a_bad_event_in_a_run_fails_alone(store: SQLiteStore) -> None:
+def test_a_bad_event_in_a_run_fails_alone(any_store: Store) -> None:
+    store = any_store
     bad = AppendEvent(EventRecord(DEVICE, None, b"", 60, True, 1.0))  # type: ignore[arg-type]  # NOT NULL
     ops: list[WriteOp[Any]] = [append(0), append(1), bad, append(3)]
     results = store.write_batch(ops)
-    assert isinstance(results[2], sqlite3.IntegrityError)
+    assert isinstance(results[2], integrity_error(store))
     ids = [r for r in (results[0], results[1], results[3]) if isinstance(r, int)]
     assert len(ids) == 3
     assert [by_id(store)[i].name for i in ids] == ["e0", "e1", "e3"]
