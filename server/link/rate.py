@@ -22,3 +22,13 @@ class TokenBucket:
             self.tokens -= 1.0
             return True
         return False
+
+    def level(self, now: float) -> float:
+        """The tokens held at `now` (a bucket never used holds its burst)."""
+        if self.tokens < 0:
+            return self.burst
+        return min(self.burst, self.tokens + (now - self.at) * self.rate)
+
+    def limit_to(self, tokens: float, now: float) -> None:
+        """Hold at most `tokens` from `now` on (what the device had left on another node)."""
+        self.tokens, self.at = min(self.level(now), max(0.0, tokens)), now

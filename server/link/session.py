@@ -158,6 +158,12 @@ class DeviceSession(LinkState):
                 self.decision, self.cloud_product_id = decision, cloud
             self._start_ota()
 
+    def _handed_bucket(self, handed: tuple[float, float]) -> None:
+        cfg = self.ctx.config
+        self.ctx.registry.limit_publish_bucket(
+            self.device_id, cfg.publish_rate, cfg.publish_burst, handed, trio.current_time(), now()
+        )
+
     def update_decision(self, decision: Decision, cloud_product_id: int | None) -> None:
         """An operator action changed this connection's admission: tell the device at once."""
         self.decision = decision
@@ -234,6 +240,7 @@ class DeviceSession(LinkState):
                 claim_code=hello.claim_code,
                 node_id=self.ctx.node_id,
                 bus=self.ctx.bus,
+                handed_bucket=self._handed_bucket if self.ctx.node_id is not None else None,
             ),
             self._confirmed,
         )
@@ -331,7 +338,11 @@ class DeviceSession(LinkState):
         if self.registered and self.ctx.registry.unregister(self):
             # Shutting down (store closed) is fine: startup marks every device offline anyway.
             with trio.move_on_after(GOODBYE_TIMEOUT), contextlib.suppress(StoreClosed):
-                await self.ctx.store.submit(MarkDisconnected(self.device_id, now(), self.ctx.node_id))
+                at = now()
+                bucket = None
+                if self.ctx.node_id is not None:  # hand the publish bucket to the node it moves to
+                    bucket = self.ctx.registry.publish_bucket_state(self.device_id, trio.current_time(), at)
+                await self.ctx.store.submit(MarkDisconnected(self.device_id, at, self.ctx.node_id, bucket))
         fields = {
             "device_id": self.device_id or None,
             "peer": self.peer,

@@ -4,7 +4,9 @@ confirmed, a claim code spent) and a session ended. Operator re-evaluations (lin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import ClassVar
 
 from ..cluster.bus import ClusterBus
@@ -96,6 +98,8 @@ class ConfirmSession(WriteOp[tuple[Decision, int | None]]):
     # Cluster mode: this node's id, and the bus that tells the node holding an older session.
     node_id: str | None = None
     bus: ClusterBus | None = None
+    # Cluster mode: called after commit with the publish bucket the device left elsewhere (tokens, at).
+    handed_bucket: Callable[[tuple[float, float]], None] | None = None
 
     def apply(self, store: StoreTx) -> tuple[Decision, int | None]:
         if self.node_id is not None:
@@ -126,6 +130,10 @@ class ConfirmSession(WriteOp[tuple[Decision, int | None]]):
         previous = store.claim_live_session(self.device_id, node_id, self.counter, self.at)
         if previous is not None and self.bus is not None:
             self.bus.notify(store, SessionReplaced(self.device_id, self.counter))
+        # Taken over from a live session: it has not handed its bucket over yet, so start empty.
+        handed = (0.0, self.at) if previous is not None else store.publish_bucket_of(self.device_id)
+        if handed is not None and self.handed_bucket is not None:
+            store.after_commit(partial(self.handed_bucket, handed))
 
 
 class ReplayedHello(Exception):
@@ -137,11 +145,14 @@ class MarkDisconnected(WriteOp[None]):
     device_id: str
     at: float
     node_id: str | None = None  # cluster mode: offline only if this node still holds the device
+    bucket: tuple[float, float] | None = None  # cluster mode: its publish bucket (tokens, at), handed over
     small: ClassVar[bool] = True
 
     def apply(self, store: StoreTx) -> None:
         if self.node_id is not None and not store.release_live_session(self.device_id, self.node_id):
             return  # the device reconnected to another node, which holds it now
+        if self.bucket is not None:
+            store.save_publish_bucket(self.device_id, *self.bucket)
         store.mark_disconnected(self.device_id, self.at)
 
 

@@ -51,6 +51,9 @@ class StoreTx(StoreReads, CommitHooks):
     @abc.abstractmethod
     def release_node_sessions(self, node_id: str) -> int: ...
 
+    @abc.abstractmethod
+    def save_publish_bucket(self, device_id: str, tokens: float, at: float) -> None: ...
+
     # -- devices and events
     @abc.abstractmethod
     def add_device_keys(self, rows: Iterable[tuple[str, bytes]], now: float) -> ImportResult: ...

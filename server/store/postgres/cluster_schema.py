@@ -8,6 +8,10 @@ CLUSTER = """
 -- The leader's webhook dispatch reads events from the table: the publisher's privilege is stored.
 ALTER TABLE events ADD COLUMN webhooks integer NOT NULL DEFAULT 0;
 
+-- A device's publish bucket as its last session left it, for the node it connects to next.
+ALTER TABLE devices ADD COLUMN publish_tokens double precision;
+ALTER TABLE devices ADD COLUMN publish_at double precision;
+
 -- Which node holds each device's live session (store/sqlite/live.py, shared by both stores).
 CREATE TABLE live_sessions (
     device_id text COLLATE "C" PRIMARY KEY,

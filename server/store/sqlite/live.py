@@ -50,6 +50,17 @@ class LiveSessionQueries:
         )
         return int(self._w.execute("DELETE FROM live_sessions WHERE node_id = ?", (node_id,)).rowcount)
 
+    def publish_bucket_of(self, device_id: str) -> tuple[float, float] | None:
+        """What the device's publish bucket held when its last session ended: (tokens, at)."""
+        row = self._q.execute("SELECT publish_tokens, publish_at FROM devices WHERE device_id = ?", (device_id,))
+        found = row.fetchone()
+        return None if found is None or found[0] is None else (float(found[0]), float(found[1]))
+
+    def save_publish_bucket(self, device_id: str, tokens: float, at: float) -> None:
+        self._w.execute(
+            "UPDATE devices SET publish_tokens = ?, publish_at = ? WHERE device_id = ?", (tokens, at, device_id)
+        )
+
     def live_sessions_in(self, product_id: int) -> dict[str, int]:
         """Privileges of the live sessions decided into `product_id`, on any node."""
         rows = self._q.execute("SELECT device_id, privileges FROM live_sessions WHERE product_id = ?", (product_id,))

@@ -439,6 +439,9 @@ MIGRATIONS.append(
         -- Cluster mode (issue 15): the leader's webhook dispatcher reads events from the table,
         -- so whether the publisher held the webhooks privilege is stored with the event.
         ALTER TABLE events ADD COLUMN webhooks INTEGER NOT NULL DEFAULT 0;
+        -- A device's publish bucket as its last session left it, for the node it connects to next.
+        ALTER TABLE devices ADD COLUMN publish_tokens REAL;
+        ALTER TABLE devices ADD COLUMN publish_at REAL;
         -- Which node holds each device's live session (store/sqlite/live.py); empty on one node.
         CREATE TABLE live_sessions (
             device_id TEXT PRIMARY KEY,
