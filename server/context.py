@@ -22,7 +22,7 @@ from .events.publishing import DirectFeed, EventFeed, TailFeed
 from .link.control import NodeControl
 from .link.registry import SessionRegistry
 from .rollouts.wakeup import Wakeup
-from .store import AsyncStore
+from .store import AsyncStore, Transaction
 from .webhooks.service import WebhookService
 
 
@@ -61,7 +61,11 @@ class ServerContext:
         control = NodeControl(self)
         self.feed = feed
         self.bus = PgBus(dsn, self.node_id, control.handle, on_events=feed.ring, resync=control.resync,
-                         unreachable=self._cut_off)  # fmt: skip
+                         unreachable=self._cut_off, release_node=self._release_node)  # fmt: skip
+
+    async def _release_node(self, node_id: str) -> None:
+        """The leader found `node_id` dead: its devices are offline unless another node holds them."""
+        await self.store.write(Transaction(lambda tx: tx.release_node_sessions(node_id), "sweep_node"))
 
     def _cut_off(self) -> None:
         # A node that cannot reach the database cannot confirm anything: its devices go elsewhere.

@@ -7,7 +7,8 @@ the operator API of any node.
   with Last-Event-ID without gaps;
 - a device reconnecting to another node closes its old session there, and a replayed hello
   raced to two nodes confirms exactly one session;
-- `kill -9` of the leader mid-rollout: another node leads within seconds and finishes it.
+- `kill -9` of the leader mid-rollout: another node leads within seconds and finishes it, and the
+  new leader sweeps the dead node: its devices show offline.
 
 Needs FLEETGATE_TEST_DATABASE_URL (tests/cluster_pg.py: skipped without it, failed in CI without it).
 """
@@ -64,6 +65,12 @@ class Cluster:
         with psycopg.connect(self.database) as conn:
             row = conn.execute("SELECT node_id FROM cluster_leader").fetchone()
         return None if row is None else str(row[0])
+
+
+def online(cluster: Cluster, device_id: str) -> bool:
+    with psycopg.connect(cluster.database) as conn:
+        row = conn.execute("SELECT online FROM devices WHERE device_id = %s", (device_id,)).fetchone()
+    return row is not None and bool(row[0])
 
 
 def _private_file(path: Path, text: str) -> Path:
@@ -320,7 +327,12 @@ async def test_a_killed_leader_is_replaced_and_the_new_one_finishes_the_rollout(
     leader = cluster.leader()
     victim = next(n for n in cluster.nodes if n.data.name == leader)
     home = next(n for n in cluster.nodes if n is not victim)
-    async with operator(cluster) as client:
+    async with operator(cluster) as client, AsyncExitStack() as stack:
+        # Devices of another product on the node that will die: the sweep marks them offline.
+        stranded = await product_with(client, cluster, product + 100, 3, preadd=True)
+        victim_index = cluster.nodes.index(victim)
+        for identity in stranded:
+            await connected(stack, cluster, victim_index, identity, product + 100)
         identities = await product_with(client, cluster, product, count, preadd=True)
         for version in (1, 2):
             image = firmware.build(product, version, 20_000, seed=version)
@@ -354,4 +366,8 @@ async def test_a_killed_leader_is_replaced_and_the_new_one_finishes_the_rollout(
                 while (await rollout_state(client, home.api, product, rollout_id))["state"] != "completed":  # noqa: ASYNC110
                     await trio.sleep(0.1)
             fleet.cancel_scope.cancel()
+        with trio.fail_after(20):  # the leader sweeps a node 10 s after its last heartbeat
+            while any(online(cluster, i.device_id_hex) for i in stranded):  # noqa: ASYNC110 (in the database)
+                await trio.sleep(0.2)
+        print(f"a killed node's devices offline after {trio.current_time() - killed:.1f} s")
     assert all(f.installed_version == 2 for f in flashes)  # every device ends on the target

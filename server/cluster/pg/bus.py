@@ -27,6 +27,7 @@ from ..messages import ControlMessage
 from .codec import Envelope, decode, encode
 from .leader import LeaderLock
 from .listener import Listener
+from .nodes import NodeLiveness
 
 log = logging.getLogger("fleetgate.cluster")
 
@@ -48,8 +49,11 @@ class PgBus:
         on_events: Callable[[], None] = lambda: None,
         resync: Callable[[], Awaitable[None]] = _nothing,
         unreachable: Callable[[], None] = lambda: None,
+        release_node: Callable[[str], Awaitable[None]] | None = None,
         leader_poll: float = 1.0,
         give_up_after: float = 10.0,
+        beat: float = 1.0,
+        stale_after: float = 10.0,
     ) -> None:
         self.node_id = node_id
         self._handle = handler
@@ -64,6 +68,10 @@ class PgBus:
         self.listener = Listener(dsn, (CONTROL, EVENTS), self._deliver, self._resync, unreachable,
                                  give_up_after=give_up_after)  # fmt: skip
         self.leader = LeaderLock(dsn, node_id, poll=leader_poll)
+        # The sessions of a node found dead are released by the leader (None: no sweeping).
+        self._release_node = release_node
+        self._unreachable = unreachable
+        self.liveness = NodeLiveness(dsn, node_id, beat=beat, stale_after=stale_after)
 
     # -- ClusterBus
     def notify(self, tx: StoreTx, message: ControlMessage) -> None:
@@ -90,6 +98,7 @@ class PgBus:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._dispatch)
                 await nursery.start(self.listener.run)
+                nursery.start_soon(self.liveness.stamp, self._unreachable)  # swept: as if cut off
                 task_status.started()
         finally:
             self._running = False
@@ -139,6 +148,8 @@ class PgBus:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._lose_with, nursery.cancel_scope)
+                if self._release_node is not None:
+                    nursery.start_soon(self.liveness.sweep, self._release_node)
                 yield
                 nursery.cancel_scope.cancel()
         finally:

@@ -24,6 +24,13 @@ CREATE TABLE live_sessions (
 CREATE INDEX live_sessions_by_node ON live_sessions (node_id);
 CREATE INDEX live_sessions_by_product ON live_sessions (product_id);
 
+-- Node liveness (cluster/pg/nodes.py): each node stamps its row; the leader sweeps stale ones.
+CREATE TABLE IF NOT EXISTS cluster_nodes (
+    node_id text COLLATE "C" PRIMARY KEY,
+    started_at double precision NOT NULL,
+    heartbeat_at double precision NOT NULL
+);
+
 -- The leader's fencing epoch (cluster/pg/leader.py): bumped on each acquisition of the lock.
 CREATE TABLE IF NOT EXISTS cluster_leader (
     one boolean PRIMARY KEY DEFAULT true CHECK (one),

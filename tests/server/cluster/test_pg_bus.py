@@ -195,3 +195,41 @@ async def test_caught_up_on_a_bus_that_is_not_running_fails_rather_than_hangs(pg
     await tx.write(lambda s: node.bus.notify(s, ReevaluateDevice(DEVICE, "nobody listens")))
     with pytest.raises(RuntimeError, match="not running"):
         await node.bus.caught_up()
+
+
+async def test_the_leader_sweeps_a_node_that_stopped_and_a_swept_node_closes_its_sessions(pg_dsn: str) -> None:
+    released: list[str] = []
+    swept: list[str] = []
+
+    async def release(node_id: str) -> None:
+        await trio.lowlevel.checkpoint()
+        released.append(node_id)
+
+    async def ignore(message: ControlMessage) -> None:
+        await trio.lowlevel.checkpoint()
+
+    timing = {"leader_poll": 0.05, "beat": 0.05, "stale_after": 0.5}
+    leader = PgBus(pg_dsn, "n1", ignore, release_node=release, **timing)  # type: ignore[arg-type]
+    doomed = PgBus(pg_dsn, "n2", ignore, **timing)  # type: ignore[arg-type]
+    frozen = PgBus(pg_dsn, "n3", ignore, unreachable=lambda: swept.append("n3"), **timing)  # type: ignore[arg-type]
+
+    async def lead() -> None:
+        async with leader.leadership():
+            await trio.sleep_forever()
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(leader.run)
+        await nursery.start(frozen.run)
+        nursery.start_soon(lead)
+        async with trio.open_nursery() as n2:
+            await n2.start(doomed.run)
+            await trio.sleep(0.3)
+            assert released == []  # stamping nodes are alive
+            n2.cancel_scope.cancel()  # n2 stops stamping, as a killed node does
+        await wait_for(lambda: released == ["n2"], within=5)
+
+        with psycopg.connect(pg_dsn, autocommit=True) as admin:  # n3 swept while it could not stamp
+            admin.execute("DELETE FROM cluster_nodes WHERE node_id = 'n3'")
+        await wait_for(lambda: swept == ["n3"], within=5)  # it closes the sessions no longer recorded
+        assert released == ["n2"]  # and stamps again: alive
+        nursery.cancel_scope.cancel()
