@@ -8,7 +8,15 @@ than one process", lists this and every other place that assumes one process).
 
 from .bus import ClusterBus, Handler
 from .local import LocalBus
-from .messages import AbortFirmware, ControlMessage, OfferFirmware, ReevaluateDevice, ReevaluateProduct, WakeRollouts
+from .messages import (
+    AbortFirmware,
+    ControlMessage,
+    OfferFirmware,
+    ReevaluateDevice,
+    ReevaluateProduct,
+    WakeRollouts,
+    WebhooksChanged,
+)
 
 __all__ = [
     "AbortFirmware",
@@ -20,4 +28,5 @@ __all__ = [
     "ReevaluateDevice",
     "ReevaluateProduct",
     "WakeRollouts",
+    "WebhooksChanged",
 ]

@@ -57,8 +57,22 @@ class SessionReplaced:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhooksChanged:
+    """A webhook was created, changed or deleted: every node reads the webhooks in force again
+    (the leader dispatches with them; the others answer the API with them)."""
+
+
+@dataclass(frozen=True, slots=True)
 class WakeRollouts:
     """A rollout may have work to do now: the scheduler (on the leader) looks before its next tick."""
 
 
-ControlMessage = ReevaluateDevice | ReevaluateProduct | OfferFirmware | AbortFirmware | SessionReplaced | WakeRollouts
+ControlMessage = (
+    ReevaluateDevice
+    | ReevaluateProduct
+    | OfferFirmware
+    | AbortFirmware
+    | SessionReplaced
+    | WakeRollouts
+    | WebhooksChanged
+)

@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from ..cluster.messages import WebhooksChanged
 from ..logs import now
 from ..rules.errors import Conflict, Invalid, NotFound
 from ..rules.webhook_model import HOOK_PREFIX, MAX_TEMPLATE, MAX_URL, MAX_WEBHOOKS_PER_PRODUCT, Webhook, WebhookSpec
@@ -105,6 +106,7 @@ class WebhookOperations:
             if len(s.list_webhooks(product_id)) >= MAX_WEBHOOKS_PER_PRODUCT:
                 raise Conflict(f"a product has at most {MAX_WEBHOOKS_PER_PRODUCT} webhooks")
             webhook_id = s.insert_webhook(product_id, spec, secret, at, actor)
+            self.ctx.bus.notify(s, WebhooksChanged())
             s.append_audit(at, actor, "webhook_created", product_id=product_id,
                             detail={"webhook_id": webhook_id, "event": spec.event, "url": spec.url})  # fmt: skip
             return webhook_id
@@ -121,6 +123,7 @@ class WebhookOperations:
 
         def tx(s: StoreTx) -> int:
             s.update_webhook(webhook_id, spec)
+            self.ctx.bus.notify(s, WebhooksChanged())
             s.append_audit(at, actor, "webhook_updated", product_id=product_id,
                             detail={"webhook_id": webhook_id, "disabled": spec.disabled})  # fmt: skip
             return webhook_id
@@ -136,6 +139,7 @@ class WebhookOperations:
 
         def tx(s: StoreTx) -> int:
             s.delete_webhook(webhook_id)
+            self.ctx.bus.notify(s, WebhooksChanged())
             s.append_audit(at, actor, "webhook_deleted", product_id=product_id, detail={"webhook_id": webhook_id})
             return webhook_id
 
@@ -143,4 +147,6 @@ class WebhookOperations:
         self.ctx.webhooks.remove(webhook_id)
 
     async def _write(self, tx: Transaction[int]) -> int:
-        return await self.ctx.store.write(tx)  # re-raises what the transaction raised
+        done = await self.ctx.store.write(tx)  # re-raises what the transaction raised
+        await self.ctx.bus.caught_up()  # this node has read the webhooks in force again
+        return done

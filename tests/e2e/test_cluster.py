@@ -5,6 +5,8 @@ the operator API of any node.
 - an approval through one node's API reaches a device on another within 100 ms (p99);
 - one SSE stream on node 2 carries every acked event of every node once, in id order, and resumes
   with Last-Event-ID without gaps;
+- each webhook goes out once cluster-wide (from the leader), keyed by the event's ID, though it
+  was created on another node;
 - a device reconnecting to another node closes its old session there, and a replayed hello
   raced to two nodes confirms exactly one session;
 - `kill -9` of the leader mid-rollout: another node leads within seconds and finishes it, and the
@@ -92,7 +94,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 nodes.append(
                     start_server(
                         tmp / f"n{i}", "--database", database, "--node-id", f"n{i}", "--server-key", str(key_file),
-                        "--secrets-key-file", str(secrets_file), "--log-level", "warning",
+                        "--secrets-key-file", str(secrets_file), "--log-level", "warning", "--webhook-allow-private",
                     )
                 )  # fmt: skip
             token = (tmp / "n1" / "admin.token").read_text().strip()  # the first node to start made the admin
@@ -191,14 +193,17 @@ async def read_stream(client: httpx.AsyncClient, url: str, stream: Stream, heade
                 current[key] = value
 
 
-def stored_ids(cluster: Cluster, product: int) -> list[int]:
+def stored_ids(cluster: Cluster, product: int, name: str | None = None) -> list[int]:
     with psycopg.connect(cluster.database) as conn:
-        rows = conn.execute("SELECT id FROM events WHERE product_id = %s ORDER BY id", (product,)).fetchall()
+        rows = conn.execute(
+            "SELECT id FROM events WHERE product_id = %s AND (%s::text IS NULL OR name = %s) ORDER BY id",
+            (product, name, name),
+        ).fetchall()
     return [int(r[0]) for r in rows]
 
 
 async def test_one_stream_carries_every_nodes_events_once_in_order_and_resumes(cluster: Cluster) -> None:
-    product, count, each = 7102, 12, 10
+    product, count, each = 7102, 12, 4  # each: the publish burst, so no device waits on its limit
     async with operator(cluster) as client, AsyncExitStack() as stack:
         identities = await product_with(client, cluster, product, count, preadd=True)
         devices = [await connected(stack, cluster, i % 3, identity, product) for i, identity in enumerate(identities)]
@@ -293,6 +298,53 @@ async def test_hopping_between_nodes_does_not_refill_the_publish_limit(cluster: 
     elapsed = trio.current_time() - start
     assert hops >= 6
     assert accepted <= burst + rate * elapsed + 1, (accepted, hops, elapsed)
+
+
+async def receive_webhooks(keys: list[str], *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+    """A bare HTTP receiver: the Idempotency-Key of every request, answered 200."""
+
+    async def handle(stream: trio.SocketStream) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = await stream.receive_some(65536)
+            if not chunk:
+                return
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        headers = {k.lower(): v for k, _, v in (line.partition(": ") for line in head.decode().split("\r\n")[1:])}
+        while len(body) < int(headers.get("content-length", "0")):
+            body += await stream.receive_some(65536)
+        keys.append(headers["idempotency-key"])
+        await stream.send_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+        await stream.aclose()
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    task_status.started(listeners[0].socket.getsockname()[1])
+    await trio.serve_listeners(handle, listeners)
+
+
+async def test_each_webhook_goes_out_once_cluster_wide_keyed_by_the_event(cluster: Cluster) -> None:
+    """The webhook is created on one node; devices on all three trigger it; only the leader sends."""
+    product, count, each = 7107, 6, 3
+    keys: list[str] = []
+    async with operator(cluster) as client, trio.open_nursery() as nursery, AsyncExitStack() as stack:
+        port = await nursery.start(receive_webhooks, keys)
+        identities = await product_with(client, cluster, product, count, preadd=True)
+        hook = {"event": "temp", "url": f"http://127.0.0.1:{port}/in", "requestType": "POST"}
+        made = await client.post(f"{cluster.nodes[2].api}/v1/products/{product}/webhooks", json=hook)
+        assert made.status_code == 201, made.text
+        devices = [await connected(stack, cluster, i % 3, identity, product) for i, identity in enumerate(identities)]
+        for device in devices:
+            for n in range(each):
+                assert await device.publish("temp", str(n).encode()) is AckResult.ACCEPTED
+        stored = stored_ids(cluster, product, "temp")  # not the hook responses stored for the devices
+        assert len(stored) == count * each
+        with trio.fail_after(10):
+            while len(keys) < len(stored):  # noqa: ASYNC110 (the receiver's list has no event)
+                await trio.sleep(0.05)
+        await trio.sleep(1)  # no second delivery from another node comes
+        assert sorted(int(k) for k in keys) == stored  # once each, keyed by the event's ID
+        nursery.cancel_scope.cancel()
 
 
 async def device_life(port: int, key: bytes, identity: DeviceIdentity, product: int, flash: Flash) -> None:

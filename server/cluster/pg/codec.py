@@ -23,6 +23,7 @@ from ..messages import (
     ReevaluateProduct,
     SessionReplaced,
     WakeRollouts,
+    WebhooksChanged,
 )
 
 PAYLOAD_LIMIT = 7900  # bytes; PostgreSQL refuses 8000 and more
@@ -49,6 +50,8 @@ def _body(message: ControlMessage) -> dict[str, Any]:
         return {"t": "abort", "devs": list(message.device_ids), "reason": int(message.reason), "detail": detail}
     if isinstance(message, SessionReplaced):
         return {"t": "replaced", "dev": message.device_id, "counter": message.counter}
+    if isinstance(message, WebhooksChanged):
+        return {"t": "webhooks_changed"}
     return {"t": "wake_rollouts"}
 
 
@@ -126,4 +129,6 @@ def _message(body: dict[str, Any]) -> ControlMessage | None:
         return SessionReplaced(_str(body["dev"]), _int(body["counter"]))
     if kind == "wake_rollouts":
         return WakeRollouts()
+    if kind == "webhooks_changed":
+        return WebhooksChanged()
     return None

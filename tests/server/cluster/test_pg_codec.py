@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from protocol.codes import OtaAbortReason
 from server.cluster import AbortFirmware, ControlMessage, OfferFirmware, ReevaluateDevice, ReevaluateProduct
-from server.cluster.messages import SessionReplaced, WakeRollouts
+from server.cluster.messages import SessionReplaced, WakeRollouts, WebhooksChanged
 from server.cluster.pg.codec import PAYLOAD_LIMIT, TEXT_LIMIT, decode, encode
 
 device_ids = st.text(alphabet="0123456789abcdef", min_size=24, max_size=24)
@@ -25,6 +25,7 @@ messages: st.SearchStrategy[ControlMessage] = st.one_of(
     st.builds(AbortFirmware, st.lists(device_ids, max_size=5).map(tuple), st.sampled_from(OtaAbortReason), texts),
     st.builds(SessionReplaced, device_ids, st.integers(0, 2**63)),
     st.just(WakeRollouts()),
+    st.just(WebhooksChanged()),
 )
 
 
