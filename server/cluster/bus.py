@@ -20,6 +20,11 @@ import trio
 from ..store.tx import StoreTx
 from .messages import ControlMessage
 
+
+class NotLeader(Exception):
+    """A singleton's write refused: this node no longer leads (the fencing epoch moved on)."""
+
+
 # What a node does with a delivered message (link/control.py's NodeControl.handle).
 Handler = Callable[[ControlMessage], Awaitable[None]]
 
@@ -35,6 +40,11 @@ class ClusterBus(Protocol):
 
     def leadership(self) -> AbstractAsyncContextManager[None]:
         """Entered once this node leads; held while it runs the singletons."""
+        ...
+
+    def fence(self, tx: StoreTx) -> None:
+        """Inside a singleton's write transaction: raise NotLeader if another node has taken the
+        lead since this one did (its write must not land)."""
         ...
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

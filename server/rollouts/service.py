@@ -211,6 +211,7 @@ class RolloutService:
         bus = self.ctx.bus
 
         def step_tx(s: StoreTx) -> Applied:
+            bus.fence(s)  # a node that lost the lead since this tick began writes nothing
             applied = apply_step(s, rollout, by_id, step, at)
             announce(bus, s, applied)
             return applied

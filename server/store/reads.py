@@ -50,6 +50,10 @@ class StoreReads(abc.ABC):
         """Cluster mode: what the device's publish bucket held when its last session ended (tokens, at)."""
 
     @abc.abstractmethod
+    def leader_epoch(self) -> int | None:
+        """Cluster mode: the leader's fencing epoch (None before any node led)."""
+
+    @abc.abstractmethod
     def live_sessions_in(self, product_id: int) -> dict[str, int]:
         """Privileges of the live sessions (any node's) decided into `product_id` (cluster mode)."""
 

@@ -22,7 +22,7 @@ import trio
 
 from ...logs import log_event
 from ...store.tx import StoreTx
-from ..bus import Handler
+from ..bus import Handler, NotLeader
 from ..messages import ControlMessage
 from .codec import Envelope, decode, encode
 from .leader import LeaderLock
@@ -89,6 +89,11 @@ class PgBus:
 
     def leadership(self) -> AbstractAsyncContextManager[None]:
         return self._leading()
+
+    def fence(self, tx: StoreTx) -> None:
+        mine, current = self.leader.epoch, tx.leader_epoch()
+        if mine is None or current != mine:
+            raise NotLeader(f"node {self.node_id} does not lead (epoch {mine}, the cluster's {current})")
 
     # -- running
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

@@ -61,6 +61,11 @@ class LiveSessionQueries:
             "UPDATE devices SET publish_tokens = ?, publish_at = ? WHERE device_id = ?", (tokens, at, device_id)
         )
 
+    def leader_epoch(self) -> int | None:
+        """The cluster leader's fencing epoch (cluster/pg/leader.py); None before any node led."""
+        row = self._q.execute("SELECT epoch FROM cluster_leader").fetchone()
+        return None if row is None else int(row[0])
+
     def live_sessions_in(self, product_id: int) -> dict[str, int]:
         """Privileges of the live sessions decided into `product_id`, on any node."""
         rows = self._q.execute("SELECT device_id, privileges FROM live_sessions WHERE product_id = ?", (product_id,))

@@ -452,6 +452,13 @@ MIGRATIONS.append(
             since REAL NOT NULL
         );
         CREATE INDEX live_sessions_by_node ON live_sessions (node_id);
+        -- The cluster leader's fencing epoch (PostgreSQL only in practice: one node never fences).
+        CREATE TABLE cluster_leader (
+            one INTEGER PRIMARY KEY CHECK (one = 1),
+            epoch INTEGER NOT NULL,
+            node_id TEXT NOT NULL,
+            since REAL NOT NULL
+        );
         CREATE INDEX live_sessions_by_product ON live_sessions (product_id);
         """,
     )
