@@ -50,6 +50,10 @@ class StoreReads(abc.ABC):
         """Cluster mode: what the device's publish bucket held when its last session ended (tokens, at)."""
 
     @abc.abstractmethod
+    def webhook_cursor(self) -> int | None:
+        """Cluster mode: the last event the leader's webhook dispatch queued."""
+
+    @abc.abstractmethod
     def leader_epoch(self) -> int | None:
         """Cluster mode: the leader's fencing epoch (None before any node led)."""
 

@@ -52,6 +52,9 @@ class StoreTx(StoreReads, CommitHooks):
     def release_node_sessions(self, node_id: str) -> int: ...
 
     @abc.abstractmethod
+    def set_webhook_cursor(self, event_id: int) -> None: ...
+
+    @abc.abstractmethod
     def save_publish_bucket(self, device_id: str, tokens: float, at: float) -> None: ...
 
     # -- devices and events

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Protocol
 
 import httpx
@@ -28,10 +29,12 @@ from ..config import ServerConfig
 from ..events.broker import EventBroker
 from ..events.feeds import API_SOURCE
 from ..events.log import EventLog
+from ..events.publishing import EventFeed
 from ..logs import log_event, now
 from ..rules.webhook_model import HOOK_PREFIX, Webhook
-from ..store import AsyncStore
+from ..store import AsyncStore, Transaction
 from ..store.records import EventRecord
+from ..store.tx import StoreTx
 from . import guard, templates
 from .history import Attempt, DeliveryStats
 from .request import OutgoingRequest, RenderError, build, host_key
@@ -54,8 +57,18 @@ class WebhookContext(Protocol):
     @property
     def event_log(self) -> EventLog: ...
 
+    @property
+    def feed(self) -> EventFeed: ...  # in cluster mode, where its tail stands (webhook cursor)
+
 
 log = logging.getLogger("fleetgate.webhooks")
+
+CURSOR_EVERY = 1.0  # seconds between writes of the webhook cursor (cluster mode)
+
+
+def _set_cursor(tx: StoreTx, *, event_id: int) -> None:
+    tx.set_webhook_cursor(event_id)
+
 
 LANE_QUEUE = 256  # requests waiting per target host
 MAX_LANES = 256  # distinct target hosts at once
@@ -108,6 +121,7 @@ class WebhookService:
         self._nursery: trio.Nursery | None = None
         self._ctx: WebhookContext | None = None
         self._pending_retries = 0
+        self._tapped = 0  # the largest event ID handed to tap (cluster mode stores it: the cursor)
         self._clients: tuple[httpx.AsyncClient, httpx.AsyncClient] | None = None  # TLS verified, not
 
     # -- the webhooks in force
@@ -134,7 +148,10 @@ class WebhookService:
     # -- triggering
     def tap(self, event: EventRecord) -> None:
         """Called by the broker for every stored event; never waits."""
-        if self._nursery is None or event.id is None or event.product_id is None:
+        if self._nursery is None or event.id is None:
+            return
+        self._tapped = max(self._tapped, event.id)
+        if event.product_id is None:
             return
         # Only a publisher holding the webhooks privilege triggers them, and never the cloud's
         # own webhook events (a response that triggered a webhook could loop forever).
@@ -179,6 +196,9 @@ class WebhookService:
             self._clients = (verified, unverified)
             self._nursery = nursery
             ctx.events.taps.append(self.tap)
+            live_from = ctx.feed.position  # the tap sees every event after it (same tick: nothing between)
+            if live_from is not None:  # cluster mode: resume from the stored cursor, keep it moving
+                nursery.start_soon(self._resume_from_cursor, ctx, live_from)
             try:
                 task_status.started()
                 await trio.sleep_forever()
@@ -186,6 +206,31 @@ class WebhookService:
                 ctx.events.taps.remove(self.tap)
                 self._nursery = None
                 nursery.cancel_scope.cancel()
+
+    async def _resume_from_cursor(self, ctx: WebhookContext, live_from: int) -> None:
+        """Cluster mode, on the leader: trigger what the previous leader had not queued yet (events
+        after the stored cursor, up to where the live tap starts), then store how far this leader
+        has queued, every CURSOR_EVERY seconds (at least once: a failover may send some again,
+        with the same Idempotency-Key)."""
+        store = ctx.store
+        cursor = await store.read(store.sync.webhook_cursor)
+        after = live_from if cursor is None else cursor
+        while after < live_from:
+            events = await store.read(store.sync.list_events, after_id=after, limit=1000)
+            for event in events:
+                if event.id is None or event.id > live_from:
+                    break
+                self.tap(event)
+            if not events or events[-1].id is None:
+                break
+            after = events[-1].id
+        written = cursor
+        while True:
+            mark = max(live_from, self._tapped)
+            if mark != written:
+                await store.write(Transaction(partial(_set_cursor, event_id=mark), "webhook_cursor"))
+                written = mark
+            await trio.sleep(CURSOR_EVERY)
 
     async def _worker(self, lane: Lane) -> None:
         async for job in lane.receive:

@@ -31,6 +31,9 @@ CREATE TABLE IF NOT EXISTS cluster_nodes (
     heartbeat_at double precision NOT NULL
 );
 
+-- How far the cluster's webhook dispatch has queued (the next leader resumes after it).
+CREATE TABLE webhook_cursor (one integer PRIMARY KEY CHECK (one = 1), event_id bigint NOT NULL);
+
 -- The leader's fencing epoch (cluster/pg/leader.py): bumped on each acquisition of the lock.
 CREATE TABLE IF NOT EXISTS cluster_leader (
     one boolean PRIMARY KEY DEFAULT true CHECK (one),

@@ -452,6 +452,8 @@ MIGRATIONS.append(
             since REAL NOT NULL
         );
         CREATE INDEX live_sessions_by_node ON live_sessions (node_id);
+        -- How far the cluster's webhook dispatch has queued (the next leader resumes after it).
+        CREATE TABLE webhook_cursor (one INTEGER PRIMARY KEY CHECK (one = 1), event_id INTEGER NOT NULL);
         -- The cluster leader's fencing epoch (PostgreSQL only in practice: one node never fences).
         CREATE TABLE cluster_leader (
             one INTEGER PRIMARY KEY CHECK (one = 1),
