@@ -27,8 +27,9 @@ from .cluster.node import NodeSetupError, load_shared_server_key, node_id_of
 from .config import ServerConfig
 from .context import ServerContext
 from .data_dir import DataDirInUse, DataDirLock, create_private_file, make_data_dir, prepare_data_dir
+from .descriptors import raise_descriptor_limit
 from .gc_tuning import tune_for_serving
-from .link.acceptor import serve_devices
+from .link.acceptor import AdmissionGate, HandshakeSlot, serve_devices
 from .link.keys import load_or_create_server_key
 from .link.registry import SessionRegistry
 from .link.session import handle_device
@@ -103,6 +104,8 @@ class Server:
         self._api_port = 0
         self._shutdown = trio.Event()
         self.stopped = trio.Event()
+        # The device port's handshake slots, their shares per address and what was shed (link/acceptor.py).
+        self.admission = AdmissionGate.for_config(ctx.config)
 
     @property
     def device_port(self) -> int:
@@ -153,9 +156,7 @@ class Server:
                             # The accept loop has its own nursery so it can stop before sessions do.
                             async with trio.open_nursery() as acceptor:
                                 handler = partial(_handle_device, ctx)
-                                acceptor.start_soon(
-                                    serve_devices, self.listeners, handler, sessions, cfg.max_handshakes
-                                )
+                                acceptor.start_soon(serve_devices, self.listeners, handler, sessions, self.admission)
                                 log_event(
                                     log,
                                     "listening",
@@ -200,9 +201,9 @@ async def _lead_when_chosen(ctx: ServerContext) -> None:
         await _run_singletons(ctx)
 
 
-async def _handle_device(ctx: ServerContext, stream: trio.SocketStream, handshake_done: Callable[[], None]) -> None:
-    """The acceptor's handler: (stream, release of its handshake slot), with the context bound."""
-    await handle_device(stream, ctx, handshake_done)
+async def _handle_device(ctx: ServerContext, stream: trio.SocketStream, slot: HandshakeSlot) -> None:
+    """The acceptor's handler: (stream, its handshake slot), with the context bound."""
+    await handle_device(stream, ctx, slot)
 
 
 class CannotServe(Exception):
@@ -211,6 +212,7 @@ class CannotServe(Exception):
 
 async def run_forever(config: ServerConfig, on_ready: Callable[[Server], None] | None = None) -> None:
     """Bind, claim the data directory, then run until SIGINT or SIGTERM and shut down cleanly."""
+    before, limit = raise_descriptor_limit()  # logged once serving: a failed start is one line
     ports = await bind_ports(config)
     try:
         startup = start_up(config, exclusive=True)
@@ -225,6 +227,8 @@ async def run_forever(config: ServerConfig, on_ready: Callable[[Server], None] |
             async with trio.open_nursery() as nursery:
                 await nursery.start(server.serve)
                 tune_for_serving()
+                if limit != before:
+                    log_event(log, "descriptor_limit", limit=limit, raised_from=before)
                 if on_ready is not None:
                     on_ready(server)
                 nursery.start_soon(_stop_on_signals, server, signals)

@@ -112,8 +112,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             data_dir=args.data_dir, host=args.host, device_port=args.device_port, api_port=args.api_port,
             max_firmware_size=args.max_firmware_size, publish_rate=args.publish_rate,
             publish_burst=args.publish_burst, webhook_allow_private=args.webhook_allow_private,
-            webhook_retry_delays=_delays(args.webhook_retry_delays), max_handshakes=args.max_handshakes,
+            webhook_retry_delays=_delays(args.webhook_retry_delays), webhook_retry_for=args.webhook_retry_for,
+            max_handshakes=args.max_handshakes,
             secrets_key=key, secrets_key_file=key_file,
+            max_handshakes_per_address=args.max_handshakes_per_address,
+            first_message_timeout=args.first_message_timeout,
             database_url=_database_url(args),
             node_id=args.node_id, server_key_file=args.server_key,
         )  # fmt: skip

@@ -12,6 +12,8 @@ DEFAULT_DEVICE_PORT = 5683  # Particle's device port (CoAP's registered port)
 DEFAULT_API_PORT = 8080
 DEFAULT_MAX_HANDSHAKES = 2048
 _NODE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+DEFAULT_MAX_HANDSHAKES_PER_ADDRESS = 256
+DEFAULT_FIRST_MESSAGE_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +24,11 @@ class ServerConfig:
     api_port: int = DEFAULT_API_PORT  # operator HTTP API on the same host
     # A device must finish the handshake and send READY within this many seconds.
     handshake_timeout: float = 10.0
+    # ... and deliver its whole HELLO within this many seconds of getting a handshake slot, else it
+    # is junk holding the slot, closed without an answer. Devices send it with the connect: it
+    # arrives within a round trip, or after TCP's first retransmission (1 s) if it was lost. At 1 s
+    # a 10,000-device storm lost 648 devices whose busy client sent late; at 2 s, none.
+    first_message_timeout: float = DEFAULT_FIRST_MESSAGE_TIMEOUT
     # Devices ping every heartbeat_interval; after idle_timeout of silence the server closes.
     # 2.5 intervals tolerate one lost ping plus network jitter.
     heartbeat_interval: int = 30
@@ -42,6 +49,12 @@ class ServerConfig:
     # benchmark machine fewer at once measure more CPU each, an effect of its shared cores:
     # docs/BENCHMARKS.md, "accept".)
     max_handshakes: int = DEFAULT_MAX_HANDSHAKES
+    # Of those, at most this many from one source address (an IPv6 /64 counts as one): one host
+    # cannot take every slot. An eighth of the slots: a carrier-grade NAT puts thousands of devices
+    # behind one address, but a handshake holds its place for about a round trip, so 256 at once
+    # admits hundreds of devices a second from one address (the rest are closed and retry).
+    # Equal to max_handshakes: no per-address share (docs/RELIABILITY.md).
+    max_handshakes_per_address: int = DEFAULT_MAX_HANDSHAKES_PER_ADDRESS
     # Bytes requested per socket read.
     receive_size: int = 65536
     # Publishes per device: Particle's limit of about one a second with a burst of four. A publish
@@ -50,11 +63,17 @@ class ServerConfig:
     publish_burst: int = 4
     # Largest firmware binary an upload may carry (the device link allows up to 16 MiB).
     max_firmware_size: int = limits.MAX_OTA_IMAGE_SIZE
-    # Webhooks: Particle's 20 s per request and retries 30 s and then 60 s after a failure.
+    # Webhooks: Particle's 20 s per request; a failed request is tried again after each delay in
+    # turn (Particle's 30 s and 60 s first), the last delay repeating, until `webhook_retry_for`
+    # seconds after the delivery was made: then it is marked failed. Finished deliveries are kept
+    # for their history, then pruned (docs/RELIABILITY.md, "Webhook delivery").
     # Private and loopback targets are refused unless the operator allows them (a webhook
     # URL must not become a way into the server's own network).
     webhook_timeout: float = 20.0
-    webhook_retry_delays: tuple[float, ...] = (30.0, 60.0)
+    webhook_retry_delays: tuple[float, ...] = (30.0, 60.0, 120.0, 300.0)
+    webhook_retry_for: float = 24 * 3600.0
+    webhook_keep_succeeded: float = 24 * 3600.0
+    webhook_keep_failed: float = 7 * 24 * 3600.0
     webhook_allow_private: bool = False
     # The key that seals webhook secrets and passwords in the database, kept out of it: given by
     # the deployment (FLEETGATE_SECRETS_KEY) or a file of theirs; else DATA_DIR/secrets.key.
@@ -83,6 +102,8 @@ class ServerConfig:
             raise ValueError(f"max_firmware_size must be 1024..{limits.MAX_OTA_IMAGE_SIZE} bytes")
         if not (self.webhook_timeout > 0 and all(d >= 0 for d in self.webhook_retry_delays)):
             raise ValueError("webhook_timeout must be above 0 and retry delays at least 0")
+        if not (self.webhook_retry_for >= 0 and self.webhook_keep_succeeded >= 0 and self.webhook_keep_failed >= 0):
+            raise ValueError("webhook_retry_for and the webhook retention times must be at least 0")
         if not limits.MIN_RX_FRAME <= self.rx_max_frame <= limits.NOISE_MAX_MESSAGE:
             raise ValueError(f"rx_max_frame must be {limits.MIN_RX_FRAME}..{limits.NOISE_MAX_MESSAGE}")
         if self.max_handshakes < 1:
@@ -93,6 +114,10 @@ class ServerConfig:
             raise ValueError("--node-id takes 1 to 64 letters, digits, '.', '_' or '-'")
         if self.secrets_key is not None and (len(self.secrets_key) != 32 or self.secrets_key_file is not None):
             raise ValueError("secrets_key is 32 bytes, and given instead of secrets_key_file, not with it")
+        if self.max_handshakes_per_address < 1:
+            raise ValueError("max_handshakes_per_address must be at least 1")
+        if not self.first_message_timeout > 0:  # above handshake_timeout it changes nothing
+            raise ValueError("first_message_timeout must be above 0 seconds")
 
     @property
     def db_path(self) -> Path:

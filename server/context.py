@@ -14,7 +14,7 @@ from dataclasses import InitVar, dataclass, field
 from protocol.codes import CloseReason
 from protocol.noise import KeyPair
 
-from .cluster import ClusterBus, LocalBus
+from .cluster import ClusterBus, ControlMessage, Handler, LocalBus
 from .config import ServerConfig
 from .events.broker import EventBroker
 from .events.log import EventLog
@@ -46,7 +46,9 @@ class ServerContext:
     def __post_init__(
         self, cluster_bus: ClusterBus | None, event_feed: EventFeed | None, cluster_dsn: str | None
     ) -> None:
-        self.bus = cluster_bus if cluster_bus is not None else LocalBus(NodeControl(self).handle)
+        self.bus = (
+            cluster_bus if cluster_bus is not None else LocalBus(_each(NodeControl(self).handle, self.webhooks.handle))
+        )
         self.feed = event_feed if event_feed is not None else DirectFeed(self.events)
         if cluster_dsn is not None:
             self._join_cluster(cluster_dsn)
@@ -60,7 +62,8 @@ class ServerContext:
         feed = TailFeed(self.store, self.events)
         control = NodeControl(self)
         self.feed = feed
-        self.bus = PgBus(dsn, self.node_id, control.handle, on_events=feed.ring, resync=control.resync,
+        handle = _each(control.handle, self.webhooks.handle)
+        self.bus = PgBus(dsn, self.node_id, handle, on_events=feed.ring, resync=control.resync,
                          unreachable=self._cut_off, release_node=self._release_node)  # fmt: skip
 
     async def _release_node(self, node_id: str) -> None:
@@ -70,3 +73,13 @@ class ServerContext:
     def _cut_off(self) -> None:
         # A node that cannot reach the database cannot confirm anything: its devices go elsewhere.
         self.registry.close_all(CloseReason.SERVER_SHUTDOWN, "this node has lost its database")
+
+
+def _each(*handlers: Handler) -> Handler:
+    """One bus handler made of several: the live sessions' (link/control.py) and the webhook dispatch's."""
+
+    async def handle(message: ControlMessage) -> None:
+        for handler in handlers:
+            await handler(message)
+
+    return handle

@@ -73,10 +73,12 @@ def empty_database() -> str:
         tables = [
             t
             for (t,) in conn.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                " AND tablename NOT IN ('schema_migrations', 'webhook_dispatch')"
             )
         ]
         conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+        conn.execute("UPDATE webhook_dispatch SET cursor = 0")  # its one row is the migration's
     return url
 
 

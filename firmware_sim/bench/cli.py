@@ -36,6 +36,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="the server's log level (default info, as `fleetgate serve`)")  # fmt: skip
     p.add_argument("--server-max-handshakes", type=int, metavar="N",
                    help="the server's `--max-handshakes` (default: its own, 2048)")  # fmt: skip
+    p.add_argument("--server-database", metavar="URL",
+                   help="run the server on PostgreSQL: a fresh database beside this URL's (dropped after); "
+                   "its backends' CPU counts as the server's (default: SQLite)")  # fmt: skip
     p.add_argument("--no-pin", action="store_true", help="do not pin the server and the load to separate cores")
     p.add_argument("--keep-data", action="store_true", help="keep the server's data directory and log")
     p.add_argument(
@@ -90,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> LoadSettings:
     return LoadSettings(workers=args.workers, sources=args.sources, timeout=args.timeout,
                         log_level=args.server_log_level, max_handshakes=args.server_max_handshakes,
-                        keep_data=args.keep_data,
+                        keep_data=args.keep_data, database=args.server_database,
                         profile=args.profile)  # fmt: skip
 
 

@@ -3,6 +3,7 @@ workers on the other cores, and the readings every figure is taken from."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import threading
@@ -29,6 +30,7 @@ class LoadSettings:
     max_handshakes: int | None = None  # the server's `--max-handshakes` (None: its default)
     keep_data: bool = False
     profile: Path | None = None  # py-spy record of the server while the scenario runs
+    database: str | None = None  # the server on PostgreSQL: a fresh database beside this URL's
 
 
 @dataclass(slots=True)
@@ -235,26 +237,45 @@ def open_bench(
     devices: int, pinning: Pinning, settings: LoadSettings, publish_rate: float | None = None
 ) -> Iterator[Bench]:
     """A fresh server with `devices` registered and pre-added, and the load workers."""
+    with contextlib.ExitStack() as stack:
+        database = None
+        if settings.database is not None:
+            from .pgdb import bench_database
+
+            database = stack.enter_context(bench_database(settings.database))
+        yield from _open_bench(devices, pinning, settings, publish_rate, database)
+
+
+def _open_bench(
+    devices: int, pinning: Pinning, settings: LoadSettings, publish_rate: float | None, database: str | None
+) -> Iterator[Bench]:
     root = Path(tempfile.mkdtemp(prefix="fleetsim-bench-"))
     pin(pinning.load)  # this process is load too
     server = BenchServer(
         root / "data", log_level=settings.log_level, publish_rate=publish_rate, cores=pinning.server,
-        max_handshakes=settings.max_handshakes,
+        max_handshakes=settings.max_handshakes, database=database,
     )  # fmt: skip
     pool: WorkerPool | None = None
+    backends = None
     try:
         identities = [DeviceIdentity.generate() for _ in range(devices)]
         server.start()
         server.register(identities)
         pool = WorkerPool(identities, settings.workers, "127.0.0.1", server.device_port, server.public_key,
                           pinning.load)  # fmt: skip
-        bench = Bench(server, pool, ProcessMeter(server.pid), pinning, settings,
+        if database is not None:  # PostgreSQL's backends work for the server: their CPU is its cost
+            from .pgdb import BackendMeter
+
+            backends = BackendMeter(database)
+        bench = Bench(server, pool, ProcessMeter(server.pid, backends.cpu if backends else None), pinning, settings,
                       source_addresses(settings.sources), devices)  # fmt: skip
         bench.settle()
         yield bench
     finally:
         if pool is not None:
             pool.shutdown()
+        if backends is not None:
+            backends.close()
         code = server.stop()
         if code not in (0, None):
             print(f"fleetsim bench: the server exited with code {code} (log: {server.log_path})")

@@ -9,6 +9,7 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,13 +200,15 @@ def kernel_limits() -> dict[str, object]:
 
 
 class ProcessMeter:
-    """CPU and RSS of one process, sampled at phase boundaries."""
+    """CPU and RSS of one process, sampled at phase boundaries. `also`: more CPU that counts as
+    this process's (the PostgreSQL backends serving it: bench/pgdb.py)."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, also: Callable[[], float] | None = None) -> None:
         self.pid = pid
+        self.also = also
 
     def cpu(self) -> float:
-        return cpu_seconds(self.pid)
+        return cpu_seconds(self.pid) + (self.also() if self.also is not None else 0.0)
 
     def rss(self) -> int:
         return rss_kib(self.pid)

@@ -30,9 +30,10 @@ PRODUCT_ID = 4242
 
 
 def serve_command(data_dir: Path, device_port: int, api_port: int, log_level: str,
-                  publish_rate: float | None, max_handshakes: int | None = None) -> list[str]:  # fmt: skip
+                  publish_rate: float | None, max_handshakes: int | None = None,
+                  database: str | None = None) -> list[str]:  # fmt: skip
     """`fleetgate serve` for one run; with `publish_rate`, the per-device publish limit raised;
-    with `max_handshakes`, the server's accept limit set."""
+    with `max_handshakes`, the server's accept limit set; with `database`, on PostgreSQL."""
     cmd = [
         sys.executable, "-m", "server.cli", "serve", "--data-dir", str(data_dir), "--device-port", str(device_port),
         "--api-port", str(api_port), "--log-level", log_level, "--max-firmware-size", str(16 * 1024 * 1024),
@@ -41,6 +42,8 @@ def serve_command(data_dir: Path, device_port: int, api_port: int, log_level: st
         cmd += ["--publish-rate", f"{publish_rate:g}", "--publish-burst", str(int(publish_rate))]
     if max_handshakes is not None:
         cmd += ["--max-handshakes", str(max_handshakes)]
+    if database is not None:
+        cmd += ["--database", database]
     return cmd
 
 
@@ -54,6 +57,7 @@ class BenchServer:
     log_level: str = "info"
     publish_rate: float | None = None  # None: the server's default limit
     max_handshakes: int | None = None  # None: the server's default
+    database: str | None = None  # a PostgreSQL URL; None: SQLite in the data directory
     cores: frozenset[int] | None = None
     device_port: int = 0
     api_port: int = 0
@@ -78,7 +82,13 @@ class BenchServer:
     def start(self) -> None:
         self.device_port, self.api_port = free_ports(2)
         self.command = serve_command(
-            self.data_dir, self.device_port, self.api_port, self.log_level, self.publish_rate, self.max_handshakes
+            self.data_dir,
+            self.device_port,
+            self.api_port,
+            self.log_level,
+            self.publish_rate,
+            self.max_handshakes,
+            self.database,
         )
         self._log = self.log_path.open("ab")
         cores = self.cores
@@ -184,6 +194,14 @@ class BenchServer:
 
     def stored_events(self) -> int:
         """Events in the store, read from the database file itself (WAL: readers do not block)."""
+        if self.database is not None:
+            from .pgdb import BackendMeter
+
+            meter = BackendMeter(self.database)
+            try:
+                return meter.stored_events()
+            finally:
+                meter.close()
         db = sqlite3.connect(f"file:{self.data_dir / 'fleetgate.db'}?mode=ro", uri=True, timeout=30)
         try:
             (count,) = db.execute("SELECT COUNT(*) FROM events").fetchone()

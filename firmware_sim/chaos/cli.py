@@ -22,6 +22,8 @@ SCENARIOS: dict[str, str] = {
     "crash-publish": "firmware_sim.chaos.crash_publish",
     "crash-rollout": "firmware_sim.chaos.crash_rollout",
     "fuzz": "firmware_sim.chaos.fuzz_protocol",
+    "flood": "firmware_sim.chaos.flood",
+    "webhook-outage": "firmware_sim.chaos.webhook_outage",
 }
 
 

@@ -66,7 +66,8 @@ class DeliveryStatsOut(BaseModel):
     retried: int
     failed: int
     refused: int
-    dropped: int
+    dropped: int = Field(description="never sent: the webhook was disabled, or the event no longer stored")
+    pending: int = Field(0, description="waiting for their first try or a retry (stored: they survive restarts)")
 
 
 class WebhookOut(BaseModel):
@@ -87,7 +88,20 @@ class WebhooksOut(BaseModel):
     webhooks: list[WebhookOut]
 
 
+class DeliveryOut(BaseModel):
+    event_id: int
+    state: Literal["pending", "succeeded", "failed"]
+    attempts: int
+    last_status: int | None
+    error: str = Field(description="why it failed; empty otherwise")
+    created_at: str
+    updated_at: str
+
+
 class DeliveriesOut(BaseModel):
     counters: DeliveryStatsOut
     successes: list[AttemptOut] = Field(description="the latest successful requests, newest last")
     errors: list[AttemptOut] = Field(description="the latest failed requests, newest last")
+    failed_deliveries: list[DeliveryOut] = Field(
+        [], description="the latest deliveries given up (retries spent, final answer, refused), newest last"
+    )

@@ -17,7 +17,7 @@ from .deps import Principal, ProductAccess, State, user_with_scope
 from .models_webhooks import WebhookOut
 from .permissions import Perm
 from .routes_users import products_of
-from .routes_webhooks import webhook_out
+from .routes_webhooks import webhooks_out
 
 router = APIRouter(tags=["webhooks"])
 
@@ -34,5 +34,5 @@ async def list_user_webhooks(
     rows = await state.ctx.store.read(products_of, state.store, user.id, user.is_admin)
     out: list[WebhookOut] = []
     for product in _readable(rows, caller):
-        out.extend(webhook_out(hook, state) for hook in await state.ops.webhooks.list(product.id))
+        out.extend(await webhooks_out(await state.ops.webhooks.list(product.id), state))
     return out

@@ -18,6 +18,7 @@ from hypercorn.logging import Logger
 from hypercorn.trio import serve
 from hypercorn.typing import ResponseSummary, WWWScope
 
+from ..accept_failures import route_serve_listeners_failures
 from ..logs import log_event
 
 log = logging.getLogger("fleetgate.http")
@@ -91,4 +92,5 @@ async def serve_api(
 ) -> None:
     """Serve until `shutdown_trigger` returns, then let requests in flight finish for `grace` s.
     Started once listening, with Hypercorn's list of bound URLs."""
+    route_serve_listeners_failures(log, "api")  # out of descriptors: one line per burst, no traceback
     await serve(app, hypercorn_config(sock, grace), shutdown_trigger=shutdown_trigger, task_status=task_status)

@@ -10,7 +10,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..config import DEFAULT_API_PORT, DEFAULT_DEVICE_PORT, DEFAULT_MAX_HANDSHAKES
+from ..config import (
+    DEFAULT_API_PORT,
+    DEFAULT_DEVICE_PORT,
+    DEFAULT_FIRST_MESSAGE_TIMEOUT,
+    DEFAULT_MAX_HANDSHAKES,
+    DEFAULT_MAX_HANDSHAKES_PER_ADDRESS,
+)
 from ..logs import LOG_FORMATS
 from ..rules.model import Policy, Role
 from . import events as cli_events
@@ -113,13 +119,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="let webhooks reach private and loopback addresses (refused by default)",
     )  # fmt: skip
     serve.add_argument(
-        "--webhook-retry-delays", default="30,60", metavar="S,S",
-        help="seconds before each retry of a failed webhook request (default 30,60, as Particle; '' for none)",
+        "--webhook-retry-delays", default="30,60,120,300", metavar="S,S",
+        help="seconds before each retry of a failed webhook request, the last repeating "
+        "(default 30,60,120,300; '' for none)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--webhook-retry-for", type=float, default=24 * 3600.0, metavar="S",
+        help="seconds a webhook delivery is retried before it is marked failed (default 86400: a day)",
     )  # fmt: skip
     serve.add_argument(
         "--max-handshakes", type=int, default=DEFAULT_MAX_HANDSHAKES, metavar="N",
         help=f"device handshakes in progress at most; in a storm the rest wait in the listen queue "
         f"(default {DEFAULT_MAX_HANDSHAKES})",
+    )  # fmt: skip
+    serve.add_argument(
+        "--max-handshakes-per-address", type=int, default=DEFAULT_MAX_HANDSHAKES_PER_ADDRESS, metavar="N",
+        help=f"of those, at most N from one source address (an IPv6 /64); more wait their turn. Raise it "
+        f"for many devices behind one carrier NAT address (default {DEFAULT_MAX_HANDSHAKES_PER_ADDRESS})",
+    )  # fmt: skip
+    serve.add_argument(
+        "--first-message-timeout", type=float, default=DEFAULT_FIRST_MESSAGE_TIMEOUT, metavar="S",
+        help=f"seconds a new connection has to deliver its whole HELLO before it is closed unanswered "
+        f"(default {DEFAULT_FIRST_MESSAGE_TIMEOUT:g})",
     )  # fmt: skip
     serve.add_argument(
         "--secrets-key-file", type=Path, metavar="PATH",

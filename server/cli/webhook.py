@@ -10,8 +10,9 @@ from typing import Any
 from .client import ApiClient, CliError
 from .operator import emit, ok
 
-LIST_COLUMNS = ["id", "event", "method", "url", "disabled", "triggered", "succeeded", "failed", "dropped"]
+LIST_COLUMNS = ["id", "event", "method", "url", "disabled", "triggered", "pending", "succeeded", "failed", "dropped"]
 ATTEMPT_COLUMNS = ["at", "event_id", "attempt", "status", "duration_ms", "error"]
+FAILED_COLUMNS = ["updated_at", "event_id", "attempts", "last_status", "error"]
 
 
 def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
@@ -95,6 +96,8 @@ def deliveries(api: ApiClient, args: argparse.Namespace) -> int:
     for title in ("successes", "errors"):
         print(f"\nlatest {title}:")
         emit(args, None, ATTEMPT_COLUMNS, data[title])
+    print("\nlatest failed deliveries (given up):")
+    emit(args, None, FAILED_COLUMNS, data.get("failed_deliveries", []))
     return 0
 
 
@@ -124,4 +127,11 @@ def add_commands(sub: Any, cmd: Any, pid: tuple[str, dict[str, Any]]) -> None:
         p = cmd(webhook, name, set_disabled, f"{name} a webhook", pid, wid)
         p.set_defaults(disabled=disabled)
     cmd(webhook, "delete", delete, "delete a webhook", pid, wid)
-    cmd(webhook, "deliveries", deliveries, "a webhook's latest successes and errors", pid, wid)
+    cmd(
+        webhook,
+        "deliveries",
+        deliveries,
+        "a webhook's counters, latest successes and errors, and failed deliveries",
+        pid,
+        wid,
+    )

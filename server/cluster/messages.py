@@ -57,14 +57,16 @@ class SessionReplaced:
 
 
 @dataclass(frozen=True, slots=True)
-class WebhooksChanged:
-    """A webhook was created, changed or deleted: every node reads the webhooks in force again
-    (the leader dispatches with them; the others answer the API with them)."""
+class WakeRollouts:
+    """A rollout may have work to do now: the scheduler (on the leader) looks before its next tick."""
 
 
 @dataclass(frozen=True, slots=True)
-class WakeRollouts:
-    """A rollout may have work to do now: the scheduler (on the leader) looks before its next tick."""
+class WebhooksChanged:
+    """A product's webhooks were created, replaced or deleted: the webhook dispatch (on the leader)
+    reads them again."""
+
+    product_id: int
 
 
 ControlMessage = (

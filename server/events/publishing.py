@@ -41,11 +41,6 @@ class EventFeed(Protocol):
         """Inside the write transaction that appended events up to `last_id`."""
         ...
 
-    @property
-    def position(self) -> int | None:
-        """The last event ID published here, for a feed that reads the table (None: DirectFeed)."""
-        ...
-
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The feed's service, if it has one; started once it publishes."""
         ...
@@ -58,10 +53,6 @@ class DirectFeed:
 
     def appended(self, tx: StoreTx, last_id: int) -> None:
         pass
-
-    @property
-    def position(self) -> int | None:
-        return None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -82,10 +73,6 @@ class TailFeed:
     def appended(self, tx: StoreTx, last_id: int) -> None:
         if self._ring_others:
             tx.notice(EVENTS_CHANNEL, str(last_id))
-
-    @property
-    def position(self) -> int | None:
-        return self.cursor
 
     def ring(self) -> None:
         """Events may have been appended: read the tail now."""

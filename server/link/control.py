@@ -20,14 +20,12 @@ from ..cluster.messages import (
     ReevaluateProduct,
     SessionReplaced,
     WakeRollouts,
-    WebhooksChanged,
 )
 from ..logs import log_event, now
 from ..rollouts.wakeup import Wakeup
 from ..rules.admission import Decision
 from ..store import AsyncStore, Transaction
 from ..store.tx import StoreTx
-from ..webhooks.service import WebhookService
 from .registry import LiveSession, SessionRegistry
 from .writes import apply_decision, decide_now
 
@@ -48,10 +46,7 @@ class ControlContext(Protocol):
     def rollout_wakeup(self) -> Wakeup: ...
 
     @property
-    def node_id(self) -> str | None: ...
-
-    @property
-    def webhooks(self) -> WebhookService: ...  # cluster mode: this node's id (None: one process)
+    def node_id(self) -> str | None: ...  # cluster mode: this node's id (None: one process)
 
 
 class NodeControl:
@@ -79,9 +74,6 @@ class NodeControl:
                 session.request_close(CloseReason.REPLACED, "a newer connection of this device took over")
         elif isinstance(message, WakeRollouts):
             self.ctx.rollout_wakeup.kick()
-        elif isinstance(message, WebhooksChanged):
-            store = self.ctx.store
-            self.ctx.webhooks.load(await store.read(store.sync.list_webhooks))
 
     async def resync(self) -> None:
         """Cluster messages may have been lost (the bus reconnected): decide every session again

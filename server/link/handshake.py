@@ -10,7 +10,9 @@ out. Noise has already proved that the peer holds the static key it sent. `authe
 The store read is the caller's (`run_handshake` hands its result in): it waits for nothing, touches
 no socket and writes nothing.
 
-`run_handshake` is the steps, under one deadline: the preamble and Noise message 1 (not answered if
+`run_handshake` is the steps, under one deadline, the first of them under a shorter one (the whole
+HELLO within `first_message_timeout`, else the connection is closed unanswered: junk holding a slot):
+the preamble and Noise message 1 (not answered if
 the device has already closed its end: it gave up waiting in the listen queue), the store read,
 `authenticate`, WELCOME, then READY. Any failure before WELCOME is answered with the bare refusal
 frame (the transport's last words); the reason goes only to the log.
@@ -34,6 +36,7 @@ from ..context import ServerContext
 from ..logs import now
 from ..rules.admission import Decision, DeviceFacts, ProductFacts, decide
 from ..store.records import DeviceRecord
+from .late_hello import arrived_event
 from .peer_closed import peer_has_closed
 from .transport import Transport
 
@@ -79,6 +82,7 @@ class Handshaking(Protocol):
     decision: Decision | None
     cloud_product_id: int | None
     refusal: str | None
+    unanswered: bool  # closed before its HELLO was complete: no answer, counted as shed
 
 
 async def run_handshake(session: Handshaking) -> bool:
@@ -89,14 +93,32 @@ async def run_handshake(session: Handshaking) -> bool:
     with trio.move_on_after(cfg.handshake_timeout) as scope:
         transport.scope = scope
         try:
-            first = await transport.stream.receive_some(HANDSHAKE_READ)
-            if first and peer_has_closed(transport.stream):
-                state.set_close_reason(
-                    CloseReason.CONNECTION_LOST, "closed its end before the hello was read: not answered"
-                )
-                return False
-            conn.receive_data(first)
-            event = await transport.next_event(HANDSHAKE_READ)
+            # The whole HELLO within first_message_timeout: a device sends it with the connect, and
+            # a connection that does not is junk holding a handshake slot.
+            with trio.move_on_after(cfg.first_message_timeout) as first_deadline:
+                first = await transport.stream.receive_some(HANDSHAKE_READ)
+                if first and peer_has_closed(transport.stream):
+                    state.set_close_reason(
+                        CloseReason.CONNECTION_LOST, "closed its end before the hello was read: not answered"
+                    )
+                    return False
+                conn.receive_data(first)
+                event = await transport.next_event(HANDSHAKE_READ)
+            if first_deadline.cancelled_caught:
+                # Maybe only we were late (late_hello.py): what had the device sent by now?
+                late = arrived_event(conn, transport.stream, HANDSHAKE_READ)
+                if late is None:
+                    session.unanswered = True
+                    state.set_close_reason(
+                        CloseReason.HANDSHAKE_TIMEOUT, f"no complete hello within {cfg.first_message_timeout:g} s"
+                    )
+                    return False
+                if peer_has_closed(transport.stream):
+                    state.set_close_reason(
+                        CloseReason.CONNECTION_LOST, "closed its end before the hello was read: not answered"
+                    )
+                    return False
+                event = late
             if isinstance(event, ConnectionClosed):
                 state.set_close_reason(CloseReason.CONNECTION_LOST, "closed before the hello")
                 return False

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Callable
 
 import trio
 
@@ -51,12 +50,13 @@ from ..logs import log_event, now
 from ..rules.admission import Decision
 from ..store import StoreClosed
 from ..store.records import EventRecord
+from .acceptor import HandshakeSlot
 from .delivery import Subscriptions
 from .handshake import run_handshake
 from .ota_delivery import OtaDelivery
 from .state import LinkState, Step
 from .transport import GOODBYE_TIMEOUT, Transport, peer_name
-from .writes import ConfirmSession, MarkDisconnected, ReplayedHello
+from .writes import ConfirmSession, MarkDisconnected
 
 log = logging.getLogger("fleetgate.session")
 
@@ -69,8 +69,8 @@ class DeviceSession(LinkState):
 
     # Slots: tens of thousands live at once, and a __dict__ each was ~0.8 KiB of an idle connection.
     __slots__ = (
-        "_handshake_done",
         "_ota",
+        "_slot",
         "_subs",
         "cloud_product_id",
         "conn",
@@ -83,13 +83,12 @@ class DeviceSession(LinkState):
         "peer",
         "refusal",
         "transport",
+        "unanswered",
     )  # fmt: skip
 
-    def __init__(
-        self, stream: trio.abc.Stream, ctx: ServerContext, handshake_done: Callable[[], None] | None = None
-    ) -> None:
+    def __init__(self, stream: trio.abc.Stream, ctx: ServerContext, slot: HandshakeSlot | None = None) -> None:
         cfg = ctx.config
-        self._handshake_done = handshake_done  # frees the acceptor's slot (server/link/acceptor.py)
+        self._slot = slot  # the acceptor's handshake slot (server/link/acceptor.py), freed when the handshake ends
         self.ctx = ctx
         self.peer = peer_name(stream)
         self.conn = Connection(Role.SERVER, ctx.server_key, rx_max_frame=cfg.rx_max_frame)
@@ -100,6 +99,7 @@ class DeviceSession(LinkState):
         self.decision: Decision | None = None
         self.cloud_product_id: int | None = None  # the device's product when last decided
         self.refusal: str | None = None  # why the handshake was refused (log only)
+        self.unanswered = False  # no complete HELLO in time: closed without a word, counted not logged
         self.events_accepted = 0
         self.events_slowed = 0
         self._ota: OtaDelivery | None = None  # made when first needed: most connections never offer
@@ -142,11 +142,11 @@ class DeviceSession(LinkState):
             out.add(self.hello.product_id)
         return out
 
-    def _confirmed(self, result: tuple[Decision, int | None] | Exception) -> None:
+    def _confirmed(self, result: tuple[Decision, int | None] | Exception | None) -> None:
         """The confirming transaction decided again; if an operator acted since HELLO, say so."""
-        if isinstance(result, ReplayedHello):  # a replay raced to another node, which confirmed it
-            self.request_close(CloseReason.REPLACED, str(result))
-        if not isinstance(result, Exception):
+        if result is None:  # cluster mode: another connection confirmed this hello's counter first
+            self.request_close(CloseReason.REPLACED, "another connection with this hello's counter was confirmed")
+        elif not isinstance(result, Exception):
             # Offers are planned only from here on: the plan must see what confirming wrote
             # (e.g. an update that did not take), not the state before it.
             self.advance(Step.COMMITTED)
@@ -210,8 +210,8 @@ class DeviceSession(LinkState):
             try:
                 handshook = await run_handshake(self)
             finally:
-                if self._handshake_done is not None:
-                    self._handshake_done()
+                if self._slot is not None and not self.unanswered:
+                    self._slot.release()
             if handshook:
                 await self._serve()
         except _ENDINGS as exc:
@@ -332,6 +332,15 @@ class DeviceSession(LinkState):
         self.set_close_reason(CloseReason.NORMAL)  # unless one was given: and nothing more is queued
         reason = self.close_reason
         assert reason is not None
+        if self.unanswered:
+            # Junk, most likely, and in a flood thousands of it: a reset, a count, one line per burst
+            # (link/shed.py); a line each only at debug.
+            await self.transport.abort()
+            if self._slot is not None:
+                self._slot.shed_unanswered()
+            log_event(log, "device_shed", logging.DEBUG, peer=self.peer, reason=reason.name.lower(),
+                      detail=self.close_detail)  # fmt: skip
+            return
         if self._subs is not None:
             self._subs.close()
         await self.transport.close(reason, decided=self.decision is not None)
@@ -373,19 +382,17 @@ def _privilege_names(privileges: Privilege) -> list[str]:
     return [p.name.lower() for p in Privilege if p and p in privileges and p.name]
 
 
-async def handle_device(
-    stream: trio.abc.Stream, ctx: ServerContext, handshake_done: Callable[[], None] | None = None
-) -> None:
+async def handle_device(stream: trio.abc.Stream, ctx: ServerContext, slot: HandshakeSlot | None = None) -> None:
     """`trio.serve_tcp` handler: one session per connection; the stream is always closed.
 
     A bug in one session is logged and ends that session only: it must not take the
     listener, and every other device, down with it. Cancellation is never caught here.
     """
     try:
-        await DeviceSession(stream, ctx, handshake_done).run()
+        await DeviceSession(stream, ctx, slot).run()
     except Exception:
         log.exception("device session crashed")
         await trio.aclose_forcefully(stream)
     finally:
-        if handshake_done is not None:
-            handshake_done()  # idempotent: the session normally called it when its handshake ended
+        if slot is not None:
+            slot.release()  # idempotent: the session normally released it when its handshake ended

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import socket
+import struct
 from collections.abc import Awaitable, Callable
 
 import trio
@@ -45,6 +47,20 @@ def close_reason_for(exc: LinkError) -> tuple[CloseReason, str]:
     if isinstance(exc, StoreClosed):
         return CloseReason.SERVER_SHUTDOWN, "the store is closing"
     return CloseReason.CONNECTION_LOST, str(exc) or type(exc).__name__
+
+
+_LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset
+
+
+def abort_stream(stream: trio.abc.Stream) -> None:
+    """Close a socket stream at once with a TCP reset: nothing said, nothing left lingering in the
+    kernel (for connections shed before they spoke). Any other stream is left to its aclose."""
+    sock = getattr(stream, "socket", None)
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+    sock.close()
 
 
 def peer_name(stream: trio.abc.Stream) -> str:
@@ -198,6 +214,12 @@ class Transport:
             self.writing = False
 
     # ------------------------------------------------------------------ the end
+
+    async def abort(self) -> None:
+        """Close without a word (a connection that never sent its HELLO): a reset, no linger."""
+        self.outbox.clear()
+        abort_stream(self.stream)
+        await trio.aclose_forcefully(self.stream)
 
     async def close(self, reason: CloseReason, decided: bool) -> None:
         """Our last words if the link still allows them, then the stream closed. `decided`: an

@@ -80,12 +80,13 @@ def confirm_update(store: StoreTx, device_id: str, running: int, at: float) -> N
 
 
 @dataclass(frozen=True, slots=True)
-class ConfirmSession(WriteOp[tuple[Decision, int | None]]):
+class ConfirmSession(WriteOp[tuple[Decision, int | None] | None]):
     """READY arrived: the device is online, its counter is spent, and its admission takes effect.
 
     The decision is taken again here, inside the transaction: an operator may have acted between
     HELLO and READY, and the WELCOME's decision must not overwrite that. Returns
-    (decision, cloud product) so the session can correct what it told the device.
+    (decision, cloud product) so the session can correct what it told the device; in cluster
+    mode None, with nothing written, when another connection confirmed this hello's counter first.
     """
 
     device_id: str
@@ -101,9 +102,9 @@ class ConfirmSession(WriteOp[tuple[Decision, int | None]]):
     # Cluster mode: called after commit with the publish bucket the device left elsewhere (tokens, at).
     handed_bucket: Callable[[tuple[float, float]], None] | None = None
 
-    def apply(self, store: StoreTx) -> tuple[Decision, int | None]:
-        if self.node_id is not None:
-            self._claim(store, self.node_id)
+    def apply(self, store: StoreTx) -> tuple[Decision, int | None] | None:
+        if self.node_id is not None and not self._claim(store, self.node_id):
+            return None
         store.mark_connected(
             self.device_id,
             counter=self.counter,
@@ -121,12 +122,12 @@ class ConfirmSession(WriteOp[tuple[Decision, int | None]]):
             store.set_live_privileges(self.device_id, self.node_id, int(decision.privileges), decision.product_id)
         return decision, cloud
 
-    def _claim(self, store: StoreTx, node_id: str) -> None:
+    def _claim(self, store: StoreTx, node_id: str) -> bool:
         """The counter is spent here, under the store's write lock: of two nodes confirming the
-        same hello (a replay raced to both), the second finds it spent and confirms nothing."""
+        same hello (a replay raced to both), the second finds it spent and confirms nothing (False)."""
         device = store.get_device(self.device_id)
         if device is not None and device.last_counter >= self.counter:
-            raise ReplayedHello(f"hello counter {self.counter} was confirmed already (last {device.last_counter})")
+            return False
         previous = store.claim_live_session(self.device_id, node_id, self.counter, self.at)
         if previous is not None and self.bus is not None:
             self.bus.notify(store, SessionReplaced(self.device_id, self.counter))
@@ -134,10 +135,7 @@ class ConfirmSession(WriteOp[tuple[Decision, int | None]]):
         handed = (0.0, self.at) if previous is not None else store.publish_bucket_of(self.device_id)
         if handed is not None and self.handed_bucket is not None:
             store.after_commit(partial(self.handed_bucket, handed))
-
-
-class ReplayedHello(Exception):
-    """READY's transaction found the hello's counter spent: another connection confirmed it first."""
+        return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,6 @@
 """Operator actions on webhooks: create, replace, delete. Each checks every template and the
-URL first, writes one transaction with an audit entry, then updates the webhooks in force."""
+URL first, then writes one transaction with an audit entry and a `WebhooksChanged` on the cluster
+bus, which the webhook dispatch (on whichever node leads) acts on once it commits."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ..cluster.messages import WebhooksChanged
+from ..cluster import WebhooksChanged
 from ..logs import now
 from ..rules.errors import Conflict, Invalid, NotFound
 from ..rules.webhook_model import HOOK_PREFIX, MAX_TEMPLATE, MAX_URL, MAX_WEBHOOKS_PER_PRODUCT, Webhook, WebhookSpec
@@ -106,15 +107,13 @@ class WebhookOperations:
             if len(s.list_webhooks(product_id)) >= MAX_WEBHOOKS_PER_PRODUCT:
                 raise Conflict(f"a product has at most {MAX_WEBHOOKS_PER_PRODUCT} webhooks")
             webhook_id = s.insert_webhook(product_id, spec, secret, at, actor)
-            self.ctx.bus.notify(s, WebhooksChanged())
             s.append_audit(at, actor, "webhook_created", product_id=product_id,
                             detail={"webhook_id": webhook_id, "event": spec.event, "url": spec.url})  # fmt: skip
+            self.ctx.bus.notify(s, WebhooksChanged(product_id))
             return webhook_id
 
         webhook_id = await self._write(Transaction(tx, "webhook_create"))
-        hook = Webhook(webhook_id, product_id, spec, secret, at, actor)
-        self.ctx.webhooks.put(hook)
-        return hook
+        return Webhook(webhook_id, product_id, spec, secret, at, actor)
 
     async def update(self, actor: str, product_id: int, webhook_id: int, spec: WebhookSpec) -> Webhook:
         check_spec(spec, self.ctx.config.webhook_allow_private)
@@ -123,15 +122,13 @@ class WebhookOperations:
 
         def tx(s: StoreTx) -> int:
             s.update_webhook(webhook_id, spec)
-            self.ctx.bus.notify(s, WebhooksChanged())
             s.append_audit(at, actor, "webhook_updated", product_id=product_id,
                             detail={"webhook_id": webhook_id, "disabled": spec.disabled})  # fmt: skip
+            self.ctx.bus.notify(s, WebhooksChanged(product_id))
             return webhook_id
 
         await self._write(Transaction(tx, "webhook_update"))
-        hook = replace(old, spec=spec)
-        self.ctx.webhooks.put(hook)
-        return hook
+        return replace(old, spec=spec)
 
     async def delete(self, actor: str, product_id: int, webhook_id: int) -> None:
         await self.get(product_id, webhook_id)
@@ -139,14 +136,14 @@ class WebhookOperations:
 
         def tx(s: StoreTx) -> int:
             s.delete_webhook(webhook_id)
-            self.ctx.bus.notify(s, WebhooksChanged())
             s.append_audit(at, actor, "webhook_deleted", product_id=product_id, detail={"webhook_id": webhook_id})
+            self.ctx.bus.notify(s, WebhooksChanged(product_id))
             return webhook_id
 
         await self._write(Transaction(tx, "webhook_delete"))
-        self.ctx.webhooks.remove(webhook_id)
 
     async def _write(self, tx: Transaction[int]) -> int:
-        done = await self.ctx.store.write(tx)  # re-raises what the transaction raised
-        await self.ctx.bus.caught_up()  # this node has read the webhooks in force again
-        return done
+        """Re-raises what the transaction raised; returns once this node has acted on its message."""
+        result = await self.ctx.store.write(tx)
+        await self.ctx.bus.caught_up()
+        return result

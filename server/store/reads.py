@@ -8,7 +8,7 @@ transaction, so they see its own writes (`StoreTx`).
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from ..rules.admission import DeviceFacts, ProductFacts
 from ..rules.model import ListState, Role
@@ -30,6 +30,7 @@ from .records import (
     TokenRecord,
     UserRecord,
 )
+from .webhook_records import Delivery, DeliveryAttempt, DeliveryCounters, DueDelivery
 
 
 class StoreReads(abc.ABC):
@@ -50,20 +51,12 @@ class StoreReads(abc.ABC):
         """Cluster mode: what the device's publish bucket held when its last session ended (tokens, at)."""
 
     @abc.abstractmethod
-    def webhook_cursor(self) -> int | None:
-        """Cluster mode: the last event the leader's webhook dispatch queued."""
-
-    @abc.abstractmethod
     def leader_epoch(self) -> int | None:
         """Cluster mode: the leader's fencing epoch (None before any node led)."""
 
     @abc.abstractmethod
     def live_sessions_in(self, product_id: int) -> dict[str, int]:
         """Privileges of the live sessions (any node's) decided into `product_id` (cluster mode)."""
-
-    @abc.abstractmethod
-    def last_event_id(self) -> int:
-        """The largest event ID stored (0: none): where a tail of the events table starts."""
 
     # -- OTA outcomes (see sqlite/ota.py)
     @abc.abstractmethod
@@ -207,3 +200,38 @@ class StoreReads(abc.ABC):
     @abc.abstractmethod
     def list_webhooks(self, product_id: int | None = None) -> list[Webhook]:
         """A product's webhooks by ID, or every product's (None)."""
+
+    # -- webhook delivery (see sqlite/webhook_deliveries.py)
+    @abc.abstractmethod
+    def webhook_cursor(self) -> int:
+        """The last event ID the dispatcher has turned into deliveries."""
+
+    @abc.abstractmethod
+    def events_for_webhooks(self, after_id: int, product_ids: Collection[int], limit: int) -> list[EventRecord]:
+        """Stored events of these products' streams whose publisher held the webhooks privilege, after
+        `after_id`, oldest first."""
+
+    @abc.abstractmethod
+    def products_with_webhooks(self) -> list[int]: ...
+
+    @abc.abstractmethod
+    def last_event_id(self) -> int:
+        """The highest event ID stored (0: none); inside a write, every event below it has committed."""
+
+    @abc.abstractmethod
+    def pending_deliveries(
+        self, webhook_ids: Collection[int], limit: int, skip: Collection[int] = ()
+    ) -> list[DueDelivery]:
+        """Pending deliveries of these webhooks, the soonest due first (`next_at`, wall time);
+        `skip`: delivery IDs already being sent."""
+
+    @abc.abstractmethod
+    def get_deliveries(self, webhook_id: int, state: str, limit: int) -> list[Delivery]:
+        """The latest deliveries of a webhook in this state, oldest first."""
+
+    @abc.abstractmethod
+    def latest_attempts(self, webhook_id: int, ok: bool) -> list[DeliveryAttempt]:
+        """The latest successful (or failed) requests of a webhook, oldest first."""
+
+    @abc.abstractmethod
+    def webhook_counters(self, webhook_ids: Collection[int]) -> dict[int, DeliveryCounters]: ...

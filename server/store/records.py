@@ -127,7 +127,7 @@ class EventRecord:
     product_id: int | None = None  # set only when the device held the product_events privilege
     id: int | None = None  # assigned by the store
     to_device: str | None = None  # a cloud event for this one device (hook responses); device_id is it too
-    webhooks: bool = False  # the publisher held the webhooks privilege (decided at publish, stored)
+    webhooks: bool = False  # the publisher held the webhooks privilege (stored: webhook dispatch reads it)
 
     def with_id(self, event_id: int) -> EventRecord:
         """This event as stored, with its ID: `dataclasses.replace(self, id=event_id)`, at a

@@ -26,6 +26,7 @@ from .records import (
     TokenRecord,
     UserRecord,
 )
+from .webhook_records import DeliveryUpdate
 
 
 class StoreTx(StoreReads, CommitHooks):
@@ -50,9 +51,6 @@ class StoreTx(StoreReads, CommitHooks):
 
     @abc.abstractmethod
     def release_node_sessions(self, node_id: str) -> int: ...
-
-    @abc.abstractmethod
-    def set_webhook_cursor(self, event_id: int) -> None: ...
 
     @abc.abstractmethod
     def save_publish_bucket(self, device_id: str, tokens: float, at: float) -> None: ...
@@ -226,3 +224,21 @@ class StoreTx(StoreReads, CommitHooks):
 
     @abc.abstractmethod
     def delete_webhook(self, webhook_id: int) -> None: ...
+
+    # -- webhook delivery (see sqlite/webhook_deliveries.py)
+    @abc.abstractmethod
+    def set_webhook_cursor(self, event_id: int) -> None:
+        """Move the dispatch cursor forward to `event_id` (never back)."""
+
+    @abc.abstractmethod
+    def insert_deliveries(self, rows: Iterable[tuple[int, int]], at: float) -> int:
+        """(webhook_id, event_id) pairs, pending and due at `at`; a pair already stored stays as it
+        is. Counts each new one as triggered; how many were new."""
+
+    @abc.abstractmethod
+    def update_delivery(self, update: DeliveryUpdate) -> None:
+        """An attempt's outcome: the delivery's state, the attempt in the history, the counters."""
+
+    @abc.abstractmethod
+    def prune_deliveries(self, succeeded_before: float, failed_before: float, limit: int) -> int:
+        """Delete up to `limit` finished deliveries last updated before these times; how many went."""

@@ -1,49 +1,52 @@
-"""Webhook delivery: background workers, one lane per target host, nothing waits on a target.
+"""Webhook delivery, driven from the store: at-least-once across restarts and `kill -9`.
 
-The broker's tap hands each stored event to the lanes of the webhooks it triggers, without
-waiting (a full lane drops the request and counts it). Each lane has its own bounded queue,
-its own workers and its own throttle, so a target that is down or slow costs only its own
-lane: never a device session, never another host's webhooks. A failed request (no answer in
-time, 5xx, 429) is tried again after each of the configured delays, in a task of its own;
-then it counts as failed and the device gets `hook-error/<event>/0`. A 2xx answer goes back
-to the device as `hook-response/<event>/<i>` events of at most 512 bytes each.
-
-History and counters live in memory (they restart with the server), as do the retries
-waiting for their time.
+Three kinds of task, run by the cluster's leader only (app.py starts `run` under the bus's
+leadership), all reading and writing through the store:
+- the dispatcher turns the stored events after its cursor into pending deliveries (dispatch.py,
+  one transaction each); the broker's tap wakes it as events commit, nothing polls;
+- one lane per target host sends that host's due deliveries, a few at a time (its throttle says
+  how many: throttle.py), and records each outcome (outcome.py) once the answer is in: a delivery
+  is marked succeeded only after a 2xx, so a crash in between sends it again, with the same
+  `Idempotency-Key` (the event ID). A lane sleeps until its next retry is due or it is rung;
+- the pruner deletes finished deliveries after their retention.
+Memory stays bounded: a lane holds only the deliveries it is sending, whatever is pending.
+Counters and the latest attempts are stored with each outcome (store/sqlite/webhook_deliveries.py).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass, field, replace
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol
+from typing import ClassVar, Protocol
 
-import httpx
 import trio
 
-from protocol import limits
-
+from ..cluster.messages import ControlMessage, WebhooksChanged
 from ..config import ServerConfig
 from ..events.broker import EventBroker
-from ..events.feeds import API_SOURCE
 from ..events.log import EventLog
-from ..events.publishing import EventFeed
-from ..logs import log_event, now
-from ..rules.webhook_model import HOOK_PREFIX, Webhook
-from ..store import AsyncStore, Transaction
+from ..logs import log_event
+from ..rules.webhook_model import Webhook
+from ..store import AsyncStore, StoreClosed, Transaction, WriteOp
 from ..store.records import EventRecord
 from ..store.tx import StoreTx
-from . import guard, templates
-from .history import Attempt, DeliveryStats
-from .request import OutgoingRequest, RenderError, build, host_key
-from .throttle import NORMAL_IN_FLIGHT, HostThrottle
+from ..store.webhook_records import DeliveryUpdate, DueDelivery
+from . import answers, guard, templates
+from .dispatch import dispatch
+from .outcome import answered, not_sent
+from .request import RenderError, build, host_key
+from .retry import RetryPolicy
+from .sending import Sender, open_sender
+from .throttle import HostThrottle
 
 
 class WebhookContext(Protocol):
-    """The parts of the server the delivery uses (WebhookContext has them; it holds this service, so this
-    module must not import it)."""
+    """The parts of the server the delivery uses (ServerContext has them; it holds this service, so
+    this module must not import it)."""
 
     @property
     def config(self) -> ServerConfig: ...
@@ -57,310 +60,230 @@ class WebhookContext(Protocol):
     @property
     def event_log(self) -> EventLog: ...
 
-    @property
-    def feed(self) -> EventFeed: ...  # in cluster mode, where its tail stands (webhook cursor)
-
 
 log = logging.getLogger("fleetgate.webhooks")
 
-CURSOR_EVERY = 1.0  # seconds between writes of the webhook cursor (cluster mode)
+Tell = Callable[[], Awaitable[None]]  # what to tell the device, once the outcome is stored
+DISPATCH_INTERVAL = 0.05  # seconds: the most a triggering event waits for its delivery row to be made
+PRUNE_EVERY = 600.0  # seconds between sweeps for finished deliveries past their retention
+PRUNE_BATCH = 1000  # rows deleted per transaction
 
 
-def _set_cursor(tx: StoreTx, *, event_id: int) -> None:
-    tx.set_webhook_cursor(event_id)
-
-
-LANE_QUEUE = 256  # requests waiting per target host
-MAX_LANES = 256  # distinct target hosts at once
-MAX_PENDING_RETRIES = 10_000  # requests waiting for their retry time
-MAX_RESPONSE = 32 * 512  # response bytes sent back to the device (32 chunks); the rest is cut
-CHUNK = 512  # bytes per hook-response event (Particle's)
-RESPONSE_TTL = 60
-
-
-def _status_text(status: int) -> str:
-    # The standard phrase, not the target's (HTTP/1.1 servers may send none, HTTP/2 has none).
-    return f"HTTP {status} {httpx.codes.get_reason_phrase(status)}".strip()
-
-
-def _retryable(status: int | None) -> bool:
-    return status is None or status >= 500 or status in (408, 429)
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    webhook_id: int
-    event: EventRecord
-    attempt: int = 1
-
-
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Lane:
-    send: trio.MemorySendChannel[Job]
-    receive: trio.MemoryReceiveChannel[Job]
+    """One target host: its webhooks, its throttle, the deliveries it is sending now."""
+
+    host: str
+    hook_ids: set[int] = field(default_factory=set)
     throttle: HostThrottle = field(default_factory=HostThrottle)
-    slots: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(NORMAL_IN_FLIGHT))
+    sending: set[int] = field(default_factory=set)  # delivery IDs taken, until their outcome is stored
+    requests: int = 0  # of which requests in flight (the throttle's limit); the rest await their write
+    bell: trio.Event = field(default_factory=trio.Event)
 
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    status: int | None
-    body: bytes
-    error: str
+    def ring(self) -> None:
+        self.bell.set()
 
 
 class WebhookService:
-    """Owns the webhooks in force (a copy of the store's, updated by the operations) and their
-    delivery. `tap` is the broker's; `run` lives in the server's background nursery."""
+    """`run` lives in the leader's singletons nursery; `handle` gets every cluster message;
+    `tap` is the broker's. `clock` is wall time (stored next-attempt times must survive restarts)."""
 
-    def __init__(self) -> None:
-        self._by_product: dict[int, list[Webhook]] = {}
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
         self._by_id: dict[int, Webhook] = {}
-        self.stats: dict[int, DeliveryStats] = {}
         self._lanes: dict[str, Lane] = {}
-        self._nursery: trio.Nursery | None = None
         self._ctx: WebhookContext | None = None
-        self._pending_retries = 0
-        self._tapped = 0  # the largest event ID handed to tap (cluster mode stores it: the cursor)
-        self._clients: tuple[httpx.AsyncClient, httpx.AsyncClient] | None = None  # TLS verified, not
+        self._nursery: trio.Nursery | None = None
+        self._sender: Sender | None = None
+        self._wake_dispatch = trio.Event()
 
-    # -- the webhooks in force
-    def load(self, webhooks: list[Webhook]) -> None:
-        self._by_product.clear()
-        self._by_id.clear()
-        for hook in webhooks:
-            self.put(hook)
+    # -- the webhooks in force (a copy of the store's, read again when the bus says they changed)
+    async def handle(self, message: ControlMessage) -> None:
+        if isinstance(message, WebhooksChanged) and self._ctx is not None:
+            store = self._ctx.store
+            hooks = await store.read(store.sync.list_webhooks, message.product_id)
+            for old in [h for h in self._by_id.values() if h.product_id == message.product_id]:
+                self._remove(old.id)
+            for hook in hooks:
+                self._put(hook)
 
-    def put(self, webhook: Webhook) -> None:
-        self.remove(webhook.id)
-        self._by_id[webhook.id] = webhook
-        self._by_product.setdefault(webhook.product_id, []).append(webhook)
-        self.stats.setdefault(webhook.id, DeliveryStats())
+    def _put(self, hook: Webhook) -> None:
+        self._remove(hook.id)
+        self._by_id[hook.id] = hook
+        lane = self._lane(host_key(hook.spec.url))
+        lane.hook_ids.add(hook.id)
+        lane.ring()  # an enabled webhook may have deliveries due
 
-    def remove(self, webhook_id: int) -> None:
+    def _remove(self, webhook_id: int) -> None:
         old = self._by_id.pop(webhook_id, None)
         if old is not None:
-            self._by_product[old.product_id] = [h for h in self._by_product[old.product_id] if h.id != webhook_id]
+            self._lane(host_key(old.spec.url)).hook_ids.discard(webhook_id)
 
-    def stats_of(self, webhook_id: int) -> DeliveryStats:
-        return self.stats.setdefault(webhook_id, DeliveryStats())
+    def _lane(self, host: str) -> Lane:
+        lane = self._lanes.get(host)
+        if lane is None:
+            lane = self._lanes[host] = Lane(host)
+            assert self._nursery is not None
+            self._nursery.start_soon(self._run_lane, lane)
+        return lane
 
     # -- triggering
     def tap(self, event: EventRecord) -> None:
-        """Called by the broker for every stored event; never waits."""
-        if self._nursery is None or event.id is None:
-            return
-        self._tapped = max(self._tapped, event.id)
-        if event.product_id is None:
-            return
-        # Only a publisher holding the webhooks privilege triggers them, and never the cloud's
-        # own webhook events (a response that triggered a webhook could loop forever).
-        if not event.webhooks or event.to_device is not None or event.name.startswith(HOOK_PREFIX):
-            return
-        for hook in self._by_product.get(event.product_id, ()):
-            if hook.triggered_by(event.name):
-                self.stats_of(hook.id).triggered += 1
-                self._enqueue(hook, Job(hook.id, event))
-
-    def _enqueue(self, hook: Webhook, job: Job) -> None:
-        lane = self._lane(host_key(hook.spec.url))
-        try:
-            if lane is None:
-                raise trio.WouldBlock
-            lane.send.send_nowait(job)
-        except trio.WouldBlock:
-            self.stats_of(hook.id).dropped += 1
-            log_event(log, "webhook_dropped", logging.WARNING, webhook_id=hook.id, event_id=job.event.id,
-                      reason="queue full" if lane is not None else "too many target hosts")  # fmt: skip
-
-    def _lane(self, host: str) -> Lane | None:
-        lane = self._lanes.get(host)
-        if lane is None and self._nursery is not None and len(self._lanes) < MAX_LANES:
-            send, receive = trio.open_memory_channel[Job](LANE_QUEUE)
-            lane = self._lanes[host] = Lane(send, receive)
-            for _ in range(NORMAL_IN_FLIGHT):
-                self._nursery.start_soon(self._worker, lane)
-        return lane
+        """Called by the broker for every event as it is published (after commit); never waits."""
+        if event.webhooks and not self._wake_dispatch.is_set():
+            self._wake_dispatch.set()
 
     # -- running
     async def run(self, ctx: WebhookContext, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        self._ctx = ctx
-        self.load(await ctx.store.read(ctx.store.sync.list_webhooks))
-        timeout = httpx.Timeout(ctx.config.webhook_timeout)
-        # Redirects are not followed: a redirect could lead past the address guard.
-        async with (
-            httpx.AsyncClient(timeout=timeout, follow_redirects=False) as verified,
-            httpx.AsyncClient(timeout=timeout, follow_redirects=False, verify=False) as unverified,
-            trio.open_nursery() as nursery,
-        ):
-            self._clients = (verified, unverified)
-            self._nursery = nursery
+        async with open_sender(ctx.config.webhook_timeout) as sender, trio.open_nursery() as nursery:
+            self._ctx, self._sender, self._nursery = ctx, sender, nursery
+            for hook in await ctx.store.read(ctx.store.sync.list_webhooks):
+                self._put(hook)
             ctx.events.taps.append(self.tap)
-            live_from = ctx.feed.position  # the tap sees every event after it (same tick: nothing between)
-            if live_from is not None:  # cluster mode: resume from the stored cursor, keep it moving
-                nursery.start_soon(self._resume_from_cursor, ctx, live_from)
             try:
+                nursery.start_soon(self._dispatch)  # resumes from the stored cursor at once
+                nursery.start_soon(self._prune)
                 task_status.started()
                 await trio.sleep_forever()
             finally:
                 ctx.events.taps.remove(self.tap)
-                self._nursery = None
+                self._ctx = self._sender = self._nursery = None
+                self._by_id.clear()
+                self._lanes.clear()
                 nursery.cancel_scope.cancel()
 
-    async def _resume_from_cursor(self, ctx: WebhookContext, live_from: int) -> None:
-        """Cluster mode, on the leader: trigger what the previous leader had not queued yet (events
-        after the stored cursor, up to where the live tap starts), then store how far this leader
-        has queued, every CURSOR_EVERY seconds (at least once: a failover may send some again,
-        with the same Idempotency-Key)."""
-        store = ctx.store
-        cursor = await store.read(store.sync.webhook_cursor)
-        after = live_from if cursor is None else cursor
-        while after < live_from:
-            events = await store.read(store.sync.list_events, after_id=after, limit=1000)
-            for event in events:
-                if event.id is None or event.id > live_from:
-                    break
-                self.tap(event)
-            if not events or events[-1].id is None:
-                break
-            after = events[-1].id
-        written = cursor
+    async def _dispatch(self) -> None:
+        assert self._ctx is not None
+        store = self._ctx.store
         while True:
-            mark = max(live_from, self._tapped)
-            if mark != written:
-                await store.write(Transaction(partial(_set_cursor, event_id=mark), "webhook_cursor"))
-                written = mark
-            await trio.sleep(CURSOR_EVERY)
+            self._wake_dispatch = trio.Event()  # before the read: an event committed after it rings again
+            done = await store.write(Transaction(partial(dispatch, at=self._clock()), "webhook_dispatch"))
+            for webhook_id in done.webhook_ids:
+                if (hook := self._by_id.get(webhook_id)) is not None:
+                    self._lane(host_key(hook.spec.url)).ring()
+            if done.more:
+                await trio.lowlevel.checkpoint()
+            else:
+                await self._wake_dispatch.wait()
+                # Under a publish storm, one dispatch per interval takes every event stored meanwhile,
+                # instead of one per writer batch (each would move its batch off the event loop).
+                await trio.sleep(DISPATCH_INTERVAL)
 
-    async def _worker(self, lane: Lane) -> None:
-        async for job in lane.receive:
-            async with lane.slots:
+    async def _prune(self) -> None:
+        assert self._ctx is not None
+        store, config = self._ctx.store, self._ctx.config
+        while True:
+            now = self._clock()
+            succeeded, failed = now - config.webhook_keep_succeeded, now - config.webhook_keep_failed
+
+            def prune(tx: StoreTx, succeeded: float = succeeded, failed: float = failed) -> int:
+                return tx.prune_deliveries(succeeded, failed, PRUNE_BATCH)
+
+            pruned = await store.write(Transaction(prune, "webhook_prune"))
+            if pruned:
+                log_event(log, "webhook_deliveries_pruned", count=pruned)
+            if pruned < PRUNE_BATCH:
+                await trio.sleep(PRUNE_EVERY)
+
+    async def _run_lane(self, lane: Lane) -> None:
+        assert self._ctx is not None and self._nursery is not None
+        store, nursery = self._ctx.store, self._nursery
+        while True:
+            lane.bell = trio.Event()  # before the reads: a delivery made after them rings again
+            room = lane.throttle.in_flight_limit - lane.requests
+            wait = math.inf
+            if room > 0 and lane.hook_ids:
+                # One read: the soonest pending deliveries; those due now are sent, the first one not
+                # yet due says how long to sleep (a slow timer, only for retries that come due). On the
+                # event loop: a few rows by index per webhook, cheaper than the hop to a worker thread.
+                rows = await store.read_now(store.sync.pending_deliveries, tuple(lane.hook_ids), room,
+                                            tuple(lane.sending))  # fmt: skip
+                now = self._clock()
+                due = [row for row in rows if row.delivery.next_at <= now]
+                for item in due:
+                    lane.sending.add(item.delivery.id)
+                    lane.requests += 1
+                    nursery.start_soon(self._attempt, lane, item)
+                if len(due) == room:
+                    continue  # full: the next look is when one of them finishes
+                if len(rows) > len(due):
+                    wait = max(0.0, rows[len(due)].delivery.next_at - now)
+            with trio.move_on_after(wait):
+                await lane.bell.wait()
+
+    async def _attempt(self, lane: Lane, due: DueDelivery) -> None:
+        assert self._ctx is not None
+        ctx = self._ctx
+        try:
+            try:
                 await trio.sleep_until(lane.throttle.start_at(trio.current_time()))
-                await self._deliver(job, lane)
-            lane.slots.total_tokens = lane.throttle.in_flight_limit
+                update, tell = await self._try(lane, due)
+            finally:
+                lane.requests -= 1  # the next request may start while this outcome is written
+                lane.ring()
+            if update is not None:
+                await ctx.store.write(RecordDelivery(update))
+            if tell is not None:
+                await tell()  # after the outcome is stored: the device hears once, at most
+        except StoreClosed:
+            pass  # the server is stopping: the delivery stays pending and is sent after the restart
+        finally:
+            lane.sending.discard(due.delivery.id)
+            lane.ring()
 
-    async def _deliver(self, job: Job, lane: Lane) -> None:
-        hook = self._by_id.get(job.webhook_id)
-        if hook is None or hook.spec.disabled:
-            return  # deleted or disabled since it was triggered
-        stats, event, started = self.stats_of(hook.id), job.event, now()
-        assert self._ctx is not None and event.id is not None
+    async def _try(self, lane: Lane, due: DueDelivery) -> tuple[DeliveryUpdate | None, Tell | None]:
+        """One attempt: what to store, and what to tell the device after."""
+        assert self._ctx is not None and self._sender is not None
+        ctx, delivery, event = self._ctx, due.delivery, due.event
+        hook = self._by_id.get(delivery.webhook_id)
+        started = self._clock()
+        if hook is None:
+            return None, None  # deleted: its deliveries went with it
+        if event is None or hook.spec.disabled:
+            reason = "the event is no longer stored" if event is None else "the webhook is disabled"
+            log_event(log, "webhook_dropped", logging.WARNING, webhook_id=hook.id, event_id=delivery.event_id,
+                      reason=reason)  # fmt: skip
+            return not_sent(delivery, reason, started, counter="dropped", history=False), None
+        event_log = ctx.event_log
         try:
             request = build(hook, event, int(started))
-            pinned = await guard.pin(request.url, self._ctx.config.webhook_allow_private)
+            pinned = await guard.pin(request.url, ctx.config.webhook_allow_private)
         except (RenderError, templates.TemplateError) as exc:
-            stats.record(Attempt(event.id, started, job.attempt, None, 0.0, f"template: {exc}"))
-            await self._give_up(hook, job, str(exc))
-            return
+            error = f"template: {exc}"
+            log_event(log, "webhook_failed", logging.WARNING, webhook_id=hook.id, event_id=event.id, error=error)
+            update = not_sent(delivery, error, started, counter="failed", history=True)
+            return update, partial(answers.publish_error, event_log, hook, event, str(exc))
         except guard.TargetRefused as exc:
-            stats.refused += 1
-            stats.record(Attempt(event.id, started, job.attempt, None, 0.0, f"refused: {exc}"))
             log_event(log, "webhook_refused", logging.WARNING, webhook_id=hook.id, event_id=event.id, reason=str(exc))
-            await self._publish_error(hook, event, "target refused")
-            return
-        clock = trio.current_time()
-        result = await self._send(request, pinned)
-        took = round((trio.current_time() - clock) * 1000, 1)
-        stats.record(Attempt(event.id, started, job.attempt, result.status, took, result.error))
-        lane.throttle.record(not result.error)
-        log_event(log, "webhook_sent", webhook_id=hook.id, event_id=event.id, attempt=job.attempt,
-                  status=result.status, ms=took, error=result.error or None)  # fmt: skip
-        if not result.error:
-            stats.succeeded += 1
-            await self._publish_response(hook, event, result.body)
-            return
-        delays = self._ctx.config.webhook_retry_delays
-        if _retryable(result.status) and job.attempt <= len(delays) and self._pending_retries < MAX_PENDING_RETRIES:
-            stats.retried += 1
-            assert self._nursery is not None
-            self._pending_retries += 1
-            self._nursery.start_soon(self._retry_later, hook, replace(job, attempt=job.attempt + 1),
-                                     delays[job.attempt - 1])  # fmt: skip
-            return
-        await self._give_up(hook, job, result.error)
-
-    async def _send(self, request: OutgoingRequest, pinned: guard.Pinned) -> Result:
-        assert self._clients is not None and self._ctx is not None
-        client = self._clients[0 if request.verify_tls else 1]
-        headers = {**request.headers, "Host": pinned.host_header}
-        extensions = {} if pinned.sni_hostname is None else {"sni_hostname": pinned.sni_hostname}
-        try:
-            req = client.build_request(request.method, pinned.url, headers=headers, content=request.body,
-                                       extensions=extensions)  # fmt: skip
-            response = await client.send(req, stream=True)
-            try:
-                body = bytearray()
-                async for piece in response.aiter_bytes():
-                    body += piece[: MAX_RESPONSE - len(body)]
-                    if len(body) >= MAX_RESPONSE:
-                        break
-            finally:
-                await response.aclose()
-        except httpx.TimeoutException:
-            return Result(None, b"", f"no answer within {self._ctx.config.webhook_timeout} s")
-        except httpx.HTTPError as exc:
-            return Result(None, b"", f"{type(exc).__name__}: {exc}"[:300])
-        if 200 <= response.status_code < 300:
-            return Result(response.status_code, bytes(body), "")
-        return Result(response.status_code, bytes(body), _status_text(response.status_code))
-
-    async def _retry_later(self, hook: Webhook, job: Job, delay: float) -> None:
-        try:
-            await trio.sleep(delay)
-        finally:
-            self._pending_retries -= 1
-        self._enqueue(hook, job)
-
-    async def _give_up(self, hook: Webhook, job: Job, error: str) -> None:
-        self.stats_of(hook.id).failed += 1
-        log_event(log, "webhook_failed", logging.WARNING, webhook_id=hook.id, event_id=job.event.id,
-                  attempts=job.attempt, error=error)  # fmt: skip
-        await self._publish_error(hook, job.event, error)
-
-    # -- answers to the device
-    async def _publish_response(self, hook: Webhook, event: EventRecord, body: bytes) -> None:
-        if hook.spec.response_template is not None:
-            body = _render_response(hook.spec.response_template, body).encode()
-        await self._publish_to_device(hook, event, hook.spec.response_topic, body)
-
-    async def _publish_error(self, hook: Webhook, event: EventRecord, error: str) -> None:
-        await self._publish_to_device(hook, event, hook.spec.error_topic, error.encode()[:CHUNK])
-
-    async def _publish_to_device(self, hook: Webhook, event: EventRecord, topic: str, body: bytes) -> None:
-        if event.device_id == API_SOURCE:
-            return  # published through the API: there is no device to answer
-        assert self._ctx is not None
-        context = templates.variables(event, hook.product_id)
-        try:
-            name = templates.render(topic, context)
-        except templates.TemplateError:
-            return  # checked when the webhook was saved
-        chunks = [body[i : i + CHUNK] for i in range(0, len(body), CHUNK)] or [b""]
-        event_log = self._ctx.event_log
-        for index, chunk in enumerate(chunks):
-            record = EventRecord(event.device_id, _topic(name, index), chunk, RESPONSE_TTL, True, now(),
-                                 product_id=hook.product_id, to_device=event.device_id)  # fmt: skip
-            # Queued, not awaited one by one: the writer commits the chunks together and runs
-            # these callbacks in order, so the device gets them in order (as sessions publish).
-            await event_log.append(record)  # stored, then published; an event not stored is not sent
+            update = not_sent(delivery, f"refused: {exc}", started, counter="refused", history=True)
+            return update, partial(answers.publish_error, event_log, hook, event, "target refused")
+        result = await self._sender.send(request, pinned)
+        lane.throttle.record(result.ok)
+        policy = RetryPolicy(ctx.config.webhook_retry_delays, ctx.config.webhook_retry_for)
+        update = answered(delivery, result.status, result.error, started, self._clock(), policy)
+        log_event(log, "webhook_sent", webhook_id=hook.id, event_id=event.id, attempt=update.attempts,
+                  status=result.status, error=result.error or None, state=update.state)  # fmt: skip
+        if update.state == "succeeded":
+            return update, partial(answers.publish_response, event_log, hook, event, result.body)
+        if update.state == "failed":
+            log_event(log, "webhook_failed", logging.WARNING, webhook_id=hook.id, event_id=event.id,
+                      attempts=update.attempts, error=result.error)  # fmt: skip
+            return update, partial(answers.publish_error, event_log, hook, event, result.error)
+        return update, None
 
 
-def _topic(name: str, index: int) -> str:
-    """`<topic>/<index>`, the topic cut so the whole fits an event name (64 bytes of UTF-8): a
-    device subscribes by prefix, and every prefix of the topic still matches."""
-    suffix = f"/{index}"
-    room = limits.MAX_EVENT_NAME - len(suffix)
-    return name.encode()[:room].decode("utf-8", errors="ignore") + suffix
+class RecordDelivery(WriteOp[None]):
+    """An attempt's outcome: a row update, an attempt row and a counter, so it may be applied on the
+    event loop with the publishes around it (WriteOp.small)."""
 
+    __slots__ = ("update",)
+    small: ClassVar[bool] = True
 
-def _render_response(template: str, body: bytes) -> str:
-    """Particle's responseTemplate: the response's JSON fields are its variables."""
-    try:
-        parsed: Any = json.loads(body)
-    except ValueError:
-        parsed = None
-    context = parsed if isinstance(parsed, dict) else {}
-    try:
-        return templates.render(template, context)
-    except templates.TemplateError:
-        return body.decode("utf-8", errors="replace")
+    def __init__(self, update: DeliveryUpdate) -> None:
+        self.update = update
+
+    def apply(self, tx: StoreTx) -> None:
+        tx.update_delivery(self.update)
+
+    def __repr__(self) -> str:  # the writer logs a failed op by its repr
+        return f"{type(self).__name__}({self.update!r})"

@@ -165,3 +165,11 @@ def test_a_database_that_cannot_be_used_is_one_line(tmp_path: Path, database: st
     assert result.returncode == 2
     line = _one_line(result.stderr)
     assert expected in line and "fleetgate@" not in line.split(":", 1)[1], line
+
+
+def test_the_commands_beside_serve_say_what_they_cannot_do_with_a_database(tmp_path: Path) -> None:
+    unreachable = "postgresql://fleetgate@127.0.0.1:1/fleet"
+    backup = run(FLEETGATE, "backup", "--data-dir", tmp_path, "--database", unreachable, tmp_path / "copy.db")
+    assert backup.returncode == 2 and "pg_dump" in _one_line(backup.stderr)
+    token = run(FLEETGATE, "admin-token", "--data-dir", tmp_path, "--database", unreachable)
+    assert token.returncode == 2 and "cannot connect to PostgreSQL database fleet" in _one_line(token.stderr)

@@ -43,6 +43,17 @@ class Receiver:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def keys(self) -> set[str]:
+        """The Idempotency-Keys seen (event IDs)."""
+        return {r.headers.get("idempotency-key", "") for r in self.requests}
+
+    async def wait_for_keys(self, count: int, within: float = 10) -> None:
+        with trio.fail_after(within):
+            while len(self.keys) < count:
+                await self.changed.wait()
+                self.changed = trio.Event()
+
     async def wait_for(self, count: int, within: float = 10) -> None:
         with trio.fail_after(within):
             while len(self.requests) < count:
@@ -77,9 +88,10 @@ class Receiver:
 
 
 @asynccontextmanager
-async def receiving(host: str = "127.0.0.1") -> AsyncIterator[Receiver]:
+async def receiving(host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[Receiver]:
+    """A receiver on `port` (0: one the kernel picks)."""
     receiver = Receiver(host)
-    sock = bind_api_socket(host, 0)
+    sock = bind_api_socket(host, port)
     receiver.port = int(sock.getsockname()[1])
     stop = trio.Event()
     async with trio.open_nursery() as nursery:

@@ -124,7 +124,7 @@ def test_any_event_data_renders_or_fails_cleanly(data: str) -> None:
 
 
 def test_response_topics_fit_an_event_name() -> None:
-    from server.webhooks.service import _topic
+    from server.webhooks.answers import _topic
 
     assert _topic("hook-response/temp", 3) == "hook-response/temp/3"
     long = _topic("hook-response/" + "é" * 40, 12)

@@ -25,6 +25,7 @@ from .receiver import Answer, Receiver, receiving
 
 P = 4901
 RETRIES = (0.3, 0.6)  # the shape of Particle's 30 s and 60 s, at test speed
+RETRY_FOR = 1.2  # the last delay repeats while the next try is this soon after the delivery was made: 3 tries
 
 
 @dataclass
@@ -48,7 +49,8 @@ async def make_world(api: Api) -> World:
 
 @pytest.fixture
 async def world(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[World]:
-    api = await start_api(tmp_path, nursery, webhook_retry_delays=RETRIES, webhook_allow_private=True)
+    api = await start_api(tmp_path, nursery, webhook_retry_delays=RETRIES, webhook_retry_for=RETRY_FOR,
+                          webhook_allow_private=True)  # fmt: skip
     async with api.http:
         yield await make_world(api)
     api.server.shutdown()
@@ -108,7 +110,7 @@ async def test_signed_request_with_retries_after_500_and_the_answer_goes_back(wo
     ]
     history = await world.api.ok("GET", f"/v1/products/{P}/webhooks/{hook['id']}/deliveries")
     assert history["counters"] | {} == {"triggered": 1, "sent": 3, "succeeded": 1, "retried": 2, "failed": 0,
-                                        "refused": 0, "dropped": 0}  # fmt: skip
+                                        "refused": 0, "dropped": 0, "pending": 0}  # fmt: skip
     assert [(e["attempt"], e["status"]) for e in history["errors"]] == [(1, 500), (2, 503)]
     assert [(s["attempt"], s["status"]) for s in history["successes"]] == [(3, 200)]
 
@@ -124,6 +126,8 @@ async def test_after_the_last_retry_the_device_gets_hook_error(world: World) -> 
     assert error.name == "hook-error/temp/0" and error.data == b"HTTP 500 Internal Server Error"
     history = await world.api.ok("GET", f"/v1/products/{P}/webhooks/{hook['id']}/deliveries")
     assert history["counters"]["failed"] == 1 and history["counters"]["sent"] == 3
+    (failed,) = history["failed_deliveries"]
+    assert (failed["state"], failed["attempts"], failed["last_status"]) == ("failed", 3, 500)
     await trio.sleep(RETRIES[-1] + 0.2)
     assert len(receiver.requests) == 3  # no fourth try
 
@@ -250,3 +254,18 @@ async def test_the_device_receives_the_response_chunks_on_its_link(world: World)
     )  # fmt: skip
     assert first.to_device and first.source is None  # from the cloud, for this device alone
     assert len(receiver.requests) == 2
+
+
+async def test_a_webhook_deleted_while_its_request_runs_stops_nothing_else(world: World) -> None:
+    async with receiving() as receiver:
+        receiver.default = Answer(200, b"late", delay=0.5)
+        hook = await create(world, receiver)
+        await publish(world, world.members[0], ["temp/1"])
+        await receiver.wait_for(1)
+        await world.api.ok("DELETE", f"/v1/products/{P}/webhooks/{hook['id']}")
+        await trio.sleep(0.8)  # its answer comes for a delivery that went with the webhook
+        second = await create(world, receiver)
+        await publish(world, world.members[0], ["temp/2"])
+        await receiver.wait_for(2)
+        history = await world.api.ok("GET", f"/v1/products/{P}/webhooks/{second['id']}/deliveries")
+    assert history["counters"]["triggered"] == 1 and history["counters"]["pending"] <= 1

@@ -51,7 +51,7 @@ def _body(message: ControlMessage) -> dict[str, Any]:
     if isinstance(message, SessionReplaced):
         return {"t": "replaced", "dev": message.device_id, "counter": message.counter}
     if isinstance(message, WebhooksChanged):
-        return {"t": "webhooks_changed"}
+        return {"t": "webhooks_changed", "product": message.product_id}
     return {"t": "wake_rollouts"}
 
 
@@ -130,5 +130,5 @@ def _message(body: dict[str, Any]) -> ControlMessage | None:
     if kind == "wake_rollouts":
         return WakeRollouts()
     if kind == "webhooks_changed":
-        return WebhooksChanged()
+        return WebhooksChanged(_int(body["product"]))
     return None

@@ -1,13 +1,9 @@
 """Migration 13 of the PostgreSQL store: what cluster mode keeps in the database (docs/CLUSTER.md,
-"Cluster mode"). SQLite's migration 13 adds the same `events.webhooks`; the other tables exist only
-here, since a SQLite store serves one node."""
+"Cluster mode"). SQLite's migration 13 has the same tables, which stay empty on one node."""
 
 from __future__ import annotations
 
 CLUSTER = """
--- The leader's webhook dispatch reads events from the table: the publisher's privilege is stored.
-ALTER TABLE events ADD COLUMN webhooks integer NOT NULL DEFAULT 0;
-
 -- A device's publish bucket as its last session left it, for the node it connects to next.
 ALTER TABLE devices ADD COLUMN publish_tokens double precision;
 ALTER TABLE devices ADD COLUMN publish_at double precision;
@@ -30,9 +26,6 @@ CREATE TABLE IF NOT EXISTS cluster_nodes (
     started_at double precision NOT NULL,
     heartbeat_at double precision NOT NULL
 );
-
--- How far the cluster's webhook dispatch has queued (the next leader resumes after it).
-CREATE TABLE webhook_cursor (one integer PRIMARY KEY CHECK (one = 1), event_id bigint NOT NULL);
 
 -- The leader's fencing epoch (cluster/pg/leader.py): bumped on each acquisition of the lock.
 CREATE TABLE IF NOT EXISTS cluster_leader (

@@ -1,7 +1,8 @@
 """psycopg connections behind the `SqlConnection` interface (store/sql.py) the query mixins use.
 
 The mixins' SQL is SQLite's dialect; `translate` rewrites what PostgreSQL spells differently
-(placeholders, NULL-safe `IS NOT`, ASCII case-insensitive `LIKE`), once per statement text.
+(placeholders, NULL-safe `IS NOT`, ASCII case-insensitive `LIKE`, `INSERT OR IGNORE`), once per
+statement text.
 """
 
 from __future__ import annotations
@@ -14,7 +15,18 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from ...rules.errors import Invalid
 from ..sql import SqlCursor
+
+_NUL = "cannot contain NUL"  # psycopg's words, raised before anything is sent
+
+
+def _refuse_nul(exc: psycopg.DataError) -> Exception:
+    """SQLite stores text with NUL characters; PostgreSQL cannot: a bad value, not a server fault."""
+    if _NUL in str(exc):
+        return Invalid("text with a NUL character (U+0000) cannot be stored")
+    return exc
+
 
 _TOKENS = re.compile(r"'(?:[^']|'')*'|\?|%|\bIS NOT \?|\bLIKE\b", re.IGNORECASE)
 
@@ -38,6 +50,8 @@ def translate(sql: str) -> str:
 
     if re.search(r"\?\d", sql):
         raise ValueError("numbered placeholders are not translated: override the query for PostgreSQL")
+    if sql.startswith("INSERT OR IGNORE INTO "):  # a row whose key exists is left as it is
+        sql = "INSERT INTO " + sql.removeprefix("INSERT OR IGNORE INTO ") + " ON CONFLICT DO NOTHING"
     return _TOKENS.sub(one, sql)
 
 
@@ -66,11 +80,17 @@ class PgConnection:
 
     def execute(self, sql: str, parameters: Any = None, /) -> SqlCursor:
         # Parameters always given (even none), so that psycopg always reads the %% of translate.
-        return self.raw.execute(translate(sql), parameters or ())  # our own SQL
+        try:
+            return self.raw.execute(translate(sql), parameters or ())  # our own SQL
+        except psycopg.DataError as exc:
+            raise _refuse_nul(exc) from None
 
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> SqlCursor:
         cur = self.raw.cursor()
-        cur.executemany(translate(sql), parameters)
+        try:
+            cur.executemany(translate(sql), parameters)
+        except psycopg.DataError as exc:
+            raise _refuse_nul(exc) from None
         return cur
 
     def close(self) -> None:
@@ -84,9 +104,12 @@ class PooledReader:
         self.pool = pool
 
     def execute(self, sql: str, parameters: Any = None, /) -> SqlCursor:
-        with self.pool.connection() as conn:
-            cur = conn.execute(translate(sql), parameters or ())
-            return Rows(cur.fetchall() if cur.description else [], cur.rowcount)
+        try:
+            with self.pool.connection() as conn:
+                cur = conn.execute(translate(sql), parameters or ())
+                return Rows(cur.fetchall() if cur.description else [], cur.rowcount)
+        except psycopg.DataError as exc:
+            raise _refuse_nul(exc) from None
 
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> SqlCursor:
         raise TypeError("the reader pool does not write")

@@ -15,6 +15,7 @@ cluster-wide write lock meanwhile, commits that much less often.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -34,6 +35,7 @@ from ..sqlite.live import LiveSessionQueries
 from ..sqlite.ota import OtaQueries
 from ..sqlite.rollouts import RolloutQueries
 from ..sqlite.rows import DEVICE_COLUMNS, device_from_row, paged_by_id
+from ..sqlite.webhook_deliveries import WebhookDeliveryQueries
 from ..sqlite.webhooks import WebhookQueries
 from ..tx import StoreTx
 from ..writeop import WriteOp
@@ -65,6 +67,7 @@ def _connect(dsn: str) -> psycopg.Connection[Any]:
 class PostgresStore(
     LiveSessionQueries,
     PostgresQueries,
+    WebhookDeliveryQueries,
     WebhookQueries,
     ClaimQueries,
     RolloutQueries,
@@ -159,13 +162,9 @@ class PostgresStore(
             limit,
         )
         return [
-            EventRecord(d, n, bytes(data), ttl, bool(priv), at, product_id=p, id=i, to_device=to, webhooks=bool(w))
-            for (i, d, p, n, data, ttl, priv, at, to, w) in self._q.execute(sql, args)
+            EventRecord(d, n, bytes(data), ttl, bool(priv), at, product_id=p, id=i, to_device=to, webhooks=bool(h))
+            for (i, d, p, n, data, ttl, priv, at, to, h) in self._q.execute(sql, args)
         ]
-
-    def last_event_id(self) -> int:
-        (last,) = self._q.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()
-        return int(last)
 
     # ------------------------------------------------------------------ writes
 
@@ -203,7 +202,8 @@ class PostgresStore(
             committed = True
         except BaseException:
             if w.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                w.raw.execute("ROLLBACK")
+                with contextlib.suppress(psycopg.Error):  # a connection gone already rolled back
+                    w.raw.execute("ROLLBACK")
             raise
         finally:
             self._local.in_batch = False
@@ -292,8 +292,8 @@ class PostgresStore(
         )
         w.execute(
             "INSERT INTO events (id, device_id, product_id, name, data, ttl, private, published_at, to_device,"
-            " webhooks) SELECT * FROM unnest(?::bigint[], ?::text[], ?::bigint[], ?::text[], ?::bytea[], ?::bigint[],"
-            " ?::integer[], ?::double precision[], ?::text[], ?::integer[])",
+            " webhooks) SELECT * FROM unnest(?::bigint[], ?::text[], ?::bigint[], ?::text[], ?::bytea[],"
+            " ?::bigint[], ?::integer[], ?::double precision[], ?::text[], ?::integer[])",
             (
                 ids,
                 [e.device_id for e in events],

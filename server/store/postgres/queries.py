@@ -47,6 +47,9 @@ class PostgresQueries:
         members = frozenset(int(u) for u in team.split(",")) if team else frozenset()
         return record, facts, ProductFacts(fw_product_id, Policy(policy), members, ListState(state) if state else None)
 
+    def set_webhook_cursor(self, event_id: int) -> None:
+        self._w.execute("UPDATE webhook_dispatch SET cursor = GREATEST(cursor, ?) WHERE id = 1", (event_id,))
+
     def rollout_devices(self, rollout_id: int, offset: int = 0, limit: int = -1) -> list[RolloutDevice]:
         """All of them where `limit` is negative (SQLite's LIMIT -1; PostgreSQL's LIMIT NULL)."""
         rows = self._q.execute(

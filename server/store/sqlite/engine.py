@@ -28,11 +28,12 @@ from .ota import OtaQueries
 from .rollouts import RolloutQueries
 from .rows import DEVICE_COLUMNS, device_from_row, paged_by_id
 from .sealed import start_sealing
+from .webhook_deliveries import WebhookDeliveryQueries
 from .webhooks import WebhookQueries
 
 T = TypeVar("T")
 
-_MAX_INSERT_ROWS = 64  # 512 parameters; beyond ~64 rows a statement saves no more
+_MAX_INSERT_ROWS = 64  # 576 parameters; beyond ~64 rows a statement saves no more
 _INSERT_EVENTS = {
     rows: "INSERT INTO events (device_id, product_id, name, data, ttl, private, published_at, to_device, webhooks)"
     " VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
@@ -79,6 +80,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 class SQLiteStore(
     LiveSessionQueries,
+    WebhookDeliveryQueries,
     WebhookQueries,
     ClaimQueries,
     RolloutQueries,
@@ -157,13 +159,9 @@ class SQLiteStore(
             limit,
         )
         return [
-            EventRecord(d, n, bytes(data), ttl, bool(priv), at, product_id=p, id=i, to_device=to, webhooks=bool(w))
-            for (i, d, p, n, data, ttl, priv, at, to, w) in self._q.execute(sql, args)
+            EventRecord(d, n, bytes(data), ttl, bool(priv), at, product_id=p, id=i, to_device=to, webhooks=bool(h))
+            for (i, d, p, n, data, ttl, priv, at, to, h) in self._q.execute(sql, args)
         ]
-
-    def last_event_id(self) -> int:
-        (last,) = self._q.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()
-        return int(last)
 
     # ------------------------------------------------------------------ writes
 

@@ -61,18 +61,6 @@ class LiveSessionQueries:
             "UPDATE devices SET publish_tokens = ?, publish_at = ? WHERE device_id = ?", (tokens, at, device_id)
         )
 
-    def webhook_cursor(self) -> int | None:
-        """The last event the cluster's webhook dispatch queued (None: no leader dispatched yet)."""
-        row = self._q.execute("SELECT event_id FROM webhook_cursor").fetchone()
-        return None if row is None else int(row[0])
-
-    def set_webhook_cursor(self, event_id: int) -> None:
-        self._w.execute(
-            "INSERT INTO webhook_cursor (one, event_id) VALUES (1, ?)"
-            " ON CONFLICT (one) DO UPDATE SET event_id = excluded.event_id",
-            (event_id,),
-        )
-
     def leader_epoch(self) -> int | None:
         """The cluster leader's fencing epoch (cluster/pg/leader.py); None before any node led."""
         row = self._q.execute("SELECT epoch FROM cluster_leader").fetchone()

@@ -415,7 +415,71 @@ MIGRATIONS.append(
     )
 )
 
-# 11 is another branch's (webhook deliveries); the numbers are kept apart so either merges first.
+MIGRATIONS.append(
+    (
+        11,
+        """
+        -- Durable webhook delivery (issue 14). Which events trigger webhooks becomes a column (the
+        -- publisher held the webhooks privilege), so deliveries are made from the stored events: a
+        -- dispatcher turns the events after its cursor into delivery rows, cursor and rows in one
+        -- transaction, and each row keeps its state until the receiver answered 2xx or its retries
+        -- ran out. Counters and the latest attempts are kept here too, so they survive a restart.
+        -- No index: the dispatcher reads the events just after its cursor, which follows the table's
+        -- tail, and an index entry per published event would cost the publish path.
+        ALTER TABLE events ADD COLUMN webhooks INTEGER NOT NULL DEFAULT 0;
+
+        -- One row: the last event ID turned into deliveries. Events stored before this migration
+        -- were the old in-memory service's to send: the cursor starts after them.
+        CREATE TABLE webhook_dispatch (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            cursor INTEGER NOT NULL
+        );
+        INSERT INTO webhook_dispatch VALUES (1, (SELECT COALESCE(MAX(id), 0) FROM events));
+
+        CREATE TABLE webhook_deliveries (
+            id INTEGER PRIMARY KEY,
+            webhook_id INTEGER NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+            event_id INTEGER NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'succeeded', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_at REAL NOT NULL,              -- when the next attempt is due (pending only)
+            last_status INTEGER,                -- the last answer's HTTP status; NULL: none came
+            last_error TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            UNIQUE (webhook_id, event_id)
+        );
+        CREATE INDEX webhook_deliveries_due ON webhook_deliveries (webhook_id, next_at) WHERE state = 'pending';
+        CREATE INDEX webhook_deliveries_done ON webhook_deliveries (state, updated_at) WHERE state != 'pending';
+
+        -- The latest requests per webhook (successes and errors, a bounded number of each).
+        CREATE TABLE webhook_attempts (
+            id INTEGER PRIMARY KEY,
+            webhook_id INTEGER NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+            event_id INTEGER NOT NULL,
+            at REAL NOT NULL,
+            attempt INTEGER NOT NULL,
+            status INTEGER,
+            duration_ms REAL NOT NULL,
+            error TEXT NOT NULL,
+            ok INTEGER NOT NULL
+        );
+        CREATE INDEX webhook_attempts_latest ON webhook_attempts (webhook_id, ok, id);
+
+        CREATE TABLE webhook_counters (
+            webhook_id INTEGER PRIMARY KEY REFERENCES webhooks (id) ON DELETE CASCADE,
+            triggered INTEGER NOT NULL DEFAULT 0,
+            sent INTEGER NOT NULL DEFAULT 0,
+            succeeded INTEGER NOT NULL DEFAULT 0,
+            retried INTEGER NOT NULL DEFAULT 0,
+            failed INTEGER NOT NULL DEFAULT 0,
+            refused INTEGER NOT NULL DEFAULT 0,
+            dropped INTEGER NOT NULL DEFAULT 0
+        ) WITHOUT ROWID;
+        """,
+    )
+)
+
 MIGRATIONS.append(
     (
         12,
@@ -436,9 +500,7 @@ MIGRATIONS.append(
     (
         13,
         """
-        -- Cluster mode (issue 15): the leader's webhook dispatcher reads events from the table,
-        -- so whether the publisher held the webhooks privilege is stored with the event.
-        ALTER TABLE events ADD COLUMN webhooks INTEGER NOT NULL DEFAULT 0;
+        -- Cluster mode (issue 15).
         -- A device's publish bucket as its last session left it, for the node it connects to next.
         ALTER TABLE devices ADD COLUMN publish_tokens REAL;
         ALTER TABLE devices ADD COLUMN publish_at REAL;
@@ -452,8 +514,6 @@ MIGRATIONS.append(
             since REAL NOT NULL
         );
         CREATE INDEX live_sessions_by_node ON live_sessions (node_id);
-        -- How far the cluster's webhook dispatch has queued (the next leader resumes after it).
-        CREATE TABLE webhook_cursor (one INTEGER PRIMARY KEY CHECK (one = 1), event_id INTEGER NOT NULL);
         -- The cluster leader's fencing epoch (PostgreSQL only in practice: one node never fences).
         CREATE TABLE cluster_leader (
             one INTEGER PRIMARY KEY CHECK (one = 1),

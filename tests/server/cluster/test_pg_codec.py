@@ -25,7 +25,7 @@ messages: st.SearchStrategy[ControlMessage] = st.one_of(
     st.builds(AbortFirmware, st.lists(device_ids, max_size=5).map(tuple), st.sampled_from(OtaAbortReason), texts),
     st.builds(SessionReplaced, device_ids, st.integers(0, 2**63)),
     st.just(WakeRollouts()),
-    st.just(WebhooksChanged()),
+    st.builds(WebhooksChanged, st.integers(1, 2**53)),
 )
 
 

@@ -90,10 +90,6 @@ class RecordingFeed:
     def appended(self, tx: StoreTx, last_id: int) -> None:
         self.rung.append(last_id)
 
-    @property
-    def position(self) -> int | None:
-        return None
-
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
 

@@ -14,7 +14,6 @@ from server.link.registry import SessionRegistry
 from server.rollouts.wakeup import Wakeup
 from server.rules.admission import Decision
 from server.store import AsyncStore
-from server.webhooks.service import WebhookService
 
 DEVICE = "aa" * 12
 
@@ -59,7 +58,6 @@ class Node:
     registry: SessionRegistry = field(default_factory=SessionRegistry)
     rollout_wakeup: Wakeup = field(default_factory=Wakeup)
     node_id: str | None = None  # one process
-    webhooks: WebhookService = field(default_factory=WebhookService)
 
 
 async def test_a_session_replaced_elsewhere_closes_only_when_its_hello_is_older(writer_store: AsyncStore) -> None:

@@ -16,6 +16,7 @@ import trio
 
 from server.events.log import AppendEvent
 from server.ops.auth import bootstrap_admin, hash_token
+from server.rules.errors import Invalid
 from server.store import AsyncStore, SQLiteStore, Transaction
 from server.store.postgres import PostgresStore
 from server.store.postgres.migrations import MIGRATIONS
@@ -170,3 +171,17 @@ async def test_reads_on_the_event_loop_go_to_a_thread(pg_dsn: str, tmp_path: Pat
     finally:
         store.close()
     await trio.lowlevel.checkpoint()
+
+
+def test_text_with_a_nul_character_is_a_bad_value_not_a_fault(pg_dsn: str, tmp_path: Path) -> None:
+    store = PostgresStore(pg_dsn, SecretsKey.default_file(tmp_path / "secrets.key"))
+    try:
+        store.transact(lambda tx: tx.ensure_device(DEVICE, 1.0))
+        with pytest.raises(Invalid, match="NUL"):  # SQLite stores it; PostgreSQL cannot
+            store.transact(lambda tx: tx.update_device_fields(DEVICE, {"name": "a\x00b"}))
+        with pytest.raises(Invalid, match="NUL"):
+            store.get_user_by_name("a\x00b")
+        (result, after) = store.write_batch([event("a\x00b"), event("fine")])
+        assert isinstance(result, Invalid) and isinstance(after, int)  # that op alone fails
+    finally:
+        store.close()
