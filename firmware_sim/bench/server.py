@@ -67,6 +67,7 @@ class BenchServer:
     proc: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = None
     _banner: list[str] = field(default_factory=list)
+    _serving: bool = False  # the banner's last line ("... Ctrl-C to stop") was read
     _client: httpx.Client | None = None
     _reader: threading.Thread | None = None
 
@@ -103,7 +104,8 @@ class BenchServer:
         ready = threading.Event()
         self._reader = threading.Thread(target=self._read_banner, args=(ready,), daemon=True)
         self._reader.start()
-        if not ready.wait(START_LIMIT) or self.proc.poll() is not None:
+        # Not poll(): its output can end a moment before the process is seen to have exited.
+        if not ready.wait(START_LIMIT) or not self._serving:
             self.stop()
             said = " | ".join(self._log_tail()) or " ".join(self._banner) or "no output"
             raise ServerFailed(f"the server did not start: {said}")
@@ -128,8 +130,9 @@ class BenchServer:
             line = raw.decode(errors="replace").strip()
             self._banner.append(line)
             if "Ctrl-C" in line:
+                self._serving = True
                 ready.set()
-        ready.set()  # the process ended: start() sees poll() is not None
+        ready.set()  # the process ended before serving: start() sees _serving is False
 
     def stop(self) -> int | None:
         proc, self.proc = self.proc, None

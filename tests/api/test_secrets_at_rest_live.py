@@ -15,7 +15,7 @@ from server.rules.webhook_model import Auth, WebhookSpec
 from server.webhooks.request import EVENT_ID_HEADER, SIGNATURE_HEADER
 
 from ..server.store.plain_database import make_plain_database, on_disk
-from ..webhooks.receiver import Received, receiving
+from ..server.webhooks.receiver import Received, receiving
 from .conftest import Api, start_api
 
 pytestmark = pytest.mark.sqlite_only  # the SQLite file's own bytes and backups

@@ -13,7 +13,7 @@ import trio
 from server.app import Server, start_up
 from server.config import ServerConfig
 
-from ..api.conftest import Api, client, start_api
+from ...api.conftest import Api, client, start_api
 from .receiver import receiving
 from .test_webhooks_live import P, World, make_world, publish
 

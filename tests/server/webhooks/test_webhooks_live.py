@@ -20,7 +20,7 @@ from protocol.codes import AckResult, Status, SubscribeResult
 from server.store.records import EventRecord
 from server.webhooks.request import EVENT_ID_HEADER, SIGNATURE_HEADER
 
-from ..api.conftest import Api, start_api
+from ...api.conftest import Api, start_api
 from .receiver import Answer, Receiver, receiving
 
 P = 4901
