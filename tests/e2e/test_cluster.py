@@ -114,7 +114,7 @@ async def operator(cluster: Cluster) -> AsyncIterator[httpx.AsyncClient]:
 
 async def product_with(client: httpx.AsyncClient, cluster: Cluster, product: int, devices: int, *,
                        preadd: bool) -> list[DeviceIdentity]:  # fmt: skip
-    api = cluster.nodes[0].api
+    api = next(n for n in cluster.nodes if n.proc.poll() is None).api  # the first node still running
     made = await client.post(f"{api}/v1/products", json={"name": f"P{product}", "id": product})
     assert made.status_code == 201, made.text
     identities = [DeviceIdentity.generate() for _ in range(devices)]
@@ -424,3 +424,64 @@ async def test_a_killed_leader_is_replaced_and_the_new_one_finishes_the_rollout(
                 await trio.sleep(0.2)
         print(f"a killed node's devices offline after {trio.current_time() - killed:.1f} s")
     assert all(f.installed_version == 2 for f in flashes)  # every device ends on the target
+
+
+async def test_a_killed_node_loses_no_acknowledged_event_and_its_devices_come_back(cluster: Cluster) -> None:
+    """After the leader's: a second node is killed while its devices publish. Every event a device
+    had acknowledged is stored, and every device of the dead node is served by a survivor again."""
+    alive = [n for n in cluster.nodes if n.proc.poll() is None]
+    assert len(alive) >= 2
+    victim, survivor = alive[0], alive[1]
+    product, count = 7108, 6
+    async with operator(cluster) as client:
+        identities = await product_with(client, cluster, product, count, preadd=True)
+    acked: dict[str, list[str]] = {i.device_id_hex: [] for i in identities}
+    back: dict[str, float] = {}
+    killed: list[float] = []
+
+    async def life(identity: DeviceIdentity, first: Served) -> None:
+        nodes, turn, n = [first, survivor if first is victim else victim], 0, 0
+        while True:
+            node = nodes[turn % 2]
+            turn += 1
+            with contextlib.suppress(OSError, DeviceRefused, DeviceClosed, RemoteProtocolError,
+                                     trio.BrokenResourceError, trio.ClosedResourceError):  # fmt: skip
+                stream = await trio.open_tcp_stream("127.0.0.1", node.port)
+                try:
+                    device = SimDevice(identity, cluster.server_key, DeviceSettings(product_id=product))
+                    await device.handshake(stream)
+                    if killed and device.state.status is Status.OK:
+                        back.setdefault(identity.device_id_hex, trio.current_time() - killed[0])
+                    async with trio.open_nursery() as running:
+                        running.start_soon(device.run)
+                        try:
+                            while True:
+                                n += 1
+                                if await device.publish(f"e{n}") is AckResult.ACCEPTED:
+                                    acked[identity.device_id_hex].append(f"e{n}")
+                                await trio.sleep(0.5)
+                        except (DeviceClosed, trio.BrokenResourceError, trio.ClosedResourceError):
+                            running.cancel_scope.cancel()  # its node is gone: the next one
+                finally:
+                    await stream.aclose()
+            await trio.sleep(0.05)
+
+    on_victim = {i.device_id_hex for i in identities[::2]}
+    async with trio.open_nursery() as fleet:
+        for i, identity in enumerate(identities):
+            fleet.start_soon(life, identity, victim if i % 2 == 0 else survivor)
+        await trio.sleep(2)
+        victim.proc.send_signal(signal.SIGKILL)
+        killed.append(trio.current_time())
+        with trio.fail_after(15):
+            while not on_victim <= back.keys():  # noqa: ASYNC110 (the devices' lives have no event)
+                await trio.sleep(0.05)
+        await trio.sleep(1)  # they publish on the survivor too
+        fleet.cancel_scope.cancel()
+    print(f"a killed node's devices served again after {max(back[d] for d in on_victim):.2f} s")
+    with psycopg.connect(cluster.database) as conn:
+        for device_id, names in acked.items():
+            rows = conn.execute("SELECT name FROM events WHERE device_id = %s", (device_id,)).fetchall()
+            stored = {str(r[0]) for r in rows}
+            assert set(names) <= stored, (device_id, sorted(set(names) - stored))  # no acknowledged event lost
+    assert sum(len(names) for names in acked.values()) >= count * 3
