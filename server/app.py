@@ -38,7 +38,8 @@ from .ops.auth import bootstrap_admin
 from .ports import BoundPorts, PortUnavailable, bind_ports, describe_bind_error
 from .rollouts.service import RolloutService
 from .store import AsyncStore, Transaction
-from .store.open import DatabaseUnavailable, open_store
+from .store.database import DatabaseUnavailable
+from .store.open import open_store
 from .store.secrets_key import SecretsKey, SecretsKeyError
 
 log = logging.getLogger("fleetgate.app")

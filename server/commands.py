@@ -24,7 +24,8 @@ def cmd_admin_token(args: argparse.Namespace) -> int:
     from .config import ServerConfig
     from .ops.auth import reissue_admin_token
     from .rules.errors import Conflict
-    from .store.open import DatabaseUnavailable, open_store
+    from .store.database import DatabaseUnavailable
+    from .store.open import open_store
     from .store.secrets_key import SecretsKey, SecretsKeyError
 
     key, key_file = _deployment_secrets_key(None)
@@ -36,6 +37,8 @@ def cmd_admin_token(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     if config.database_url is None and not config.db_path.is_file():
         raise CliError(f"{config.db_path} does not exist: is {args.data_dir} a server's data directory?")
+    if not config.data_dir.is_dir():  # on PostgreSQL too: the token file and the secrets key are there
+        raise CliError(f"{config.data_dir} does not exist: is it a server's data directory?")
     try:
         store = open_store(
             config.database_url, config.db_path, SecretsKey.chosen(key, key_file, config.secrets_key_path)
@@ -103,7 +106,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .app import CannotServe, serve_until_stopped
     from .config import ServerConfig
     from .logs import setup_logging
-    from .store.open import describe_database
+    from .store.database import describe_database
 
     setup_logging(args.log_level, args.log_format)
     key, key_file = _deployment_secrets_key(args.secrets_key_file)

@@ -25,7 +25,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from ..base import Store
-from ..open import DatabaseUnavailable, describe_database
+from ..database import DatabaseUnavailable, describe_database
 from ..records import DeviceRecord, EventRecord, ImportResult
 from ..secrets_key import SecretsKey
 from ..sqlite.admin import AdminQueries

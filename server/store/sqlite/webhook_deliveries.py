@@ -178,8 +178,7 @@ class WebhookDeliveryQueries:
             return
         assert all(name in COUNTERS for name in names)  # column names: ours, never input
         columns = ", ".join(names)
-        # Qualified: PostgreSQL finds a bare column name ambiguous between the row and `excluded`.
-        updates = ", ".join(f"{n} = webhook_counters.{n} + excluded.{n}" for n in names)
+        updates = ", ".join(f"{n} = webhook_counters.{n} + excluded.{n}" for n in names)  # (PostgreSQL: qualified)
         self._w.execute(
             f"INSERT INTO webhook_counters (webhook_id, {columns}) VALUES (?{', 1' * len(names)})"
             f" ON CONFLICT (webhook_id) DO UPDATE SET {updates}",
