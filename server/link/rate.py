@@ -11,6 +11,7 @@ class TokenBucket:
     burst: float  # the most tokens held (and the starting amount)
     tokens: float = -1.0
     at: float = 0.0
+    taken: int = 0  # tokens spent, ever (a session counts what it spent before its handover arrived)
 
     def take(self, now: float) -> bool:
         """Spend one token if there is one; `now` is a monotonic clock (the caller's)."""
@@ -20,6 +21,7 @@ class TokenBucket:
         self.at = now
         if self.tokens >= 1.0:
             self.tokens -= 1.0
+            self.taken += 1
             return True
         return False
 

@@ -72,12 +72,13 @@ class SessionRegistry:
         return None if bucket is None else (bucket.level(now), wall)
 
     def limit_publish_bucket(self, device_id: str, rate: float, burst: int, handed: tuple[float, float],
-                             now: float, wall: float) -> None:  # fmt: skip
+                             spent: int, now: float, wall: float) -> None:  # fmt: skip
         """Start from what the device had left elsewhere (`handed`: tokens at a wall-clock time),
-        refilled since: hopping between nodes must not refill the bucket either."""
+        refilled since, less the `spent` this session took before the handover arrived: hopping
+        between nodes must not refill the bucket either."""
         tokens, at = handed
         refilled = min(float(burst), tokens + max(0.0, wall - at) * rate)
-        self.publish_bucket(device_id, rate, burst).limit_to(refilled, now)
+        self.publish_bucket(device_id, rate, burst).limit_to(refilled - spent, now)
 
     def last_counter(self, device_id: str) -> int:
         return self._counters.get(device_id, 0)

@@ -72,6 +72,7 @@ class DeviceSession(LinkState):
         "_ota",
         "_slot",
         "_subs",
+        "_taken_before",
         "cloud_product_id",
         "conn",
         "ctx",
@@ -104,6 +105,7 @@ class DeviceSession(LinkState):
         self.events_slowed = 0
         self._ota: OtaDelivery | None = None  # made when first needed: most connections never offer
         self._subs: Subscriptions | None = None  # made with the first SUBSCRIBE: most never send one
+        self._taken_before = 0  # cluster mode: publish tokens spent here before this session began
 
     # What tests and the registry's holders read of the transport and the subscriptions.
     @property
@@ -160,8 +162,10 @@ class DeviceSession(LinkState):
 
     def _handed_bucket(self, handed: tuple[float, float]) -> None:
         cfg = self.ctx.config
-        self.ctx.registry.limit_publish_bucket(
-            self.device_id, cfg.publish_rate, cfg.publish_burst, handed, trio.current_time(), now()
+        registry = self.ctx.registry
+        spent = registry.publish_bucket(self.device_id, cfg.publish_rate, cfg.publish_burst).taken - self._taken_before
+        registry.limit_publish_bucket(
+            self.device_id, cfg.publish_rate, cfg.publish_burst, handed, spent, trio.current_time(), now()
         )
 
     def update_decision(self, decision: Decision, cloud_product_id: int | None) -> None:
@@ -228,6 +232,11 @@ class DeviceSession(LinkState):
         assert self.hello is not None and self.decision is not None
         hello = self.hello
         self.ctx.registry.register(self, hello.counter)
+        if self.ctx.node_id is not None:  # what this session spends before its bucket is handed over
+            cfg = self.ctx.config
+            self._taken_before = self.ctx.registry.publish_bucket(
+                self.device_id, cfg.publish_rate, cfg.publish_burst
+            ).taken
         self.advance(Step.READY)
         await self.ctx.store.submit(
             ConfirmSession(

@@ -29,3 +29,11 @@ def test_a_bucket_handed_over_holds_no_more_than_it_had_left() -> None:
     bucket.limit_to(3.0, now=10.5)  # more than it holds now (0.5): stays at what it holds
     assert bucket.level(10.5) == 0.5
     assert bucket.level(20.0) == 4.0  # refills to the burst, never beyond
+
+
+def test_a_bucket_counts_what_it_gave_out() -> None:
+    """What a session spent before its handed-over bucket arrived is taken off that bucket."""
+    bucket = TokenBucket(rate=1.0, burst=4)
+    assert bucket.take(0.0) and bucket.take(0.0)
+    assert not TokenBucket(rate=1.0, burst=0).take(0.0)
+    assert bucket.taken == 2
