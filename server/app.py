@@ -22,6 +22,8 @@ import trio
 from protocol.codes import CloseReason
 
 from .api import create_app, serve_api
+from .cluster import LocalBus
+from .cluster.node import NodeSetupError, load_shared_server_key, node_id_of
 from .config import ServerConfig
 from .context import ServerContext
 from .data_dir import DataDirInUse, DataDirLock, create_private_file, make_data_dir, prepare_data_dir
@@ -35,7 +37,7 @@ from .logs import log_event
 from .ops.auth import bootstrap_admin
 from .ports import BoundPorts, PortUnavailable, bind_ports, describe_bind_error
 from .rollouts.service import RolloutService
-from .store import AsyncStore
+from .store import AsyncStore, Transaction
 from .store.database import DatabaseUnavailable
 from .store.open import open_store
 from .store.secrets_key import SecretsKey, SecretsKeyError
@@ -61,14 +63,23 @@ def start_up(config: ServerConfig, *, exclusive: bool = False) -> Startup:
         if config.database_url is None:
             create_private_file(config.db_path)  # 0600 before SQLite opens it; its -wal and -shm take its mode
         store = open_store(config.database_url, config.db_path, secrets_key_of(config))
-        store.reset_online()
-        key, created = load_or_create_server_key(config.key_path, config.pub_path)
+        node_id = None if config.database_url is None else node_id_of(config.node_id, config.node_id_path)
+        if node_id is None:
+            store.reset_online()
+        else:  # the other nodes' devices are theirs: only this node's earlier sessions are gone
+            store.write_batch([Transaction(lambda tx: tx.release_node_sessions(node_id), "node_start")])
+        if config.server_key_file is not None:
+            key, created = load_shared_server_key(config.server_key_file), False
+        else:
+            key, created = load_or_create_server_key(config.key_path, config.pub_path)
         admin_token = bootstrap_admin(store, config.admin_token_path)
     except BaseException:
         if lock is not None:
             lock.release()
         raise
-    return Startup(ServerContext(config, key, AsyncStore(store), SessionRegistry()), created, admin_token, lock)
+    dsn = getattr(store, "dsn", None) if node_id is not None else None
+    ctx = ServerContext(config, key, AsyncStore(store), SessionRegistry(), node_id=node_id, cluster_dsn=dsn)
+    return Startup(ctx, created, admin_token, lock)
 
 
 def secrets_key_of(config: ServerConfig) -> SecretsKey:
@@ -125,7 +136,12 @@ class Server:
                 await services.start(ctx.store.run_writer)
                 # Background services stop before the writer, which applies what they queued.
                 async with trio.open_nursery() as background:
-                    await background.start(_run_singletons, ctx)
+                    await background.start(ctx.bus.run)
+                    await background.start(ctx.feed.run)
+                    if isinstance(ctx.bus, LocalBus):
+                        await background.start(_run_singletons, ctx)  # leads at once: before devices arrive
+                    else:
+                        background.start_soon(_lead_when_chosen, ctx)
                     # The API gets its own nursery so it has finished before the writer stops.
                     async with trio.open_nursery() as api:
                         await api.start(
@@ -177,6 +193,13 @@ async def _run_singletons(ctx: ServerContext, *, task_status: trio.TaskStatus[No
         singletons.start_soon(RolloutService(ctx).run)
         await singletons.start(ctx.webhooks.run, ctx)
         task_status.started()
+
+
+async def _lead_when_chosen(ctx: ServerContext) -> None:
+    """A cluster node: run the singletons whenever this node leads; wait for the lock again if it
+    loses it (the bus cancels them then)."""
+    while True:
+        await _run_singletons(ctx)
 
 
 async def _handle_device(ctx: ServerContext, stream: trio.SocketStream, slot: HandshakeSlot) -> None:
@@ -248,7 +271,7 @@ def serve_until_stopped(config: ServerConfig, on_ready: Callable[[Server], None]
         raise CannotServe(reason) from None
 
 
-_STARTUP_FAILURES = (PortUnavailable, DataDirInUse, SecretsKeyError, DatabaseUnavailable)
+_STARTUP_FAILURES = (PortUnavailable, DataDirInUse, SecretsKeyError, DatabaseUnavailable, NodeSetupError)
 
 
 def startup_failure(exc: BaseException) -> str | None:
@@ -259,7 +282,13 @@ def startup_failure(exc: BaseException) -> str | None:
         return (
             startup_failure(inner)
             if isinstance(
-                inner, PortUnavailable | DataDirInUse | SecretsKeyError | DatabaseUnavailable | BaseExceptionGroup
+                inner,
+                PortUnavailable
+                | DataDirInUse
+                | SecretsKeyError
+                | DatabaseUnavailable
+                | NodeSetupError
+                | BaseExceptionGroup,
             )
             else None
         )

@@ -121,6 +121,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             max_handshakes_per_address=args.max_handshakes_per_address,
             first_message_timeout=args.first_message_timeout,
             database_url=_database_url(args),
+            node_id=args.node_id, server_key_file=args.server_key,
         )  # fmt: skip
     except ValueError as exc:
         raise CliError(str(exc)) from None
@@ -129,7 +130,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"fleetgate: data directory {config.data_dir.resolve()}", flush=True)
         if config.database_url is not None:
             print(f"fleetgate: store: {describe_database(config.database_url)}", flush=True)
-        print(f"fleetgate: server public key {server.ctx.server_key.public.hex()} (in {config.pub_path})", flush=True)
+            print(f"fleetgate: cluster node {server.ctx.node_id}", flush=True)
+        key_file = config.server_key_file or config.pub_path
+        print(f"fleetgate: server public key {server.ctx.server_key.public.hex()} (in {key_file})", flush=True)
         if server.admin_token_created is not None:
             print(f"fleetgate: first run: admin token written to {server.admin_token_created} (mode 0600)", flush=True)
         print(f"fleetgate: API at http://{config.host}:{server.api_port}", flush=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from protocol import limits
 DEFAULT_DEVICE_PORT = 5683  # Particle's device port (CoAP's registered port)
 DEFAULT_API_PORT = 8080
 DEFAULT_MAX_HANDSHAKES = 2048
+_NODE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 DEFAULT_MAX_HANDSHAKES_PER_ADDRESS = 256
 DEFAULT_FIRST_MESSAGE_TIMEOUT = 2.0
 
@@ -80,6 +82,11 @@ class ServerConfig:
     # The store: None for SQLite in the data directory (nothing to set up); a postgresql:// URL for
     # a PostgreSQL database, which several nodes can share (`--database`, FLEETGATE_DATABASE_URL).
     database_url: str | None = field(default=None, repr=False)  # it may hold a password
+    # Cluster mode (a PostgreSQL database): this node's id (`--node-id`; default: an id made once
+    # and kept in DATA_DIR/node.id), and the server key every node presents (`--server-key`: devices
+    # pin one key, so all nodes load the same file; without it, DATA_DIR/server.key as on one node).
+    node_id: str | None = None
+    server_key_file: Path | None = None
 
     def __post_init__(self) -> None:
         # The ranges WELCOME can carry: a config outside them would fail every handshake.
@@ -103,6 +110,8 @@ class ServerConfig:
             raise ValueError("max_handshakes must be at least 1")
         if self.database_url is not None and not self.database_url.startswith(("postgresql://", "postgres://")):
             raise ValueError(f"--database takes a postgresql:// URL, not {self.database_url.split(':', 1)[0]!r}")
+        if self.node_id is not None and not _NODE_ID.fullmatch(self.node_id):
+            raise ValueError("--node-id takes 1 to 64 letters, digits, '.', '_' or '-'")
         if self.secrets_key is not None and (len(self.secrets_key) != 32 or self.secrets_key_file is not None):
             raise ValueError("secrets_key is 32 bytes, and given instead of secrets_key_file, not with it")
         if self.max_handshakes_per_address < 1:
@@ -126,6 +135,11 @@ class ServerConfig:
     def secrets_key_path(self) -> Path:
         """The data directory's own secrets key (used when the deployment gives none)."""
         return self.data_dir / "secrets.key"
+
+    @property
+    def node_id_path(self) -> Path:
+        """A cluster node's id when `--node-id` does not give one: made once, kept here."""
+        return self.data_dir / "node.id"
 
     @property
     def admin_token_path(self) -> Path:

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 from dataclasses import InitVar, dataclass, field
 
+from protocol.codes import CloseReason
 from protocol.noise import KeyPair
 
 from .cluster import ClusterBus, ControlMessage, Handler, LocalBus
 from .config import ServerConfig
 from .events.broker import EventBroker
 from .events.log import EventLog
-from .events.publishing import DirectFeed
+from .events.publishing import DirectFeed, EventFeed, TailFeed
 from .link.control import NodeControl
 from .link.registry import SessionRegistry
 from .rollouts.wakeup import Wakeup
-from .store import AsyncStore
+from .store import AsyncStore, Transaction
 from .webhooks.service import WebhookService
 
 
@@ -34,15 +35,44 @@ class ServerContext:
     rollout_wakeup: Wakeup = field(default_factory=Wakeup)  # rung when a rollout may have work to do
     events: EventBroker = field(default_factory=EventBroker)  # live event streams
     webhooks: WebhookService = field(default_factory=WebhookService)  # product webhooks and their delivery
+    node_id: str | None = None  # cluster mode: this node's id (None: this process is the whole cluster)
     cluster_bus: InitVar[ClusterBus | None] = None  # None: LocalBus, this process is the whole cluster
+    event_feed: InitVar[EventFeed | None] = None  # None: DirectFeed, published as this process commits
+    cluster_dsn: InitVar[str | None] = None  # cluster mode: the database the nodes share (PgBus, TailFeed)
     bus: ClusterBus = field(init=False)  # control messages to every node (cluster/)
+    feed: EventFeed = field(init=False)  # how stored events reach `events` (events/publishing.py)
     event_log: EventLog = field(init=False)  # every event enters here: stored, then published
 
-    def __post_init__(self, cluster_bus: ClusterBus | None) -> None:
+    def __post_init__(
+        self, cluster_bus: ClusterBus | None, event_feed: EventFeed | None, cluster_dsn: str | None
+    ) -> None:
         self.bus = (
             cluster_bus if cluster_bus is not None else LocalBus(_each(NodeControl(self).handle, self.webhooks.handle))
         )
-        self.event_log = EventLog(self.store, DirectFeed(self.events))
+        self.feed = event_feed if event_feed is not None else DirectFeed(self.events)
+        if cluster_dsn is not None:
+            self._join_cluster(cluster_dsn)
+        self.event_log = EventLog(self.store, self.feed)
+
+    def _join_cluster(self, dsn: str) -> None:
+        """Every node's events from the table in id order; control messages and leadership through PostgreSQL."""
+        from .cluster.pg import PgBus  # psycopg is loaded only by nodes of a cluster
+
+        assert self.node_id is not None, "a cluster node has an id"
+        feed = TailFeed(self.store, self.events)
+        control = NodeControl(self)
+        self.feed = feed
+        handle = _each(control.handle, self.webhooks.handle)
+        self.bus = PgBus(dsn, self.node_id, handle, on_events=feed.ring, resync=control.resync,
+                         unreachable=self._cut_off, release_node=self._release_node)  # fmt: skip
+
+    async def _release_node(self, node_id: str) -> None:
+        """The leader found `node_id` dead: its devices are offline unless another node holds them."""
+        await self.store.write(Transaction(lambda tx: tx.release_node_sessions(node_id), "sweep_node"))
+
+    def _cut_off(self) -> None:
+        # A node that cannot reach the database cannot confirm anything: its devices go elsewhere.
+        self.registry.close_all(CloseReason.SERVER_SHUTDOWN, "this node has lost its database")
 
 
 def _each(*handlers: Handler) -> Handler:

@@ -148,6 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
         "$FLEETGATE_SECRETS_KEY, else DATA_DIR/secrets.key, made on first start)",
     )  # fmt: skip
     _database_arg(serve)
+    serve.add_argument(
+        "--node-id", metavar="ID",
+        help="with --database: this node's name in the cluster (default: one made on first start, kept in "
+        "DATA_DIR/node.id)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--server-key", type=Path, metavar="FILE",
+        help="the server key every node of a cluster presents (devices pin one key): the same file on each node, "
+        "never made here (default: DATA_DIR/server.key, made on first start)",
+    )  # fmt: skip
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument(
         "--log-format", default="json", choices=LOG_FORMATS, help="stderr log: JSON lines (default) or readable text"

@@ -15,8 +15,15 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+import trio
+
 from ..store.tx import StoreTx
 from .messages import ControlMessage
+
+
+class NotLeader(Exception):
+    """A singleton's write refused: this node no longer leads (the fencing epoch moved on)."""
+
 
 # What a node does with a delivered message (link/control.py's NodeControl.handle).
 Handler = Callable[[ControlMessage], Awaitable[None]]
@@ -33,4 +40,13 @@ class ClusterBus(Protocol):
 
     def leadership(self) -> AbstractAsyncContextManager[None]:
         """Entered once this node leads; held while it runs the singletons."""
+        ...
+
+    def fence(self, tx: StoreTx) -> None:
+        """Inside a singleton's write transaction: raise NotLeader if another node has taken the
+        lead since this one did (its write must not land)."""
+        ...
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The bus's own service (a listener), for the server's background nursery."""
         ...

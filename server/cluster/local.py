@@ -51,6 +51,12 @@ class LocalBus:
     def leadership(self) -> AbstractAsyncContextManager[None]:
         return _always_leading()
 
+    def fence(self, tx: StoreTx) -> None:
+        pass  # the only node always leads
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()  # nothing to listen to: delivery runs in caught_up
+
 
 @asynccontextmanager
 async def _always_leading() -> AsyncIterator[None]:

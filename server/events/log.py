@@ -49,14 +49,29 @@ class AppendEvent(WriteOp[int]):
 
 
 class _Append(AppendEvent):
-    """AppendEvent, then publish: the writer calls the op itself with the result after commit."""
+    """AppendEvent, then publish: the writer calls the op itself with the result after commit.
+    The feed hears of the append inside the transaction too (a cluster rings the other nodes)."""
 
-    __slots__ = ("publish", "then")
+    __slots__ = ("feed", "publish", "then")
 
-    def __init__(self, event: EventRecord, publish: Callable[[EventRecord], None], then: Then | None) -> None:
+    def __init__(self, event: EventRecord, feed: EventFeed, then: Then | None) -> None:
         self.event = event
-        self.publish = publish
+        self.feed = feed
+        self.publish = feed.committed
         self.then = then
+
+    def apply(self, tx: StoreTx) -> int:
+        event_id = tx.append_event(self.event)
+        self.feed.appended(tx, event_id)
+        return event_id
+
+    @classmethod
+    def apply_group(cls, tx: StoreTx, ops: Sequence[WriteOp[int]]) -> list[int]:
+        ids = super().apply_group(tx, ops)
+        last = ops[-1]
+        if ids and isinstance(last, _Append):
+            last.feed.appended(tx, ids[-1])  # once for the whole run
+        return ids
 
     def __call__(self, result: int | Exception) -> None:
         if self.then is not None:
@@ -68,13 +83,13 @@ class _Append(AppendEvent):
 class EventLog:
     def __init__(self, store: AsyncStore, feed: EventFeed) -> None:
         self._submit = store.submit
-        self._publish = feed.committed
+        self._feed = feed
 
     def append(self, event: EventRecord, then: Then | None = None) -> Awaitable[None]:
         """Queue `event` for the store (await the result: it waits only while the write queue is
         full). Once committed it is published; `then(result)` runs first, on the event loop. An
         event the store refused (`then` gets the exception) is not published."""
-        op = _Append(event, self._publish, then)
+        op = _Append(event, self._feed, then)
         return self._submit(op, op)
 
     async def append_and_wait(self, event: EventRecord) -> int:

@@ -45,6 +45,9 @@ class ControlContext(Protocol):
     @property
     def rollout_wakeup(self) -> Wakeup: ...
 
+    @property
+    def node_id(self) -> str | None: ...  # cluster mode: this node's id (None: one process)
+
 
 class NodeControl:
     def __init__(self, ctx: ControlContext) -> None:
@@ -72,6 +75,13 @@ class NodeControl:
         elif isinstance(message, WakeRollouts):
             self.ctx.rollout_wakeup.kick()
 
+    async def resync(self) -> None:
+        """Cluster messages may have been lost (the bus reconnected): decide every session again
+        and look at its firmware target again, as if each had been named in a message."""
+        for session in self.ctx.registry.sessions():
+            await self._reevaluate(session, "cluster")
+            session.offer_firmware()
+
     def _offer(self, message: OfferFirmware) -> None:
         registry, product_id = self.ctx.registry, message.product_id
         if message.device_ids is None:
@@ -96,7 +106,15 @@ class NodeControl:
             apply_decision(s, device_id, decision, now(), actor)
             return decision, cloud
 
-        decision, cloud = await self.ctx.store.write(Transaction(tx, "reevaluate"))
+        node_id = self.ctx.node_id
+
+        def tx_and_record(s: StoreTx) -> tuple[Decision | None, int | None]:
+            decision, cloud = tx(s)
+            if decision is not None and node_id is not None:  # the leader's scheduler reads it
+                s.set_live_privileges(device_id, node_id, int(decision.privileges), decision.product_id)
+            return decision, cloud
+
+        decision, cloud = await self.ctx.store.write(Transaction(tx_and_record, "reevaluate"))
         if decision is None:
             session.cloud_product_id = cloud
             return

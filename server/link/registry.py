@@ -65,6 +65,21 @@ class SessionRegistry:
             bucket = self._buckets[device_id] = TokenBucket(rate, burst)
         return bucket
 
+    def publish_bucket_state(self, device_id: str, now: float, wall: float) -> tuple[float, float] | None:
+        """(tokens, wall-clock time) of the device's bucket, to hand over to the node it moves to;
+        None if it never published here."""
+        bucket = self._buckets.get(device_id)
+        return None if bucket is None else (bucket.level(now), wall)
+
+    def limit_publish_bucket(self, device_id: str, rate: float, burst: int, handed: tuple[float, float],
+                             spent: int, now: float, wall: float) -> None:  # fmt: skip
+        """Start from what the device had left elsewhere (`handed`: tokens at a wall-clock time),
+        refilled since, less the `spent` this session took before the handover arrived: hopping
+        between nodes must not refill the bucket either."""
+        tokens, at = handed
+        refilled = min(float(burst), tokens + max(0.0, wall - at) * rate)
+        self.publish_bucket(device_id, rate, burst).limit_to(refilled - spent, now)
+
     def last_counter(self, device_id: str) -> int:
         return self._counters.get(device_id, 0)
 

@@ -72,6 +72,7 @@ class DeviceSession(LinkState):
         "_ota",
         "_slot",
         "_subs",
+        "_taken_before",
         "cloud_product_id",
         "conn",
         "ctx",
@@ -104,6 +105,7 @@ class DeviceSession(LinkState):
         self.events_slowed = 0
         self._ota: OtaDelivery | None = None  # made when first needed: most connections never offer
         self._subs: Subscriptions | None = None  # made with the first SUBSCRIBE: most never send one
+        self._taken_before = 0  # cluster mode: publish tokens spent here before this session began
 
     # What tests and the registry's holders read of the transport and the subscriptions.
     @property
@@ -142,9 +144,11 @@ class DeviceSession(LinkState):
             out.add(self.hello.product_id)
         return out
 
-    def _confirmed(self, result: tuple[Decision, int | None] | Exception) -> None:
+    def _confirmed(self, result: tuple[Decision, int | None] | Exception | None) -> None:
         """The confirming transaction decided again; if an operator acted since HELLO, say so."""
-        if not isinstance(result, Exception):
+        if result is None:  # cluster mode: another connection confirmed this hello's counter first
+            self.request_close(CloseReason.REPLACED, "another connection with this hello's counter was confirmed")
+        elif not isinstance(result, Exception):
             # Offers are planned only from here on: the plan must see what confirming wrote
             # (e.g. an update that did not take), not the state before it.
             self.advance(Step.COMMITTED)
@@ -155,6 +159,14 @@ class DeviceSession(LinkState):
             else:
                 self.decision, self.cloud_product_id = decision, cloud
             self._start_ota()
+
+    def _handed_bucket(self, handed: tuple[float, float]) -> None:
+        cfg = self.ctx.config
+        registry = self.ctx.registry
+        spent = registry.publish_bucket(self.device_id, cfg.publish_rate, cfg.publish_burst).taken - self._taken_before
+        registry.limit_publish_bucket(
+            self.device_id, cfg.publish_rate, cfg.publish_burst, handed, spent, trio.current_time(), now()
+        )
 
     def update_decision(self, decision: Decision, cloud_product_id: int | None) -> None:
         """An operator action changed this connection's admission: tell the device at once."""
@@ -220,6 +232,11 @@ class DeviceSession(LinkState):
         assert self.hello is not None and self.decision is not None
         hello = self.hello
         self.ctx.registry.register(self, hello.counter)
+        if self.ctx.node_id is not None:  # what this session spends before its bucket is handed over
+            cfg = self.ctx.config
+            self._taken_before = self.ctx.registry.publish_bucket(
+                self.device_id, cfg.publish_rate, cfg.publish_burst
+            ).taken
         self.advance(Step.READY)
         await self.ctx.store.submit(
             ConfirmSession(
@@ -230,6 +247,9 @@ class DeviceSession(LinkState):
                 hello.product_id,
                 now(),
                 claim_code=hello.claim_code,
+                node_id=self.ctx.node_id,
+                bus=self.ctx.bus,
+                handed_bucket=self._handed_bucket if self.ctx.node_id is not None else None,
             ),
             self._confirmed,
         )
@@ -336,7 +356,11 @@ class DeviceSession(LinkState):
         if self.registered and self.ctx.registry.unregister(self):
             # Shutting down (store closed) is fine: startup marks every device offline anyway.
             with trio.move_on_after(GOODBYE_TIMEOUT), contextlib.suppress(StoreClosed):
-                await self.ctx.store.submit(MarkDisconnected(self.device_id, now()))
+                at = now()
+                bucket = None
+                if self.ctx.node_id is not None:  # hand the publish bucket to the node it moves to
+                    bucket = self.ctx.registry.publish_bucket_state(self.device_id, trio.current_time(), at)
+                await self.ctx.store.submit(MarkDisconnected(self.device_id, at, self.ctx.node_id, bucket))
         fields = {
             "device_id": self.device_id or None,
             "peer": self.peer,

@@ -4,9 +4,13 @@ confirmed, a claim code spent) and a session ended. Operator re-evaluations (lin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import ClassVar
 
+from ..cluster.bus import ClusterBus
+from ..cluster.messages import SessionReplaced
 from ..rollouts.planner import Report
 from ..rollouts.progress import report_rollout
 from ..rules.admission import Decision, Effect, decide
@@ -76,12 +80,13 @@ def confirm_update(store: StoreTx, device_id: str, running: int, at: float) -> N
 
 
 @dataclass(frozen=True, slots=True)
-class ConfirmSession(WriteOp[tuple[Decision, int | None]]):
+class ConfirmSession(WriteOp[tuple[Decision, int | None] | None]):
     """READY arrived: the device is online, its counter is spent, and its admission takes effect.
 
     The decision is taken again here, inside the transaction: an operator may have acted between
     HELLO and READY, and the WELCOME's decision must not overwrite that. Returns
-    (decision, cloud product) so the session can correct what it told the device.
+    (decision, cloud product) so the session can correct what it told the device; in cluster
+    mode None, with nothing written, when another connection confirmed this hello's counter first.
     """
 
     device_id: str
@@ -91,8 +96,15 @@ class ConfirmSession(WriteOp[tuple[Decision, int | None]]):
     firmware_product_id: int | None
     at: float
     claim_code: str | None = None
+    # Cluster mode: this node's id, and the bus that tells the node holding an older session.
+    node_id: str | None = None
+    bus: ClusterBus | None = None
+    # Cluster mode: called after commit with the publish bucket the device left elsewhere (tokens, at).
+    handed_bucket: Callable[[tuple[float, float]], None] | None = None
 
-    def apply(self, store: StoreTx) -> tuple[Decision, int | None]:
+    def apply(self, store: StoreTx) -> tuple[Decision, int | None] | None:
+        if self.node_id is not None and not self._claim(store, self.node_id):
+            return None
         store.mark_connected(
             self.device_id,
             counter=self.counter,
@@ -106,16 +118,39 @@ class ConfirmSession(WriteOp[tuple[Decision, int | None]]):
         apply_decision(store, self.device_id, decision, self.at, "device")
         if self.claim_code is not None:
             try_claim(store, self.device_id, self.claim_code, decision, self.at)
+        if self.node_id is not None:
+            store.set_live_privileges(self.device_id, self.node_id, int(decision.privileges), decision.product_id)
         return decision, cloud
+
+    def _claim(self, store: StoreTx, node_id: str) -> bool:
+        """The counter is spent here, under the store's write lock: of two nodes confirming the
+        same hello (a replay raced to both), the second finds it spent and confirms nothing (False)."""
+        device = store.get_device(self.device_id)
+        if device is not None and device.last_counter >= self.counter:
+            return False
+        previous = store.claim_live_session(self.device_id, node_id, self.counter, self.at)
+        if previous is not None and self.bus is not None:
+            self.bus.notify(store, SessionReplaced(self.device_id, self.counter))
+        # Taken over from a live session: it has not handed its bucket over yet, so start empty.
+        handed = (0.0, self.at) if previous is not None else store.publish_bucket_of(self.device_id)
+        if handed is not None and self.handed_bucket is not None:
+            store.after_commit(partial(self.handed_bucket, handed))
+        return True
 
 
 @dataclass(frozen=True, slots=True)
 class MarkDisconnected(WriteOp[None]):
     device_id: str
     at: float
+    node_id: str | None = None  # cluster mode: offline only if this node still holds the device
+    bucket: tuple[float, float] | None = None  # cluster mode: its publish bucket (tokens, at), handed over
     small: ClassVar[bool] = True
 
     def apply(self, store: StoreTx) -> None:
+        if self.node_id is not None and not store.release_live_session(self.device_id, self.node_id):
+            return  # the device reconnected to another node, which holds it now
+        if self.bucket is not None:
+            store.save_publish_bucket(self.device_id, *self.bucket)
         store.mark_disconnected(self.device_id, self.at)
 
 

@@ -149,6 +149,9 @@ class RolloutContext(Protocol):
     @property
     def bus(self) -> ClusterBus: ...
 
+    @property
+    def node_id(self) -> str | None: ...  # cluster mode: devices live on every node
+
 
 class RolloutService:
     def __init__(self, ctx: RolloutContext, tick: float = TICK) -> None:
@@ -176,7 +179,9 @@ class RolloutService:
     def _session(self, device_id: str) -> RolloutSession | None:
         return self.ctx.registry.get(device_id)
 
-    def _online(self, device_id: str, product_id: int) -> bool:
+    def _online(self, device_id: str, product_id: int, cluster: dict[str, int] | None) -> bool:
+        if cluster is not None:  # the sessions of every node, as their confirming writes stored them
+            return device_id in cluster and bool(cluster[device_id] & Privilege.OTA)
         session = self._session(device_id)
         if session is None or session.decision is None or not session.confirmed_in_store:
             return False  # until READY's write commits, the version it runs is not known yet
@@ -188,9 +193,10 @@ class RolloutService:
         rollout, rows, facts, image_platform = await store.read(_read, store.sync, rollout_id, product_id)
         if rollout is None or rollout.state.finished:
             return
+        cluster = None if self.ctx.node_id is None else await store.read(store.sync.live_sessions_in, product_id)
         views = {
             device_id: DeviceView(
-                online=self._online(device_id, product_id),
+                online=self._online(device_id, product_id, cluster),
                 member=f.member,
                 running=f.firmware_version,
                 blocked=_blocked(f, rollout.version, image_platform),
@@ -205,6 +211,7 @@ class RolloutService:
         bus = self.ctx.bus
 
         def step_tx(s: StoreTx) -> Applied:
+            bus.fence(s)  # a node that lost the lead since this tick began writes nothing
             applied = apply_step(s, rollout, by_id, step, at)
             announce(bus, s, applied)
             return applied

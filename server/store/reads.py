@@ -46,6 +46,18 @@ class StoreReads(abc.ABC):
     ) -> list[EventRecord]:
         """Oldest first; `product_id`: only events routed to that product's stream."""
 
+    @abc.abstractmethod
+    def publish_bucket_of(self, device_id: str) -> tuple[float, float] | None:
+        """Cluster mode: what the device's publish bucket held when its last session ended (tokens, at)."""
+
+    @abc.abstractmethod
+    def leader_epoch(self) -> int | None:
+        """Cluster mode: the leader's fencing epoch (None before any node led)."""
+
+    @abc.abstractmethod
+    def live_sessions_in(self, product_id: int) -> dict[str, int]:
+        """Privileges of the live sessions (any node's) decided into `product_id` (cluster mode)."""
+
     # -- OTA outcomes (see sqlite/ota.py)
     @abc.abstractmethod
     def ota_outcome(self, device_id: str) -> OtaOutcome | None: ...

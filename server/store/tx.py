@@ -39,6 +39,22 @@ class StoreTx(StoreReads, CommitHooks):
         commits, in commit order (PostgreSQL: pg_notify). A store that serves one process only
         raises NotImplementedError: there, `after_commit` reaches everything that listens."""
 
+    # -- live sessions across nodes (see sqlite/live.py)
+    @abc.abstractmethod
+    def claim_live_session(self, device_id: str, node_id: str, counter: int, at: float) -> str | None: ...
+
+    @abc.abstractmethod
+    def set_live_privileges(self, device_id: str, node_id: str, privileges: int, product_id: int | None) -> None: ...
+
+    @abc.abstractmethod
+    def release_live_session(self, device_id: str, node_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    def release_node_sessions(self, node_id: str) -> int: ...
+
+    @abc.abstractmethod
+    def save_publish_bucket(self, device_id: str, tokens: float, at: float) -> None: ...
+
     # -- devices and events
     @abc.abstractmethod
     def add_device_keys(self, rows: Iterable[tuple[str, bytes]], now: float) -> ImportResult: ...

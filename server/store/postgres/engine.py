@@ -31,6 +31,7 @@ from ..secrets_key import SecretsKey
 from ..sqlite.admin import AdminQueries
 from ..sqlite.claims import ClaimQueries
 from ..sqlite.firmware import FirmwareQueries
+from ..sqlite.live import LiveSessionQueries
 from ..sqlite.ota import OtaQueries
 from ..sqlite.rollouts import RolloutQueries
 from ..sqlite.rows import DEVICE_COLUMNS, device_from_row, paged_by_id
@@ -64,6 +65,7 @@ def _connect(dsn: str) -> psycopg.Connection[Any]:
 
 
 class PostgresStore(
+    LiveSessionQueries,
     PostgresQueries,
     WebhookDeliveryQueries,
     WebhookQueries,

@@ -11,6 +11,8 @@ database's locale. Generated keys are identities; events' are taken in commit or
 
 from __future__ import annotations
 
+from .cluster_schema import CLUSTER
+
 _BASELINE = """
 CREATE TABLE products (
     id bigint PRIMARY KEY,                 -- chosen by the caller, else one above the largest
@@ -312,4 +314,4 @@ CREATE TABLE secrets_key_check (
 );
 """
 
-MIGRATIONS: list[tuple[int, str]] = [(12, _BASELINE)]
+MIGRATIONS: list[tuple[int, str]] = [(12, _BASELINE), (13, CLUSTER)]

@@ -22,6 +22,7 @@ from ..writeop import WriteOp
 from .admin import AdminQueries
 from .claims import ClaimQueries
 from .firmware import FirmwareQueries
+from .live import LiveSessionQueries
 from .migrations import MIGRATIONS
 from .ota import OtaQueries
 from .rollouts import RolloutQueries
@@ -78,6 +79,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 class SQLiteStore(
+    LiveSessionQueries,
     WebhookDeliveryQueries,
     WebhookQueries,
     ClaimQueries,

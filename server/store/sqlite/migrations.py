@@ -495,3 +495,33 @@ MIGRATIONS.append(
         """,
     )
 )
+
+MIGRATIONS.append(
+    (
+        13,
+        """
+        -- Cluster mode (issue 15).
+        -- A device's publish bucket as its last session left it, for the node it connects to next.
+        ALTER TABLE devices ADD COLUMN publish_tokens REAL;
+        ALTER TABLE devices ADD COLUMN publish_at REAL;
+        -- Which node holds each device's live session (store/sqlite/live.py); empty on one node.
+        CREATE TABLE live_sessions (
+            device_id TEXT PRIMARY KEY,
+            node_id TEXT NOT NULL,
+            counter INTEGER NOT NULL,
+            privileges INTEGER NOT NULL,
+            product_id INTEGER,
+            since REAL NOT NULL
+        );
+        CREATE INDEX live_sessions_by_node ON live_sessions (node_id);
+        -- The cluster leader's fencing epoch (PostgreSQL only in practice: one node never fences).
+        CREATE TABLE cluster_leader (
+            one INTEGER PRIMARY KEY CHECK (one = 1),
+            epoch INTEGER NOT NULL,
+            node_id TEXT NOT NULL,
+            since REAL NOT NULL
+        );
+        CREATE INDEX live_sessions_by_product ON live_sessions (product_id);
+        """,
+    )
+)

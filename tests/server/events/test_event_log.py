@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+import trio
 
 from server.events.broker import EventBroker
 from server.events.feeds import EventFilter
@@ -13,6 +14,7 @@ from server.events.log import EventLog, _Append
 from server.events.publishing import DirectFeed
 from server.store import AsyncStore, SQLiteStore
 from server.store.records import EventRecord
+from server.store.tx import StoreTx
 
 from .test_events_broker import drain
 
@@ -77,10 +79,26 @@ async def test_appends_are_published_in_the_order_they_are_stored(writer_store: 
     assert [(e.id, e.name) for e in drain(subscriber.receive)] == [(e.id, e.name) for e in stored]
 
 
+class RecordingFeed:
+    """A feed that keeps what it was told: published events, and the appends rung inside transactions."""
+
+    def __init__(self) -> None:
+        self.published: list[EventRecord] = []
+        self.rung: list[int] = []
+        self.committed = self.published.append
+
+    def appended(self, tx: StoreTx, last_id: int) -> None:
+        self.rung.append(last_id)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+
+
 def test_consecutive_appends_in_a_batch_are_stored_as_one_group(tmp_path: Path) -> None:
     sync = SQLiteStore(tmp_path / "group.db")
-    published: list[EventRecord] = []
-    ops = [_Append(EventRecord(DEVICE, f"e{i}", b"", 60, True, float(i)), published.append, None) for i in range(3)]
+    feed = RecordingFeed()
+    published = feed.published
+    ops = [_Append(EventRecord(DEVICE, f"e{i}", b"", 60, True, float(i)), feed, None) for i in range(3)]
     grouped: list[int] = []
     real = sync.append_events
 
@@ -94,3 +112,4 @@ def test_consecutive_appends_in_a_batch_are_stored_as_one_group(tmp_path: Path) 
     for op, result in zip(ops, results, strict=True):
         op(result)  # type: ignore[arg-type]  # write_batch returns each op's own result
     assert [(e.id, e.name) for e in published] == [(e.id, e.name) for e in sync.list_events()]
+    assert feed.rung == [published[-1].id]  # the feed heard of the run once, with its last ID

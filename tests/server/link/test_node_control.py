@@ -57,6 +57,7 @@ class Node:
     store: AsyncStore
     registry: SessionRegistry = field(default_factory=SessionRegistry)
     rollout_wakeup: Wakeup = field(default_factory=Wakeup)
+    node_id: str | None = None  # one process
 
 
 async def test_a_session_replaced_elsewhere_closes_only_when_its_hello_is_older(writer_store: AsyncStore) -> None:

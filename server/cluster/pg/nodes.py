@@ -1,0 +1,98 @@
+"""Node liveness: each node stamps its row in `cluster_nodes` every `beat` seconds; the leader
+sweeps nodes whose stamp is older than `stale_after` (killed, cut off, frozen): their devices'
+sessions are released in the store (they show offline unless another node holds them) and their
+row goes. A node that finds its own row gone was swept while it could not stamp: the sessions it
+still serves are no longer recorded, so it closes them and they reconnect (`swept`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import psycopg
+import trio
+
+from ...logs import log_event
+from .connect import close, connect
+
+log = logging.getLogger("fleetgate.cluster")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cluster_nodes (
+    node_id text COLLATE "C" PRIMARY KEY,
+    started_at double precision NOT NULL,
+    heartbeat_at double precision NOT NULL
+)"""
+
+
+_REGISTER = """
+INSERT INTO cluster_nodes VALUES (%(n)s, extract(epoch FROM now()), extract(epoch FROM now()))
+ON CONFLICT (node_id) DO UPDATE SET started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at"""
+
+_STAMP = "UPDATE cluster_nodes SET heartbeat_at = extract(epoch FROM now()) WHERE node_id = %(n)s"
+
+
+class NodeLiveness:
+    def __init__(self, dsn: str, node_id: str, *, beat: float = 1.0, stale_after: float = 10.0) -> None:
+        self._dsn = dsn
+        self.node_id = node_id
+        self.beat = beat
+        self.stale_after = stale_after
+        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+        self._limiter = trio.CapacityLimiter(1)
+
+    async def _run(self, query: str, params: dict[str, object]) -> list[tuple[object, ...]]:
+        if self._conn is None or self._conn.closed:
+            self._conn = await connect(self._dsn)
+        conn = self._conn
+
+        def run() -> list[tuple[object, ...]]:
+            cur = conn.execute(query, params)
+            return cur.fetchall() if cur.description is not None else [(cur.rowcount,)]
+
+        return await trio.to_thread.run_sync(run, limiter=self._limiter)
+
+    async def stamp(self, swept: Callable[[], None]) -> None:
+        """Stamp this node's row until cancelled; `swept()` when the row was found gone."""
+        registered = False
+        try:
+            while True:
+                try:
+                    if not registered:
+                        await self._run(_SCHEMA, {})
+                        await self._run(_REGISTER, {"n": self.node_id})
+                        registered = True
+                    else:
+                        ((updated,),) = await self._run(_STAMP, {"n": self.node_id})
+                        if updated == 0:  # swept while it could not stamp: its sessions are not recorded
+                            log_event(log, "cluster_node_was_swept", node_id=self.node_id)
+                            swept()
+                            registered = False
+                            continue
+                except psycopg.Error:
+                    await self._drop()  # the listener reports the database lost; stamping resumes with it
+                await trio.sleep(self.beat)
+        finally:
+            await self._drop()
+
+    async def sweep(self, release: Callable[[str], Awaitable[None]]) -> None:
+        """On the leader, until cancelled: release the sessions of nodes gone stale, then forget them."""
+        while True:
+            await trio.sleep(self.beat)
+            try:
+                rows = await self._run(
+                    "SELECT node_id FROM cluster_nodes WHERE node_id <> %(n)s"
+                    " AND heartbeat_at < extract(epoch FROM now()) - %(stale)s",
+                    {"n": self.node_id, "stale": self.stale_after},
+                )
+                for (node_id,) in rows:
+                    assert isinstance(node_id, str)
+                    await release(node_id)
+                    await self._run("DELETE FROM cluster_nodes WHERE node_id = %(n)s", {"n": node_id})
+                    log_event(log, "cluster_node_swept", node_id=node_id)
+            except psycopg.Error:
+                await self._drop()
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        await close(conn)
