@@ -69,6 +69,15 @@ class Cluster:
         return None if row is None else str(row[0])
 
 
+async def held_by(cluster: Cluster, device_id: str, node: str) -> str | None:
+    """The node whose live session the store names for the device, once it is `node` (READY's transaction
+    commits a moment after the device has its WELCOME), or whatever it names after 2 s."""
+    with trio.move_on_after(2):
+        while cluster.node_of(device_id) != node:  # noqa: ASYNC110 (the store is polled: no event to wait on)
+            await trio.sleep(0.02)
+    return cluster.node_of(device_id)
+
+
 def online(cluster: Cluster, device_id: str) -> bool:
     with psycopg.connect(cluster.database) as conn:
         row = conn.execute("SELECT online FROM devices WHERE device_id = %s", (device_id,)).fetchone()
@@ -243,13 +252,13 @@ async def test_a_device_reconnecting_to_another_node_takes_its_session_over(clus
         (identity,) = await product_with(client, cluster, product, 1, preadd=True)
         device_id = identity.device_id_hex
         old = await connected(stack, cluster, 0, identity, product)
-        assert cluster.node_of(device_id) == "n1"
+        assert await held_by(cluster, device_id, "n1") == "n1"
         new = await connected(stack, cluster, 1, identity, product)  # a newer hello, on node 2
         with trio.fail_after(2):
             await old.closed_event.wait()
         assert old.closed is not None and old.closed.reason is CloseReason.REPLACED
         await trio.sleep(0.3)  # node 1's disconnect write has run by now
-        assert cluster.node_of(device_id) == "n2"
+        assert await held_by(cluster, device_id, "n2") == "n2"
         assert new.closed is None
         await new.ping()  # still served (its publish bucket starts empty: the old session had not handed it over)
         answer = await client.get(f"{cluster.nodes[2].api}/v1/products/{product}/devices/{device_id}")
