@@ -307,7 +307,10 @@ async def test_hopping_between_nodes_does_not_refill_the_publish_limit(cluster: 
         hops += 1
     elapsed = trio.current_time() - start
     assert hops >= 6
-    assert accepted <= burst + rate * elapsed + 1, (accepted, hops, elapsed)
+    # +2, not +1: at ~30 hops a second, one old node's disconnect write (which hands the bucket over) can
+    # commit after the next node's READY read it, and one event more gets through (docs/CLUSTER.md, not yet).
+    # Without the handover it is 18 or more.
+    assert accepted <= burst + rate * elapsed + 2, (accepted, hops, elapsed)
 
 
 async def receive_webhooks(keys: list[str], *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
