@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import psycopg
@@ -26,15 +26,15 @@ from psycopg_pool import ConnectionPool
 
 from ..base import Store
 from ..database import DatabaseUnavailable, describe_database
-from ..records import DeviceRecord, EventRecord, ImportResult
+from ..records import EventRecord
 from ..secrets_key import SecretsKey
 from ..sqlite.admin import AdminQueries
 from ..sqlite.claims import ClaimQueries
+from ..sqlite.devices import DeviceQueries
 from ..sqlite.firmware import FirmwareQueries
 from ..sqlite.live import LiveSessionQueries
 from ..sqlite.ota import OtaQueries
 from ..sqlite.rollouts import RolloutQueries
-from ..sqlite.rows import DEVICE_COLUMNS, device_from_row, paged_by_id
 from ..sqlite.webhook_deliveries import WebhookDeliveryQueries
 from ..sqlite.webhooks import WebhookQueries
 from ..tx import StoreTx
@@ -67,6 +67,7 @@ def _connect(dsn: str) -> psycopg.Connection[Any]:
 class PostgresStore(
     LiveSessionQueries,
     PostgresQueries,
+    DeviceQueries,
     WebhookDeliveryQueries,
     WebhookQueries,
     ClaimQueries,
@@ -137,35 +138,6 @@ class PostgresStore(
         finally:
             w.execute("SELECT pg_advisory_unlock(?)", (locks.MIGRATE,))
 
-    @property
-    def schema_version(self) -> int:
-        (v,) = self._q.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()
-        return int(v)
-
-    # ------------------------------------------------------------------ reads
-
-    def get_device(self, device_id: str) -> DeviceRecord | None:
-        row = self._q.execute(f"SELECT {DEVICE_COLUMNS} FROM devices WHERE device_id = ?", (device_id,)).fetchone()
-        return device_from_row(row) if row else None
-
-    def list_devices(self) -> list[DeviceRecord]:
-        rows = self._q.execute(f"SELECT {DEVICE_COLUMNS} FROM devices ORDER BY created_at, device_id")
-        return [device_from_row(r) for r in rows]
-
-    def list_events(
-        self, device_id: str | None = None, after_id: int = 0, limit: int = 1000, product_id: int | None = None
-    ) -> list[EventRecord]:
-        sql, args = paged_by_id(
-            "SELECT id, device_id, product_id, name, data, ttl, private, published_at, to_device, webhooks FROM events",
-            {"device_id": device_id, "product_id": product_id},
-            after_id,
-            limit,
-        )
-        return [
-            EventRecord(d, n, bytes(data), ttl, bool(priv), at, product_id=p, id=i, to_device=to, webhooks=bool(h))
-            for (i, d, p, n, data, ttl, priv, at, to, h) in self._q.execute(sql, args)
-        ]
-
     # ------------------------------------------------------------------ writes
 
     def write_batch(self, ops: Sequence[WriteOp[Any]]) -> list[object]:
@@ -233,45 +205,6 @@ class PostgresStore(
         if not getattr(self._local, "in_batch", False):
             raise RuntimeError("notice outside a write batch")
         self._w.execute("SELECT pg_notify(?, ?)", (channel, payload))
-
-    def add_device_keys(self, rows: Iterable[tuple[str, bytes]], now: float) -> ImportResult:
-        result = ImportResult()
-        w = self._w
-        for device_id, public_key in rows:
-            existing = w.execute("SELECT public_key FROM devices WHERE device_id = ?", (device_id,)).fetchone()
-            if existing is None:
-                w.execute(
-                    "INSERT INTO devices (device_id, public_key, created_at) VALUES (?, ?, ?)",
-                    (device_id, public_key, now),
-                )
-                result.added.append(device_id)
-            elif existing[0] is None:  # pre-added to a product before its key was known
-                w.execute("UPDATE devices SET public_key = ? WHERE device_id = ?", (public_key, device_id))
-                result.added.append(device_id)
-            elif bytes(existing[0]) == public_key:
-                result.unchanged.append(device_id)
-            else:
-                result.errors.append((device_id, "already registered with a different public key"))
-        return result
-
-    def mark_connected(
-        self,
-        device_id: str,
-        *,
-        counter: int,
-        firmware_version: int,
-        platform_id: int,
-        firmware_product_id: int | None,
-        at: float,
-    ) -> None:
-        self._w.execute(
-            "UPDATE devices SET online = 1, last_heard = ?, last_handshake_at = ?, firmware_version = ?,"
-            " platform_id = ?, firmware_product_id = ?, last_counter = GREATEST(last_counter, ?) WHERE device_id = ?",
-            (at, at, firmware_version, platform_id, firmware_product_id, counter, device_id),
-        )
-
-    def mark_disconnected(self, device_id: str, at: float) -> None:
-        self._w.execute("UPDATE devices SET online = 0, last_heard = ? WHERE device_id = ?", (at, device_id))
 
     def append_event(self, event: EventRecord) -> int:
         (event_id,) = self.append_events([event])
