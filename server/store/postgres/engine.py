@@ -25,6 +25,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from ..base import Store
+from ..batch import BatchApplier
 from ..database import DatabaseUnavailable, describe_database
 from ..records import EventRecord
 from ..secrets_key import SecretsKey
@@ -37,7 +38,6 @@ from ..sqlite.ota import OtaQueries
 from ..sqlite.rollouts import RolloutQueries
 from ..sqlite.webhook_deliveries import WebhookDeliveryQueries
 from ..sqlite.webhooks import WebhookQueries
-from ..tx import StoreTx
 from ..writeop import WriteOp
 from . import locks
 from .connection import PgConnection, PooledReader
@@ -76,7 +76,7 @@ class PostgresStore(
     FirmwareQueries,
     AdminQueries,
     Store,
-    StoreTx,
+    BatchApplier,
 ):
     reads_on_loop: ClassVar[bool] = False  # a read is a network round trip: never on the event loop
     read_threads: ClassVar[int] = READERS
@@ -142,34 +142,13 @@ class PostgresStore(
 
     def write_batch(self, ops: Sequence[WriteOp[Any]]) -> list[object]:
         w = self._w
-        results: list[object] = []
         self._local.in_batch = True
         self._hooks_begin()
         committed = False
         try:
             w.execute("BEGIN")
             w.execute("SELECT pg_advisory_xact_lock(?)", (locks.WRITE,))
-            start, count = 0, len(ops)
-            while start < count:
-                kind = type(ops[start])
-                end = start + 1
-                if kind.groupable:
-                    while end < count and type(ops[end]) is kind:
-                        end += 1
-                if end - start > 1 and self._apply_group(kind, ops[start:end], results):
-                    start = end
-                    continue
-                for op in ops[start:end]:
-                    w.execute("SAVEPOINT op")
-                    mark = self._hooks_mark()
-                    try:
-                        results.append(op.apply(self))
-                    except Exception as exc:  # one bad op must not sink the batch: report it to its owner
-                        w.execute("ROLLBACK TO SAVEPOINT op")
-                        self._hooks_undo(mark)
-                        results.append(exc)
-                    w.execute("RELEASE SAVEPOINT op")
-                start = end
+            results = self._apply_ops(ops)
             w.execute("COMMIT")
             committed = True
         except BaseException:
@@ -181,23 +160,6 @@ class PostgresStore(
             self._local.in_batch = False
             self._hooks_end(committed)
         return results
-
-    def _apply_group(self, kind: type[WriteOp[Any]], group: Sequence[WriteOp[Any]], results: list[object]) -> bool:
-        """As SQLiteStore's: a run of groupable ops at once, or False with nothing applied."""
-        w = self._w
-        w.execute("SAVEPOINT ops")
-        mark = self._hooks_mark()
-        try:
-            done = kind.apply_group(self, group)
-            assert len(done) == len(group)
-        except Exception:
-            w.execute("ROLLBACK TO SAVEPOINT ops")
-            self._hooks_undo(mark)
-            w.execute("RELEASE SAVEPOINT ops")
-            return False
-        w.execute("RELEASE SAVEPOINT ops")
-        results.extend(done)
-        return True
 
     def notice(self, channel: str, payload: str) -> None:
         """Inside a write op: `pg_notify`, which PostgreSQL delivers to every listening session if

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..base import Store
+from ..batch import BatchApplier
 from ..records import EventRecord
 from ..secrets_key import FILE_NAME, SecretsKey
-from ..tx import StoreTx
 from ..writeop import WriteOp
 from .admin import AdminQueries
 from .claims import ClaimQueries
@@ -89,7 +89,7 @@ class SQLiteStore(
     FirmwareQueries,
     AdminQueries,
     Store,
-    StoreTx,
+    BatchApplier,
 ):
     _w: sqlite3.Connection
     _r: sqlite3.Connection
@@ -161,32 +161,11 @@ class SQLiteStore(
     def _apply_and_commit(self, ops: Sequence[WriteOp[Any]]) -> list[object]:
         """Apply ops inside the transaction just begun, and commit."""
         w = self._w
-        results: list[object] = []
         self._local.in_batch = True
         self._hooks_begin()
         committed = False
         try:
-            start, count = 0, len(ops)
-            while start < count:
-                kind = type(ops[start])
-                end = start + 1
-                if kind.groupable:
-                    while end < count and type(ops[end]) is kind:
-                        end += 1
-                if end - start > 1 and self._apply_group(kind, ops[start:end], results):
-                    start = end
-                    continue
-                for op in ops[start:end]:
-                    w.execute("SAVEPOINT op")
-                    mark = self._hooks_mark()
-                    try:
-                        results.append(op.apply(self))
-                    except Exception as exc:  # one bad op must not sink the batch: report it to its owner
-                        w.execute("ROLLBACK TO op")
-                        self._hooks_undo(mark)
-                        results.append(exc)
-                    w.execute("RELEASE op")
-                start = end
+            results = self._apply_ops(ops)
             w.execute("COMMIT")
             committed = True
         except BaseException:
@@ -198,24 +177,6 @@ class SQLiteStore(
             self._hooks_end(committed)
         self._wal_pages += _pages_of(ops)
         return results
-
-    def _apply_group(self, kind: type[WriteOp[Any]], group: Sequence[WriteOp[Any]], results: list[object]) -> bool:
-        """Apply a run of groupable ops at once; False (and nothing applied) where that fails,
-        and the caller applies them one by one so that only the op at fault fails."""
-        w = self._w
-        w.execute("SAVEPOINT ops")
-        mark = self._hooks_mark()
-        try:
-            done = kind.apply_group(self, group)
-            assert len(done) == len(group)
-        except Exception:
-            w.execute("ROLLBACK TO ops")
-            self._hooks_undo(mark)
-            w.execute("RELEASE ops")
-            return False
-        w.execute("RELEASE ops")
-        results.extend(done)
-        return True
 
     def notice(self, channel: str, payload: str) -> None:
         raise NotImplementedError(
