@@ -5,6 +5,7 @@ no LIMIT for SQLite's -1. A mixin placed before the shared ones in PostgresStore
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 from ...rules.admission import DeviceFacts, ProductFacts
 from ...rules.model import ListState, Policy
@@ -27,23 +28,7 @@ _ADMISSION_FACTS = (
 class PostgresQueries:
     _w: SqlConnection
     _q: SqlConnection
-
-    def mark_connected(
-        self,
-        device_id: str,
-        *,
-        counter: int,
-        firmware_version: int,
-        platform_id: int,
-        firmware_product_id: int | None,
-        at: float,
-    ) -> None:
-        """As DeviceQueries', with `GREATEST` for SQLite's scalar `MAX`."""
-        self._w.execute(
-            "UPDATE devices SET online = 1, last_heard = ?, last_handshake_at = ?, firmware_version = ?,"
-            " platform_id = ?, firmware_product_id = ?, last_counter = GREATEST(last_counter, ?) WHERE device_id = ?",
-            (at, at, firmware_version, platform_id, firmware_product_id, counter, device_id),
-        )
+    _GREATEST: ClassVar[str] = "GREATEST"  # for DeviceQueries.mark_connected
 
     def _insert_id(self, sql: str, args: Sequence[object]) -> int:
         (row_id,) = self._w.execute(sql + " RETURNING id", args).fetchone()

@@ -9,27 +9,24 @@ from __future__ import annotations
 
 import time
 
-from ..sealing import CannotOpen, Sealer
-from ..secrets_key import SecretsKey, SecretsKeyError
-from ..sqlite.webhooks import check_sealed_webhooks
+from ..sealing import Sealer
+from ..secrets_key import SecretsKey
+from ..sqlite.sealed import KEY_CHECK_PLACE, KEY_CHECK_TEXT, key_check, verify_key
 from . import locks
 from .connection import PgConnection
-
-_CHECK_PLACE = "secrets_key_check"
-_CHECK_TEXT = "fleetgate secrets key"
 
 
 def start_sealing(w: PgConnection, where: str, source: SecretsKey) -> Sealer:
     """The database's Sealer, after checking `source`'s key against it (recording the check first)."""
-    check = _key_check(w)
+    check = key_check(w)
     sealer = Sealer(source.load(may_create=check is None))
     if check is None:
         w.execute("BEGIN")
         try:
             w.execute("SELECT pg_advisory_xact_lock(?)", (locks.WRITE,))
-            check = _key_check(w)  # another node may have recorded it meanwhile
+            check = key_check(w)  # another node may have recorded it meanwhile
             if check is None:
-                check = sealer.seal(_CHECK_TEXT, _CHECK_PLACE)
+                check = sealer.seal(KEY_CHECK_TEXT, KEY_CHECK_PLACE)
                 w.execute(
                     "INSERT INTO secrets_key_check (id, sealed, created_at) VALUES (1, ?, ?)", (check, time.time())
                 )
@@ -37,20 +34,5 @@ def start_sealing(w: PgConnection, where: str, source: SecretsKey) -> Sealer:
         except BaseException:
             w.execute("ROLLBACK")
             raise
-    try:
-        if sealer.open(check, _CHECK_PLACE) != _CHECK_TEXT:
-            raise CannotOpen(_CHECK_PLACE)
-    except CannotOpen:
-        raise SecretsKeyError(
-            f"the secrets key from {source.where} is not the one {where} was sealed with: give that database's key"
-        ) from None
-    try:
-        check_sealed_webhooks(w, sealer)
-    except CannotOpen as exc:  # the key is right, so the row was altered
-        raise SecretsKeyError(f"{where}: {exc}") from None
+    verify_key(w, sealer, check, source, where)
     return sealer
-
-
-def _key_check(w: PgConnection) -> str | None:
-    row = w.execute("SELECT sealed FROM secrets_key_check WHERE id = 1").fetchone()
-    return None if row is None else str(row[0])

@@ -1,9 +1,10 @@
 """Device rows and the event log's reads: the queries both engines share (a mixin of SQLiteStore and,
-through store/sql.py's adapter, of PostgresStore, which overrides `mark_connected` for `GREATEST`)."""
+through store/sql.py's adapter, of PostgresStore, which names its `GREATEST` in `_GREATEST`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import ClassVar
 
 from ..records import DeviceRecord, EventRecord, ImportResult
 from ..sql import SqlConnection
@@ -13,6 +14,7 @@ from .rows import DEVICE_COLUMNS, device_from_row, paged_by_id
 class DeviceQueries:
     _w: SqlConnection
     _q: SqlConnection
+    _GREATEST: ClassVar[str] = "MAX"  # SQLite's scalar MAX is the larger of its arguments
 
     @property
     def schema_version(self) -> int:
@@ -73,7 +75,8 @@ class DeviceQueries:
     ) -> None:
         self._w.execute(
             "UPDATE devices SET online = 1, last_heard = ?, last_handshake_at = ?, firmware_version = ?,"
-            " platform_id = ?, firmware_product_id = ?, last_counter = MAX(last_counter, ?) WHERE device_id = ?",
+            f" platform_id = ?, firmware_product_id = ?, last_counter = {self._GREATEST}(last_counter, ?)"
+            " WHERE device_id = ?",
             (at, at, firmware_version, platform_id, firmware_product_id, counter, device_id),
         )
 

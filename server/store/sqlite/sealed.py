@@ -16,36 +16,44 @@ from pathlib import Path
 from ...logs import log_event
 from ..sealing import CannotOpen, Sealer
 from ..secrets_key import SecretsKey, SecretsKeyError
+from ..sql import SqlConnection
 from .webhooks import check_sealed_webhooks, seal_plain_webhooks
 
 log = logging.getLogger("fleetgate.store")
 
-_CHECK_PLACE = "secrets_key_check"
-_CHECK_TEXT = "fleetgate secrets key"
+KEY_CHECK_PLACE = "secrets_key_check"
+KEY_CHECK_TEXT = "fleetgate secrets key"
 
 
 def start_sealing(w: sqlite3.Connection, db: Path, source: SecretsKey) -> Sealer:
     """The database's Sealer, after checking `source`'s key against it (and sealing plain rows)."""
-    check = _key_check(w)
+    check = key_check(w)
     sealer = Sealer(source.load(may_create=check is None))
     if check is None:
         _seal_everything(w, sealer)
         return sealer
+    verify_key(w, sealer, check, source, str(db))
+    return sealer
+
+
+def verify_key(w: SqlConnection, sealer: Sealer, check: str, source: SecretsKey, where: str) -> None:
+    """Raise SecretsKeyError unless `sealer` opens the database's key check and every sealed value in
+    it (both engines, at start)."""
     try:
-        if sealer.open(check, _CHECK_PLACE) != _CHECK_TEXT:
-            raise CannotOpen(_CHECK_PLACE)
+        if sealer.open(check, KEY_CHECK_PLACE) != KEY_CHECK_TEXT:
+            raise CannotOpen(KEY_CHECK_PLACE)
     except CannotOpen:
         raise SecretsKeyError(
-            f"the secrets key from {source.where} is not the one {db} was sealed with: give that database's key"
+            f"the secrets key from {source.where} is not the one {where} was sealed with: give that database's key"
         ) from None
     try:
         check_sealed_webhooks(w, sealer)
     except CannotOpen as exc:  # the key is right, so the row was altered
-        raise SecretsKeyError(f"{db}: {exc}") from None
-    return sealer
+        raise SecretsKeyError(f"{where}: {exc}") from None
 
 
-def _key_check(w: sqlite3.Connection) -> str | None:
+def key_check(w: SqlConnection) -> str | None:
+    """The database's sealed key check, if it has recorded one."""
     row = w.execute("SELECT sealed FROM secrets_key_check WHERE id = 1").fetchone()
     return None if row is None else str(row[0])
 
@@ -61,11 +69,11 @@ def _seal_everything(w: sqlite3.Connection, sealer: Sealer) -> None:
     try:
         w.execute("BEGIN IMMEDIATE")
         try:
-            if _key_check(w) is None:  # another process may have sealed meanwhile
+            if key_check(w) is None:  # another process may have sealed meanwhile
                 sealed = seal_plain_webhooks(w, sealer)
                 w.execute(
                     "INSERT INTO secrets_key_check (id, sealed, created_at) VALUES (1, ?, ?)",
-                    (sealer.seal(_CHECK_TEXT, _CHECK_PLACE), time.time()),
+                    (sealer.seal(KEY_CHECK_TEXT, KEY_CHECK_PLACE), time.time()),
                 )
             w.execute("COMMIT")
         except BaseException:

@@ -24,8 +24,8 @@ def test_what_is_sealed_opens_to_the_same_text_and_never_shows_it(plain: str, pl
     sealed = SEALER.seal(plain, place)
     assert is_sealed(sealed) and sealed.isascii()
     assert SEALER.open(sealed, place) == plain
-    if len(plain) >= 4:
-        assert plain not in sealed
+    if len(plain) >= 4:  # shorter texts turn up in base64 by chance
+        assert plain not in sealed.removeprefix("fgs1:")  # the version prefix is not the value
 
 
 def test_two_seals_of_one_value_differ() -> None:
