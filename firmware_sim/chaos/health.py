@@ -137,3 +137,16 @@ def log_check(log: LogFindings) -> Check:
     clean = not (log.tracebacks or log.errors or log.http_5xx)
     detail = f"{log.tracebacks} tracebacks, {log.errors} errors, {log.http_5xx} HTTP 5xx"
     return Check("no traceback, error or 5xx in the server log", clean, "; ".join([detail, *log.samples]))
+
+
+def report_log(log: LogFindings | None, figures: dict[str, object], checks: list[Check], lines: list[str]) -> None:
+    """Add what the server's log showed to a drill's figures, checks and printed lines (nothing when
+    the drill ran against a server whose log it does not have)."""
+    if log is None:
+        return
+    figures["server_log"] = log.as_json()
+    lines.append(
+        f"server log: {log.tracebacks} tracebacks, {log.errors} errors, {log.http_5xx} HTTP 5xx; "
+        f"close reasons {dict(log.close_reasons.most_common())}"
+    )
+    checks.append(log_check(log))

@@ -26,7 +26,7 @@ from protocol.framing import REFUSAL_FRAME
 from protocol.messages import Goodbye, Welcome
 
 from ..identity import DeviceIdentity
-from .health import LogFindings, api_answers, device_serves, log_check, log_size, register, rss_kib, scan_log
+from .health import LogFindings, api_answers, device_serves, log_size, register, report_log, rss_kib, scan_log
 from .mutate import mutate_bytes
 from .raw_link import hello_for
 from .report import Check, emit
@@ -233,11 +233,5 @@ def _report(
         f"server closed them {p99} s (p99), {figures['close_s_max']} s (max) after our last byte",
         f"server RSS: {rss_before} KiB before, {rss_after} KiB after",
     ]
-    if log is not None:
-        figures["server_log"] = log.as_json()
-        lines.append(
-            f"server log: {log.tracebacks} tracebacks, {log.errors} errors, {log.http_5xx} HTTP 5xx; "
-            f"close reasons {dict(log.close_reasons.most_common())}"
-        )
-        checks.append(log_check(log))
+    report_log(log, figures, checks, lines)
     return emit("junk", figures, checks, lines, args.json)

@@ -23,7 +23,7 @@ from protocol.errors import ProtocolError, RemoteProtocolError
 from protocol.messages import Goodbye, Ping, Pong, decode_message
 
 from ..identity import DeviceIdentity
-from .health import LogFindings, api_answers, device_serves, log_check, log_size, register, rss_kib, scan_log
+from .health import LogFindings, api_answers, device_serves, log_size, register, report_log, rss_kib, scan_log
 from .mutate import malformed_payload
 from .raw_link import LinkRefused, RawLink, open_raw_link
 from .report import Check, emit
@@ -195,11 +195,5 @@ def _report(
         "what the device saw: " + ", ".join(f"{k} {v}" for k, v in outcomes.items()),
         f"server RSS: {rss_before} KiB before, {rss_after} KiB after",
     ]
-    if log is not None:
-        figures["server_log"] = log.as_json()
-        lines.append(
-            f"server log: {log.tracebacks} tracebacks, {log.errors} errors, {log.http_5xx} HTTP 5xx; "
-            f"close reasons {dict(log.close_reasons.most_common())}"
-        )
-        checks.append(log_check(log))
+    report_log(log, figures, checks, lines)
     return emit("malformed", figures, checks, lines, args.json)
