@@ -29,15 +29,7 @@ from ..batch import BatchApplier
 from ..database import DatabaseUnavailable, describe_database
 from ..records import EventRecord
 from ..secrets_key import SecretsKey
-from ..sqlite.admin import AdminQueries
-from ..sqlite.claims import ClaimQueries
-from ..sqlite.devices import DeviceQueries
-from ..sqlite.firmware import FirmwareQueries
-from ..sqlite.live import LiveSessionQueries
-from ..sqlite.ota import OtaQueries
-from ..sqlite.rollouts import RolloutQueries
-from ..sqlite.webhook_deliveries import WebhookDeliveryQueries
-from ..sqlite.webhooks import WebhookQueries
+from ..sqlite.domains import DomainQueries
 from ..writeop import WriteOp
 from . import locks
 from .connection import PgConnection, PooledReader
@@ -64,20 +56,7 @@ def _connect(dsn: str) -> psycopg.Connection[Any]:
         raise DatabaseUnavailable(f"cannot connect to {describe_database(dsn)}: {_reason(exc)}") from None
 
 
-class PostgresStore(
-    LiveSessionQueries,
-    PostgresQueries,
-    DeviceQueries,
-    WebhookDeliveryQueries,
-    WebhookQueries,
-    ClaimQueries,
-    RolloutQueries,
-    OtaQueries,
-    FirmwareQueries,
-    AdminQueries,
-    Store,
-    BatchApplier,
-):
+class PostgresStore(PostgresQueries, DomainQueries, Store, BatchApplier):
     reads_on_loop: ClassVar[bool] = False  # a read is a network round trip: never on the event loop
     read_threads: ClassVar[int] = READERS
     _integrity_error: ClassVar[type[Exception]] = psycopg.IntegrityError

@@ -19,17 +19,9 @@ from ..batch import BatchApplier
 from ..records import EventRecord
 from ..secrets_key import FILE_NAME, SecretsKey
 from ..writeop import WriteOp
-from .admin import AdminQueries
-from .claims import ClaimQueries
-from .devices import DeviceQueries
-from .firmware import FirmwareQueries
-from .live import LiveSessionQueries
+from .domains import DomainQueries
 from .migrations import MIGRATIONS
-from .ota import OtaQueries
-from .rollouts import RolloutQueries
 from .sealed import start_sealing
-from .webhook_deliveries import WebhookDeliveryQueries
-from .webhooks import WebhookQueries
 
 T = TypeVar("T")
 
@@ -78,19 +70,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-class SQLiteStore(
-    LiveSessionQueries,
-    DeviceQueries,
-    WebhookDeliveryQueries,
-    WebhookQueries,
-    ClaimQueries,
-    RolloutQueries,
-    OtaQueries,
-    FirmwareQueries,
-    AdminQueries,
-    Store,
-    BatchApplier,
-):
+class SQLiteStore(DomainQueries, Store, BatchApplier):
     _w: sqlite3.Connection
     _r: sqlite3.Connection
 
