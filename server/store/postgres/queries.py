@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from ...rules.admission import DeviceFacts, ProductFacts
-from ...rules.model import ListState, Policy
 from ...rules.rollout_model import RolloutDevice
 from ..records import DeviceRecord
 from ..sql import SqlConnection
+from ..sqlite.admin import admission_facts_of
 from ..sqlite.rollouts import _DEVICE_COLUMNS, _device
-from ..sqlite.rows import DEVICE_COLUMNS, device_from_row
+from ..sqlite.rows import DEVICE_COLUMNS
 
 _D_DEVICE = ", ".join(f"d.{c.strip()}" for c in DEVICE_COLUMNS.split(","))
 _ADMISSION_FACTS = (
@@ -41,13 +41,7 @@ class PostgresQueries:
         if fw_product_id is not None and not 0 <= fw_product_id < 2**63:
             fw_product_id = None  # no such product: bigint would refuse the value itself
         row = self._q.execute(_ADMISSION_FACTS, (device_id, fw_product_id, device_id)).fetchone()
-        device, (product_id, policy, state, team) = row[:-4], row[-4:]
-        record = device_from_row(device) if device[0] is not None else None
-        facts = DeviceFacts(record.product_id if record else None, record.owner if record else None)
-        if fw_product_id is None or product_id is None:
-            return record, facts, None
-        members = frozenset(int(u) for u in team.split(",")) if team else frozenset()
-        return record, facts, ProductFacts(fw_product_id, Policy(policy), members, ListState(state) if state else None)
+        return admission_facts_of(row, fw_product_id)
 
     def set_webhook_cursor(self, event_id: int) -> None:
         self._w.execute("UPDATE webhook_dispatch SET cursor = GREATEST(cursor, ?) WHERE id = 1", (event_id,))

@@ -97,6 +97,20 @@ def _token(row: tuple[Any, ...]) -> TokenRecord:
     )
 
 
+def admission_facts_of(
+    row: Any, fw_product_id: int | None
+) -> tuple[DeviceRecord | None, DeviceFacts, ProductFacts | None]:
+    """The admission query's row (the device's columns, then the product's id, policy, list state
+    and team) as `decide`'s facts; both engines' queries end in the same columns."""
+    device, (product_id, policy, state, team) = row[:-4], row[-4:]
+    record = device_from_row(device) if device[0] is not None else None
+    facts = DeviceFacts(record.product_id if record else None, record.owner if record else None)
+    if fw_product_id is None or product_id is None:
+        return record, facts, None
+    members = frozenset(int(u) for u in team.split(",")) if team else frozenset()
+    return record, facts, ProductFacts(fw_product_id, Policy(policy), members, ListState(state) if state else None)
+
+
 class AdminQueries:
     _r: SqlConnection
     _w: SqlConnection
@@ -285,13 +299,7 @@ class AdminQueries:
         """Everything `decide` needs about one device and the product its firmware reports, in one
         query (it runs for every connection: four queries were a tenth of a handshake's CPU)."""
         row = self._q.execute(_ADMISSION_FACTS, (device_id, fw_product_id)).fetchone()
-        device, (product_id, policy, state, team) = row[:-4], row[-4:]
-        record = device_from_row(device) if device[0] is not None else None
-        facts = DeviceFacts(record.product_id if record else None, record.owner if record else None)
-        if fw_product_id is None or product_id is None:
-            return record, facts, None
-        members = frozenset(int(u) for u in team.split(",")) if team else frozenset()
-        return record, facts, ProductFacts(fw_product_id, Policy(policy), members, ListState(state) if state else None)
+        return admission_facts_of(row, fw_product_id)
 
     def product_devices(
         self, product_id: int, status: str | None, offset: int, limit: int, query: DeviceQuery | None = None
