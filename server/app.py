@@ -28,6 +28,8 @@ from .config import ServerConfig
 from .context import ServerContext
 from .data_dir import DataDirInUse, DataDirLock, create_private_file, make_data_dir, prepare_data_dir
 from .descriptors import raise_descriptor_limit
+from .firmware.legacy import move_legacy_binaries
+from .firmware.node_cache import prune_copies
 from .gc_tuning import tune_for_serving
 from .link.acceptor import AdmissionGate, HandshakeSlot, serve_devices
 from .link.keys import load_or_create_server_key
@@ -73,6 +75,8 @@ def start_up(config: ServerConfig, *, exclusive: bool = False) -> Startup:
         else:
             key, created = load_or_create_server_key(config.key_path, config.pub_path)
         admin_token = bootstrap_admin(store, config.admin_token_path)
+        move_legacy_binaries(store, config.data_dir)  # a data directory from before the store kept them
+        prune_copies(config.data_dir, keep=store.firmware_blob_digests())  # binaries deleted meanwhile
     except BaseException:
         if lock is not None:
             lock.release()

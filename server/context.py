@@ -19,6 +19,7 @@ from .config import ServerConfig
 from .events.broker import EventBroker
 from .events.log import EventLog
 from .events.publishing import DirectFeed, EventFeed, TailFeed
+from .firmware.node_cache import BinaryCache
 from .link.control import NodeControl
 from .link.registry import SessionRegistry
 from .rollouts.wakeup import Wakeup
@@ -42,6 +43,7 @@ class ServerContext:
     bus: ClusterBus = field(init=False)  # control messages to every node (cluster/)
     feed: EventFeed = field(init=False)  # how stored events reach `events` (events/publishing.py)
     event_log: EventLog = field(init=False)  # every event enters here: stored, then published
+    binaries: BinaryCache = field(init=False)  # firmware binaries: this node's copies, filled from the store
 
     def __post_init__(
         self, cluster_bus: ClusterBus | None, event_feed: EventFeed | None, cluster_dsn: str | None
@@ -53,6 +55,10 @@ class ServerContext:
         if cluster_dsn is not None:
             self._join_cluster(cluster_dsn)
         self.event_log = EventLog(self.store, self.feed)
+        self.binaries = BinaryCache(self.config.data_dir, self._stored_binary)
+
+    async def _stored_binary(self, sha256: str) -> bytes | None:
+        return await self.store.read(self.store.sync.firmware_blob, sha256)
 
     def _join_cluster(self, dsn: str) -> None:
         """Every node's events from the table in id order; control messages and leadership through PostgreSQL."""

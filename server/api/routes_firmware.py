@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import Response
 
 from .deps import ProductAccess, State, product_access
 from .firmware_form import read_upload
@@ -129,17 +129,17 @@ async def edit_firmware(
 
 @router.get(
     "/v1/products/{product}/firmware/{version}/binary",
-    response_class=FileResponse,
+    response_class=Response,
     summary="Download a version's binary",
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
-async def download_firmware(version: VersionPath, access: Reader, state: State) -> FileResponse:
-    record, path = await state.ops.firmware.binary(access.product.id, version)
-    return FileResponse(
-        path,
+async def download_firmware(version: VersionPath, access: Reader, state: State) -> Response:
+    record, image = await state.ops.firmware.binary(access.product.id, version)  # checked against its SHA-256
+    name = f"firmware-{record.product_id}-v{record.version}.bin"
+    return Response(
+        image,
         media_type="application/octet-stream",
-        filename=f"firmware-{record.product_id}-v{record.version}.bin",
-        headers={"X-Firmware-SHA256": record.sha256},
+        headers={"Content-Disposition": f'attachment; filename="{name}"', "X-Firmware-SHA256": record.sha256},
     )
 
 

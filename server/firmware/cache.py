@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -79,23 +79,28 @@ class ImageCache:
         self.nbytes += len(image)
 
     async def load(self, sha256: str, read: Callable[[], bytes]) -> bytes:
-        """The image with this SHA-256: from memory, or read (in a thread) and verified. Sessions
-        asking for an image already being read wait for that read instead of starting another."""
+        """The image with this SHA-256: from memory, or read (in a thread) and verified."""
+        return await self.load_from(sha256, lambda: trio.to_thread.run_sync(lambda: verified(sha256, read())))
+
+    async def load_from(self, sha256: str, produce: Callable[[], Awaitable[bytes]]) -> bytes:
+        """The image with this SHA-256: from memory, or what `produce` returns, which must have
+        checked it against `sha256` (node_cache.BinaryCache.image does). Sessions asking for an
+        image already being produced wait for it instead of starting another."""
         image = self.get(sha256)
         if image is not None:
             return image
         pending = self._loading.get(sha256)
         if pending is None:
-            return await self._read(sha256, read)
+            return await self._produce(sha256, produce)
         await pending.done.wait()
-        if pending.image is None:  # that read failed: try ours (and see its error if it fails too)
-            return await self.load(sha256, read)
+        if pending.image is None:  # that one failed: try ours (and see its error if it fails too)
+            return await self.load_from(sha256, produce)
         return pending.image
 
-    async def _read(self, sha256: str, read: Callable[[], bytes]) -> bytes:
+    async def _produce(self, sha256: str, produce: Callable[[], Awaitable[bytes]]) -> bytes:
         pending = self._loading[sha256] = _Read()
         try:
-            image = await trio.to_thread.run_sync(lambda: verified(sha256, read()))
+            image = await produce()
             self._keep(sha256, image)
             pending.image = image  # also when too large to keep: the waiters share this read
             return image

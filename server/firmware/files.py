@@ -1,4 +1,6 @@
-"""Where firmware binaries live: DATA_DIR/firmware/<product>/<version>-<sha256 prefix>.bin.
+"""Firmware binaries as files: atomic writes (node_cache.py's copies), and where binaries lived
+before the store kept them, DATA_DIR/firmware/<product>/<version>-<sha256 prefix>.bin (read once
+by legacy.py, which moves them into the store).
 
 Paths are built from integers and a hex digest we computed, never from anything a caller
 typed. Writes are atomic (a temporary file in the same directory, fsync, rename), so a crash
@@ -37,10 +39,6 @@ def write_binary(path: Path, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)  # the rename itself survives a power cut
-
-
-def remove_binary(path: Path) -> None:
-    path.unlink(missing_ok=True)
 
 
 def _fsync_dir(directory: Path) -> None:

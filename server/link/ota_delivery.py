@@ -26,7 +26,7 @@ from ..cluster.bus import ClusterBus
 from ..cluster.messages import WakeRollouts
 from ..config import ServerConfig
 from ..firmware.cache import ImageCache, ImageMismatch
-from ..firmware.files import binary_path
+from ..firmware.node_cache import BinaryCache, BinaryMissing
 from ..logs import log_event, now
 from ..rollouts.planner import Report
 from ..rollouts.progress import report_rollout
@@ -46,6 +46,9 @@ class OtaContext(Protocol):
 
     @property
     def bus(self) -> ClusterBus: ...
+
+    @property
+    def binaries(self) -> BinaryCache: ...
 
 
 class OtaLink(LinkFacts, Protocol):
@@ -186,11 +189,14 @@ async def plan_offer(session: OtaLink) -> Plan | None:
         )  # fmt: skip
         await _report(session, firmware.version, Report.INCOMPATIBLE, unfit)  # a rollout skips it
         return None
-    path = binary_path(session.ctx.config.data_dir, product_id, firmware.version, firmware.sha256)
-    try:
-        image = await IMAGES.load(firmware.sha256, path.read_bytes)
-    except ImageMismatch as exc:  # the stored binary changed since upload: offer nothing
-        log_event(log, "ota_image_corrupt", logging.ERROR, device_id=session.device_id, path=str(path), error=str(exc))
+    try:  # in memory, else this node's copy, else fetched from the store (node_cache.py)
+        image = await IMAGES.load_from(firmware.sha256, partial(session.ctx.binaries.image, firmware.sha256))
+    except (ImageMismatch, BinaryMissing) as exc:  # not the binary uploaded, or none: offer nothing
+        event = "ota_image_corrupt" if isinstance(exc, ImageMismatch) else "ota_image_missing"
+        log_event(
+            log, event, logging.ERROR, device_id=session.device_id, product_id=product_id, version=firmware.version,
+            error=str(exc),
+        )  # fmt: skip
         return None
     return Plan(firmware, image)
 

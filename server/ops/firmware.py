@@ -9,13 +9,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import partial
-from pathlib import Path
 
 import trio
 
 from ..cluster import OfferFirmware
-from ..firmware.files import binary_path, remove_binary, write_binary
+from ..firmware.cache import ImageMismatch
 from ..firmware.image import FirmwareError, FirmwareMismatch, check_target, inspect
+from ..firmware.node_cache import BinaryMissing
 from ..firmware.signing import SIGNATURE_LEN
 from ..logs import now
 from ..rules.errors import Conflict, Invalid, NotFound
@@ -69,10 +69,6 @@ class FirmwareOperations:
     def __init__(self, ops: OpsBase) -> None:
         self.ops = ops
 
-    @property
-    def data_dir(self) -> Path:
-        return self.ops.ctx.config.data_dir
-
     # ------------------------------------------------------------------ firmware
 
     async def get(self, key: int | str, version: int) -> FirmwareRecord:
@@ -82,12 +78,16 @@ class FirmwareOperations:
             raise NotFound(f"product {product.id} has no firmware version {version}", "version")
         return record
 
-    async def binary(self, key: int | str, version: int) -> tuple[FirmwareRecord, Path]:
+    async def binary(self, key: int | str, version: int) -> tuple[FirmwareRecord, bytes]:
+        """The version and its binary, from this node's copy or the store (node_cache.py)."""
         record = await self.get(key, version)
-        path = binary_path(self.data_dir, record.product_id, record.version, record.sha256)
-        if not await trio.to_thread.run_sync(path.is_file):
-            raise NotFound(f"the binary of version {version} is missing from the server's data directory", "version")
-        return record, path
+        try:
+            return record, await self.ops.ctx.binaries.image(record.sha256)
+        except BinaryMissing:
+            # Uploaded before the store kept binaries, to a node that has not started since.
+            raise NotFound(f"the binary of version {version} is not in the store yet", "version") from None
+        except ImageMismatch:  # logged where found: never served
+            raise NotFound(f"the stored binary of version {version} does not match its SHA-256", "version") from None
 
     async def upload(
         self,
@@ -121,8 +121,6 @@ class FirmwareOperations:
         except FirmwareError as exc:
             raise Invalid(f"{exc.message} ({exc.what})", "binary") from None
 
-        path = binary_path(self.data_dir, product.id, version, image.sha256)
-        await trio.to_thread.run_sync(write_binary, path, data)
         record = FirmwareRecord(
             product_id=product.id, version=version, title=title, description=description, name=_display_name(name),
             size=image.size, sha256=image.sha256, signature=signature, platform_id=image.header.platform_id,
@@ -130,6 +128,7 @@ class FirmwareOperations:
         )  # fmt: skip
 
         def tx(s: StoreTx) -> None:
+            s.put_firmware_blob(image.sha256, data)  # every node serves it from the store once committed
             s.insert_firmware(record)
             s.append_audit(
                 now(), actor, "firmware_uploaded", product_id=product.id,
@@ -137,14 +136,8 @@ class FirmwareOperations:
                         "platform_id": record.platform_id, "signed": signature is not None},
             )  # fmt: skip
 
-        try:
-            await self.ops.tx("upload_firmware", tx)
-        except Conflict:
-            # Raced with an upload of the same version: keep the file only if the winner's is it.
-            winner = await self.ops.read(self.ops.sync.get_firmware, product.id, version)
-            if winner is None or binary_path(self.data_dir, product.id, version, winner.sha256) != path:
-                await trio.to_thread.run_sync(remove_binary, path)
-            raise
+        await self.ops.tx("upload_firmware", tx)
+        await trio.to_thread.run_sync(self.ops.ctx.binaries.keep, image.sha256, data)  # a fetch fewer here
         return await self.get(product.id, version)
 
     async def update_info(
@@ -209,8 +202,10 @@ class FirmwareOperations:
             return record
 
         record = await self.ops.tx("delete_firmware", tx)
-        path = binary_path(self.data_dir, product.id, version, record.sha256)
-        await trio.to_thread.run_sync(remove_binary, path)
+        # The store dropped the binary with its last version (of any product): this node's copy
+        # goes too; other nodes drop theirs at their next start.
+        if record.sha256 not in await self.ops.read(self.ops.sync.firmware_blob_digests):
+            await trio.to_thread.run_sync(self.ops.ctx.binaries.discard, record.sha256)
 
     async def release(
         self,

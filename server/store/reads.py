@@ -154,6 +154,20 @@ class StoreReads(abc.ABC):
     @abc.abstractmethod
     def firmware_target_facts(self, product_id: int, device_id: str) -> FirmwareTargetFacts: ...
 
+    # -- firmware binaries by SHA-256 (see sqlite/firmware_blobs.py)
+    @abc.abstractmethod
+    def firmware_blob(self, sha256: str) -> bytes | None:
+        """The binary whose SHA-256 (lowercase hex) this is, as uploaded; None if not stored."""
+
+    @abc.abstractmethod
+    def firmware_blob_digests(self) -> set[str]:
+        """The SHA-256 of every stored binary."""
+
+    @abc.abstractmethod
+    def firmware_without_blob(self) -> list[tuple[int, int, str]]:
+        """(product_id, version, sha256) of the versions whose binary is not stored (uploaded
+        before migration 14: still a file in the data directory of the node that took it)."""
+
     # -- rollouts (see sqlite/rollouts.py). At most one unfinished rollout per product.
     @abc.abstractmethod
     def get_rollout(self, product_id: int, rollout_id: int) -> Rollout | None: ...

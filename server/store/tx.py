@@ -153,7 +153,13 @@ class StoreTx(StoreReads, CommitHooks):
         """Raises Conflict (field "version") when the product has that version."""
 
     @abc.abstractmethod
-    def delete_firmware(self, product_id: int, version: int) -> bool: ...
+    def put_firmware_blob(self, sha256: str, data: bytes) -> None:
+        """Store a binary under its SHA-256 (the caller computed it from `data`); kept as it is
+        if already stored."""
+
+    @abc.abstractmethod
+    def delete_firmware(self, product_id: int, version: int) -> bool:
+        """Its binary goes too when no other version (of any product) uses it."""
 
     @abc.abstractmethod
     def update_firmware_info(self, product_id: int, version: int, title: str, description: str) -> bool:

@@ -60,11 +60,14 @@ async def test_upload_list_show_download_and_delete(api: Api, product: dict[str,
     assert download.headers["content-type"] == "application/octet-stream"
     assert download.headers["x-firmware-sha256"] == record["sha256"]
     assert verify(download.content, bytes.fromhex(record["signature"]), bytes.fromhex(public_key_hex(key)))
-    stored = api.data_dir / "firmware" / str(P) / f"1-{record['sha256'][:16]}.bin"
+    # In the store (every node serves it), and this node's copy of it (node_cache.py).
+    store = api.server.ctx.store.sync
+    assert store.firmware_blob(record["sha256"]) == data
+    stored = api.data_dir / "firmware-cache" / f"{record['sha256']}.bin"
     assert stored.read_bytes() == data
 
     assert (await api.ok("DELETE", f"/v1/products/{P}/firmware/1")) == {"ok": True}
-    assert not stored.exists()
+    assert not stored.exists() and store.firmware_blob(record["sha256"]) is None
     for path in (f"/v1/products/{P}/firmware/1", f"/v1/products/{P}/firmware/1/binary"):
         gone = await api.call("GET", path)
         assert gone.status_code == 404 and gone.json()["field"] == "version"
@@ -151,8 +154,9 @@ async def test_duplicate_versions_conflict_and_keep_the_first(api: Api, product:
     same = await upload(api, binary(1, 4000))
     assert same.status_code == 409
     assert await api.ok("GET", f"/v1/products/{P}/firmware") == [first]
-    files = sorted(p.name for p in (api.data_dir / "firmware" / str(P)).iterdir())
-    assert files == [f"1-{first['sha256'][:16]}.bin"]
+    # The refused upload's binary went with its transaction: neither stored nor copied.
+    assert api.server.ctx.store.sync.firmware_blob_digests() == {first["sha256"]}
+    assert [p.name for p in (api.data_dir / "firmware-cache").iterdir()] == [f"{first['sha256']}.bin"]
 
 
 async def test_the_size_limit(api: Api, product: dict[str, Any]) -> None:

@@ -3,7 +3,7 @@ lock (engine.py) so that nodes starting together apply each exactly once.
 
 Migration 12 is the whole schema of SQLite's migrations 1 to 12 at once (PostgreSQL databases
 start there, with no plain-text secrets and no events from before durable webhooks); later ones
-follow SQLite's by number. Types: SQLite INTEGER is bigint (booleans
+follow SQLite's by number (13: cluster_schema.py; 14: firmware binaries). Types: SQLite INTEGER is bigint (booleans
 stay 0/1 integers, as the queries write them), REAL double precision, BLOB bytea, and TEXT is
 text in the "C" collation, so ORDER BY and comparisons are bytewise as in SQLite whatever the
 database's locale. Generated keys are identities; events' are taken in commit order (engine.py).
@@ -314,4 +314,24 @@ CREATE TABLE secrets_key_check (
 );
 """
 
-MIGRATIONS: list[tuple[int, str]] = [(12, _BASELINE), (13, CLUSTER)]
+# SQLite's migration 14: firmware binaries in the store, keyed by SHA-256 (see there).
+_FIRMWARE_BLOBS = """
+CREATE TABLE firmware_blobs (
+    sha256 text COLLATE "C" PRIMARY KEY CHECK (length(sha256) = 64),
+    size bigint NOT NULL,
+    data bytea NOT NULL
+);
+-- Kept as sent: no compression tried at each upload nor undone at each fetch.
+ALTER TABLE firmware_blobs ALTER COLUMN data SET STORAGE EXTERNAL;
+CREATE INDEX firmware_by_sha256 ON firmware (sha256);
+CREATE FUNCTION firmware_blob_unused() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM firmware_blobs WHERE sha256 = OLD.sha256
+        AND NOT EXISTS (SELECT 1 FROM firmware WHERE sha256 = OLD.sha256);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER firmware_blob_unused AFTER DELETE ON firmware
+    FOR EACH ROW EXECUTE FUNCTION firmware_blob_unused();
+"""
+
+MIGRATIONS: list[tuple[int, str]] = [(12, _BASELINE), (13, CLUSTER), (14, _FIRMWARE_BLOBS)]

@@ -525,3 +525,29 @@ MIGRATIONS.append(
         """,
     )
 )
+
+MIGRATIONS.append(
+    (
+        14,
+        """
+        -- Firmware binaries in the store, so every node of a cluster can serve them (issue 15).
+        -- Keyed by content: uploads of the same bytes share one row. A firmware row points at
+        -- its binary by its sha256 column; binaries from before this migration are still files
+        -- (firmware/<product>/<version>-<sha256[:16]>.bin) until the server's next start moves
+        -- them in (firmware/legacy.py), so there is no foreign key.
+        CREATE TABLE firmware_blobs (
+            sha256 TEXT PRIMARY KEY CHECK (length(sha256) = 64),  -- hex, of data
+            size INTEGER NOT NULL,
+            data BLOB NOT NULL
+        );
+        CREATE INDEX firmware_by_sha256 ON firmware (sha256);
+        -- A binary goes with the last firmware row that uses it, whichever way that row went
+        -- (a version deleted, or its product).
+        CREATE TRIGGER firmware_blob_unused AFTER DELETE ON firmware
+        BEGIN
+            DELETE FROM firmware_blobs WHERE sha256 = OLD.sha256
+                AND NOT EXISTS (SELECT 1 FROM firmware WHERE sha256 = OLD.sha256);
+        END;
+        """,
+    )
+)
