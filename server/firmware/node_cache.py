@@ -4,7 +4,7 @@ The store holds every binary (`firmware_blobs`, by SHA-256), so any node of a cl
 any version; each node keeps a copy on its own disk and fetches from the store only what it lacks.
 A copy is checked against its name whenever it is read: a truncated or altered file is deleted and
 fetched again, never served. Copies are written atomically (files.write_binary), and checked before
-they are written. Callers asking at once for a binary not yet here share one fetch.
+they are written. Callers asking at once for one binary share one read, and one fetch.
 """
 
 from __future__ import annotations
@@ -34,25 +34,25 @@ class BinaryMissing(Exception):
     """The store has no binary under this SHA-256."""
 
 
-class _Fetch:
-    """A binary being fetched: callers that want it too wait here for its bytes."""
+class _Load:
+    """A binary being read or fetched: callers that want it too wait here for its bytes."""
 
     __slots__ = ("done", "image")
 
     def __init__(self) -> None:
         self.done = trio.Event()
-        self.image: bytes | None = None  # None after the fetch failed
+        self.image: bytes | None = None  # None after the read or fetch failed
 
 
 class BinaryCache:
     """This node's binaries by SHA-256, in `data_dir`, filled from the store through `fetch`."""
 
-    __slots__ = ("_fetch", "_fetching", "directory", "fetches")
+    __slots__ = ("_fetch", "_loading", "directory", "fetches")
 
     def __init__(self, data_dir: Path, fetch: Fetch) -> None:
         self.directory = data_dir / CACHE_DIR
         self._fetch = fetch
-        self._fetching: dict[str, _Fetch] = {}
+        self._loading: dict[str, _Load] = {}
         self.fetches = 0  # from the store, since start
 
     def path(self, sha256: str) -> Path:
@@ -63,30 +63,31 @@ class BinaryCache:
 
     async def image(self, sha256: str) -> bytes:
         """The binary with this SHA-256: this node's copy, or fetched from the store (and kept).
-        BinaryMissing when the store has none; ImageMismatch when the store's does not hash to it."""
-        image = await trio.to_thread.run_sync(self._read, sha256)
-        if image is not None:
-            return image
-        pending = self._fetching.get(sha256)
+        BinaryMissing when the store has none; ImageMismatch when the store's does not hash to it.
+        Callers asking while another's read or fetch of it is under way wait for that one."""
+        self.path(sha256)  # ValueError before anything else for a name that is not a digest
+        pending = self._loading.get(sha256)
         if pending is None:
-            return await self._fetch_and_keep(sha256)
+            return await self._load(sha256)
         await pending.done.wait()
-        if pending.image is None:  # that fetch failed: try ours (and see its error if it fails too)
+        if pending.image is None:  # that one failed: try ours (and see its error if it fails too)
             return await self.image(sha256)
         return pending.image
 
-    async def _fetch_and_keep(self, sha256: str) -> bytes:
-        pending = self._fetching[sha256] = _Fetch()
+    async def _load(self, sha256: str) -> bytes:
+        pending = self._loading[sha256] = _Load()
         try:
-            self.fetches += 1
-            image = await self._fetch(sha256)
+            image = await trio.to_thread.run_sync(self._read, sha256)
             if image is None:
-                raise BinaryMissing(f"the store has no firmware binary with SHA-256 {sha256}")
-            await trio.to_thread.run_sync(self._check_and_write, sha256, image)
+                self.fetches += 1
+                image = await self._fetch(sha256)
+                if image is None:
+                    raise BinaryMissing(f"the store has no firmware binary with SHA-256 {sha256}")
+                await trio.to_thread.run_sync(self._check_and_write, sha256, image)
             pending.image = image
             return image
         finally:
-            del self._fetching[sha256]
+            del self._loading[sha256]
             pending.done.set()
 
     def keep(self, sha256: str, image: bytes) -> None:
