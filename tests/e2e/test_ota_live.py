@@ -17,7 +17,6 @@ from protocol.codes import CloseReason, OtaRefusal, OtaResult, Status
 from protocol.messages import OtaAccept, OtaRefuse, OtaWindowAck
 from protocol.ota import ReceiverState
 from server.firmware.cache import ImageCache
-from server.firmware.files import binary_path
 from server.link import ota_delivery
 from server.ops.operations import Operations
 from server.ops.rollouts import RolloutRequest
@@ -89,21 +88,39 @@ async def test_a_quarantined_device_never_receives_a_byte(live: Live) -> None:
     assert flash.bytes_written == 0 and device.ota_results == []
 
 
-async def test_a_binary_changed_on_disk_since_upload_is_never_offered(
+async def test_a_damaged_copy_on_the_nodes_disk_is_fetched_again_and_never_offered(
     live: Live, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(ota_delivery, "IMAGES", ImageCache())  # not already read by another test
     identity = live.known[0]
     await Operations(live.server.ctx).add_device(ADMIN, P, identity.device_id_hex)
-    path = binary_path(live.server.ctx.config.data_dir, P, 2, hashlib.sha256(IMAGE).hexdigest())
-    path.write_bytes(IMAGE[:-1] + bytes([IMAGE[-1] ^ 1]))  # one bit flipped on disk
+    copy = live.server.ctx.binaries.path(hashlib.sha256(IMAGE).hexdigest())
+    copy.write_bytes(IMAGE[:-1] + bytes([IMAGE[-1] ^ 1]))  # one bit flipped on disk
+    flash = Flash()
+    device = SimDevice(identity, live.key, DeviceSettings(product_id=P, firmware_version=1), flash=flash)
+    await session(live, device, seconds=10)
+    assert flash.installed_version == 2 and flash.read(0, len(IMAGE)) == IMAGE  # the upload, from the store
+    assert copy.read_bytes() == IMAGE
+    assert [r.levelname for r in caplog.records if r.getMessage() == "firmware_cache_corrupt"] == ["WARNING"]
+
+
+async def test_a_stored_binary_that_does_not_hash_to_its_version_is_never_offered(
+    live: Live, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(ota_delivery, "IMAGES", ImageCache())  # not already read by another test
+    identity = live.known[0]
+    await Operations(live.server.ctx).add_device(ADMIN, P, identity.device_id_hex)
+    sha256 = hashlib.sha256(IMAGE).hexdigest()
+    writer = live.server.ctx.store.sync._w  # type: ignore[attr-defined]  # both engines': damage the row itself
+    writer.execute("UPDATE firmware_blobs SET data = ? WHERE sha256 = ?", (IMAGE[:-1] + b"\x00", sha256))
+    live.server.ctx.binaries.discard(sha256)  # this node's copy gone: the next offer fetches
     flash = Flash()
     device = SimDevice(identity, live.key, DeviceSettings(product_id=P, firmware_version=1), flash=flash)
     await session(live, device, seconds=1)
     assert device.state.status is Status.OK
     assert flash.bytes_written == 0 and device.ota_results == [] and flash.receiver.current_offer is None
     assert [r.levelname for r in caplog.records if r.getMessage() == "ota_image_corrupt"] == ["ERROR"]
-    assert len(ota_delivery.IMAGES) == 0
+    assert len(ota_delivery.IMAGES) == 0 and not live.server.ctx.binaries.path(sha256).exists()
 
 
 async def test_devices_are_served_from_the_shared_image_cache(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
