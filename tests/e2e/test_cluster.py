@@ -383,8 +383,8 @@ async def rollout_state(client: httpx.AsyncClient, api: str, product: int, rollo
 
 
 async def test_a_killed_leader_is_replaced_and_the_new_one_finishes_the_rollout(cluster: Cluster) -> None:
-    """Last in this module: it kills a node. The devices are on a node that is not the leader (a
-    firmware binary is on the disk of the node it was uploaded to: the cluster does not share them yet)."""
+    """Last in this module: it kills a node. The devices are on a node that is not the leader, the one
+    the firmware was uploaded to (any node serves it: tests/e2e/test_cluster_firmware.py)."""
     product, count = 7105, 8
     with trio.fail_after(5):
         while cluster.leader() is None:  # noqa: ASYNC110 (the database has no event to wait on)
