@@ -114,7 +114,11 @@ class BinaryCache:
         return None
 
     def _check_and_write(self, sha256: str, image: bytes) -> None:
-        verified(sha256, image)  # ImageMismatch: the store's bytes are not this binary
+        try:
+            verified(sha256, image)
+        except ImageMismatch as exc:  # the store's bytes are not this binary: neither kept nor served
+            log_event(log, "firmware_blob_corrupt", logging.ERROR, sha256=sha256, size=len(image), error=str(exc))
+            raise
         try:
             write_binary(self.path(sha256), image)
         except OSError as exc:  # a full disk costs a fetch next time, not the delivery

@@ -86,7 +86,7 @@ class FirmwareOperations:
         except BinaryMissing:
             # Uploaded before the store kept binaries, to a node that has not started since.
             raise NotFound(f"the binary of version {version} is not in the store yet", "version") from None
-        except ImageMismatch:  # logged where found: never served
+        except ImageMismatch:  # logged by the cache (firmware_blob_corrupt): never served
             raise NotFound(f"the stored binary of version {version} does not match its SHA-256", "version") from None
 
     async def upload(

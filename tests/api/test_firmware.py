@@ -255,3 +255,21 @@ async def test_paths_that_name_nothing(api: Api, product: dict[str, Any]) -> Non
     assert missing.status_code == 404
     unknown = await upload(api, binary(1, product=999), product=999)
     assert unknown.status_code == 404
+
+
+async def test_a_binary_missing_from_the_store_or_damaged_there_is_never_served(
+    api: Api, product: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    data = binary(1, 9000)
+    sha256 = (await upload(api, data)).json()["sha256"]
+    writer = api.server.ctx.store.sync._w  # type: ignore[attr-defined]  # both engines': the row itself
+    writer.execute("UPDATE firmware_blobs SET data = ? WHERE sha256 = ?", (data[:-1], sha256))
+    api.server.ctx.binaries.discard(sha256)  # this node's copy gone: the download fetches
+    damaged = await api.call("GET", f"/v1/products/{P}/firmware/1/binary")
+    assert damaged.status_code == 404 and damaged.json()["field"] == "version"
+    assert "does not match its SHA-256" in damaged.json()["error"]
+    assert not api.server.ctx.binaries.path(sha256).exists()  # nor kept
+    assert [r.levelname for r in caplog.records if r.getMessage() == "firmware_blob_corrupt"] == ["ERROR"]
+    writer.execute("DELETE FROM firmware_blobs WHERE sha256 = ?", (sha256,))  # as before migration 14
+    missing = await api.call("GET", f"/v1/products/{P}/firmware/1/binary")
+    assert missing.status_code == 404 and "not in the store" in missing.json()["error"]
