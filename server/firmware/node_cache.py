@@ -138,6 +138,3 @@ def prune_copies(data_dir: Path, keep: Collection[str]) -> int:
         path.unlink(missing_ok=True)
         gone += 1
     return gone
-
-
-__all__ = ["CACHE_DIR", "BinaryCache", "BinaryMissing", "Fetch", "ImageMismatch", "prune_copies"]

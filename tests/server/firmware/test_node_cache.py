@@ -76,7 +76,7 @@ async def test_a_miss_is_fetched_from_the_store_once_then_served_from_the_copy(
     ],
 )
 async def test_a_damaged_copy_is_fetched_again_never_served(
-    store: AsyncStore, tmp_path: Path, damage: Callable[[bytes], bytes]
+    store: AsyncStore, tmp_path: Path, damage: Callable[[bytes], bytes], caplog: pytest.LogCaptureFixture
 ) -> None:
     fetch = Fetches(store)
     cache = BinaryCache(tmp_path / "data", fetch)
@@ -84,6 +84,7 @@ async def test_a_damaged_copy_is_fetched_again_never_served(
     copy_of(tmp_path).write_bytes(damage(IMAGE))
     assert await cache.image(DIGEST) == IMAGE and fetch.count == 2
     assert copy_of(tmp_path).read_bytes() == IMAGE  # repaired
+    assert [r.levelname for r in caplog.records if r.getMessage() == "firmware_cache_corrupt"] == ["WARNING"]
 
 
 async def test_misses_of_one_binary_at_once_fetch_it_once(store: AsyncStore, tmp_path: Path) -> None:
