@@ -31,7 +31,7 @@ from ..rules.errors import Invalid, NotFound
 from ..rules.model import Owner
 from ..store import Store
 from ..store.records import EventRecord
-from .deps import ApiState, Principal, ProductAccess, State, any_with_scope, product_access
+from .deps import ApiState, Principal, ProductAccess, State, product_access, stream_access, stream_with_scope
 from .form_bodies import json_or_form, openapi_body
 from .models import OkOut, Request
 from .permissions import Perm
@@ -48,8 +48,9 @@ REPLAY_PAGE = 500  # stored events per read while catching up
 CHUNK_EVENTS = 512
 MAX_PREFIX = 64  # an event name is at most 64 characters
 
-Reader = Annotated[ProductAccess, Depends(product_access(Perm.DEVICES_READ))]
-StreamCaller = Annotated[Principal, Depends(any_with_scope("devices:read"))]  # customers too: their own devices
+# The streams take the console's session cookie too (GET only; see deps.authenticate_stream).
+Reader = Annotated[ProductAccess, Depends(stream_access(Perm.DEVICES_READ))]
+StreamCaller = Annotated[Principal, Depends(stream_with_scope("devices:read"))]  # customers too: their own devices
 LastIdHeader = Annotated[
     str | None,
     Header(
