@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from . import routes_auth, routes_home
+from . import routes_auth, routes_devices, routes_home
 from .errors import install_console_errors
 from .headers import ConsoleHeaders
 from .render import STATIC_DIR
@@ -18,7 +18,7 @@ from .render import STATIC_DIR
 
 def install_console(app: FastAPI) -> FastAPI:
     install_console_errors(app)
-    for module in (routes_home, routes_auth):
+    for module in (routes_home, routes_auth, routes_devices):
         app.include_router(module.router)
     app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")
     app.add_middleware(ConsoleHeaders)
