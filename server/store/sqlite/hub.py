@@ -19,25 +19,23 @@ class HubQueries:
     _q: SqlConnection  # AdminQueries' property: the writer's connection inside a batch
 
     def hub_counts(self, product_id: int) -> HubCounts:
-        members, online = self._q.execute(
-            "SELECT COUNT(*), COALESCE(SUM(online), 0) FROM devices WHERE product_id = ?", (product_id,)
-        ).fetchone()
+        # One pass over the product's members gives all three member counts.
+        firmware = self._q.execute(
+            "SELECT firmware_version, COUNT(*), COALESCE(SUM(online), 0) FROM devices WHERE product_id = ?"
+            " GROUP BY firmware_version ORDER BY firmware_version",
+            (product_id,),
+        ).fetchall()
         lists = dict(
             self._q.execute(
                 "SELECT state, COUNT(*) FROM product_devices WHERE product_id = ? GROUP BY state", (product_id,)
             ).fetchall()
         )
-        firmware = self._q.execute(
-            "SELECT firmware_version, COUNT(*) FROM devices WHERE product_id = ?"
-            " GROUP BY firmware_version ORDER BY firmware_version",
-            (product_id,),
-        ).fetchall()
         return HubCounts(
-            members=int(members),
-            online=int(online),
+            members=sum(int(n) for _, n, _ in firmware),
+            online=sum(int(o) for _, _, o in firmware),
             quarantined=int(lists.get("quarantined", 0)),
             denied=int(lists.get("denied", 0)),
-            by_firmware=tuple((None if v is None else int(v), int(n)) for v, n in firmware),
+            by_firmware=tuple((None if v is None else int(v), int(n)) for v, n, _ in firmware),
         )
 
     def status_audit(self, product_id: int, device_ids: Sequence[str]) -> dict[str, AuditRecord]:
