@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import trio
 
+from firmware_sim import firmware
 from firmware_sim.device import DeviceSettings, SimDevice, connect_device
 from firmware_sim.identity import DeviceIdentity
 from protocol.codes import Privilege, Status
@@ -264,3 +265,27 @@ async def test_the_device_page_escapes_event_data_and_disables_what_a_viewer_may
     assert "disabled" in save and "may not edit devices" in save
     remove = button(text, "Remove")
     assert "disabled" in remove and "may not remove devices" in remove
+
+
+async def test_lock_and_unlock_from_the_device_page(api: Api) -> None:
+    await team(api)
+    device = "cd" * 12
+    await api.ok("POST", f"/v1/products/{P}/devices", json={"id": device})
+    files = {"binary": ("fw.bin", firmware.build(P, 2, 3000), "application/octet-stream")}
+    await api.ok("POST", f"/v1/products/{P}/firmware", data={"version": "2", "title": "v2"}, files=files)
+    async with logged_in(api, "sam") as sam:  # support may edit, not lock
+        text = await _device_page(sam, device)
+        assert "may not lock a device&#39;s firmware version" in button(text, "Lock")
+        assert (await sam.post(f"{HUB}/{device}/lock", {"version": "2"})).status_code == 403
+    async with logged_in(api, "dora") as dora:
+        await dora.get(f"{HUB}/{device}")
+        assert (await dora.post(f"{HUB}/{device}/lock", {"version": "2"})).status_code == 303
+        text = await _device_page(dora, device)
+        assert "locked to 2" in text and "<dt>Locked to</dt><dd>v2</dd>" in text
+        shown = await api.ok("GET", f"/v1/products/{P}/devices/{device}")
+        assert (shown["desired_firmware_version"], shown["targeted_firmware_release_version"]) == (2, 2)
+        assert f"chosen by: {shown['firmware_target_reason']}" in text  # the rule that chose v2, as the API says
+        assert (await dora.post(f"{HUB}/{device}/lock", {"version": ""})).status_code == 303
+        assert "unlocked" in await _device_page(dora, device)
+    shown = await api.ok("GET", f"/v1/products/{P}/devices/{device}")
+    assert shown["desired_firmware_version"] is None
