@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -67,7 +68,7 @@ def csrf_token(session: str) -> str:
     return hmac.new(session.encode(), b"fleetgate console csrf", hashlib.sha256).hexdigest()
 
 
-async def console_principal(request: Request, state: State) -> Principal:
+async def _session_of(request: Request, state: ApiState) -> Principal:
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         raise LoginRequired
@@ -75,6 +76,13 @@ async def console_principal(request: Request, state: State) -> Principal:
         return await session_principal(state, cookie)
     except ApiError:
         raise LoginRequired from None
+
+
+async def console_principal(request: Request, state: State) -> AsyncIterator[Principal]:
+    try:
+        yield await _session_of(request, state)
+    finally:
+        await request.close()  # an import's uploaded file spools to a temporary file: close it, used or not
 
 
 ConsoleUser = Annotated[Principal, Depends(console_principal)]
