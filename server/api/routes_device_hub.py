@@ -13,14 +13,16 @@ edit, a rollout's step and an update's outcome write an audit entry, and the str
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncGenerator
 from typing import Annotated, Any
 
 import trio
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from ..logs import iso, now
+from ..rules.errors import Invalid
 from ..store import Store
 from ..store.records import AuditRecord
 from .deps import ApiState, ProductAccess, State, product_access, stream_access
@@ -31,6 +33,8 @@ from .routes_events import KEEPALIVE, SSE_DOC, EventStreamResponse, LastIdHeader
 router = APIRouter(tags=["product devices"])
 
 POLL = 1.0  # seconds between looks at the store
+MAX_KINDS = 20
+_KIND = re.compile(r"^[a-z_]{1,64}$")
 PAGE = 500  # audit entries per read while catching up
 
 # Audit actions as the notices name them; any other action is sent under its own name.
@@ -81,8 +85,17 @@ def _look(
     return store.list_audit(product_id, None, after_id, PAGE), store.went_offline(product_id, offline_after)
 
 
+def _kinds(text: str | None) -> frozenset[str] | None:
+    if not text:
+        return None
+    kinds = frozenset(k.strip() for k in text.split(",") if k.strip())
+    if len(kinds) > MAX_KINDS or not all(_KIND.match(k) for k in kinds):
+        raise Invalid(f"kinds: at most {MAX_KINDS} comma-separated names like quarantined,approved", "kinds")
+    return kinds
+
+
 async def _changes(
-    state: ApiState, product_id: int, after_id: int | None, with_audit: bool
+    state: ApiState, product_id: int, after_id: int | None, with_audit: bool, kinds: frozenset[str] | None
 ) -> AsyncGenerator[bytes, None]:
     yield b":ok\n\n"
     if after_id is None:  # start live: what happens from now on
@@ -91,10 +104,11 @@ async def _changes(
     quiet_since = trio.current_time()
     while True:
         entries, offline = await state.ctx.store.read(_look, state.store, product_id, after_id, offline_after)
-        blocks = [_sse(change_notice(e, with_audit), e.id) for e in entries]
+        notices: list[tuple[dict[str, Any], int | None]] = [(change_notice(e, with_audit), e.id) for e in entries]
         for device_id, at in offline:
-            blocks.append(_sse({"kind": "offline", "device_id": device_id, "at": iso(at)}, None))
+            notices.append(({"kind": "offline", "device_id": device_id, "at": iso(at)}, None))
             offline_after = max(offline_after, at)
+        blocks = [_sse(n, i) for n, i in notices if kinds is None or n["kind"] in kinds]
         if entries:
             after_id = entries[-1].id
         if blocks:
@@ -136,6 +150,8 @@ async def product_changes(
     state: State,
     last_event_id: LastIdHeader = None,
     after: LastIdQuery = None,
+    kinds: Annotated[str | None, Query(max_length=400, description="comma-separated: only these kinds")] = None,
 ) -> StreamingResponse:
-    stream = _changes(state, access.product.id, last_id(last_event_id, after), access.allows(Perm.AUDIT_READ))
+    wanted = _kinds(kinds)
+    stream = _changes(state, access.product.id, last_id(last_event_id, after), access.allows(Perm.AUDIT_READ), wanted)
     return EventStreamResponse(stream)

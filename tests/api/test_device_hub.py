@@ -94,6 +94,8 @@ async def test_counts_and_changes_follow_the_product_rules(api: Api) -> None:
     token = await api.user("nora")
     assert (await api.call("GET", f"/v1/products/{Q}/device_counts", token)).status_code == 403
     assert (await api.call("GET", f"/v1/products/{Q}/changes", token)).status_code == 403
+    bad = await api.call("GET", f"/v1/products/{P}/changes", params={"kinds": "Denied;drop"})
+    assert bad.status_code == 400 and bad.json()["field"] == "kinds"
     cookie_only = await api.http.get(f"/v1/products/{P}/changes", headers={"Cookie": f"fg_session={token}"})
     assert cookie_only.status_code == 401  # an API token in the cookie is no console session
 
@@ -114,8 +116,8 @@ class Notices:
                 self.changed = trio.Event()
 
 
-async def read_changes(api: Api, notices: Notices, headers: dict[str, str] | None = None) -> None:
-    path = f"/v1/products/{P}/changes"
+async def read_changes(api: Api, notices: Notices, headers: dict[str, str] | None = None, query: str = "") -> None:
+    path = f"/v1/products/{P}/changes{query}"
     async with api.http.stream("GET", path, headers={**api.admin, **(headers or {})}, timeout=None) as response:
         assert response.status_code == 200, await response.aread()
         assert response.headers["content-type"].startswith("text/event-stream")
@@ -134,8 +136,9 @@ async def read_changes(api: Api, notices: Notices, headers: dict[str, str] | Non
 
 async def test_the_change_stream_tells_what_happens_to_devices(api: Api, nursery: trio.Nursery) -> None:
     a, _, c = await fleet(api)
-    notices = Notices()
+    notices, denials = Notices(), Notices()
     nursery.start_soon(read_changes, api, notices)
+    nursery.start_soon(read_changes, api, denials, None, "?kinds=denied,updated")
     await trio.sleep(0.3)  # the stream starts live: nothing of the fleet's set-up is replayed
     assert notices.items == []
     async with online(api, c, P):
@@ -149,6 +152,8 @@ async def test_the_change_stream_tells_what_happens_to_devices(api: Api, nursery
         assert (await notices.wait_for("online", a.device_id_hex))["status"] == "ok"
     await api.ok("DELETE", f"/v1/products/{P}/devices/{a.device_id_hex}", json={"deny": True})
     await notices.wait_for("denied", a.device_id_hex)
+    await denials.wait_for("denied", a.device_id_hex)
+    assert [n["kind"] for n in denials.items] == ["denied"]  # only the kinds asked for
 
     # Last-Event-ID resumes after a notice: the ones after it again, in order.
     first_id = next(i for i in notices.ids if i is not None)
