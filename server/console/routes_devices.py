@@ -108,10 +108,11 @@ async def approve(
     device: Annotated[list[str], Form()] = [],  # noqa: B006 - FastAPI copies defaults
     only: Annotated[str | None, Form(max_length=64)] = None,
     next: Annotated[str | None, Form(max_length=2048)] = None,
+    move: Annotated[bool, Query(description="take it from the product it belongs to (the API's move)")] = False,
 ) -> Response:
     ids = _chosen(only, device)
     access.require(Perm.DEVICE_APPROVE)  # before anything is done: a forged form changes nothing
-    outcomes = [await add_device_as(state, access, d, move=False) for d in ids]
+    outcomes = [await add_device_as(state, access, d, move=move) for d in ids]
     changed = sum(1 for o in outcomes if o != "existing")
     return _done(access, next, f"{_plural(changed, 'device')} approved")
 

@@ -289,3 +289,27 @@ async def test_lock_and_unlock_from_the_device_page(api: Api) -> None:
         assert "unlocked" in await _device_page(dora, device)
     shown = await api.ok("GET", f"/v1/products/{P}/devices/{device}")
     assert shown["desired_firmware_version"] is None
+
+
+async def test_a_device_of_another_product_is_approved_by_moving_it(api: Api) -> None:
+    await team(api)
+    await api.product("Old home", P + 1)
+    identity = DeviceIdentity.generate()
+    await api.provision(identity)
+    await api.ok("POST", f"/v1/products/{P + 1}/devices", json={"id": identity.device_id_hex})
+    async with online(api, identity):  # its firmware now asks for P: quarantined there
+        pass
+    with trio.fail_after(5):
+        await api.server.ctx.registry.wait_gone(identity.device_id_hex)
+    await api.server.ctx.store.flush()
+    async with logged_in(api, "sam") as sam:
+        page = await sam.get(HUB)
+        assert rows(page.text, "quarantine") == [identity.device_id_hex]
+        assert "belongs to another product" in page.text
+        assert f'formaction="{HUB}/approve?move=true"' in button(page.text, "Approve and move here")
+        plain = await sam.post(f"{HUB}/approve", {"only": identity.device_id_hex})
+        assert plain.status_code == 409 and "belongs to product" in plain.text
+        moved = await sam.post(f"{HUB}/approve?move=true", {"only": identity.device_id_hex})
+        assert moved.status_code == 303, moved.text
+    shown = await api.ok("GET", f"/v1/products/{P}/devices/{identity.device_id_hex}")
+    assert not shown["quarantined"] and shown["product_id"] == P
