@@ -8,7 +8,7 @@ import queue
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -97,14 +97,22 @@ class LiveDevice:
 
 
 @contextmanager
-def live_device(served: Served, identity: DeviceIdentity, product_id: int) -> Iterator[LiveDevice]:
-    """Connect `identity` with firmware of `product_id` and keep it connected until the block ends."""
+def live_device(
+    served: Served, identity: DeviceIdentity, product_id: int, publish_when_ok: Sequence[tuple[str, bytes]] = ()
+) -> Iterator[LiveDevice]:
+    """Connect `identity` with firmware of `product_id` and keep it connected until the block ends;
+    once it is approved (status ok), it publishes `publish_when_ok`."""
     device = LiveDevice(identity)
     key = parse_server_key(str(served.data / "server.pub"))
     ready: queue.Queue[BaseException | None] = queue.Queue()
 
     async def watch(dev: SimDevice) -> None:
+        pending = list(publish_when_ok)
         while not device._stop.is_set():
+            if pending and dev.state.status is Status.OK:
+                for name, data in pending:
+                    await dev.publish(name, data)
+                pending = []
             current = (dev.state.status, dev.state.privileges)
             if current[0] is not None and (not device.statuses or device.statuses[-1] != current):
                 device.statuses.append((current[0], current[1]))

@@ -50,7 +50,7 @@ def test_quarantine_live_approve_deny_and_reapprove(page: Page, console_setup: S
     log_in(page, setup, "olivia")
     expect(page.locator("#quarantine tbody tr")).to_have_count(1)
 
-    with live_device(setup.served, first, PRODUCT) as one:
+    with live_device(setup.served, first, PRODUCT, [("temperature", b"21.5"), ("humidity", b"48")]) as one:
         assert one.wait_for(Status.QUARANTINED) == (Status.QUARANTINED, Privilege.NONE)
         banner = page.locator("#live-quarantine")
         expect(banner).to_be_visible()  # no reload: the change stream told the page
@@ -88,6 +88,8 @@ def test_quarantine_live_approve_deny_and_reapprove(page: Page, console_setup: S
             page.goto(setup.url + f"{HUB}/{first.device_id_hex}")
             expect(page.locator("#privileges")).to_contain_text("ota, product_events, claim, webhooks")
             expect(page.locator("#history")).to_contain_text("user:olivia")
+            page.reload()  # the events it published once approved
+            expect(page.locator("#events")).to_contain_text("humidity")
             shoot(page, "device")
 
             page.goto(setup.url + HUB)
