@@ -29,6 +29,7 @@ class Hub:
     listed: DeviceList  # the filtered, sorted page
     reasons: dict[str, AuditRecord]  # the audit entry behind each shown device's status
     groups: list[GroupRecord] = field(default_factory=list)
+    audit_id: int = 0  # the product's newest audit entry as read: the page's change stream starts after it
 
 
 def _page(store: Store, product_id: int, status: str | None, offset: int, limit: int, query: DeviceQuery) -> DeviceList:
@@ -37,6 +38,7 @@ def _page(store: Store, product_id: int, status: str | None, offset: int, limit:
 
 
 def read_hub(store: Store, product_id: int, status: str | None, query: DeviceQuery, offset: int, limit: int) -> Hub:
+    audit_id = store.latest_audit_id(product_id)  # first: a change made while the rest is read is not missed
     quarantined = _page(store, product_id, "quarantined", 0, CALLOUT_ROWS, DeviceQuery())
     denied = _page(store, product_id, "denied", 0, CALLOUT_ROWS, DeviceQuery())
     listed = _page(store, product_id, status, offset, limit, query)
@@ -48,6 +50,7 @@ def read_hub(store: Store, product_id: int, status: str | None, query: DeviceQue
         listed=listed,
         reasons=store.status_audit(product_id, sorted(shown)),
         groups=store.list_groups(product_id),
+        audit_id=audit_id,
     )
 
 
@@ -60,10 +63,13 @@ class DevicePage:
     events: list[EventRecord]
     groups: list[GroupRecord]
     versions: list[int]  # the product's uploaded firmware versions (to lock to)
+    audit_id: int  # the product's newest audit entry as read: the page's change stream starts after it
 
 
 def read_device_page(store: Store, product_id: int, device: DeviceOut) -> DevicePage:
+    audit_id = store.latest_audit_id(product_id)
     return DevicePage(
+        audit_id=audit_id,
         device=with_firmware(store, product_id, device),
         reason=store.status_audit(product_id, [device.id]).get(device.id),
         admission=store.latest_admission(product_id, device.id),

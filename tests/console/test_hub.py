@@ -86,6 +86,11 @@ async def test_support_approves_one_and_denies_many_and_the_hub_says_why(api: Ap
     async with logged_in(api, "sam") as sam:
         page = await sam.get(HUB)
         assert "disabled" not in button(page.text, "Approve")
+        # The page's change stream starts after the newest audit entry it was rendered from: what
+        # happens while the browser connects the stream is not missed.
+        audit = await api.ok("GET", f"/v1/products/{P}/audit")
+        newest = max(e["id"] for e in audit["audit"])
+        assert f"/changes?kinds=quarantined,approved,denied,removed,updated&amp;after={newest}" in page.text
         assert "unrecognised device: product quarantines" in page.text  # the admission's reason
         done = await sam.post(f"{HUB}/approve", {"only": a.device_id_hex})
         assert done.status_code == 303 and done.headers["location"] == HUB
