@@ -109,10 +109,14 @@ async def test_support_approves_one_and_denies_many_and_the_hub_says_why(api: Ap
         denied_part = page.text.split('id="denied"')[1]
         assert b.device_id_hex in denied_part and c.device_id_hex in denied_part
         assert "denied by user:sam" in denied_part
-        again = await sam.post(f"{HUB}/approve", {"only": b.device_id_hex})  # re-approve from Denied
+        assert "Re-approve selected" in denied_part
+        again = await sam.post(f"{HUB}/approve", {"only": b.device_id_hex})  # re-approve one from Denied
         assert again.status_code == 303
-        page = await sam.get(HUB, params={"status": "all", "sort": "id"})
+        selected = await sam.post(f"{HUB}/approve", {"device": [c.device_id_hex]})  # the checkbox path
+        assert selected.status_code == 303
+        page = await sam.get(HUB, params={"sort": "id"})
         assert sorted(rows(page.text, "devices")) == sorted([a.device_id_hex, b.device_id_hex, c.device_id_hex])
+        assert "No device is denied." in page.text
         nothing = await sam.post(f"{HUB}/approve", {})
         assert nothing.status_code == 400 and "select at least one device" in nothing.text
 
