@@ -142,6 +142,8 @@ async def test_openapi_documents_every_route_with_our_error_shapes(api: Api) -> 
         "/v1/products": {"get", "post"},
         "/v1/products/{product}": {"get", "put"},
         "/v1/products/{product}/devices": {"get", "post"},
+        "/v1/products/{product}/device_counts": {"get"},
+        "/v1/products/{product}/changes": {"get"},
         "/v1/products/{product}/devices/{device_id}": {"get", "put", "delete"},
         "/v1/products/{product}/devices/{device_id}/owner": {"put", "delete"},
         "/v1/products/{product}/team": {"get", "post"},

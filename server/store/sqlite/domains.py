@@ -8,6 +8,7 @@ from .claims import ClaimQueries
 from .devices import DeviceQueries
 from .firmware import FirmwareQueries
 from .firmware_blobs import FirmwareBlobQueries
+from .hub import HubQueries
 from .live import LiveSessionQueries
 from .ota import OtaQueries
 from .rollouts import RolloutQueries
@@ -25,6 +26,7 @@ class DomainQueries(
     OtaQueries,
     FirmwareQueries,
     FirmwareBlobQueries,
+    HubQueries,
     AdminQueries,
 ):
     pass
