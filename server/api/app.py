@@ -13,6 +13,7 @@ from ..ops.operations import Operations
 from . import (
     routes_claims,
     routes_devices,
+    routes_event_history,
     routes_events,
     routes_firmware,
     routes_groups,
@@ -65,6 +66,7 @@ def create_app(ctx: ServerContext, *, logins: LoginLimiter | None = None) -> Fas
         routes_devices,
         routes_user_events,  # before routes_events and routes_owners: "events" is not a device ID
         routes_events,
+        routes_event_history,
         routes_owners,
         routes_team,
         routes_provisioning,

@@ -98,13 +98,20 @@ class _IsoClock:
 _iso = _IsoClock()
 
 
+def coreid_of(event: EventRecord) -> str:
+    """Who published it, as Particle's `coreid` names it."""
+    if event.to_device is not None:
+        return CLOUD_SOURCE
+    if event.device_id.startswith(USER_SOURCE):
+        return API_SOURCE  # a user's own event: Particle shows "api"; the user stays private
+    return event.device_id
+
+
 def sse(event: EventRecord) -> bytes:
     """One event as an SSE block. The data line is what `json.dumps(body, separators=(",", ":"))`
     writes for {"data", "ttl", "published_at", "coreid", "public"[, "productID"]}, built
     directly: this runs once per event per stream."""
-    coreid = CLOUD_SOURCE if event.to_device is not None else event.device_id
-    if coreid.startswith(USER_SOURCE):
-        coreid = API_SOURCE  # a user's own event: Particle shows "api"; the user stays private
+    coreid = coreid_of(event)
     data = _json_str(event.data.decode("utf-8", errors="replace"))
     public = "false" if event.private else "true"
     product = "" if event.product_id is None else f',"productID":{int(event.product_id)}'

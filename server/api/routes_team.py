@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from ..rules.errors import Conflict
+from ..ops.base import device_id_or_invalid
+from ..rules.errors import Conflict, Invalid
 from ..rules.model import Role
 from ..store import Store
 from .deps import ProductAccess, State, product_access
@@ -103,7 +105,25 @@ async def audit(
     access: Annotated[ProductAccess, Depends(product_access(Perm.AUDIT_READ))],
     state: State,
     after: Annotated[int, Query(ge=0, le=2**62, description="entries with a larger id")] = 0,
+    before: Annotated[
+        int | None, Query(ge=1, le=2**62, description="the `limit` entries just before this id (paging back)")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    device_id: Annotated[str | None, Query(max_length=64, description="only entries about this device")] = None,
+    actor: Annotated[
+        str | None, Query(min_length=1, max_length=128, description="only entries by this actor, e.g. user:alice")
+    ] = None,
+    action: Annotated[
+        str | None, Query(min_length=1, max_length=128, description="only entries of this action, e.g. approved")
+    ] = None,
 ) -> AuditListOut:
-    entries = await state.ctx.store.read(state.store.list_audit, access.product.id, None, after, limit)
+    try:
+        device = None if device_id is None else device_id_or_invalid(device_id)
+    except Invalid as exc:
+        raise Invalid(exc.message, "device_id") from None
+    read = partial(
+        state.store.list_audit, access.product.id, device, after, limit,
+        actor=actor, action=action, before_id=before,
+    )  # fmt: skip
+    entries = await state.ctx.store.read(read)
     return AuditListOut(audit=[audit_out(e) for e in entries])
