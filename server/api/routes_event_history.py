@@ -42,6 +42,12 @@ def stored_event_out(event: EventRecord) -> StoredEventOut:
     )  # fmt: skip
 
 
+def sse_message(event: EventRecord) -> bytes:
+    """One event as an unnamed SSE message whose data is its JSON (StoredEventOut): a browser's
+    EventSource hears every one on `message`, where Particle's blocks are named by the event."""
+    return f"id: {event.id}\ndata: {stored_event_out(event).model_dump_json()}\n\n".encode()
+
+
 @router.get("/v1/products/{product}/event_history", response_model=EventHistoryOut,
             summary="The product stream's stored events (JSON pages)")  # fmt: skip
 async def event_history(

@@ -13,7 +13,7 @@ too far behind is cut off and resumes the same way.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from json.encoder import encode_basestring_ascii
 from typing import Annotated, Any
 
@@ -137,7 +137,9 @@ def _prefix(prefix: str) -> str:
     return prefix
 
 
-async def _stream(state: ApiState, event_filter: EventFilter, last_id: int | None) -> AsyncGenerator[bytes, None]:
+async def _stream(
+    state: ApiState, event_filter: EventFilter, last_id: int | None, fmt: Callable[[EventRecord], bytes] = sse
+) -> AsyncGenerator[bytes, None]:
     broker, store = state.ctx.events, state.ctx.store
     subscription = broker.subscribe(event_filter)  # first: nothing published during the replay is missed
     try:
@@ -154,7 +156,7 @@ async def _stream(state: ApiState, event_filter: EventFilter, last_id: int | Non
                 if page:
                     assert page[-1].id is not None
                     seen = page[-1].id
-                    chunk = b"".join(sse(event) for event in page if event_filter.matches(event))
+                    chunk = b"".join(fmt(event) for event in page if event_filter.matches(event))
                     if chunk:
                         yield chunk
                 if len(page) < REPLAY_PAGE:
@@ -174,7 +176,7 @@ async def _stream(state: ApiState, event_filter: EventFilter, last_id: int | Non
             for event in events:  # in publish order; what the replay already sent is skipped
                 if event.id is not None and event.id > seen:
                     seen = event.id
-                    blocks.append(sse(event))
+                    blocks.append(fmt(event))
             if blocks:
                 yield b"".join(blocks)
     finally:
@@ -197,8 +199,15 @@ class _EventStreamResponse(StreamingResponse):
                 await self._stream.aclose()
 
 
-def _response(state: ApiState, event_filter: EventFilter, last_id: int | None) -> StreamingResponse:
-    return _EventStreamResponse(_stream(state, event_filter, last_id))
+def _response(
+    state: ApiState, event_filter: EventFilter, last_id: int | None, fmt: Callable[[EventRecord], bytes] = sse
+) -> StreamingResponse:
+    """A stream of `event_filter`'s events (replayed after `last_id`, then live), each written by `fmt`:
+    Particle's blocks here; the console's log takes them as JSON messages (console/routes_events.py)."""
+    return _EventStreamResponse(_stream(state, event_filter, last_id, fmt))
+
+
+event_stream_response = _response
 
 
 _SSE_DOC: dict[int | str, dict[str, Any]] = {

@@ -37,7 +37,7 @@ def _administrators(store: Store, product_id: int) -> set[str]:
     return {m.username for m in store.team_of(product_id) if m.role is Role.ADMINISTRATOR}
 
 
-async def _keep_an_administrator(state: State, access: ProductAccess, leaving: str, field: str) -> None:
+async def keep_an_administrator(state: State, access: ProductAccess, leaving: str, field: str) -> None:
     """Nobody may leave a product without an administrator (a server admin could still repair it,
     but a team should not lock itself out by accident)."""
     if await state.ctx.store.read(_administrators, state.store, access.product.id) == {leaving}:
@@ -59,7 +59,7 @@ async def team(access: Reader, state: State) -> TeamOut:
 async def team_add(body: TeamMemberIn, access: TeamEditor, state: State) -> TeamMemberEnvelope:
     role = body.role or await _role_or_least(state, access.product.id, body.username)
     if role is not Role.ADMINISTRATOR:
-        await _keep_an_administrator(state, access, body.username, "role")
+        await keep_an_administrator(state, access, body.username, "role")
     await state.ops.team_add(access.actor, access.product.id, body.username, role)
     return TeamMemberEnvelope(member=TeamMemberOut(username=body.username, role=role))
 
@@ -72,7 +72,7 @@ async def _role_or_least(state: State, product_id: int, username: str) -> Role:
 
 @router.delete("/v1/products/{product}/team/{username}", response_model=OkOut, summary="Remove a team member")
 async def team_remove(username: Annotated[str, Path(max_length=254)], access: TeamEditor, state: State) -> OkOut:
-    await _keep_an_administrator(state, access, username, "username")
+    await keep_an_administrator(state, access, username, "username")
     await state.ops.team_remove(access.actor, access.product.id, username)
     return OkOut()
 
