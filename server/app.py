@@ -25,6 +25,7 @@ from .api import create_app, serve_api
 from .cluster import LocalBus
 from .cluster.node import NodeSetupError, load_shared_server_key, node_id_of
 from .config import ServerConfig
+from .console import install_console
 from .context import ServerContext
 from .data_dir import DataDirInUse, DataDirLock, create_private_file, make_data_dir, prepare_data_dir
 from .descriptors import raise_descriptor_limit
@@ -147,7 +148,7 @@ class Server:
                         await api.start(
                             partial(
                                 serve_api,
-                                create_app(ctx),
+                                install_console(create_app(ctx)),
                                 api_socket,
                                 grace=cfg.shutdown_grace,
                                 shutdown_trigger=self._shutdown.wait,

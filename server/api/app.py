@@ -12,6 +12,7 @@ from ..firmware.image import MAX_FIRMWARE_SIZE
 from ..ops.operations import Operations
 from . import (
     routes_claims,
+    routes_device_hub,
     routes_devices,
     routes_event_history,
     routes_events,
@@ -63,6 +64,7 @@ def create_app(ctx: ServerContext, *, logins: LoginLimiter | None = None) -> Fas
         routes_tokens,
         routes_users,
         routes_products,
+        routes_device_hub,
         routes_devices,
         routes_user_events,  # before routes_events and routes_owners: "events" is not a device ID
         routes_events,

@@ -30,6 +30,8 @@ from .ratelimit import LoginLimiter
 _PRODUCT_ID = re.compile(r"^[0-9]{1,10}$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+SESSION_COOKIE = "fg_session"  # the web console's session: an access token of client SESSION_CLIENT
+SESSION_CLIENT = "console"
 
 
 @dataclass(slots=True)
@@ -129,6 +131,11 @@ async def _authenticate(
         text = await _form_token(request)
     if text is None:
         raise invalid_token("no access token: send Authorization: Bearer <token>")
+    return await principal_of(state, text)
+
+
+async def principal_of(state: ApiState, text: str) -> Principal:
+    """The holder of an access token, or 401 naming what is wrong with it."""
     text = text.strip()
     if not looks_like_token(text):
         raise invalid_token("the access token is malformed")
@@ -144,6 +151,14 @@ async def _authenticate(
     return Principal(token, user, customer)
 
 
+async def session_principal(state: ApiState, cookie: str) -> Principal:
+    """The user behind a console session cookie: a token the console issued, to a user."""
+    principal = await principal_of(state, cookie)
+    if principal.token.client != SESSION_CLIENT or principal.user is None:
+        raise invalid_token("the session cookie does not hold a console session")
+    return principal
+
+
 async def authenticate(
     request: Request,
     state: State,
@@ -156,7 +171,23 @@ async def authenticate(
         await request.close()  # uploaded files spool to temporary files: close them, used or not
 
 
+async def authenticate_stream(
+    request: Request,
+    state: State,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    query: Annotated[str | None, Depends(_query_token)],
+) -> Principal:
+    """For GET event streams only: a token as everywhere, or else the console's session cookie
+    (a browser's EventSource cannot send headers). No write route takes the cookie: a cross-site
+    form could carry it there."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if bearer is None and query is None and cookie and request.method in ("GET", "HEAD"):
+        return await session_principal(state, cookie)
+    return await _authenticate(request, state, bearer, query)
+
+
 Caller = Annotated[Principal, Depends(authenticate)]
+StreamPrincipal = Annotated[Principal, Depends(authenticate_stream)]
 
 
 def product_key(text: str) -> int | str | None:
@@ -222,6 +253,15 @@ def product_access(perm: Perm) -> Callable[..., Awaitable[ProductAccess]]:
     return dependency
 
 
+def stream_access(perm: Perm) -> Callable[..., Awaitable[ProductAccess]]:
+    """product_access for GET event streams, which also take the console's session cookie."""
+
+    async def dependency(product: ProductPath, state: State, principal: StreamPrincipal) -> ProductAccess:
+        return await load_product_access(state, principal, product, perm)
+
+    return dependency
+
+
 def user_with_scope(scope: str, *, admin: bool = False) -> Callable[..., Awaitable[Principal]]:
     """A dependency admitting users (not customers) whose token has `scope`; server admins only
     with admin=True. As a dependency it runs before the body is validated: 403 before 400."""
@@ -242,6 +282,16 @@ def any_with_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
     limits a customer to what the customer owns)."""
 
     async def dependency(principal: Caller) -> Principal:
+        principal.require_scope(scope)
+        return principal
+
+    return dependency
+
+
+def stream_with_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
+    """any_with_scope for GET event streams, which also take the console's session cookie."""
+
+    async def dependency(principal: StreamPrincipal) -> Principal:
         principal.require_scope(scope)
         return principal
 

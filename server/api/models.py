@@ -122,6 +122,19 @@ class DeviceCounts(BaseModel):
     denied: int
 
 
+class FirmwareCountOut(BaseModel):
+    version: int | None = Field(description="the firmware version members run; null: never connected")
+    devices: int
+
+
+class DeviceCountsOut(BaseModel):
+    members: int = Field(description="approved devices: the product's members")
+    online: int = Field(description="members online now")
+    quarantined: int
+    denied: int
+    firmware: list[FirmwareCountOut] = Field(description="members by the firmware version they run")
+
+
 class ProductOut(BaseModel):
     id: int
     slug: str

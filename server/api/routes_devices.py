@@ -84,6 +84,10 @@ async def list_devices(
         Literal["deviceId", "firmwareVersion", "lastConnection", "deviceName"] | None, Query(alias="sortAttr")
     ] = None,
     sort_dir: Annotated[Literal["asc", "desc"], Query(alias="sortDir")] = "asc",
+    firmware_version: Annotated[
+        int | None, Query(alias="firmwareVersion", ge=0, le=65535, description="running this version")
+    ] = None,
+    online: Annotated[bool | None, Query(description="online (true) or offline (false) only")] = None,
 ) -> DevicesOut:
     query = DeviceQuery(
         device_id=device_id or "",
@@ -91,6 +95,8 @@ async def list_devices(
         groups=_group_names(groups),
         sort=_SORT_ATTRS[sort_attr] if sort_attr else None,
         descending=sort_dir == "desc",
+        firmware_version=firmware_version,
+        online=online,
     )
     devices, total = await state.ctx.store.read(
         read_product_devices, state.store, access.product.id, status, (page - 1) * per_page, per_page, query

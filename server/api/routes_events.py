@@ -31,7 +31,7 @@ from ..rules.errors import Invalid, NotFound
 from ..rules.model import Owner
 from ..store import Store
 from ..store.records import EventRecord
-from .deps import ApiState, Principal, ProductAccess, State, any_with_scope, product_access
+from .deps import ApiState, Principal, ProductAccess, State, product_access, stream_access, stream_with_scope
 from .form_bodies import json_or_form, openapi_body
 from .models import OkOut, Request
 from .permissions import Perm
@@ -48,8 +48,9 @@ REPLAY_PAGE = 500  # stored events per read while catching up
 CHUNK_EVENTS = 512
 MAX_PREFIX = 64  # an event name is at most 64 characters
 
-Reader = Annotated[ProductAccess, Depends(product_access(Perm.DEVICES_READ))]
-StreamCaller = Annotated[Principal, Depends(any_with_scope("devices:read"))]  # customers too: their own devices
+# The streams take the console's session cookie too (GET only; see deps.authenticate_stream).
+Reader = Annotated[ProductAccess, Depends(stream_access(Perm.DEVICES_READ))]
+StreamCaller = Annotated[Principal, Depends(stream_with_scope("devices:read"))]  # customers too: their own devices
 LastIdHeader = Annotated[
     str | None,
     Header(
@@ -122,7 +123,7 @@ def sse(event: EventRecord) -> bytes:
     ).encode()
 
 
-def _last_id(header: str | None, query: int | None) -> int | None:
+def last_id(header: str | None, query: int | None) -> int | None:
     if header is not None:
         text = header.strip()
         if not (text.isascii() and text.isdigit() and len(text) <= len(str(MAX_EVENT_ID))):
@@ -183,7 +184,7 @@ async def _stream(
         broker.unsubscribe(subscription)
 
 
-class _EventStreamResponse(StreamingResponse):
+class EventStreamResponse(StreamingResponse):
     """Closes its generator however the response ends (a client gone between two sends included),
     so the broker subscription ends then, not whenever the garbage collector finds the generator."""
 
@@ -204,13 +205,13 @@ def _response(
 ) -> StreamingResponse:
     """A stream of `event_filter`'s events (replayed after `last_id`, then live), each written by `fmt`:
     Particle's blocks here; the console's log takes them as JSON messages (console/routes_events.py)."""
-    return _EventStreamResponse(_stream(state, event_filter, last_id, fmt))
+    return EventStreamResponse(_stream(state, event_filter, last_id, fmt))
 
 
 event_stream_response = _response
 
 
-_SSE_DOC: dict[int | str, dict[str, Any]] = {
+SSE_DOC: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {}}, "description": "a stream of Server-Sent Events"}
 }
 
@@ -247,21 +248,21 @@ async def publish_event(
     return OkOut()
 
 
-@router.get("/v1/products/{product}/events", response_class=StreamingResponse, responses=_SSE_DOC,
+@router.get("/v1/products/{product}/events", response_class=StreamingResponse, responses=SSE_DOC,
             summary="The product's event stream (SSE)")  # fmt: skip
 async def product_events(
     access: Reader, state: State, last_event_id: LastIdHeader = None, after: LastIdQuery = None
 ) -> StreamingResponse:
-    return _response(state, EventFilter(product_id=access.product.id), _last_id(last_event_id, after))
+    return _response(state, EventFilter(product_id=access.product.id), last_id(last_event_id, after))
 
 
-@router.get("/v1/products/{product}/events/{prefix:path}", response_class=StreamingResponse, responses=_SSE_DOC,
+@router.get("/v1/products/{product}/events/{prefix:path}", response_class=StreamingResponse, responses=SSE_DOC,
             summary="The product's events whose name starts with prefix (SSE)")  # fmt: skip
 async def product_events_prefix(
     prefix: str, access: Reader, state: State, last_event_id: LastIdHeader = None, after: LastIdQuery = None
 ) -> StreamingResponse:
     event_filter = EventFilter(product_id=access.product.id, prefix=_prefix(prefix))
-    return _response(state, event_filter, _last_id(last_event_id, after))
+    return _response(state, event_filter, last_id(last_event_id, after))
 
 
 def visible_device_ids(store: Store, caller: Principal) -> frozenset[str] | None:
@@ -297,40 +298,40 @@ async def _all_devices_filter(state: ApiState, caller: Principal, prefix: str) -
 
 
 # Before /v1/devices/{device_id}/...: "events" is not a device ID.
-@router.get("/v1/devices/events", response_class=StreamingResponse, responses=_SSE_DOC,
+@router.get("/v1/devices/events", response_class=StreamingResponse, responses=SSE_DOC,
             summary="Events of every device the caller may see (SSE)")  # fmt: skip
 async def all_device_events(
     caller: StreamCaller, state: State, last_event_id: LastIdHeader = None, after: LastIdQuery = None
 ) -> StreamingResponse:
-    return _response(state, await _all_devices_filter(state, caller, ""), _last_id(last_event_id, after))
+    return _response(state, await _all_devices_filter(state, caller, ""), last_id(last_event_id, after))
 
 
-@router.get("/v1/devices/events/{prefix:path}", response_class=StreamingResponse, responses=_SSE_DOC,
+@router.get("/v1/devices/events/{prefix:path}", response_class=StreamingResponse, responses=SSE_DOC,
             summary="Events of every device the caller may see, by name prefix (SSE)")  # fmt: skip
 async def all_device_events_prefix(
     prefix: str, caller: StreamCaller, state: State, last_event_id: LastIdHeader = None, after: LastIdQuery = None
 ) -> StreamingResponse:
-    return _response(state, await _all_devices_filter(state, caller, prefix), _last_id(last_event_id, after))
+    return _response(state, await _all_devices_filter(state, caller, prefix), last_id(last_event_id, after))
 
 
-@router.get("/v1/devices/{device_id}/events", response_class=StreamingResponse, responses=_SSE_DOC,
+@router.get("/v1/devices/{device_id}/events", response_class=StreamingResponse, responses=SSE_DOC,
             summary="One device's own events (SSE)")  # fmt: skip
 async def device_events(
     device_id: DeviceIdPath, caller: StreamCaller, state: State, last_event_id: LastIdHeader = None,
     after: LastIdQuery = None,
 ) -> StreamingResponse:  # fmt: skip
     event_filter = await _device_filter(state, caller, device_id, "")
-    return _response(state, event_filter, _last_id(last_event_id, after))
+    return _response(state, event_filter, last_id(last_event_id, after))
 
 
-@router.get("/v1/devices/{device_id}/events/{prefix:path}", response_class=StreamingResponse, responses=_SSE_DOC,
+@router.get("/v1/devices/{device_id}/events/{prefix:path}", response_class=StreamingResponse, responses=SSE_DOC,
             summary="One device's own events whose name starts with prefix (SSE)")  # fmt: skip
 async def device_events_prefix(
     device_id: DeviceIdPath, prefix: str, caller: StreamCaller, state: State, last_event_id: LastIdHeader = None,
     after: LastIdQuery = None,
 ) -> StreamingResponse:  # fmt: skip
     event_filter = await _device_filter(state, caller, device_id, prefix)
-    return _response(state, event_filter, _last_id(last_event_id, after))
+    return _response(state, event_filter, last_id(last_event_id, after))
 
 
 # ---------------------------------------------------------------- one device in a product's stream
@@ -344,20 +345,20 @@ async def _product_device_filter(state: ApiState, access: ProductAccess, device_
 
 
 @router.get("/v1/products/{product}/devices/{device_id}/events", response_class=StreamingResponse,
-            responses=_SSE_DOC, summary="One device's events in the product's stream (SSE)")  # fmt: skip
+            responses=SSE_DOC, summary="One device's events in the product's stream (SSE)")  # fmt: skip
 async def product_device_events(
     device_id: DeviceIdPath, access: Reader, state: State, last_event_id: LastIdHeader = None,
     after: LastIdQuery = None,
 ) -> StreamingResponse:  # fmt: skip
     event_filter = await _product_device_filter(state, access, device_id, "")
-    return _response(state, event_filter, _last_id(last_event_id, after))
+    return _response(state, event_filter, last_id(last_event_id, after))
 
 
 @router.get("/v1/products/{product}/devices/{device_id}/events/{prefix:path}", response_class=StreamingResponse,
-            responses=_SSE_DOC, summary="One device's events in the product's stream, by prefix (SSE)")  # fmt: skip
+            responses=SSE_DOC, summary="One device's events in the product's stream, by prefix (SSE)")  # fmt: skip
 async def product_device_events_prefix(
     device_id: DeviceIdPath, prefix: str, access: Reader, state: State, last_event_id: LastIdHeader = None,
     after: LastIdQuery = None,
 ) -> StreamingResponse:  # fmt: skip
     event_filter = await _product_device_filter(state, access, device_id, prefix)
-    return _response(state, event_filter, _last_id(last_event_id, after))
+    return _response(state, event_filter, last_id(last_event_id, after))

@@ -82,7 +82,7 @@ async def _issue(
     return TokenOut(access_token=access, expires_in=expires_in, refresh_token=refresh, scope=" ".join(sorted(scopes)))
 
 
-async def _password_grant(
+async def password_holder(
     request: Request, state: ApiState, username: str | None, password: str | None, product: str | None
 ) -> UserRecord | CustomerRecord:
     if not username or password is None:
@@ -167,7 +167,7 @@ async def issue_token(
         raise ApiError(400, {"error": "invalid_scope", "error_description": exc.message, "field": "scope"}) from None
     if grant_type == "password":
         scopes = requested or frozenset({ALL_SCOPES})
-        holder = await _password_grant(request, state, username, password, product)
+        holder = await password_holder(request, state, username, password, product)
         if isinstance(holder, CustomerRecord):
             scopes = frozenset({ALL_SCOPES})  # a customer's reach is fixed by being a customer
         return await _issue(state, holder, scopes, lifetime, client)

@@ -24,6 +24,7 @@ from .records import (
     FirmwareRecord,
     FirmwareTargetFacts,
     GroupRecord,
+    HubCounts,
     OtaOutcome,
     ProductRecord,
     ReleaseRecord,
@@ -132,6 +133,21 @@ class StoreReads(abc.ABC):
 
     @abc.abstractmethod
     def live_product_ids(self, device_id: str) -> list[int]: ...
+
+    # -- the devices hub (see sqlite/hub.py)
+    @abc.abstractmethod
+    def hub_counts(self, product_id: int) -> HubCounts: ...
+
+    @abc.abstractmethod
+    def status_audit(self, product_id: int, device_ids: Sequence[str]) -> dict[str, AuditRecord]:
+        """For each device, the latest audit entry of this product that set its status."""
+
+    @abc.abstractmethod
+    def latest_audit_id(self, product_id: int) -> int: ...
+
+    @abc.abstractmethod
+    def went_offline(self, product_id: int, after: float) -> list[tuple[str, float]]:
+        """The product's members that went offline after `after` (device ID, when), oldest first."""
 
     @abc.abstractmethod
     def list_audit(

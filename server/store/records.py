@@ -19,6 +19,19 @@ class DeviceQuery:
     groups: tuple[str, ...] = ()  # in any of these groups of the product
     sort: str | None = None  # "device_id", "firmware_version", "last_heard" or "name"; None: oldest first
     descending: bool = False
+    firmware_version: int | None = None  # running this version (as it reported at its last connection)
+    online: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HubCounts:
+    """A product's device counts: members (approved), online members, its lists, members by firmware."""
+
+    members: int
+    online: int
+    quarantined: int
+    denied: int
+    by_firmware: tuple[tuple[int | None, int], ...]  # (version, members running it); None: never connected
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,6 +59,12 @@ def _filtered(query: DeviceQuery, product_id: int, args: list[object]) -> str:
             f" JOIN device_groups g ON g.id = m.group_id WHERE g.product_id = ? AND g.name IN ({marks}))"
         )
         args.extend([product_id, *query.groups])
+    if query.firmware_version is not None:
+        sql += " AND d.firmware_version = ?"
+        args.append(query.firmware_version)
+    if query.online is not None:
+        sql += " AND d.online = ?"
+        args.append(int(query.online))
     return sql
 
 

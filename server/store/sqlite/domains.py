@@ -7,6 +7,7 @@ from .admin import AdminQueries
 from .claims import ClaimQueries
 from .devices import DeviceQueries
 from .firmware import FirmwareQueries
+from .hub import HubQueries
 from .live import LiveSessionQueries
 from .ota import OtaQueries
 from .rollouts import RolloutQueries
@@ -23,6 +24,7 @@ class DomainQueries(
     RolloutQueries,
     OtaQueries,
     FirmwareQueries,
+    HubQueries,
     AdminQueries,
 ):
     pass

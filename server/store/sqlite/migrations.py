@@ -525,3 +525,14 @@ MIGRATIONS.append(
         """,
     )
 )
+
+MIGRATIONS.append(
+    (
+        14,
+        """
+        -- The devices hub (issue 16): the change stream asks each second which members went offline
+        -- (last_heard after its last look), and the list sorts by last connection, at 20,000 devices.
+        CREATE INDEX devices_by_product_heard ON devices (product_id, last_heard);
+        """,
+    )
+)
