@@ -117,21 +117,35 @@ def _record_and_state(store: Store, product_id: int, device_id: str) -> tuple[De
     return store.get_device(device_id), store.list_state(product_id, device_id)
 
 
-async def _add_one(request: Request, state: State, access: ProductAccess) -> ImportOut:
-    body = await json_body(request, AddDeviceIn)
-    device_id = device_id_or_invalid(body.id)
+async def add_device_as(state: State, access: ProductAccess, device_id: str, move: bool) -> str:
+    """Approve or pre-add one device with the checks the caller's role needs (the API's and the
+    console's one rule). Returns the outcome (Operations.add_device)."""
     product_id = access.product.id
     record, listed = await state.ctx.store.read(_record_and_state, state.store, product_id, device_id)
     member = record is not None and record.product_id == product_id
     # Approving what the product already lists is support's job; adding unseen devices is a developer's.
     access.require(Perm.DEVICE_APPROVE if member or listed in _LISTED else Perm.DEVICE_ADD)
     asked_for_us = listed is ListState.QUARANTINED and record is not None and record.firmware_product_id == product_id
-    if body.move and record is not None and record.product_id not in (None, product_id) and not asked_for_us:
+    if move and record is not None and record.product_id not in (None, product_id) and not asked_for_us:
         # Taking a device whose current firmware does not ask for this product: the caller must
         # be allowed to remove it from where it is. (A list entry alone proves nothing: any
         # team can pre-add and deny an ID to put it on its own lists.)
         await load_product_access(state, access.principal, str(record.product_id), Perm.DEVICE_REMOVE)
-    outcome = await state.ops.add_device(access.actor, product_id, device_id, move=body.move)
+    return await state.ops.add_device(access.actor, product_id, device_id, move=move)
+
+
+async def remove_device_as(state: State, access: ProductAccess, device_id: str, deny: bool) -> str:
+    """Deny or remove one device the product shows, with the permission that needs."""
+    access.require(Perm.DEVICE_DENY if deny else Perm.DEVICE_REMOVE)
+    # Only what the product shows: a removed device's memory (it returns to Denied) must not be erased.
+    await device_in_product(state, access.product.id, device_id)
+    return await state.ops.remove_device(access.actor, access.product.id, device_id, deny=deny)
+
+
+async def _add_one(request: Request, state: State, access: ProductAccess) -> ImportOut:
+    body = await json_body(request, AddDeviceIn)
+    device_id = device_id_or_invalid(body.id)
+    outcome = await add_device_as(state, access, device_id, body.move)
     updated = [] if outcome == "existing" else [device_id]
     existing = [device_id] if outcome == "existing" else []
     return ImportOut(
@@ -190,11 +204,8 @@ async def remove_device(
     body: Annotated[RemoveDeviceIn | None, Body()] = None,
 ) -> RemoveDeviceOut:
     deny = body is not None and body.deny
-    access.require(Perm.DEVICE_DENY if deny else Perm.DEVICE_REMOVE)
-    device_id = device_id_or_invalid(device_id)
-    # Only what the product shows: a removed device's memory (it returns to Denied) must not be erased.
-    await device_in_product(state, access.product.id, device_id)
-    action = await state.ops.remove_device(access.actor, access.product.id, device_id, deny=deny)
+    access.require(Perm.DEVICE_DENY if deny else Perm.DEVICE_REMOVE)  # before the ID is even looked at
+    action = await remove_device_as(state, access, device_id_or_invalid(device_id), deny)
     return RemoveDeviceOut(action=action)
 
 

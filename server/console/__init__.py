@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from . import (
     routes_audit,
     routes_auth,
+    routes_devices,
     routes_events,
     routes_firmware,
     routes_home,
@@ -27,7 +28,7 @@ from .render import STATIC_DIR
 
 def install_console(app: FastAPI) -> FastAPI:
     install_console_errors(app)
-    for module in (routes_home, routes_auth):
+    for module in (routes_home, routes_auth, routes_devices):
         app.include_router(module.router)
     # Rollouts, firmware, events, audit, webhooks and settings (console-b).
     for module in (routes_rollouts, routes_firmware, routes_events, routes_audit, routes_webhooks, routes_settings):

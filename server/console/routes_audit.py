@@ -12,12 +12,12 @@ from ..api.deps import ProductAccess, State
 from ..api.permissions import Perm
 from ..ops.base import device_id_or_invalid
 from ..rules.errors import Invalid
-from .product_pages import console_access
+from .access import product_page
 from .render import page
 
 router = APIRouter(prefix="/console/products/{product}", include_in_schema=False)
 
-Reader = Annotated[ProductAccess, Depends(console_access(Perm.AUDIT_READ))]
+Reader = Annotated[ProductAccess, Depends(product_page(Perm.AUDIT_READ))]
 Text = Annotated[str, Query(max_length=128)]
 PAGE = 50
 NEWEST = 2**62

@@ -17,12 +17,12 @@ from ..api.routes_events import MAX_EVENT_ID, MAX_PREFIX, event_stream_response
 from ..events.feeds import EventFilter
 from ..ops.base import device_id_or_invalid
 from ..rules.errors import Invalid
-from .product_pages import console_access
+from .access import product_page
 from .render import page
 
 router = APIRouter(prefix="/console/products/{product}", include_in_schema=False)
 
-Reader = Annotated[ProductAccess, Depends(console_access(Perm.DEVICES_READ))]
+Reader = Annotated[ProductAccess, Depends(product_page(Perm.DEVICES_READ))]
 DeviceQuery = Annotated[str, Query(max_length=64)]
 PrefixQuery = Annotated[str, Query(max_length=MAX_PREFIX)]
 PAGE = 50

@@ -13,13 +13,14 @@ from ..api.deps import ProductAccess, State
 from ..api.firmware_form import read_upload
 from ..api.permissions import Perm
 from ..rules.errors import OperationError
-from .product_pages import back, console_access
+from .access import product_page
+from .product_pages import back
 from .render import page
 from .session import CSRF_FIELD, CsrfChecked, check_csrf
 
 router = APIRouter(prefix="/console/products/{product}", include_in_schema=False)
 
-Reader = Annotated[ProductAccess, Depends(console_access(Perm.FIRMWARE_READ))]
+Reader = Annotated[ProductAccess, Depends(product_page(Perm.FIRMWARE_READ))]
 Version = Annotated[int, Path(ge=1, le=65535)]
 SAMPLE = 50  # devices named in a release's confirmation
 
@@ -30,8 +31,8 @@ async def _list_page(request: Request, access: ProductAccess, state: State, **ex
 
 
 @router.get("/firmware")
-async def firmware(request: Request, access: Reader, state: State, done: str = "") -> Response:
-    return await _list_page(request, access, state, done=done)
+async def firmware(request: Request, access: Reader, state: State) -> Response:
+    return await _list_page(request, access, state)
 
 
 @router.post("/firmware")

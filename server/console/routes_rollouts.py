@@ -16,14 +16,15 @@ from ..ops.base import device_id_or_invalid
 from ..ops.rollouts import RolloutRequest
 from ..rules.errors import Invalid, OperationError
 from ..rules.rollout_model import DeviceState, ErrorAction, Rollout, RolloutSettings, RolloutTarget, Strategy
-from .product_pages import back, console_access
+from .access import product_page
+from .product_pages import back
 from .render import page
 from .rollout_view import bars
 from .session import CsrfChecked
 
 router = APIRouter(prefix="/console/products/{product}", include_in_schema=False)
 
-Reader = Annotated[ProductAccess, Depends(console_access(Perm.FIRMWARE_READ))]
+Reader = Annotated[ProductAccess, Depends(product_page(Perm.FIRMWARE_READ))]
 RolloutId = Annotated[int, Path(ge=1, le=2**62)]
 FAILED_SHOWN = 50
 
@@ -37,14 +38,14 @@ async def _view(state: State, access: ProductAccess, rollout: Rollout) -> dict[s
 
 
 @router.get("/rollouts")
-async def rollouts(request: Request, access: Reader, state: State, done: str = "") -> Response:
+async def rollouts(request: Request, access: Reader, state: State) -> Response:
     listing = []
     for r in await state.ops.rollouts.all(access.product.id):
         listing.append(await _view(state, access, r))
     versions = await state.ctx.store.read(state.store.list_firmware, access.product.id)
     groups = await state.ops.firmware.groups(access.product.id)
     return page(request, "rollouts.html", access.principal, access, tab="rollouts", rollouts=listing,
-                versions=versions, groups=groups, done=done)  # fmt: skip
+                versions=versions, groups=groups)  # fmt: skip
 
 
 # ---------------------------------------------------------------------- create, after a preview
@@ -137,10 +138,10 @@ async def create_rollout(request: Request, access: Reader, state: State) -> Resp
 
 
 @router.get("/rollouts/{rollout_id}")
-async def rollout(request: Request, rollout_id: RolloutId, access: Reader, state: State, done: str = "") -> Response:
+async def rollout(request: Request, rollout_id: RolloutId, access: Reader, state: State) -> Response:
     found = await state.ops.rollouts.get(access.product.id, rollout_id)
     view = await _view(state, access, found)
-    return page(request, "rollout.html", access.principal, access, tab="rollouts", done=done, **view)
+    return page(request, "rollout.html", access.principal, access, tab="rollouts", **view)
 
 
 @router.get("/rollouts/{rollout_id}/live")

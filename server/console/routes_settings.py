@@ -14,13 +14,14 @@ from ..api.permissions import Perm
 from ..api.routes_team import keep_an_administrator
 from ..rules.errors import Invalid, OperationError
 from ..rules.model import Policy, Role
-from .product_pages import back, console_access
+from .access import product_page
+from .product_pages import back
 from .render import page
 from .session import CsrfChecked
 
 router = APIRouter(prefix="/console/products/{product}", include_in_schema=False)
 
-Reader = Annotated[ProductAccess, Depends(console_access(Perm.PRODUCT_READ))]
+Reader = Annotated[ProductAccess, Depends(product_page(Perm.PRODUCT_READ))]
 Text = Annotated[str, Form(max_length=254)]
 
 POLICIES = [
@@ -42,8 +43,8 @@ async def _page(request: Request, access: ProductAccess, state: State, **extra: 
 
 
 @router.get("/settings")
-async def settings(request: Request, access: Reader, state: State, done: str = "") -> Response:
-    return await _page(request, access, state, done=done)
+async def settings(request: Request, access: Reader, state: State) -> Response:
+    return await _page(request, access, state)
 
 
 def _here(access: ProductAccess) -> str:

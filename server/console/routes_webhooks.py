@@ -15,13 +15,14 @@ from ..api.permissions import Perm
 from ..rules.errors import Invalid, OperationError
 from ..rules.webhook_model import Method, WebhookSpec
 from ..store import Store
-from .product_pages import back, console_access
+from .access import product_page
+from .product_pages import back
 from .render import page
 from .session import CsrfChecked
 
 router = APIRouter(prefix="/console/products/{product}", include_in_schema=False)
 
-Reader = Annotated[ProductAccess, Depends(console_access(Perm.WEBHOOKS_READ))]
+Reader = Annotated[ProductAccess, Depends(product_page(Perm.WEBHOOKS_READ))]
 WebhookId = Annotated[int, Path(ge=1, le=2**62)]
 FIELDS = ("name", "event", "url", "method", "headers", "json", "disabled")
 HISTORY = 20
@@ -81,11 +82,11 @@ async def _posted(request: Request) -> dict[str, str]:
 
 
 @router.get("/webhooks")
-async def webhooks(request: Request, access: Reader, state: State, done: str = "") -> Response:
+async def webhooks(request: Request, access: Reader, state: State) -> Response:
     hooks = await state.ops.webhooks.list(access.product.id)
     counters = await state.ctx.store.read(state.store.webhook_counters, [h.id for h in hooks])
     return page(request, "webhooks.html", access.principal, access, tab="webhooks", hooks=hooks,
-                counters=counters, done=done, methods=[m.value for m in Method])  # fmt: skip
+                counters=counters, methods=[m.value for m in Method])  # fmt: skip
 
 
 async def _edit_page(
@@ -116,7 +117,7 @@ def _message(exc: OperationError) -> str:
 
 
 @router.get("/webhooks/{webhook_id}")
-async def webhook(request: Request, webhook_id: WebhookId, access: Reader, state: State, done: str = "") -> Response:
+async def webhook(request: Request, webhook_id: WebhookId, access: Reader, state: State) -> Response:
     hook = await state.ops.webhooks.get(access.product.id, webhook_id)
 
     def history(s: Store) -> tuple[Any, Any, Any, Any]:
@@ -125,7 +126,7 @@ async def webhook(request: Request, webhook_id: WebhookId, access: Reader, state
 
     counters, successes, errors, failed = await state.ctx.store.read(history, state.store)
     return page(request, "webhook.html", access.principal, access, tab="webhooks", hook=hook, counters=counters,
-                successes=successes, errors=errors, failed=failed, done=done)  # fmt: skip
+                successes=successes, errors=errors, failed=failed)  # fmt: skip
 
 
 @router.get("/webhooks/{webhook_id}/edit")

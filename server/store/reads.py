@@ -146,6 +146,17 @@ class StoreReads(abc.ABC):
     def latest_audit_id(self, product_id: int) -> int: ...
 
     @abc.abstractmethod
+    def device_audit(self, product_id: int, device_id: str, limit: int) -> list[AuditRecord]:
+        """The device's audit entries in this product, newest first."""
+
+    @abc.abstractmethod
+    def latest_admission(self, product_id: int, device_id: str) -> AuditRecord | None: ...
+
+    @abc.abstractmethod
+    def recent_device_events(self, product_id: int, device_id: str, limit: int) -> list[EventRecord]:
+        """The device's latest events in the product's stream, newest first."""
+
+    @abc.abstractmethod
     def went_offline(self, product_id: int, after: float) -> list[tuple[str, float]]:
         """The product's members that went offline after `after` (device ID, when), oldest first."""
 

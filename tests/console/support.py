@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -35,7 +35,7 @@ class Browser:
         return response
 
     async def post(
-        self, path: str, data: dict[str, str | list[str]] | None = None, *, csrf: str | None = None,
+        self, path: str, data: Mapping[str, str | list[str]] | None = None, *, csrf: str | None = None,
         origin: str | None = "", **kwargs: object,
     ) -> httpx.Response:  # fmt: skip
         form: dict[str, str | list[str]] = {"csrf": self.csrf if csrf is None else csrf, **(data or {})}

@@ -164,7 +164,8 @@ async def test_release_confirmation_names_devices_then_releases(api: Api) -> Non
         assert DEVICES[1] not in preview.text
         assert not (await api.ok("GET", f"/v1/products/{P}/firmware/2"))["groups"]  # not yet
         done = await browser.post(f"{BASE}/firmware/2/release", {"groups": "beta"})
-        assert done.status_code == 303 and "released" in done.headers["location"]
+        assert done.status_code == 303
+        assert "Version 2 released to group beta." in (await browser.get(done.headers["location"])).text
         assert (await api.ok("GET", f"/v1/products/{P}/firmware/2"))["groups"] == ["beta"]
         audit = (await api.ok("GET", f"/v1/products/{P}/audit", params={"action": "firmware_released"}))["audit"]
         assert audit[-1]["actor"] == "user:dana"

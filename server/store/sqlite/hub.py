@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from ..records import AuditRecord, HubCounts
+from ..records import AuditRecord, EventRecord, HubCounts
 from ..sql import SqlConnection
 
 # The audit actions that set a device's status in a product: admission decides at each connection,
@@ -70,3 +70,39 @@ class HubQueries:
         """The newest audit entry of the product (0: none): where a change stream starts live."""
         (latest,) = self._q.execute("SELECT MAX(id) FROM audit WHERE product_id = ?", (product_id,)).fetchone()
         return int(latest or 0)
+
+    def device_audit(self, product_id: int, device_id: str, limit: int) -> list[AuditRecord]:
+        """The device's audit entries in this product, newest first."""
+        rows = self._q.execute(
+            "SELECT id, at, actor, action, product_id, device_id, reason, detail FROM audit"
+            " WHERE device_id = ? AND product_id = ? ORDER BY id DESC LIMIT ?",
+            (device_id, product_id, limit),
+        )
+        return [
+            AuditRecord(i, at, actor, action, product, device, reason, json.loads(detail))
+            for (i, at, actor, action, product, device, reason, detail) in rows
+        ]
+
+    def latest_admission(self, product_id: int, device_id: str) -> AuditRecord | None:
+        """The device's latest admission decision in this product (what its connection was told)."""
+        row = self._q.execute(
+            "SELECT id, at, actor, action, product_id, device_id, reason, detail FROM audit"
+            " WHERE device_id = ? AND product_id = ? AND action = 'admission' ORDER BY id DESC LIMIT 1",
+            (device_id, product_id),
+        ).fetchone()
+        if row is None:
+            return None
+        i, at, actor, action, product, device, reason, detail = row
+        return AuditRecord(i, at, actor, action, product, device, reason, json.loads(detail))
+
+    def recent_device_events(self, product_id: int, device_id: str, limit: int) -> list[EventRecord]:
+        """The device's latest events in the product's stream, newest first."""
+        rows = self._q.execute(
+            "SELECT id, name, data, ttl, private, published_at FROM events"
+            " WHERE device_id = ? AND product_id = ? ORDER BY id DESC LIMIT ?",
+            (device_id, product_id, limit),
+        )
+        return [
+            EventRecord(device_id, n, bytes(data), ttl, bool(priv), at, product_id=product_id, id=i)
+            for (i, n, data, ttl, priv, at) in rows
+        ]
