@@ -20,11 +20,13 @@ from protocol.errors import RemoteProtocolError
 from tests.e2e.cli_support import Served
 
 
-async def _device_life(served: Served, identity: DeviceIdentity, flash: Flash, product: int, first: int) -> None:
+async def _device_life(
+    served: Served, identity: DeviceIdentity, flash: Flash, product: int, first: int, ota: str
+) -> None:
     """Connect, reboot into whatever verified image arrives, reconnect; until cancelled."""
     key = parse_server_key(str(served.data / "server.pub"))
     while True:
-        settings = DeviceSettings(product_id=product, firmware_version=flash.installed_version or first)
+        settings = DeviceSettings(product_id=product, firmware_version=flash.installed_version or first, ota=ota)
         device = SimDevice(identity, key, settings, flash=flash)
         with contextlib.suppress(OSError, DeviceRefused, DeviceClosed, RemoteProtocolError, trio.BrokenResourceError):
             stream = await trio.open_tcp_stream("127.0.0.1", served.port)
@@ -37,14 +39,21 @@ async def _device_life(served: Served, identity: DeviceIdentity, flash: Flash, p
 
 
 @contextmanager
-def running_fleet(served: Served, identities: list[DeviceIdentity], product: int, first: int = 1) -> Iterator[None]:
-    """These devices connected (and updating) until the block ends."""
+def running_fleet(
+    served: Served,
+    identities: list[DeviceIdentity],
+    product: int,
+    first: int = 1,
+    refusing: frozenset[str] = frozenset(),
+) -> Iterator[None]:
+    """These devices connected (and updating, but for the `refusing` ones) until the block ends."""
     stop = threading.Event()
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             for identity in identities:
-                nursery.start_soon(_device_life, served, identity, Flash(), product, first)
+                ota = "refuse" if identity.device_id_hex in refusing else "accept"
+                nursery.start_soon(_device_life, served, identity, Flash(), product, first, ota)
             await trio.to_thread.run_sync(stop.wait)
             nursery.cancel_scope.cancel()
 
