@@ -84,9 +84,15 @@
   // A page fragment that follows the server: re-fetched (at most once a second) when the change
   // stream names a rollout step, and every 2 s while the rollout has not finished (device steps
   // such as offered -> downloading write no audit row, so no change notice comes for them).
+  function focusKey(control) {
+    const form = control.closest("form");
+    return control.tagName + "|" + (form ? form.getAttribute("action") : "") + "|" + control.textContent.trim();
+  }
+
   function liveFragment(el) {
     let scheduled = false;
     let last = 0;
+    let lastHtml = null;
     function refresh() {
       if (scheduled) return;
       scheduled = true;
@@ -96,11 +102,21 @@
           .then(function (html) {
             scheduled = false;
             last = Date.now();
-            if (html === null) return;
+            if (html === null || html === lastHtml) return;
+            lastHtml = html;
+            // Keyboard focus survives the swap: the same control (form and label) is focused again.
+            const active = el.contains(document.activeElement) ? document.activeElement : null;
+            const key = active && focusKey(active);
             // Server-rendered and autoescaped: parsed inert (no script runs), then moved in.
             const doc = new DOMParser().parseFromString(html, "text/html");
             el.replaceChildren.apply(el, Array.prototype.slice.call(doc.body.childNodes));
             el.dataset.refreshed = String(Number(el.dataset.refreshed || "0") + 1);
+            if (key) {
+              const again = Array.prototype.find.call(el.querySelectorAll("button, a, input, select"), function (c) {
+                return focusKey(c) === key;
+              });
+              if (again) again.focus();
+            }
           })
           .catch(function () { scheduled = false; });
       }, Math.max(0, 1000 - (Date.now() - last)));
