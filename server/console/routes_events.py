@@ -50,7 +50,14 @@ async def events(
 ) -> Response:  # fmt: skip
     device = _device(device_id)
     history = (await _history(state, access.product.id, device, prefix, before)).events
-    newest = history[-1].id if history and before == MAX_EVENT_ID else None
+    newest: int | None = None
+    if before == MAX_EVENT_ID:  # live from here: after the newest event shown, else the stream's newest
+        if history:
+            newest = history[-1].id
+        else:
+            read = partial(state.store.event_history, access.product.id, before_id=MAX_EVENT_ID, limit=1)
+            latest = await state.ctx.store.read(read)
+            newest = latest[-1].id if latest and latest[-1].id is not None else 0
     return page(request, "events.html", access.principal, access, tab="events", events=history[::-1],
                 device_id=device or "", prefix=prefix, paged=before != MAX_EVENT_ID, newest=newest,
                 full=len(history) == PAGE)  # fmt: skip

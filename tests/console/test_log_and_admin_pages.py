@@ -48,6 +48,8 @@ async def test_events_page_history_filters_paging_and_escaping(api: Api) -> None
         ids = [int(i) for i in re.findall(r'<tr data-id="(\d+)"', page.text)]
         assert len(ids) == 50 and ids == sorted(ids, reverse=True)  # the newest 50, newest first
         assert f"&after={ids[0]}" in page.text  # the stream resumes right after what the page shows
+        quiet = await browser.get(f"{BASE}/events", params={"device_id": "ab" * 12})
+        assert "No events match" in quiet.text and f"&after={ids[0]}" in quiet.text  # not a replay of everything
         earlier = re.search(r'data-log-earlier href="([^"]+)"', page.text)
         assert earlier is not None
         older = await browser.get(earlier.group(1).replace("&amp;", "&"))
