@@ -148,6 +148,8 @@ async def test_openapi_documents_every_route_with_our_error_shapes(api: Api) -> 
         "/v1/products/{product}/team/{username}": {"delete"},
         "/v1/products/{product}/customers": {"get", "post"},
         "/v1/products/{product}/audit": {"get"},
+        "/v1/products/{product}/device_counts": {"get"},
+        "/v1/products/{product}/changes": {"get"},
         "/v1/products/{product}/firmware": {"get", "post"},
         "/v1/products/{product}/firmware/release": {"put"},
         "/v1/products/{product}/firmware/release/preview": {"post"},
