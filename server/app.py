@@ -35,7 +35,7 @@ from .link.keys import load_or_create_server_key
 from .link.registry import SessionRegistry
 from .link.session import handle_device
 from .logs import log_event
-from .ops.auth import bootstrap_admin
+from .ops.auth import bootstrap_admin, first_run_password
 from .ports import BoundPorts, PortUnavailable, bind_ports, describe_bind_error
 from .rollouts.service import RolloutService
 from .store import AsyncStore, Transaction
@@ -52,6 +52,7 @@ class Startup:
     key_created: bool
     admin_token_created: Path | None  # first run only: where the admin's bearer token was written
     lock: DataDirLock | None = None  # held for the server's life when started with exclusive=True
+    admin_password: str | None = None  # first run only: the admin's password, to print once
 
 
 def start_up(config: ServerConfig, *, exclusive: bool = False) -> Startup:
@@ -73,14 +74,15 @@ def start_up(config: ServerConfig, *, exclusive: bool = False) -> Startup:
             key, created = load_shared_server_key(config.server_key_file), False
         else:
             key, created = load_or_create_server_key(config.key_path, config.pub_path)
-        admin_token = bootstrap_admin(store, config.admin_token_path)
+        password = first_run_password()
+        admin_token = bootstrap_admin(store, config.admin_token_path, password)
     except BaseException:
         if lock is not None:
             lock.release()
         raise
     dsn = getattr(store, "dsn", None) if node_id is not None else None
     ctx = ServerContext(config, key, AsyncStore(store), SessionRegistry(), node_id=node_id, cluster_dsn=dsn)
-    return Startup(ctx, created, admin_token, lock)
+    return Startup(ctx, created, admin_token, lock, password if admin_token is not None else None)
 
 
 def secrets_key_of(config: ServerConfig) -> SecretsKey:
@@ -97,10 +99,16 @@ class Server:
     """A running server. `serve()` runs until `shutdown()` (or SIGINT/SIGTERM via `run_forever`)."""
 
     def __init__(
-        self, ctx: ServerContext, *, admin_token_created: Path | None = None, ports: BoundPorts | None = None
+        self,
+        ctx: ServerContext,
+        *,
+        admin_token_created: Path | None = None,
+        ports: BoundPorts | None = None,
+        admin_password: str | None = None,
     ) -> None:
         self.ctx = ctx
         self.admin_token_created = admin_token_created  # for `fleetgate serve` to tell where it is
+        self.admin_password = admin_password  # first run: for `fleetgate serve` to print, once
         self._ports = ports  # bound by the caller already, or by serve()
         self.listeners: list[trio.SocketListener] = []
         self._api_port = 0
@@ -222,7 +230,10 @@ async def run_forever(config: ServerConfig, on_ready: Callable[[Server], None] |
         await ports.aclose()
         raise
     try:
-        server = Server(startup.ctx, admin_token_created=startup.admin_token_created, ports=ports)
+        server = Server(
+            startup.ctx, admin_token_created=startup.admin_token_created, ports=ports,
+            admin_password=startup.admin_password,
+        )  # fmt: skip
         # The receiver stays open until the server has stopped: a second Ctrl-C while it drains
         # (bounded by shutdown_grace) is logged, not a KeyboardInterrupt tearing the shutdown apart.
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

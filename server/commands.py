@@ -135,7 +135,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"fleetgate: server public key {server.ctx.server_key.public.hex()} (in {key_file})", flush=True)
         if server.admin_token_created is not None:
             print(f"fleetgate: first run: admin token written to {server.admin_token_created} (mode 0600)", flush=True)
+        if server.admin_password is not None:
+            print(
+                f"fleetgate: first run: log in to the console as admin, password {server.admin_password}"
+                " (shown this once; stored hashed)",
+                flush=True,
+            )
         print(f"fleetgate: API at http://{config.host}:{server.api_port}", flush=True)
+        print(f"fleetgate: console at http://{config.host}:{server.api_port}/console/", flush=True)
         print(f"fleetgate: devices connect to {config.host}:{server.device_port}; Ctrl-C stops", flush=True)
 
     try:

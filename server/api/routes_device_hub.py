@@ -42,6 +42,7 @@ _KINDS = {
     "unlisted": "removed",
     "device_updated": "updated",
     "firmware_locked": "updated",
+    "firmware_unlocked": "updated",
     "device_groups_set": "updated",
 }
 
@@ -61,6 +62,9 @@ def change_notice(entry: AuditRecord, with_audit: bool) -> dict[str, Any]:
     notice: dict[str, Any] = {"id": entry.id, "kind": _kind(entry), "device_id": entry.device_id, "at": iso(entry.at)}
     if entry.action == "admission":
         notice["status"] = entry.detail.get("status")
+    rollout = entry.detail.get("rollout")
+    if isinstance(rollout, int):  # which rollout a rollout's step (or a device's part in it) is about
+        notice["rollout"] = rollout
     if with_audit:
         notice |= {"action": entry.action, "actor": entry.actor, "reason": entry.reason}
     return notice

@@ -217,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
         product, "devices", ops.product_devices, "list a product's devices", pid,
         ("--status", {"choices": ["approved", "quarantined", "denied"]}),
         ("--page", {"type": int, "default": 1}), ("--per-page", {"type": int, "default": 25}),
+        ("--firmware-version", {"type": int, "help": "only devices running this version"}),
+        ("--online", {"choices": ["yes", "no"], "help": "only online (yes) or offline (no) devices"}),
+        ("--sort", {"choices": ["deviceId", "deviceName", "firmwareVersion", "lastConnection"]}),
+        ("--desc", {"action": "store_true", "help": "with --sort: descending"}),
     )  # fmt: skip
 
     device = sub.add_parser("device", help="device keys and devices").add_subparsers(required=True)

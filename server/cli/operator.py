@@ -130,6 +130,12 @@ def product_devices(api: ApiClient, args: argparse.Namespace) -> int:
     params: dict[str, Any] = {"page": args.page, "per_page": args.per_page}
     if args.status:
         params["status"] = args.status
+    if args.firmware_version is not None:
+        params["firmwareVersion"] = args.firmware_version
+    if args.online:
+        params["online"] = "true" if args.online == "yes" else "false"
+    if args.sort:
+        params |= {"sortAttr": args.sort, "sortDir": "desc" if args.desc else "asc"}
     data = api.get(f"/v1/products/{args.product}/devices", params=params)
     rows = [{**d, "status": _status(d)} for d in data["devices"]]
     code = emit(args, data, DEVICE_COLUMNS, rows)

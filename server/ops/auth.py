@@ -76,9 +76,10 @@ def parse_scopes(text: str | None) -> frozenset[str]:
     return names
 
 
-def bootstrap_admin(store: Store, token_path: Path) -> Path | None:
+def bootstrap_admin(store: Store, token_path: Path, password: str | None = None) -> Path | None:
     """On the first run (no users at all) create `admin` with a non-expiring all-scope token
-    written to `token_path` (0600). Returns the path when it did; later runs change nothing.
+    written to `token_path` (0600), and `password` (stored hashed; None: a random one nobody
+    learns). Returns the path when it did; later runs change nothing.
 
     Runs before the server's writer service starts, so it writes through the store's own
     transaction. The file is written inside it, after the check and before the commit: if we
@@ -88,7 +89,7 @@ def bootstrap_admin(store: Store, token_path: Path) -> Path | None:
     if store.list_users():
         return None
     token = new_token()
-    password = secrets.token_urlsafe(24)  # nobody learns it: the admin signs in with the token
+    password = password or secrets.token_urlsafe(24)  # without one, nobody learns it: the admin uses the token
     at = now()
 
     def tx(s: StoreTx) -> bool:
@@ -112,6 +113,11 @@ def bootstrap_admin(store: Store, token_path: Path) -> Path | None:
         return None
     log_event(log, "admin_created", username=FIRST_ADMIN, token_path=str(token_path))
     return token_path
+
+
+def first_run_password() -> str:
+    """The first admin's password, printed once by `fleetgate serve` for the web console's login."""
+    return secrets.token_urlsafe(12)
 
 
 def reissue_admin_token(store: Store, token_path: Path) -> tuple[str, Path]:

@@ -12,6 +12,8 @@ import trio
 
 from firmware_sim.device import DeviceSettings, SimDevice, connect_device
 from firmware_sim.identity import DeviceIdentity
+from server.api.routes_device_hub import change_notice
+from server.store.records import AuditRecord
 
 from .conftest import Api
 
@@ -156,3 +158,15 @@ async def test_the_change_stream_tells_what_happens_to_devices(api: Api, nursery
     kinds = [n["kind"] for n in resumed.items]
     assert kinds[0] == "approved" and "offline" not in kinds  # offline notices are live only
     nursery.cancel_scope.cancel()
+
+
+def test_notices_name_the_rollout_and_hide_the_audit_from_those_who_may_not_read_it() -> None:
+    step = AuditRecord(7, 0.0, "rollout:3", "rollout_progress", P, None, "stage 1 complete", {"rollout": 3})
+    assert change_notice(step, with_audit=True) == {
+        "id": 7, "kind": "rollout", "device_id": None, "at": "1970-01-01T00:00:00.000Z", "rollout": 3,
+        "action": "rollout_progress", "actor": "rollout:3", "reason": "stage 1 complete",
+    }  # fmt: skip
+    unlocked = AuditRecord(8, 0.0, "user:ann", "firmware_unlocked", P, "ab" * 12, "", {"version": None})
+    assert change_notice(unlocked, with_audit=False) == {
+        "id": 8, "kind": "updated", "device_id": "ab" * 12, "at": "1970-01-01T00:00:00.000Z"
+    }  # fmt: skip

@@ -177,6 +177,7 @@ async def delete_webhook(http: httpx.AsyncClient, admin: dict[str, str]) -> tupl
 CASES: dict[str, tuple[Prepare, set[str]]] = {
     "get product": (static("GET", f"/v1/products/{P}"), TEAM),
     "list devices": (static("GET", f"/v1/products/{P}/devices"), TEAM),
+    "device counts": (static("GET", f"/v1/products/{P}/device_counts"), TEAM),
     "get team": (static("GET", f"/v1/products/{P}/team"), TEAM),
     "list customers": (static("GET", f"/v1/products/{P}/customers"), TEAM),
     "read audit": (static("GET", f"/v1/products/{P}/audit"), TEAM),

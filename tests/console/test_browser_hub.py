@@ -97,6 +97,9 @@ def test_quarantine_live_approve_deny_and_reapprove(page: Page, console_setup: S
             ).click()
             expect(page.get_by_role("status").first).to_contain_text("1 device approved")
             assert two.wait_for(Status.OK) == (Status.OK, Privilege.all())
+            if os.environ.get("FLEETGATE_CONSOLE_SCREENSHOTS"):
+                page.set_viewport_size({"width": 390, "height": 844})
+                shoot(page, "hub-phone")
 
 
 def test_a_viewer_sees_disabled_buttons_and_a_forged_post_is_refused(browser: Browser, console_setup: Setup) -> None:

@@ -245,3 +245,22 @@ async def test_pages_of_a_product_outside_the_team_are_refused(api: Api) -> None
         assert missing.status_code == 404
         bad_id = await victor.get(f"{HUB}/zz")
         assert bad_id.status_code in (400, 404) and "<html" in bad_id.text
+
+
+async def test_the_device_page_escapes_event_data_and_disables_what_a_viewer_may_not_do(api: Api) -> None:
+    await team(api)
+    identity = DeviceIdentity.generate()
+    await api.provision(identity)
+    await api.ok("POST", f"/v1/products/{P}/devices", json={"id": identity.device_id_hex})
+    async with online(api, identity) as live:
+        await live.publish("<b>temp</b>", b'<script>alert("x")</script>')
+    await api.server.ctx.store.flush()
+    async with logged_in(api, "victor") as victor:
+        text = await _device_page(victor, identity.device_id_hex)
+    events = text.split('id="events"')[1]
+    assert "&lt;b&gt;temp&lt;/b&gt;" in events and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in events
+    assert "<script>alert" not in text
+    save = button(text, "Save")
+    assert "disabled" in save and "may not edit devices" in save
+    remove = button(text, "Remove")
+    assert "disabled" in remove and "may not remove devices" in remove

@@ -181,3 +181,22 @@ async def test_customers_cannot_log_in_to_the_console(api: Api) -> None:
     )
     assert response.status_code == 403
     assert "customers use the API" in response.text
+
+
+async def test_login_returns_only_to_console_pages(api: Api) -> None:
+    await api.user("jo")
+    origin = f"http://127.0.0.1:{api.server.api_port}"
+    for target, expected in (
+        ("/console/products/1/devices", "/console/products/1/devices"),
+        ("//evil.example/console/", "/console/"),
+        ("https://evil.example/", "/console/"),
+        ("/v1/products", "/console/"),
+    ):
+        async with client(origin) as http:
+            response = await http.post(
+                "/console/login",
+                data={"username": "jo", "password": PASSWORD, "next": target},
+                headers={"Origin": origin},
+            )
+            assert response.status_code == 303
+            assert response.headers["location"] == expected, target

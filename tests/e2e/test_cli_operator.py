@@ -81,6 +81,18 @@ def test_approve_says_what_happened(tmp_path: Path, served: Served) -> None:
     assert {(quarantined, "approved"), (stranger, "preadded"), (denied, "approved")} <= said
 
 
+def test_product_devices_filters_by_firmware_and_online(tmp_path: Path, served: Served) -> None:
+    ok(served.cli("product", "create", "Lamp", "--id", P))
+    for device_id in ("aa" * 12, "bb" * 12):
+        ok(served.cli("product", "add-device", P, device_id))
+    offline = json.loads(ok(served.cli("product", "devices", P, "--online", "no", "--sort", "deviceId", "--desc",
+                                       "--json")))  # fmt: skip
+    assert [d["id"] for d in offline["devices"]] == ["bb" * 12, "aa" * 12]
+    assert json.loads(ok(served.cli("product", "devices", P, "--online", "yes", "--json")))["devices"] == []
+    none_yet = served.cli("product", "devices", P, "--firmware-version", 3, "--json")
+    assert json.loads(ok(none_yet))["devices"] == []
+
+
 def test_policy_without_a_value_shows_it(served: Served) -> None:
     ok(served.cli("product", "create", "Widget", "--id", P, "--policy", "preadd_only"))
     assert ok(served.cli("product", "policy", P)) == f"product {P}: policy preadd_only\n"

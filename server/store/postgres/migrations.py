@@ -314,8 +314,11 @@ CREATE TABLE secrets_key_check (
 );
 """
 
-# The devices hub (issue 16): the change stream asks each second which members went offline (last_heard
-# after its last look), and the list sorts by last connection, at 20,000 devices.
-HUB = "CREATE INDEX devices_by_product_heard ON devices (product_id, last_heard);"
+# The devices hub (issue 16), at 20,000 devices: its change stream asks each second which members went
+# offline (last_heard after its last look); its list's default order is the order devices were added.
+HUB = """
+CREATE INDEX devices_by_product_heard ON devices (product_id, last_heard);
+CREATE INDEX devices_by_product_added ON devices (product_id, created_at, device_id);
+"""
 
 MIGRATIONS: list[tuple[int, str]] = [(12, _BASELINE), (13, CLUSTER), (14, HUB)]
