@@ -14,6 +14,7 @@ from . import (
     routes_claims,
     routes_device_hub,
     routes_devices,
+    routes_event_history,
     routes_events,
     routes_firmware,
     routes_groups,
@@ -67,6 +68,7 @@ def create_app(ctx: ServerContext, *, logins: LoginLimiter | None = None) -> Fas
         routes_devices,
         routes_user_events,  # before routes_events and routes_owners: "events" is not a device ID
         routes_events,
+        routes_event_history,
         routes_owners,
         routes_team,
         routes_provisioning,

@@ -51,11 +51,14 @@ async def _signature(value: str | UploadFile | None) -> bytes | None:
         raise Invalid(str(exc), "signature") from None
 
 
-async def read_upload(request: Request, max_size: int = MAX_FIRMWARE_SIZE) -> FirmwareUpload:
+async def read_upload(
+    request: Request, max_size: int = MAX_FIRMWARE_SIZE, also: frozenset[str] = frozenset()
+) -> FirmwareUpload:
+    """`also`: further fields the caller reads itself (the console's `csrf`)."""
     if not is_multipart(request):
         raise Invalid("upload firmware as multipart/form-data with a `binary` file part", "binary")
     form = await request.form()
-    unknown = sorted(set(form.keys()) - FIELDS)
+    unknown = sorted(set(form.keys()) - FIELDS - also)
     if unknown:
         raise Invalid(f"{unknown[0][:64]} is not a field this request takes", unknown[0][:64])
     present = [name for name in BINARY_FIELDS if name in form]

@@ -80,3 +80,15 @@ class DeviceFirmwareUpdate(DeviceUpdate):
     desired_firmware_version: StrictInt | None = Field(
         None, description="lock the device to this uploaded version; null unlocks"
     )
+
+
+class ImpactedDeviceOut(BaseModel):
+    id: str
+    version: int = Field(description="the version it would be offered")
+
+
+class ReleasePreviewOut(BaseModel):
+    """What a release would do, by the same rule that picks each device's firmware."""
+
+    devices: int = Field(description="members whose target would change to a version they do not run")
+    sample: list[ImpactedDeviceOut] = Field(description="the first of them, by device ID")

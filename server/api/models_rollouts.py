@@ -113,3 +113,11 @@ class RolloutDevicesMeta(BaseModel):
 class RolloutDevicesOut(BaseModel):
     devices: list[RolloutDeviceOut]
     meta: RolloutDevicesMeta
+
+
+class RolloutPreviewOut(BaseModel):
+    """What POST .../rollouts with the same body would start now (nothing is started)."""
+
+    devices: int = Field(description="devices the rollout would hold")
+    stages: list[int] = Field(description="cumulative device counts per stage")
+    sample: list[str] = Field(description="the first of them, in offer order")

@@ -13,7 +13,7 @@ too far behind is cut off and resumes the same way.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from json.encoder import encode_basestring_ascii
 from typing import Annotated, Any
 
@@ -99,13 +99,20 @@ class _IsoClock:
 _iso = _IsoClock()
 
 
+def coreid_of(event: EventRecord) -> str:
+    """Who published it, as Particle's `coreid` names it."""
+    if event.to_device is not None:
+        return CLOUD_SOURCE
+    if event.device_id.startswith(USER_SOURCE):
+        return API_SOURCE  # a user's own event: Particle shows "api"; the user stays private
+    return event.device_id
+
+
 def sse(event: EventRecord) -> bytes:
     """One event as an SSE block. The data line is what `json.dumps(body, separators=(",", ":"))`
     writes for {"data", "ttl", "published_at", "coreid", "public"[, "productID"]}, built
     directly: this runs once per event per stream."""
-    coreid = CLOUD_SOURCE if event.to_device is not None else event.device_id
-    if coreid.startswith(USER_SOURCE):
-        coreid = API_SOURCE  # a user's own event: Particle shows "api"; the user stays private
+    coreid = coreid_of(event)
     data = _json_str(event.data.decode("utf-8", errors="replace"))
     public = "false" if event.private else "true"
     product = "" if event.product_id is None else f',"productID":{int(event.product_id)}'
@@ -131,7 +138,9 @@ def _prefix(prefix: str) -> str:
     return prefix
 
 
-async def _stream(state: ApiState, event_filter: EventFilter, last_id: int | None) -> AsyncGenerator[bytes, None]:
+async def _stream(
+    state: ApiState, event_filter: EventFilter, last_id: int | None, fmt: Callable[[EventRecord], bytes] = sse
+) -> AsyncGenerator[bytes, None]:
     broker, store = state.ctx.events, state.ctx.store
     subscription = broker.subscribe(event_filter)  # first: nothing published during the replay is missed
     try:
@@ -148,7 +157,7 @@ async def _stream(state: ApiState, event_filter: EventFilter, last_id: int | Non
                 if page:
                     assert page[-1].id is not None
                     seen = page[-1].id
-                    chunk = b"".join(sse(event) for event in page if event_filter.matches(event))
+                    chunk = b"".join(fmt(event) for event in page if event_filter.matches(event))
                     if chunk:
                         yield chunk
                 if len(page) < REPLAY_PAGE:
@@ -168,7 +177,7 @@ async def _stream(state: ApiState, event_filter: EventFilter, last_id: int | Non
             for event in events:  # in publish order; what the replay already sent is skipped
                 if event.id is not None and event.id > seen:
                     seen = event.id
-                    blocks.append(sse(event))
+                    blocks.append(fmt(event))
             if blocks:
                 yield b"".join(blocks)
     finally:
@@ -191,8 +200,15 @@ class EventStreamResponse(StreamingResponse):
                 await self._stream.aclose()
 
 
-def _response(state: ApiState, event_filter: EventFilter, last_id: int | None) -> StreamingResponse:
-    return EventStreamResponse(_stream(state, event_filter, last_id))
+def _response(
+    state: ApiState, event_filter: EventFilter, last_id: int | None, fmt: Callable[[EventRecord], bytes] = sse
+) -> StreamingResponse:
+    """A stream of `event_filter`'s events (replayed after `last_id`, then live), each written by `fmt`:
+    Particle's blocks here; the console's log takes them as JSON messages (console/routes_events.py)."""
+    return EventStreamResponse(_stream(state, event_filter, last_id, fmt))
+
+
+event_stream_response = _response
 
 
 SSE_DOC: dict[int | str, dict[str, Any]] = {

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
 from .deps import ProductAccess, State, product_access
 from .firmware_form import read_upload
 from .form_bodies import json_or_form, openapi_body
 from .models import OkOut
-from .models_firmware import FirmwareInfoIn, FirmwareOut, FirmwareReleaseIn
+from .models_firmware import FirmwareInfoIn, FirmwareOut, FirmwareReleaseIn, ImpactedDeviceOut, ReleasePreviewOut
 from .permissions import Perm
 from .views_firmware import firmware_out
 
@@ -101,6 +101,25 @@ async def release_firmware(
         intelligent=body.intelligent,
     )
     return firmware_out(record)
+
+
+@router.post(
+    "/v1/products/{product}/firmware/release/preview",
+    response_model=ReleasePreviewOut,
+    summary="The devices a release would update (nothing is released)",
+)
+async def preview_release(
+    body: FirmwareReleaseIn,
+    access: Reader,
+    state: State,
+    sample: Annotated[int, Query(ge=0, le=1000, description="how many device IDs to list")] = 20,
+) -> ReleasePreviewOut:
+    impacted = await state.ops.firmware.release_preview(
+        access.product.id, body.version, product_default=body.product_default, groups=body.groups
+    )
+    return ReleasePreviewOut(
+        devices=len(impacted), sample=[ImpactedDeviceOut(id=d, version=v) for d, v in impacted[:sample]]
+    )
 
 
 @router.get("/v1/products/{product}/firmware/{version}", response_model=FirmwareOut, summary="One version")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 
@@ -12,6 +12,7 @@ from ..ops.rollouts import RolloutRequest
 from ..rollouts.planner import stage_sizes
 from ..rules.errors import Invalid
 from ..rules.rollout_model import (
+    DeviceState,
     ErrorAction,
     Rollout,
     RolloutDevice,
@@ -28,6 +29,7 @@ from .models_rollouts import (
     RolloutEnvelope,
     RolloutIn,
     RolloutOut,
+    RolloutPreviewOut,
     RolloutsOut,
     RolloutTargetOut,
     StageCountsOut,
@@ -40,6 +42,9 @@ router = APIRouter(tags=["rollouts"])
 Reader = Annotated[ProductAccess, Depends(product_access(Perm.FIRMWARE_READ))]
 Releaser = Annotated[ProductAccess, Depends(product_access(Perm.FIRMWARE_RELEASE))]
 RolloutPath = Annotated[int, Path(ge=1, le=2**62, description="rollout ID")]
+DeviceStateName = Literal[
+    "pending", "offered", "downloading", "installed", "confirmed", "failed", "skipped", "rolled_back"
+]
 
 
 def rollout_out(r: Rollout, rows: list[RolloutDevice]) -> RolloutOut:
@@ -72,9 +77,7 @@ async def _out(state: State, rollout: Rollout) -> RolloutOut:
     return rollout_out(rollout, rows)
 
 
-@router.post("/v1/products/{product}/rollouts", response_model=RolloutEnvelope, status_code=201,
-             summary="Start a rollout")  # fmt: skip
-async def create_rollout(body: RolloutIn, access: Releaser, state: State) -> RolloutEnvelope:
+def rollout_request(body: RolloutIn) -> RolloutRequest:
     settings = RolloutSettings(
         strategy=Strategy(body.strategy), rate_start=float(body.rate_start), rate_factor=float(body.rate_factor),
         rate_increase_every=body.rate_increase_every, max_concurrent=body.max_concurrent, retries=body.retries,
@@ -87,9 +90,26 @@ async def create_rollout(body: RolloutIn, access: Releaser, state: State) -> Rol
     except Invalid as exc:
         raise Invalid(exc.message, "devices") from None
     target = RolloutTarget(body.product_default, tuple(body.groups), devices)
-    request = RolloutRequest(body.version, target, settings, tuple(body.stages))
-    rollout = await state.ops.rollouts.create(access.actor, access.product.id, request)
+    return RolloutRequest(body.version, target, settings, tuple(body.stages))
+
+
+@router.post("/v1/products/{product}/rollouts", response_model=RolloutEnvelope, status_code=201,
+             summary="Start a rollout")  # fmt: skip
+async def create_rollout(body: RolloutIn, access: Releaser, state: State) -> RolloutEnvelope:
+    rollout = await state.ops.rollouts.create(access.actor, access.product.id, rollout_request(body))
     return RolloutEnvelope(rollout=await _out(state, rollout))
+
+
+@router.post("/v1/products/{product}/rollouts/preview", response_model=RolloutPreviewOut,
+             summary="The devices and stages a rollout would have (nothing is started)")  # fmt: skip
+async def preview_rollout(
+    body: RolloutIn,
+    access: Reader,
+    state: State,
+    sample: Annotated[int, Query(ge=0, le=1000, description="how many device IDs to list")] = 20,
+) -> RolloutPreviewOut:
+    preview = await state.ops.rollouts.preview(access.product.id, rollout_request(body), sample)
+    return RolloutPreviewOut(devices=preview.devices, stages=list(preview.stages), sample=list(preview.sample))
 
 
 @router.get("/v1/products/{product}/rollouts", response_model=RolloutsOut, summary="The product's rollouts")
@@ -115,9 +135,20 @@ async def rollout_devices(
     state: State,
     page: Annotated[int, Query(ge=1, le=10**6)] = 1,
     per_page: Annotated[int, Query(ge=1, le=100)] = 100,
+    device_state: Annotated[
+        DeviceStateName | None, Query(alias="state", description="only devices in this state, e.g. failed")
+    ] = None,
 ) -> RolloutDevicesOut:
-    rollout = await state.ops.rollouts.get(access.product.id, rollout_id)
-    rows = await state.ops.rollouts.devices(access.product.id, rollout.id, (page - 1) * per_page, per_page)
+    ops = state.ops.rollouts
+    offset = (page - 1) * per_page
+    if device_state is None:
+        rollout = await ops.get(access.product.id, rollout_id)
+        rows = await ops.devices(access.product.id, rollout.id, offset, per_page)
+        total = rollout.device_count
+    else:
+        total, rows = await ops.devices_in_state(
+            access.product.id, rollout_id, DeviceState(device_state), offset, per_page
+        )
     devices = [
         RolloutDeviceOut(
             id=r.device_id,
@@ -131,9 +162,7 @@ async def rollout_devices(
         )
         for r in rows
     ]
-    return RolloutDevicesOut(
-        devices=devices, meta=RolloutDevicesMeta(total_pages=math.ceil(rollout.device_count / per_page))
-    )
+    return RolloutDevicesOut(devices=devices, meta=RolloutDevicesMeta(total_pages=math.ceil(total / per_page)))
 
 
 async def _act(state: State, access: ProductAccess, rollout_id: int, action: str) -> RolloutEnvelope:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from ..rules.errors import Conflict
+from ..ops.base import device_id_or_invalid
+from ..rules.errors import Conflict, Invalid
 from ..rules.model import Role
 from ..store import Store
 from .deps import ProductAccess, State, product_access
@@ -35,7 +37,7 @@ def _administrators(store: Store, product_id: int) -> set[str]:
     return {m.username for m in store.team_of(product_id) if m.role is Role.ADMINISTRATOR}
 
 
-async def _keep_an_administrator(state: State, access: ProductAccess, leaving: str, field: str) -> None:
+async def keep_an_administrator(state: State, access: ProductAccess, leaving: str, field: str) -> None:
     """Nobody may leave a product without an administrator (a server admin could still repair it,
     but a team should not lock itself out by accident)."""
     if await state.ctx.store.read(_administrators, state.store, access.product.id) == {leaving}:
@@ -57,7 +59,7 @@ async def team(access: Reader, state: State) -> TeamOut:
 async def team_add(body: TeamMemberIn, access: TeamEditor, state: State) -> TeamMemberEnvelope:
     role = body.role or await _role_or_least(state, access.product.id, body.username)
     if role is not Role.ADMINISTRATOR:
-        await _keep_an_administrator(state, access, body.username, "role")
+        await keep_an_administrator(state, access, body.username, "role")
     await state.ops.team_add(access.actor, access.product.id, body.username, role)
     return TeamMemberEnvelope(member=TeamMemberOut(username=body.username, role=role))
 
@@ -70,7 +72,7 @@ async def _role_or_least(state: State, product_id: int, username: str) -> Role:
 
 @router.delete("/v1/products/{product}/team/{username}", response_model=OkOut, summary="Remove a team member")
 async def team_remove(username: Annotated[str, Path(max_length=254)], access: TeamEditor, state: State) -> OkOut:
-    await _keep_an_administrator(state, access, username, "username")
+    await keep_an_administrator(state, access, username, "username")
     await state.ops.team_remove(access.actor, access.product.id, username)
     return OkOut()
 
@@ -103,7 +105,25 @@ async def audit(
     access: Annotated[ProductAccess, Depends(product_access(Perm.AUDIT_READ))],
     state: State,
     after: Annotated[int, Query(ge=0, le=2**62, description="entries with a larger id")] = 0,
+    before: Annotated[
+        int | None, Query(ge=1, le=2**62, description="the `limit` entries just before this id (paging back)")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    device_id: Annotated[str | None, Query(max_length=64, description="only entries about this device")] = None,
+    actor: Annotated[
+        str | None, Query(min_length=1, max_length=128, description="only entries by this actor, e.g. user:alice")
+    ] = None,
+    action: Annotated[
+        str | None, Query(min_length=1, max_length=128, description="only entries of this action, e.g. approved")
+    ] = None,
 ) -> AuditListOut:
-    entries = await state.ctx.store.read(state.store.list_audit, access.product.id, None, after, limit)
+    try:
+        device = None if device_id is None else device_id_or_invalid(device_id)
+    except Invalid as exc:
+        raise Invalid(exc.message, "device_id") from None
+    read = partial(
+        state.store.list_audit, access.product.id, device, after, limit,
+        actor=actor, action=action, before_id=before,
+    )  # fmt: skip
+    entries = await state.ctx.store.read(read)
     return AuditListOut(audit=[audit_out(e) for e in entries])

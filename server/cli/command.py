@@ -326,6 +326,7 @@ def _firmware_commands(sub: Any, pid: tuple[str, dict[str, Any]]) -> None:
         pid, version, ("--default", {"action": "store_true", "help": "make it the product default"}),
         ("--group", {"action": "extend", "nargs": "+", "metavar": "GROUP", "help": "release to these groups"}),
         ("--intelligent", {"action": "store_true", "help": "an intelligent release (Particle's flag)"}),
+        ("--preview", {"action": "store_true", "help": "only list the devices it would update; release nothing"}),
     )  # fmt: skip
     _cmd(
         firmware, "unrelease", fw.unrelease, "withdraw a version's release from the targets given (none: all)",

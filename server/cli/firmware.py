@@ -115,14 +115,26 @@ def _targets(record: dict[str, Any]) -> list[str]:
     return (["product default"] if record["product_default"] else []) + [f"group {g}" for g in record["groups"]]
 
 
+def _preview(api: ApiClient, args: argparse.Namespace, body: dict[str, Any]) -> int:
+    del body["intelligent"]
+    impact = api.post(f"/v1/products/{args.product}/firmware/release/preview", params={"sample": 1000}, json=body)
+    lines = [f"releasing version {args.version} would update {impact['devices']} device(s)"]
+    lines += [f"  {d['id']} -> version {d['version']}" for d in impact["sample"]]
+    if impact["devices"] > len(impact["sample"]):
+        lines.append(f"  ... and {impact['devices'] - len(impact['sample'])} more")
+    return ok(args, impact, "\n".join(lines))
+
+
 def release(api: ApiClient, args: argparse.Namespace) -> int:
     if not args.default and not args.group:  # the API would take it as "unrelease everywhere"
         raise CliError(
             f"give a target: --default or --group GROUP (to withdraw a release: "
             f"fleetgate firmware unrelease {args.product} {args.version})"
         )
-    body = {"version": args.version, "product_default": args.default, "groups": args.group,
+    body = {"version": args.version, "product_default": args.default, "groups": args.group or [],
             "intelligent": args.intelligent}  # fmt: skip
+    if args.preview:
+        return _preview(api, args, body)
     record = api.put(f"/v1/products/{args.product}/firmware/release", json=body)
     text = f"version {args.version} released to {', '.join(_targets(record))}"
     return ok(args, record, text + (" (intelligent)" if record["intelligent"] else ""))

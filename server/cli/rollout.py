@@ -36,6 +36,11 @@ def create(api: ApiClient, args: argparse.Namespace) -> int:
     if args.strategy == "exponential":
         body |= {"rate_start": args.rate_start, "rate_factor": args.rate_factor,
                  "rate_increase_every": args.rate_increase_every}  # fmt: skip
+    if args.preview:
+        preview = api.post(f"/v1/products/{args.product}/rollouts/preview", json=body)
+        text = (f"the rollout would update {preview['devices']} device(s) in stages of "
+                f"{'/'.join(map(str, preview['stages']))}, first {', '.join(preview['sample'][:5])}")  # fmt: skip
+        return ok(args, preview, text)
     rollout = api.post(f"/v1/products/{args.product}/rollouts", json=body)["rollout"]
     stages = "/".join(map(str, rollout["stages"]))
     return ok(args, rollout, f"rollout {rollout['id']} started: version {rollout['version']} to "
@@ -103,6 +108,7 @@ def add_commands(sub: Any, cmd: Any, pid: tuple[str, dict[str, Any]]) -> None:
         ("--success-threshold", {"type": float, "default": 1.0, "help": "fraction confirmed to open the next stage"}),
         ("--error-threshold", {"type": float, "default": 0.1, "help": "fraction failed that fires --on-error"}),
         ("--on-error", {"choices": ["pause", "abort", "rollback"], "default": "pause"}),
+        ("--preview", {"action": "store_true", "help": "only count the devices it would update; start nothing"}),
     )  # fmt: skip
     cmd(rollout, "list", list_rollouts, "a product's rollouts, newest first", pid)
     cmd(rollout, "show", show, "one rollout with per-stage counts", pid, rid,

@@ -10,7 +10,17 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from . import routes_auth, routes_devices, routes_home
+from . import (
+    routes_audit,
+    routes_auth,
+    routes_devices,
+    routes_events,
+    routes_firmware,
+    routes_home,
+    routes_rollouts,
+    routes_settings,
+    routes_webhooks,
+)
 from .errors import install_console_errors
 from .headers import ConsoleHeaders
 from .render import STATIC_DIR
@@ -19,6 +29,9 @@ from .render import STATIC_DIR
 def install_console(app: FastAPI) -> FastAPI:
     install_console_errors(app)
     for module in (routes_home, routes_auth, routes_devices):
+        app.include_router(module.router)
+    # Rollouts, firmware, events, audit, webhooks and settings (console-b).
+    for module in (routes_rollouts, routes_firmware, routes_events, routes_audit, routes_webhooks, routes_settings):
         app.include_router(module.router)
     app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")
     app.add_middleware(ConsoleHeaders)

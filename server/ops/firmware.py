@@ -19,6 +19,7 @@ from ..firmware.node_cache import BinaryMissing
 from ..firmware.signing import SIGNATURE_LEN
 from ..logs import now
 from ..rules.errors import Conflict, Invalid, NotFound
+from ..rules.firmware_target import Releases, release_impact
 from ..store.reads import StoreReads
 from ..store.records import FirmwareRecord, GroupRecord
 from ..store.tx import StoreTx
@@ -254,6 +255,27 @@ class FirmwareOperations:
 
         await self.ops.tx("release_firmware", tx)
         return await self.get(product.id, version)
+
+    async def release_preview(
+        self, key: int | str, version: int, *, product_default: bool, groups: Sequence[str]
+    ) -> list[tuple[str, int]]:
+        """The devices `release` with these targets would make due for an update (device ID, the
+        version it would be offered), by the target rule itself; nothing changes."""
+        product = await self.ops.product(key)
+        check_version(version, "version")
+        names = check_group_names(groups)
+
+        def read(s: StoreReads) -> list[tuple[str, int]]:
+            if s.get_firmware(product.id, version) is None:
+                raise NotFound(f"product {product.id} has no firmware version {version}", "version")
+            _unknown_groups(s, product.id, names)
+            releases: Releases = {r.group: r.version for r in s.list_releases(product.id)}
+            return release_impact(
+                s.release_candidates(product.id), releases, version,
+                product_default=product_default, groups=frozenset(names),
+            )  # fmt: skip
+
+        return await self.ops.read(read, self.ops.sync)
 
     # ------------------------------------------------------------------ groups
 

@@ -16,6 +16,7 @@ from ..rollouts.planner import abort, pause, resume
 from ..rollouts.service import Applied, announce
 from ..rules.errors import Conflict, Invalid, NotFound
 from ..rules.rollout_model import (
+    DeviceState,
     Rollout,
     RolloutCandidate,
     RolloutDevice,
@@ -31,6 +32,13 @@ from .firmware import check_group_names, check_version
 
 MAX_STAGES = 32
 MAX_EXPLICIT_DEVICES = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutPreview:
+    devices: int  # how many devices the rollout would hold
+    stages: tuple[int, ...]  # cumulative device counts per stage
+    sample: tuple[str, ...]  # the first of them, in offer order
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +151,14 @@ class RolloutOperations:
         rollout = await self.get(key, rollout_id)
         return await self.ops.read(self.ops.sync.rollout_devices, rollout.id, offset, limit)
 
-    async def create(self, actor: str, key: int | str, request: RolloutRequest) -> Rollout:
-        product = await self.ops.product(key)
+    async def devices_in_state(
+        self, key: int | str, rollout_id: int, state: DeviceState, offset: int, limit: int
+    ) -> tuple[int, list[RolloutDevice]]:
+        rollout = await self.get(key, rollout_id)
+        return await self.ops.read(self.ops.sync.rollout_devices_in_state, rollout.id, state.value, offset, limit)
+
+    def _checked(self, request: RolloutRequest) -> tuple[int, RolloutTarget]:
+        """The request's own form, before anything about the product's state."""
         version = check_version(request.version, "version")
         target = RolloutTarget(
             request.target.product_default,
@@ -156,25 +170,50 @@ class RolloutOperations:
         check_settings(request.settings)
         if request.settings.strategy is not Strategy.STAGED and request.stages:
             raise Invalid("stages go with strategy 'staged'", "stages")
-        parse_stages(request.stages, 10**9, strict=True)  # their form, before anything about the product's state
+        parse_stages(request.stages, 10**9, strict=True)
+        return version, target
+
+    @staticmethod
+    def _plan(
+        s: StoreReads, product_id: int, version: int, target: RolloutTarget, request: RolloutRequest
+    ) -> tuple[list[RolloutCandidate], RolloutSettings, tuple[int, ...]]:
+        """Which devices a rollout made now would hold, in offer order, and its stages: what
+        `create` writes and `preview` shows, from the same checks."""
+        if s.get_firmware(product_id, version) is None:
+            raise NotFound(f"product {product_id} has no firmware version {version}", "version")
+        active = [r for r in s.list_rollouts(product_id) if not r.state.finished]
+        if active:
+            raise Conflict(
+                f"rollout {active[0].id} of product {product_id} is {active[0].state.value}:"
+                " abort it (or let it finish) first",
+                "rollout",
+            )
+        devices = _targets(s, product_id, version, target)
+        settings = request.settings
+        if settings.strategy is Strategy.STAGED:
+            stages = parse_stages(request.stages or ["100%"], len(devices))
+            settings = replace(settings, stages=stages)
+        else:
+            stages = (len(devices),)
+        return devices, settings, stages
+
+    async def preview(self, key: int | str, request: RolloutRequest, sample: int = 20) -> RolloutPreview:
+        """What `create` would do now, without doing it: its devices (the first `sample` of them) and stages."""
+        product = await self.ops.product(key)
+        version, target = self._checked(request)
+
+        def read(s: StoreReads) -> RolloutPreview:
+            devices, _, stages = self._plan(s, product.id, version, target, request)
+            return RolloutPreview(len(devices), stages, tuple(d.device_id for d in devices[:sample]))
+
+        return await self.ops.read(read, self.ops.sync)
+
+    async def create(self, actor: str, key: int | str, request: RolloutRequest) -> Rollout:
+        product = await self.ops.product(key)
+        version, target = self._checked(request)
 
         def tx(s: StoreTx) -> int:
-            if s.get_firmware(product.id, version) is None:
-                raise NotFound(f"product {product.id} has no firmware version {version}", "version")
-            active = [r for r in s.list_rollouts(product.id) if not r.state.finished]
-            if active:
-                raise Conflict(
-                    f"rollout {active[0].id} of product {product.id} is {active[0].state.value}:"
-                    " abort it (or let it finish) first",
-                    "rollout",
-                )
-            devices = _targets(s, product.id, version, target)
-            settings = request.settings
-            if settings.strategy is Strategy.STAGED:
-                stages = parse_stages(request.stages or ["100%"], len(devices))
-                settings = replace(settings, stages=stages)
-            else:
-                stages = (len(devices),)
+            devices, settings, stages = self._plan(s, product.id, version, target, request)
             at = now()
             rollout = Rollout(
                 id=0, product_id=product.id, version=version, target=target, settings=settings,

@@ -223,6 +223,11 @@ def _threshold(fraction: float, size: int) -> int:
     return max(1, math.ceil(fraction * size - 1e-9)) if size else 0
 
 
+def failure_limit(rollout: Rollout, opened: int) -> int:
+    """How many failed devices among the `opened` ones fire the error action (what a view marks)."""
+    return _threshold(rollout.settings.error_threshold, opened)
+
+
 def plan(rollout: Rollout, rows: list[RolloutDevice], views: Mapping[str, DeviceView], now: float) -> Step:
     """Everything the rollout does at this tick."""
     if rollout.state.finished:

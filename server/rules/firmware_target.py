@@ -66,3 +66,61 @@ def should_offer(privileges: Privilege, running: int, facts: TargetFacts) -> int
         return None
     target = target_firmware(facts).version
     return target if target is not None and target != running else None
+
+
+# ---------------------------------------------------------------------- what a release would change
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseCandidate:
+    """A product member as a release preview sees it: what it runs and what picks its target."""
+
+    device_id: str
+    running: int | None
+    development: bool
+    locked_version: int | None
+    rollout_version: int | None  # the newest assignment any rollout holds for it
+    active_rollout_version: int | None  # the same, from unfinished rollouts only (a release keeps those)
+    groups: frozenset[str]
+
+
+Releases = dict[str | None, int]  # group name (None: the product default) -> released version
+
+
+def after_release(releases: Releases, version: int, *, product_default: bool, groups: frozenset[str]) -> Releases:
+    """The releases once `version` is released to exactly these targets (as the store writes it):
+    its other releases end; the default and the named groups take it over from what they had."""
+    out = {where: v for where, v in releases.items() if v != version}
+    if product_default:
+        out[None] = version
+    for name in groups:
+        out[name] = version
+    return out
+
+
+def _target(device: ReleaseCandidate, releases: Releases, rollout_version: int | None) -> Target:
+    return target_firmware(
+        TargetFacts(
+            development=device.development,
+            locked_version=device.locked_version,
+            rollout_version=rollout_version,
+            group_versions=frozenset(releases[g] for g in device.groups if g in releases),
+            product_default=releases.get(None),
+        )
+    )
+
+
+def release_impact(
+    devices: list[ReleaseCandidate], releases: Releases, version: int, *, product_default: bool, groups: frozenset[str]
+) -> list[tuple[str, int]]:
+    """The devices this release makes due for an update, with the version each will be offered:
+    their target changes and is not what they run. A release also ends the targets finished
+    rollouts hold (ops.firmware.release), so only unfinished rollouts' count afterwards."""
+    after = after_release(releases, version, product_default=product_default, groups=groups)
+    out: list[tuple[str, int]] = []
+    for device in devices:
+        before = _target(device, releases, device.rollout_version).version
+        new = _target(device, after, device.active_rollout_version).version
+        if new is not None and new != before and new != device.running:
+            out.append((device.device_id, new))
+    return out

@@ -11,6 +11,7 @@ import abc
 from collections.abc import Collection, Sequence
 
 from ..rules.admission import DeviceFacts, ProductFacts
+from ..rules.firmware_target import ReleaseCandidate
 from ..rules.model import ListState, Role
 from ..rules.rollout_model import Rollout, RolloutCandidate, RolloutDevice, RolloutDeviceFacts
 from ..rules.webhook_model import Webhook
@@ -46,6 +47,20 @@ class StoreReads(abc.ABC):
         self, device_id: str | None = None, after_id: int = 0, limit: int = 1000, product_id: int | None = None
     ) -> list[EventRecord]:
         """Oldest first; `product_id`: only events routed to that product's stream."""
+
+    @abc.abstractmethod
+    def event_history(
+        self,
+        product_id: int,
+        *,
+        device_id: str | None = None,
+        prefix: str | None = None,
+        after_id: int = 0,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[EventRecord]:
+        """The product stream's stored events, oldest first: after `after_id`, or the `limit` just
+        before `before_id`; of one device, and with a name prefix, when given."""
 
     @abc.abstractmethod
     def publish_bucket_of(self, device_id: str) -> tuple[float, float] | None:
@@ -147,8 +162,17 @@ class StoreReads(abc.ABC):
 
     @abc.abstractmethod
     def list_audit(
-        self, product_id: int | None = None, device_id: str | None = None, after_id: int = 0, limit: int = 100
-    ) -> list[AuditRecord]: ...
+        self,
+        product_id: int | None = None,
+        device_id: str | None = None,
+        after_id: int = 0,
+        limit: int = 100,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        before_id: int | None = None,
+    ) -> list[AuditRecord]:
+        """Oldest first: after `after_id`, or the `limit` entries just before `before_id`."""
 
     # -- firmware, device groups, releases and locks (see sqlite/firmware.py). A device that
     # leaves its product leaves that product's groups and loses its firmware lock.
@@ -195,6 +219,10 @@ class StoreReads(abc.ABC):
         """(product_id, version, sha256) of the versions whose binary is not stored (uploaded
         before migration 14: still a file in the data directory of the node that took it)."""
 
+    @abc.abstractmethod
+    def release_candidates(self, product_id: int) -> list[ReleaseCandidate]:
+        """Every member of the product with what picks its firmware target (a release preview)."""
+
     # -- rollouts (see sqlite/rollouts.py). At most one unfinished rollout per product.
     @abc.abstractmethod
     def get_rollout(self, product_id: int, rollout_id: int) -> Rollout | None: ...
@@ -210,6 +238,12 @@ class StoreReads(abc.ABC):
     @abc.abstractmethod
     def rollout_devices(self, rollout_id: int, offset: int = 0, limit: int = -1) -> list[RolloutDevice]:
         """In offer order."""
+
+    @abc.abstractmethod
+    def rollout_devices_in_state(
+        self, rollout_id: int, state: str, offset: int, limit: int
+    ) -> tuple[int, list[RolloutDevice]]:
+        """How many of a rollout's devices are in `state`, and a page of them in offer order."""
 
     @abc.abstractmethod
     def rollout_rows(self, rollout_id: int, device_ids: Sequence[str]) -> dict[str, RolloutDevice]: ...

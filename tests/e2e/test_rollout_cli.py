@@ -64,3 +64,29 @@ def test_rollout_commands(tmp_path: Path, served: Served) -> None:
     audit = json.loads(ok(served.cli("audit", P, "--json")))
     actions = [a["action"] for a in audit["audit"]]
     assert {"rollout_created", "rollout_pause", "rollout_resume", "rollout_abort"} <= set(actions)
+
+
+def test_preview_flags_count_devices_and_change_nothing(tmp_path: Path, served: Served) -> None:
+    binary = tmp_path / "lamp-2.bin"
+    binary.write_bytes(firmware.build(P, 2, 20_000))
+    ok(served.cli("product", "create", "Lamp", "--id", P))
+    ok(served.cli("firmware", "upload", P, binary))
+    for device in DEVICES:
+        ok(served.cli("product", "add-device", P, device))
+
+    release = ok(served.cli("firmware", "release", P, 2, "--default", "--preview"))
+    assert release.splitlines()[0] == "releasing version 2 would update 5 device(s)"
+    assert f"  {DEVICES[0]} -> version 2" in release.splitlines()
+    rollout = json.loads(ok(served.cli(
+        "rollout", "create", P, 2, "--default", "--strategy", "staged", "--stages", "40%", "--preview", "--json",
+    )))  # fmt: skip
+    assert rollout == {"devices": 5, "stages": [2, 5], "sample": DEVICES}
+    assert json.loads(ok(served.cli("rollout", "list", P, "--json")))["rollouts"] == []
+    assert json.loads(ok(served.cli("firmware", "show", P, 2, "--json")))["product_default"] is False
+    refused = served.cli("rollout", "create", P, 9, "--default", "--preview")
+    assert refused.returncode == 2 and "no firmware version 9" in refused.stderr and "Traceback" not in refused.stderr
+    # `--default` alone releases (it was sent with groups null, which the API refused).
+    ok(served.cli("firmware", "release", P, 2, "--default"))
+    assert json.loads(ok(served.cli("firmware", "show", P, 2, "--json")))["product_default"] is True
+    after = ok(served.cli("firmware", "release", P, 2, "--default", "--preview"))
+    assert after.splitlines() == ["releasing version 2 would update 0 device(s)"]

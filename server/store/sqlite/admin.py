@@ -26,7 +26,7 @@ from ..records import (
     UserRecord,
 )
 from ..sql import SqlConnection
-from .rows import DEVICE_COLUMNS, device_from_row, paged_by_id
+from .rows import DEVICE_COLUMNS, device_from_row, window_by_id
 
 _PRODUCT = "id, slug, name, policy, created_at"
 _USER = "id, username, password_hash, is_admin, created_at"
@@ -403,15 +403,24 @@ class AdminQueries:
         )
 
     def list_audit(
-        self, product_id: int | None = None, device_id: str | None = None, after_id: int = 0, limit: int = 100
+        self,
+        product_id: int | None = None,
+        device_id: str | None = None,
+        after_id: int = 0,
+        limit: int = 100,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        before_id: int | None = None,
     ) -> list[AuditRecord]:
-        sql, args = paged_by_id(
+        """Oldest first: after `after_id`, or the `limit` entries just before `before_id`."""
+        sql, args, reverse = window_by_id(
             "SELECT id, at, actor, action, product_id, device_id, reason, detail FROM audit",
-            {"product_id": product_id, "device_id": device_id},
-            after_id,
-            limit,
-        )
-        return [
+            {"product_id": product_id, "device_id": device_id, "actor": actor, "action": action},
+            after_id=after_id, before_id=before_id, limit=limit,
+        )  # fmt: skip
+        out = [
             AuditRecord(i, at, actor, action, product, device, reason, json.loads(detail))
             for (i, at, actor, action, product, device, reason, detail) in self._q.execute(sql, args)
         ]
+        return out[::-1] if reverse else out

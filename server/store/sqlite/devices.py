@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from ..records import DeviceRecord, EventRecord, ImportResult
 from ..sql import SqlConnection
-from .rows import DEVICE_COLUMNS, device_from_row, paged_by_id
+from .rows import DEVICE_COLUMNS, device_from_row, paged_by_id, window_by_id
 
 
 class DeviceQueries:
@@ -42,6 +42,29 @@ class DeviceQueries:
             EventRecord(d, n, bytes(data), ttl, bool(priv), at, product_id=p, id=i, to_device=to, webhooks=bool(h))
             for (i, d, p, n, data, ttl, priv, at, to, h) in self._q.execute(sql, args)
         ]
+
+    def event_history(
+        self,
+        product_id: int,
+        *,
+        device_id: str | None = None,
+        prefix: str | None = None,
+        after_id: int = 0,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[EventRecord]:
+        """Events routed to the product's stream, oldest first: after `after_id`, or the `limit` just
+        before `before_id`; of one device, and with a name prefix, when given."""
+        sql, args, reverse = window_by_id(
+            "SELECT id, device_id, product_id, name, data, ttl, private, published_at, to_device, webhooks FROM events",
+            {"product_id": product_id, "device_id": device_id},
+            after_id=after_id, before_id=before_id, limit=limit, name_prefix=prefix,
+        )  # fmt: skip
+        out = [
+            EventRecord(d, n, bytes(data), ttl, bool(priv), at, product_id=p, id=i, to_device=to, webhooks=bool(h))
+            for (i, d, p, n, data, ttl, priv, at, to, h) in self._q.execute(sql, args)
+        ]
+        return out[::-1] if reverse else out
 
     def add_device_keys(self, rows: Iterable[tuple[str, bytes]], now: float) -> ImportResult:
         result = ImportResult()

@@ -12,6 +12,8 @@ from dataclasses import replace
 from typing import Any
 
 from ...rules.errors import Conflict, Invalid
+from ...rules.firmware_target import ReleaseCandidate
+from ...rules.rollout_model import ACTIVE_STATES
 from ..records import FirmwareRecord, FirmwareTargetFacts, GroupRecord, ReleaseRecord
 from .admin import AdminQueries
 
@@ -247,3 +249,44 @@ class FirmwareQueries(AdminQueries):
         default = next((r for r in releases if r.group is None), None)
         in_groups = tuple(r for r in releases if r.group is not None and r.group in groups)
         return FirmwareTargetFacts(self.firmware_lock(product_id, device_id), default, in_groups, tuple(groups))
+
+    def release_candidates(self, product_id: int) -> list[ReleaseCandidate]:
+        """Every member with what picks its firmware target, in a few reads (a release preview)."""
+        q = self._q
+        groups: dict[str, set[str]] = defaultdict(set)
+        for device_id, name in q.execute(
+            "SELECT m.device_id, g.name FROM device_group_members m JOIN device_groups g ON g.id = m.group_id"
+            " WHERE g.product_id = ?",
+            (product_id,),
+        ):
+            groups[device_id].add(name)
+        active = ", ".join(f"'{s.value}'" for s in ACTIVE_STATES)
+        assigned: dict[str, tuple[int, bool]] = {}  # the newest rollout's assignment, and whether it is unfinished
+        newest_active: dict[str, int] = {}
+        for device_id, version, is_active in q.execute(
+            f"SELECT d.device_id, d.assigned_version, CASE WHEN r.state IN ({active}) THEN 1 ELSE 0 END"
+            " FROM rollout_devices d JOIN rollouts r ON r.id = d.rollout_id"
+            " WHERE r.product_id = ? AND d.assigned_version IS NOT NULL ORDER BY d.rollout_id",
+            (product_id,),
+        ):
+            assigned[device_id] = (int(version), bool(is_active))
+            if is_active:
+                newest_active[device_id] = int(version)
+        rows = q.execute(
+            "SELECT d.device_id, d.firmware_version, d.development, l.version FROM devices d"
+            " LEFT JOIN firmware_locks l ON l.device_id = d.device_id AND l.product_id = d.product_id"
+            " WHERE d.product_id = ? ORDER BY d.device_id",
+            (product_id,),
+        )
+        return [
+            ReleaseCandidate(
+                device_id=i,
+                running=fw,
+                development=bool(dev),
+                locked_version=lock,
+                rollout_version=assigned[i][0] if i in assigned else None,
+                active_rollout_version=newest_active.get(i),
+                groups=frozenset(groups.get(i, ())),
+            )
+            for (i, fw, dev, lock) in rows
+        ]

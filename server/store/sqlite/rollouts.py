@@ -123,6 +123,20 @@ class RolloutQueries:
         )
         return [_device(r) for r in rows]
 
+    def rollout_devices_in_state(
+        self, rollout_id: int, state: str, offset: int, limit: int
+    ) -> tuple[int, list[RolloutDevice]]:
+        """How many of a rollout's devices are in `state`, and a page of them in offer order."""
+        (total,) = self._q.execute(
+            "SELECT COUNT(*) FROM rollout_devices WHERE rollout_id = ? AND state = ?", (rollout_id, state)
+        ).fetchone()
+        rows = self._q.execute(
+            f"SELECT {_DEVICE_COLUMNS} FROM rollout_devices WHERE rollout_id = ? AND state = ?"
+            " ORDER BY position LIMIT ? OFFSET ?",
+            (rollout_id, state, max(0, limit), offset),
+        )
+        return int(total), [_device(r) for r in rows]
+
     def rollout_rows(self, rollout_id: int, device_ids: Sequence[str]) -> dict[str, RolloutDevice]:
         """These devices' rows of one rollout (the scheduler's check before it writes)."""
         out: dict[str, RolloutDevice] = {}

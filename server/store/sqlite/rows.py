@@ -25,6 +25,34 @@ def paged_by_id(select: str, filters: dict[str, object], after_id: int, limit: i
     return sql + " ORDER BY id LIMIT ?", [*args, limit]
 
 
+def window_by_id(
+    select: str,
+    filters: dict[str, object],
+    *,
+    after_id: int = 0,
+    before_id: int | None = None,
+    limit: int,
+    name_prefix: str | None = None,
+) -> tuple[str, list[object], bool]:
+    """As paged_by_id, or, with `before_id`, the `limit` rows just before it (read newest first:
+    the caller reverses them when the third value is True). `name_prefix` keeps rows whose
+    `name` starts with it (substr, which both engines spell alike; no LIKE wildcards to escape)."""
+    sql = select + " WHERE id > ?"
+    args: list[object] = [after_id]
+    if before_id is not None:
+        sql += " AND id < ?"
+        args.append(before_id)
+    for column, value in filters.items():
+        if value is not None:
+            sql += f" AND {column} = ?"
+            args.append(value)
+    if name_prefix:
+        sql += " AND substr(name, 1, ?) = ?"
+        args += [len(name_prefix), name_prefix]
+    order = "DESC" if before_id is not None else "ASC"
+    return f"{sql} ORDER BY id {order} LIMIT ?", [*args, limit], before_id is not None
+
+
 def device_from_row(row: tuple[Any, ...]) -> DeviceRecord:
     (device_id, key, created, owner_kind, owner_id, platform, product, fw, fw_product) = row[:9]
     (heard, handshake, online, counter, development, name, notes) = row[9:]
