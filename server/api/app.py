@@ -16,6 +16,7 @@ from . import (
     routes_events,
     routes_firmware,
     routes_groups,
+    routes_health,
     routes_owners,
     routes_products,
     routes_provisioning,
@@ -59,6 +60,7 @@ def create_app(ctx: ServerContext, *, logins: LoginLimiter | None = None) -> Fas
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=min(MAX_BODY, ctx.config.max_firmware_size + 1024 * 1024))
     for module in (
+        routes_health,
         routes_tokens,
         routes_users,
         routes_products,

@@ -55,6 +55,10 @@ class AdmissionGate:
         self._start: Callable[[trio.SocketStream, HandshakeSlot], None] | None = None
         self.shed = ShedCounters()
         self.accept_failures = AcceptFailures(log, "devices")
+        # True while this node cannot take devices (it cannot reach its database): every new
+        # connection is closed at once, its HELLO unread, so the load balancer's retry finds
+        # another node (app.py sets it from the cluster bus).
+        self.refusing: Callable[[], bool] = lambda: False
 
     @classmethod
     def for_config(cls, cfg: ServerConfig) -> AdmissionGate:
@@ -186,6 +190,11 @@ async def _accept_loop(listener: trio.SocketListener, gate: AdmissionGate) -> No
                 address = address_key(stream.socket.getpeername())
             except OSError:  # reset while it waited in the queue: nobody to serve
                 gate.slots.release()
+                abort_stream(stream)
+                continue
+            if gate.refusing():
+                gate.slots.release()
+                gate.shed.shed(ShedReason.DATABASE_LOST, address)
                 abort_stream(stream)
                 continue
             if gate.shares.take(address):
