@@ -46,7 +46,7 @@ class Supervisor:
                     task_status.started()
                     task_status = trio.TASK_STATUS_IGNORED
             except Exception as exc:  # not BaseException: cancellation and KeyboardInterrupt go through
-                error = exc
+                error = _unwrapped(exc)
             task_status.started()  # if it failed before it started: the server goes on without it
             task_status = trio.TASK_STATUS_IGNORED
             if trio.current_time() - began >= HEALTHY_AFTER:
@@ -58,3 +58,10 @@ class Supervisor:
             log.error("service_failed", exc_info=error, extra={"fields": fields})
             await trio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
+
+
+def _unwrapped(exc: Exception) -> Exception:
+    """The one exception a nursery wrapped in a group (its own traceback reads best), else the group."""
+    while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
