@@ -159,7 +159,11 @@ class PgBus:
 
     @asynccontextmanager
     async def _leading(self) -> AsyncIterator[None]:
-        await self.leader.acquire()
+        try:
+            await self.leader.acquire()
+        except BaseException:  # stopped while waiting for the lock: its connection closes too
+            await self.leader.release()
+            raise
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._lose_with, nursery.cancel_scope)
