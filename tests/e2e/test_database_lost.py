@@ -200,6 +200,11 @@ async def refused(node: Node, identity: DeviceIdentity) -> bool:
         return True
 
 
+async def call(http: httpx.AsyncClient, url: str, answers: list[httpx.Response]) -> None:
+    with trio.fail_after(20):
+        answers.append(await http.get(url, timeout=20))
+
+
 def shed_lines(log: Path) -> list[dict[str, object]]:
     lines = []
     for line in log.read_text().splitlines():
@@ -237,12 +242,19 @@ async def test_a_node_that_loses_its_database_turns_unready_refuses_devices_clos
 
                 assert await refused(node, newcomer)  # closed at accept while cut off
                 assert device.closed is None  # the devices it holds keep their sessions for a while ...
-                with trio.fail_after(LOST_AFTER + 8):
-                    await device.closed_event.wait()  # ... then are closed so that they move elsewhere
-                closed_after = trio.current_time() - cut_at
+                answers: list[httpx.Response] = []
+                async with trio.open_nursery() as nursery:
+                    # API calls fail until it is back: 503, not 500 (a read waits up to 10 s for a connection).
+                    nursery.start_soon(lambda: call(http, f"{node.api}/v1/products", answers))
+                    with trio.fail_after(LOST_AFTER + 8):
+                        await device.closed_event.wait()  # ... then are closed so that they move elsewhere
+                    closed_after = trio.current_time() - cut_at
                 assert device.closed is not None and device.closed.reason is CloseReason.SERVER_SHUTDOWN
                 assert LOST_AFTER - 0.5 <= closed_after <= LOST_AFTER + 6, closed_after
                 assert await refused(node, newcomer)  # still cut: still refused
+                (answer,) = answers
+                assert answer.status_code == 503 and "database" in answer.json()["error"], answer.text
+                assert "127.0.0.1" not in answer.text
 
             proxy.restore()
             assert (await until_ready(http, node, True, within=20)) == {"status": "ready", "failing": []}
