@@ -17,6 +17,10 @@ one carrier NAT address that reconnect at once are served in turn, not turned aw
 descriptor, so it is bounded: WAITING_PER_SLOT x max_handshakes connections in all, at most half of
 them from one address. One address over its half is closed at once (a reset, no answer, counted);
 when every place is taken the loop stops accepting until one frees, as before the listen queue.
+
+A cluster node that cannot reach its database closes every new connection as it is accepted
+(`AdmissionGate.refusing`, counted as shed `database_lost`): it could not confirm the session,
+and the device's retry reaches another node through the load balancer.
 """
 
 from __future__ import annotations
