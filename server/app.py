@@ -120,6 +120,7 @@ class Server:
         self.stopped = trio.Event()
         # The device port's handshake slots, their shares per address and what was shed (link/acceptor.py).
         self.admission = AdmissionGate.for_config(ctx.config)
+        self.admission.refusing = lambda: bool(ctx.bus.unready())  # a node cut off from its database
 
     @property
     def device_port(self) -> int:
@@ -136,6 +137,7 @@ class Server:
         return self._shutdown.is_set()
 
     def shutdown(self) -> None:
+        self.ctx.health.stopping = True  # readiness fails from now: the load balancer sends nothing more
         self._shutdown.set()
 
     async def serve(self, *, task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED) -> None:
@@ -179,9 +181,11 @@ class Server:
                                     api_port=self.api_port,
                                     data_dir=str(cfg.data_dir),
                                 )
+                                ctx.health.listening = True
                                 task_status.started(self)
                                 await self._shutdown.wait()
                                 acceptor.cancel_scope.cancel()  # serve_devices closes the listeners
+                            ctx.health.listening = False
                             await self._drain_sessions()
                             sessions.cancel_scope.cancel()
                     background.cancel_scope.cancel()
@@ -203,8 +207,9 @@ async def _run_singletons(ctx: ServerContext, *, task_status: trio.TaskStatus[No
     """The services one node of a cluster runs, while it leads: the rollout scheduler and webhook dispatch.
     (LocalBus leads at once, so they have started before the API and the device listener open.)"""
     async with ctx.bus.leadership(), trio.open_nursery() as singletons:
-        singletons.start_soon(RolloutService(ctx).run)
-        await singletons.start(ctx.webhooks.run, ctx)
+        # Supervised (supervisor.py): a failure of either is logged and it restarts; the node serves on.
+        singletons.start_soon(ctx.supervisor.supervise, "rollouts", RolloutService(ctx).run)
+        await singletons.start(ctx.supervisor.supervise, "webhooks", partial(ctx.webhooks.run, ctx))
         task_status.started()
 
 

@@ -122,6 +122,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             first_message_timeout=args.first_message_timeout,
             database_url=_database_url(args),
             node_id=args.node_id, server_key_file=args.server_key,
+            database_lost_after=args.database_lost_after,
         )  # fmt: skip
     except ValueError as exc:
         raise CliError(str(exc)) from None

@@ -14,6 +14,7 @@ DEFAULT_MAX_HANDSHAKES = 2048
 _NODE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 DEFAULT_MAX_HANDSHAKES_PER_ADDRESS = 256
 DEFAULT_FIRST_MESSAGE_TIMEOUT = 2.0
+DEFAULT_DATABASE_LOST_AFTER = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +88,10 @@ class ServerConfig:
     # pin one key, so all nodes load the same file; without it, DATA_DIR/server.key as on one node).
     node_id: str | None = None
     server_key_file: Path | None = None
+    # Cluster mode: a node that cannot reach the database refuses new devices at once, and after
+    # this many seconds closes the sessions it holds so they move to nodes that can (a blip of a
+    # second or two keeps them). Long enough for a PostgreSQL restart to cost nothing more.
+    database_lost_after: float = DEFAULT_DATABASE_LOST_AFTER
 
     def __post_init__(self) -> None:
         # The ranges WELCOME can carry: a config outside them would fail every handshake.
@@ -116,6 +121,8 @@ class ServerConfig:
             raise ValueError("secrets_key is 32 bytes, and given instead of secrets_key_file, not with it")
         if self.max_handshakes_per_address < 1:
             raise ValueError("max_handshakes_per_address must be at least 1")
+        if not self.database_lost_after > 0:
+            raise ValueError("--database-lost-after must be above 0 seconds")
         if not self.first_message_timeout > 0:  # above handshake_timeout it changes nothing
             raise ValueError("first_message_timeout must be above 0 seconds")
 

@@ -20,10 +20,12 @@ from .events.broker import EventBroker
 from .events.log import EventLog
 from .events.publishing import DirectFeed, EventFeed, TailFeed
 from .firmware.node_cache import BinaryCache
+from .health import NodeHealth
 from .link.control import NodeControl
 from .link.registry import SessionRegistry
 from .rollouts.wakeup import Wakeup
 from .store import AsyncStore, Transaction
+from .supervisor import Supervisor
 from .webhooks.service import WebhookService
 
 
@@ -36,6 +38,8 @@ class ServerContext:
     rollout_wakeup: Wakeup = field(default_factory=Wakeup)  # rung when a rollout may have work to do
     events: EventBroker = field(default_factory=EventBroker)  # live event streams
     webhooks: WebhookService = field(default_factory=WebhookService)  # product webhooks and their delivery
+    health: NodeHealth = field(default_factory=NodeHealth)  # what /readyz reports of this node
+    supervisor: Supervisor = field(default_factory=Supervisor)  # restarts the singletons when they fail
     node_id: str | None = None  # cluster mode: this node's id (None: this process is the whole cluster)
     cluster_bus: InitVar[ClusterBus | None] = None  # None: LocalBus, this process is the whole cluster
     event_feed: InitVar[EventFeed | None] = None  # None: DirectFeed, published as this process commits
@@ -70,7 +74,8 @@ class ServerContext:
         self.feed = feed
         handle = _each(control.handle, self.webhooks.handle)
         self.bus = PgBus(dsn, self.node_id, handle, on_events=feed.ring, resync=control.resync,
-                         unreachable=self._cut_off, release_node=self._release_node)  # fmt: skip
+                         unreachable=self._cut_off, release_node=self._release_node,
+                         give_up_after=self.config.database_lost_after)  # fmt: skip
 
     async def _release_node(self, node_id: str) -> None:
         """The leader found `node_id` dead: its devices are offline unless another node holds them."""

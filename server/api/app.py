@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
@@ -18,6 +20,7 @@ from . import (
     routes_events,
     routes_firmware,
     routes_groups,
+    routes_health,
     routes_owners,
     routes_products,
     routes_provisioning,
@@ -33,7 +36,7 @@ from .deps import ApiState
 from .errors import install_error_handlers
 from .middleware import BodyLimit
 from .openapi import build_openapi
-from .ratelimit import LoginLimiter
+from .ratelimit import LoginLimiter, LoginLimits
 
 # The largest firmware binary plus its form fields; an import of 10,000 devices or keys is under 2 MiB.
 MAX_BODY = MAX_FIRMWARE_SIZE + 1024 * 1024
@@ -44,23 +47,34 @@ Authenticate with `Authorization: Bearer <token>` (or `access_token` as a query 
 parameter); get a token from `POST /oauth/token`. See docs/API.md."""
 
 
-def create_app(ctx: ServerContext, *, logins: LoginLimiter | None = None) -> FastAPI:
+def create_app(ctx: ServerContext, *, logins: LoginLimits | None = None) -> FastAPI:
+    limits = logins or _login_limits(ctx)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await limits.aclose()  # a cluster node's own database connection for them
+
     app = FastAPI(
         title="Fleetgate API",
         version="1",
         description=DESCRIPTION,
         docs_url=None,  # no third-party JavaScript from a device cloud: /openapi.json is the contract
         redoc_url=None,
+        lifespan=lifespan,
     )
     app.state.fleetgate = ApiState(
         ctx=ctx,
         ops=Operations(ctx),
-        logins=logins or LoginLimiter(),
+        logins=limits,
         hashing=trio.CapacityLimiter(PASSWORD_THREADS),
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=min(MAX_BODY, ctx.config.max_firmware_size + 1024 * 1024))
     for module in (
+        routes_health,
         routes_tokens,
         routes_users,
         routes_products,
@@ -86,3 +100,14 @@ def create_app(ctx: ServerContext, *, logins: LoginLimiter | None = None) -> Fas
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _login_limits(ctx: ServerContext) -> LoginLimits:
+    """Failed-login limits: in memory on one node; in the database the nodes of a cluster share,
+    so that N nodes do not allow N times the attempts."""
+    dsn = getattr(ctx.store.sync, "dsn", None) if ctx.node_id is not None else None
+    if dsn is None:
+        return LoginLimiter()
+    from ..cluster.pg.logins import PgLoginLimits  # psycopg is loaded only by nodes of a cluster
+
+    return PgLoginLimits(dsn)

@@ -25,7 +25,7 @@ from ..store import Store
 from ..store.records import CustomerRecord, ProductRecord, TokenRecord, UserRecord
 from .errors import insufficient_scope, invalid_token
 from .permissions import SCOPE_OF, WHAT, Perm, role_allows
-from .ratelimit import LoginLimiter
+from .ratelimit import LoginLimits
 
 _PRODUCT_ID = re.compile(r"^[0-9]{1,10}$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -38,7 +38,7 @@ SESSION_CLIENT = "console"
 class ApiState:
     ctx: ServerContext
     ops: Operations
-    logins: LoginLimiter
+    logins: LoginLimits
     # Password hashes cost tens of milliseconds of CPU each: a few threads at a time, never the event loop.
     hashing: trio.CapacityLimiter
 

@@ -8,6 +8,7 @@ Two shapes, as Particle and OAuth 2.0 use them:
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from starlette.routing import compile_path
 
 from ..rules.errors import Conflict, Forbidden, Invalid, NotFound, OperationError
 from ..store import StoreClosed
+from ..store.database import DatabaseUnavailable
 
 log = logging.getLogger("fleetgate.api")
 
@@ -102,6 +104,15 @@ def allowed_methods(request: Request) -> str:
     return ", ".join(sorted(methods))
 
 
+def database_away(exc: BaseException) -> bool:
+    """The store could not reach its database (a cluster node cut off from PostgreSQL): the store's
+    own error, or the driver's for a lost connection (psycopg is imported only by such nodes)."""
+    if isinstance(exc, DatabaseUnavailable):
+        return True
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, psycopg.OperationalError)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def api_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
@@ -131,6 +142,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"error": "the server is shutting down", "field": None}, status_code=503)
 
     async def crashed(request: Request, exc: Exception) -> JSONResponse:
+        if database_away(exc):  # not a fault of the request or the server's code: try again later
+            log.warning("api request failed, the database cannot be reached: %s %s", request.method, request.url.path)
+            body = {"error": "the database cannot be reached; try again later", "field": None}
+            return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
         # Starlette re-raises after answering, so the traceback reaches the server log too.
         log.error("api request crashed: %s %s: %r", request.method, request.url.path, exc)
         return JSONResponse({"error": "internal error", "field": None}, status_code=500)

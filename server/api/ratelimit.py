@@ -2,6 +2,7 @@
 
 Sliding windows of failure times. Memory is bounded: past `max_keys` the oldest keys are
 forgotten (only an attack from very many addresses at once can push counters out early).
+One node's own: the nodes of a cluster share theirs in PostgreSQL (cluster/pg/logins.py).
 """
 
 from __future__ import annotations
@@ -9,6 +10,26 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
+
+import trio
+
+
+class LoginLimits(Protocol):
+    """What the token route asks before and after checking a password."""
+
+    async def attempt(self, username: str, ip: str) -> float | None:
+        """None if this attempt may proceed (it counts as a failure until `succeeded`), else the
+        seconds until one may."""
+        ...
+
+    async def succeeded(self, username: str, ip: str) -> None:
+        """The attempt was right: it was no failure, and the username's earlier ones are forgiven."""
+        ...
+
+    async def aclose(self) -> None:
+        """The API is stopping: release what the limits hold (a database connection)."""
+        ...
 
 
 class LoginLimiter:
@@ -39,7 +60,18 @@ class LoginLimiter:
             return None
         return times
 
-    def attempt(self, username: str, ip: str) -> float | None:
+    async def attempt(self, username: str, ip: str) -> float | None:
+        await trio.lowlevel.checkpoint()
+        return self.attempt_now(username, ip)
+
+    async def succeeded(self, username: str, ip: str) -> None:
+        await trio.lowlevel.checkpoint()
+        self.succeeded_now(username, ip)
+
+    async def aclose(self) -> None:
+        await trio.lowlevel.checkpoint()  # memory only: nothing to release
+
+    def attempt_now(self, username: str, ip: str) -> float | None:
         """Start a login attempt: None if it may proceed (it counts as a failure until
         `succeeded`, so concurrent guesses cannot slip past the limit together), else the
         seconds until one may."""
@@ -58,7 +90,7 @@ class LoginLimiter:
             del self._failures[next(iter(self._failures))]
         return None
 
-    def succeeded(self, username: str, ip: str) -> None:
+    def succeeded_now(self, username: str, ip: str) -> None:
         """The attempt was right: it was no failure, and the username's earlier ones are forgiven."""
         self._failures.pop((username.lower(), ip), None)
         per_ip = self._failures.get(("", ip))

@@ -88,7 +88,7 @@ async def password_holder(
     if not username or password is None:
         raise oauth_error("invalid_request", "the password grant needs username and password")
     ip = request.client.host if request.client else "unknown"
-    wait = state.logins.attempt(username, ip)
+    wait = await state.logins.attempt(username, ip)
     if wait is not None:
         raise ApiError(
             429,
@@ -111,7 +111,7 @@ async def password_holder(
         problem = "this customer exists in several products: pass `product` (ID or slug)"
         raise ApiError(400, {"error": "invalid_request", "error_description": problem, "field": "product"})
     holder = matches[0]
-    state.logins.succeeded(username, ip)
+    await state.logins.succeeded(username, ip)
     return holder
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..config import (
     DEFAULT_API_PORT,
+    DEFAULT_DATABASE_LOST_AFTER,
     DEFAULT_DEVICE_PORT,
     DEFAULT_FIRST_MESSAGE_TIMEOUT,
     DEFAULT_MAX_HANDSHAKES,
@@ -152,6 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--node-id", metavar="ID",
         help="with --database: this node's name in the cluster (default: one made on first start, kept in "
         "DATA_DIR/node.id)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--database-lost-after", type=float, default=DEFAULT_DATABASE_LOST_AFTER, metavar="S",
+        help="with --database: seconds a node that cannot reach the database keeps its devices before it "
+        f"closes their sessions so they move to other nodes (default {DEFAULT_DATABASE_LOST_AFTER:g})",
     )  # fmt: skip
     serve.add_argument(
         "--server-key", type=Path, metavar="FILE",

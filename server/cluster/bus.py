@@ -7,6 +7,7 @@ Contract, for every implementation:
   notifier awaits it after its write, so an operator's action answers after its own node acted.
 - `leadership()` is held while this node runs the cluster's singletons (the rollout scheduler,
   webhook dispatch); leaving it (or losing it) stops them.
+- `unready()` names what the bus knows keeps this node from serving (readiness, the device acceptor).
 """
 
 from __future__ import annotations
@@ -49,4 +50,10 @@ class ClusterBus(Protocol):
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The bus's own service (a listener), for the server's background nursery."""
+        ...
+
+    def unready(self) -> list[str]:
+        """What keeps this node from serving, as far as the bus knows (health.py's names): "database"
+        while the bus's own connections find the database unreachable, "cluster_bus" while it is
+        not listening, "node_row" while this node's row in the cluster is not current. Empty: ready."""
         ...

@@ -57,6 +57,9 @@ class LocalBus:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()  # nothing to listen to: delivery runs in caught_up
 
+    def unready(self) -> list[str]:
+        return []  # no connection of its own to lose: the store's probe covers the database
+
 
 @asynccontextmanager
 async def _always_leading() -> AsyncIterator[None]:

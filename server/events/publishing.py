@@ -20,6 +20,7 @@ from typing import Protocol
 
 import trio
 
+from ..logs import log_event
 from ..store import AsyncStore
 from ..store.records import EventRecord
 from ..store.tx import StoreTx
@@ -82,11 +83,21 @@ class TailFeed:
         store = self._store
         self.cursor = await store.read(store.sync.last_event_id)  # earlier events are the stores' to replay
         task_status.started()
+        failing = False  # one line when reading the tail starts failing, one when it reads again
         while True:
             with trio.move_on_after(self.poll):
                 await self._bell.wait()
             self._bell = trio.Event()  # rung from here on: read again after this read
-            await self._publish_new()
+            try:
+                await self._publish_new()
+            except Exception as exc:  # the database is away: the cursor stays, the next poll reads on
+                if not failing:
+                    log_event(log, "event_tail_failed", logging.WARNING, error=str(exc).strip()[:200])
+                failing = True
+            else:
+                if failing:
+                    log_event(log, "event_tail_resumed", cursor=self.cursor)
+                failing = False
 
     async def _publish_new(self) -> None:
         store, broker = self._store, self._broker

@@ -17,6 +17,10 @@ one carrier NAT address that reconnect at once are served in turn, not turned aw
 descriptor, so it is bounded: WAITING_PER_SLOT x max_handshakes connections in all, at most half of
 them from one address. One address over its half is closed at once (a reset, no answer, counted);
 when every place is taken the loop stops accepting until one frees, as before the listen queue.
+
+A cluster node that cannot reach its database closes every new connection as it is accepted
+(`AdmissionGate.refusing`, counted as shed `database_lost`): it could not confirm the session,
+and the device's retry reaches another node through the load balancer.
 """
 
 from __future__ import annotations
@@ -55,6 +59,10 @@ class AdmissionGate:
         self._start: Callable[[trio.SocketStream, HandshakeSlot], None] | None = None
         self.shed = ShedCounters()
         self.accept_failures = AcceptFailures(log, "devices")
+        # True while this node cannot take devices (it cannot reach its database): every new
+        # connection is closed at once, its HELLO unread, so the load balancer's retry finds
+        # another node (app.py sets it from the cluster bus).
+        self.refusing: Callable[[], bool] = lambda: False
 
     @classmethod
     def for_config(cls, cfg: ServerConfig) -> AdmissionGate:
@@ -186,6 +194,11 @@ async def _accept_loop(listener: trio.SocketListener, gate: AdmissionGate) -> No
                 address = address_key(stream.socket.getpeername())
             except OSError:  # reset while it waited in the queue: nobody to serve
                 gate.slots.release()
+                abort_stream(stream)
+                continue
+            if gate.refusing():
+                gate.slots.release()
+                gate.shed.shed(ShedReason.DATABASE_LOST, address)
                 abort_stream(stream)
                 continue
             if gate.shares.take(address):

@@ -26,6 +26,7 @@ TOP_ADDRESSES = 3
 class ShedReason(enum.StrEnum):
     ADDRESS_SHARE = "address_share"  # its address held its share of handshake slots: closed at accept
     FIRST_MESSAGE_TIMEOUT = "first_message_timeout"  # no complete HELLO within first_message_timeout
+    DATABASE_LOST = "database_lost"  # this node cannot reach the database: closed at accept, unread
 
 
 class ShedCounters:

@@ -59,6 +59,10 @@ class Store(StoreReads, CommitHooks):
         return self.transact(lambda tx: tx.add_device_keys(batch, now))
 
     @abc.abstractmethod
+    def ping(self) -> None:
+        """A trivial read on a reader connection: returns once the database answers (readiness)."""
+
+    @abc.abstractmethod
     def reset_online(self) -> int:
         """Mark every device offline (at startup: no session survives a restart)."""
 

@@ -21,10 +21,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import ClassVar, Protocol
+from typing import ClassVar, NoReturn, Protocol
 
 import trio
 
+from ..cluster.bus import ClusterBus, NotLeader
 from ..cluster.messages import ControlMessage, WebhooksChanged
 from ..config import ServerConfig
 from ..events.broker import EventBroker
@@ -34,7 +35,7 @@ from ..rules.webhook_model import Webhook
 from ..store import AsyncStore, StoreClosed, Transaction, WriteOp
 from ..store.records import EventRecord
 from ..store.tx import StoreTx
-from ..store.webhook_records import DeliveryUpdate, DueDelivery
+from ..store.webhook_records import DeliveryUpdate, Dispatched, DueDelivery
 from . import answers, guard, templates
 from .dispatch import dispatch
 from .outcome import answered, not_sent
@@ -59,6 +60,9 @@ class WebhookContext(Protocol):
 
     @property
     def event_log(self) -> EventLog: ...
+
+    @property
+    def bus(self) -> ClusterBus: ...
 
 
 log = logging.getLogger("fleetgate.webhooks")
@@ -96,6 +100,7 @@ class WebhookService:
         self._nursery: trio.Nursery | None = None
         self._sender: Sender | None = None
         self._wake_dispatch = trio.Event()
+        self._fenced = False  # a write was refused: another node leads (set until the next run)
 
     # -- the webhooks in force (a copy of the store's, read again when the bus says they changed)
     async def handle(self, message: ControlMessage) -> None:
@@ -137,6 +142,7 @@ class WebhookService:
     async def run(self, ctx: WebhookContext, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with open_sender(ctx.config.webhook_timeout) as sender, trio.open_nursery() as nursery:
             self._ctx, self._sender, self._nursery = ctx, sender, nursery
+            self._fenced = False
             for hook in await ctx.store.read(ctx.store.sync.list_webhooks):
                 self._put(hook)
             ctx.events.taps.append(self.tap)
@@ -154,10 +160,14 @@ class WebhookService:
 
     async def _dispatch(self) -> None:
         assert self._ctx is not None
-        store = self._ctx.store
+        store, bus = self._ctx.store, self._ctx.bus
         while True:
             self._wake_dispatch = trio.Event()  # before the read: an event committed after it rings again
-            done = await store.write(Transaction(partial(dispatch, at=self._clock()), "webhook_dispatch"))
+            try:
+                done = await store.write(Transaction(partial(_fenced_dispatch, bus, at=self._clock()),
+                                                     "webhook_dispatch"))  # fmt: skip
+            except NotLeader:
+                await self._until_leadership_ends("dispatch")
             for webhook_id in done.webhook_ids:
                 if (hook := self._by_id.get(webhook_id)) is not None:
                     self._lane(host_key(hook.spec.url)).ring()
@@ -171,24 +181,37 @@ class WebhookService:
 
     async def _prune(self) -> None:
         assert self._ctx is not None
-        store, config = self._ctx.store, self._ctx.config
+        store, config, bus = self._ctx.store, self._ctx.config, self._ctx.bus
         while True:
             now = self._clock()
             succeeded, failed = now - config.webhook_keep_succeeded, now - config.webhook_keep_failed
 
             def prune(tx: StoreTx, succeeded: float = succeeded, failed: float = failed) -> int:
+                bus.fence(tx)
                 return tx.prune_deliveries(succeeded, failed, PRUNE_BATCH)
 
-            pruned = await store.write(Transaction(prune, "webhook_prune"))
+            try:
+                pruned = await store.write(Transaction(prune, "webhook_prune"))
+            except NotLeader:
+                await self._until_leadership_ends("prune")
             if pruned:
                 log_event(log, "webhook_deliveries_pruned", count=pruned)
             if pruned < PRUNE_BATCH:
                 await trio.sleep(PRUNE_EVERY)
 
+    async def _until_leadership_ends(self, task: str) -> NoReturn:
+        """Another node has taken the lead (the fencing epoch moved on): write and send nothing more.
+        This node's leadership check notices within its poll and cancels the service."""
+        self._fenced = True
+        log_event(log, "webhook_fenced", logging.WARNING, task=task)
+        await trio.sleep_forever()
+
     async def _run_lane(self, lane: Lane) -> None:
         assert self._ctx is not None and self._nursery is not None
         store, nursery = self._ctx.store, self._nursery
         while True:
+            if self._fenced:
+                await trio.sleep_forever()  # the leadership's end cancels it
             lane.bell = trio.Event()  # before the reads: a delivery made after them rings again
             room = lane.throttle.in_flight_limit - lane.requests
             wait = math.inf
@@ -222,13 +245,19 @@ class WebhookService:
                 lane.requests -= 1  # the next request may start while this outcome is written
                 lane.ring()
             if update is not None:
-                await ctx.store.write(RecordDelivery(update))
+                await ctx.store.write(RecordDelivery(update, ctx.bus))
             if tell is not None:
                 await tell()  # after the outcome is stored: the device hears once, at most
         except StoreClosed:
             pass  # the server is stopping: the delivery stays pending and is sent after the restart
+        except NotLeader:
+            # Another node leads now: this outcome is not recorded (the delivery stays pending and the
+            # new leader sends it again, with the same Idempotency-Key), and nobody is told.
+            self._fenced = True  # and this node sends nothing more
+            log_event(log, "webhook_fenced", logging.WARNING, task="outcome", delivery_id=due.delivery.id)
         finally:
-            lane.sending.discard(due.delivery.id)
+            if not self._fenced:  # fenced: it stays taken, so no lane here tries it again
+                lane.sending.discard(due.delivery.id)
             lane.ring()
 
     async def _try(self, lane: Lane, due: DueDelivery) -> tuple[DeliveryUpdate | None, Tell | None]:
@@ -276,14 +305,22 @@ class RecordDelivery(WriteOp[None]):
     """An attempt's outcome: a row update, an attempt row and a counter, so it may be applied on the
     event loop with the publishes around it (WriteOp.small)."""
 
-    __slots__ = ("update",)
+    __slots__ = ("bus", "update")
     small: ClassVar[bool] = True
 
-    def __init__(self, update: DeliveryUpdate) -> None:
+    def __init__(self, update: DeliveryUpdate, bus: ClusterBus) -> None:
         self.update = update
+        self.bus = bus
 
     def apply(self, tx: StoreTx) -> None:
+        self.bus.fence(tx)  # a node that lost the lead records nothing (NotLeader)
         tx.update_delivery(self.update)
 
     def __repr__(self) -> str:  # the writer logs a failed op by its repr
         return f"{type(self).__name__}({self.update!r})"
+
+
+def _fenced_dispatch(bus: ClusterBus, tx: StoreTx, at: float) -> Dispatched:
+    """The dispatcher's write, only while this node's leader epoch is the cluster's (NotLeader else)."""
+    bus.fence(tx)
+    return dispatch(tx, at=at)

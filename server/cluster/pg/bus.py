@@ -103,10 +103,20 @@ class PgBus:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._dispatch)
                 await nursery.start(self.listener.run)
-                nursery.start_soon(self.liveness.stamp, self._unreachable)  # swept: as if cut off
+                await nursery.start(self.liveness.stamp, self._unreachable)  # swept: as if cut off
                 task_status.started()
         finally:
             self._running = False
+
+    def unready(self) -> list[str]:
+        failing = []
+        if self.listener.failing or self.liveness.failing:
+            failing.append("database")
+        if not self.listener.listening:
+            failing.append("cluster_bus")
+        if not self.liveness.current():
+            failing.append("node_row")
+        return failing
 
     def _next_seq(self) -> int:
         self._last_seq += 1
@@ -149,7 +159,11 @@ class PgBus:
 
     @asynccontextmanager
     async def _leading(self) -> AsyncIterator[None]:
-        await self.leader.acquire()
+        try:
+            await self.leader.acquire()
+        except BaseException:  # stopped while waiting for the lock: its connection closes too
+            await self.leader.release()
+            raise
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._lose_with, nursery.cancel_scope)

@@ -43,6 +43,8 @@ class Listener:
         self.give_up_after = give_up_after
         self.connects = 0  # how many times it has connected (a reconnect makes it more than 1)
         self.backend_pid: int | None = None  # the listening backend, for operators and tests
+        self.listening = False  # LISTEN is in place and the resync after it ran
+        self.failing = False  # the last attempt to connect or read failed (cleared on reconnect)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen until cancelled; started once LISTEN is in place and the first resync ran."""
@@ -59,11 +61,14 @@ class Listener:
                 if lost_at is not None:
                     log_event(log, "cluster_listener_reconnected", after=round(trio.current_time() - lost_at, 3))
                 lost_at, told = None, False
+                self.failing = False
                 await self._resync()  # anything notified while not listening
+                self.listening = True
                 task_status.started()
                 task_status = trio.TASK_STATUS_IGNORED
                 await self._read(conn)
             except psycopg.Error as exc:
+                self.failing = True
                 now = trio.current_time()
                 if lost_at is None:
                     lost_at = now
@@ -72,6 +77,7 @@ class Listener:
                     told = True
                     self._unreachable()
             finally:
+                self.listening = False
                 await close(conn)
             await trio.sleep(RETRY_AFTER)
 

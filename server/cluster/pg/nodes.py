@@ -40,6 +40,8 @@ class NodeLiveness:
         self.stale_after = stale_after
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
         self._limiter = trio.CapacityLimiter(1)
+        self.stamped_at: float | None = None  # trio time of this node's last stamp (or registration)
+        self.failing = False  # the last stamp could not reach the database
 
     async def _run(self, query: str, params: dict[str, object]) -> list[tuple[object, ...]]:
         if self._conn is None or self._conn.closed:
@@ -52,8 +54,15 @@ class NodeLiveness:
 
         return await trio.to_thread.run_sync(run, limiter=self._limiter)
 
-    async def stamp(self, swept: Callable[[], None]) -> None:
-        """Stamp this node's row until cancelled; `swept()` when the row was found gone."""
+    def current(self) -> bool:
+        """This node's row was stamped lately: well within the time after which the leader sweeps it."""
+        return self.stamped_at is not None and trio.current_time() - self.stamped_at <= self.stale_after / 2
+
+    async def stamp(
+        self, swept: Callable[[], None], *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Stamp this node's row until cancelled (started after the first try); `swept()` when the
+        row was found gone."""
         registered = False
         try:
             while True:
@@ -62,15 +71,21 @@ class NodeLiveness:
                         await self._run(_SCHEMA, {})
                         await self._run(_REGISTER, {"n": self.node_id})
                         registered = True
+                        self.stamped_at, self.failing = trio.current_time(), False
                     else:
                         ((updated,),) = await self._run(_STAMP, {"n": self.node_id})
                         if updated == 0:  # swept while it could not stamp: its sessions are not recorded
                             log_event(log, "cluster_node_was_swept", node_id=self.node_id)
+                            self.stamped_at = None
                             swept()
                             registered = False
                             continue
+                        self.stamped_at, self.failing = trio.current_time(), False
                 except psycopg.Error:
+                    self.failing = True  # readiness and the device acceptor read it
                     await self._drop()  # the listener reports the database lost; stamping resumes with it
+                task_status.started()
+                task_status = trio.TASK_STATUS_IGNORED
                 await trio.sleep(self.beat)
         finally:
             await self._drop()

@@ -105,11 +105,25 @@ class PooledReader:
 
     def execute(self, sql: str, parameters: Any = None, /) -> SqlCursor:
         try:
-            with self.pool.connection() as conn:
-                cur = conn.execute(translate(sql), parameters or ())
-                return Rows(cur.fetchall() if cur.description else [], cur.rowcount)
+            rows = self._once(sql, parameters)
+            if rows is None:  # that connection had died idle in the pool (the database was away): once more
+                rows = self._once(sql, parameters)
         except psycopg.DataError as exc:
             raise _refuse_nul(exc) from None
+        if rows is None:
+            raise psycopg.OperationalError("the database connection was lost")
+        return rows
+
+    def _once(self, sql: str, parameters: Any) -> Rows | None:
+        """The statement's rows; None if the connection turned out closed (the pool replaces it)."""
+        with self.pool.connection() as conn:
+            try:
+                cur = conn.execute(translate(sql), parameters or ())
+            except psycopg.OperationalError:
+                if conn.closed:
+                    return None
+                raise
+            return Rows(cur.fetchall() if cur.description else [], cur.rowcount)
 
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> SqlCursor:
         raise TypeError("the reader pool does not write")

@@ -68,6 +68,7 @@ class PostgresStore(PostgresQueries, DomainQueries, Store, BatchApplier):
         DatabaseUnavailable if the database cannot be reached."""
         self.dsn = dsn  # the cluster bus opens its own listener connection with it
         self.where = describe_database(dsn)
+        self._synchronous_commit = synchronous_commit
         self._local = threading.local()
         raw = _connect(dsn)
         self._w = PgConnection(raw)
@@ -82,6 +83,7 @@ class PostgresStore(PostgresQueries, DomainQueries, Store, BatchApplier):
                 min_size=1,
                 max_size=READERS,
                 kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
+                timeout=CONNECT_TIMEOUT,  # a read waits this long for a connection while the database is away
                 open=True,
                 name="fleetgate-readers",
             )
@@ -120,6 +122,34 @@ class PostgresStore(PostgresQueries, DomainQueries, Store, BatchApplier):
     # ------------------------------------------------------------------ writes
 
     def write_batch(self, ops: Sequence[WriteOp[Any]]) -> list[object]:
+        """As Store.write_batch; when the database cannot be reached, every op's result is
+        DatabaseUnavailable (nothing committed, or, if the connection died at COMMIT, maybe
+        committed: PostgreSQL's usual doubt) and the next batch connects again."""
+        try:
+            self._writer_connected()
+            return self._write_batch(ops)
+        except psycopg.OperationalError as exc:
+            if not self._w.raw.closed:
+                raise  # the connection is fine: not a lost database
+            lost = DatabaseUnavailable(f"lost {self.where}: {_reason(exc)}")
+            return [lost for _ in ops]
+        except DatabaseUnavailable as exc:
+            return [exc for _ in ops]
+
+    def _writer_connected(self) -> None:
+        """The writer's connection, opened again if the last one was lost (DatabaseUnavailable if it cannot be)."""
+        if not self._w.raw.closed:
+            return
+        raw = _connect(self.dsn)
+        try:
+            if not self._synchronous_commit:
+                raw.execute("SET synchronous_commit = off")
+        except psycopg.Error as exc:
+            raw.close()
+            raise DatabaseUnavailable(f"cannot connect to {self.where}: {_reason(exc)}") from None
+        self._w.raw = raw
+
+    def _write_batch(self, ops: Sequence[WriteOp[Any]]) -> list[object]:
         w = self._w
         self._local.in_batch = True
         self._hooks_begin()
@@ -182,6 +212,9 @@ class PostgresStore(PostgresQueries, DomainQueries, Store, BatchApplier):
             ),
         )
         return ids
+
+    def ping(self) -> None:
+        self._r.execute("SELECT 1")
 
     def reset_online(self) -> int:
         return self._w.execute("UPDATE devices SET online = 0 WHERE online = 1").rowcount

@@ -97,7 +97,7 @@ async def test_a_burst_of_shedding_is_one_line(
     await trio.sleep(BURST_QUIET * 2)
     second = shed_lines(caplog)[1]
     assert (second["address_share"], second["first_message_timeout"]) == (0, 1)
-    assert second["totals"] == {"address_share": 5000, "first_message_timeout": 51}
+    assert second["totals"] == {"address_share": 5000, "first_message_timeout": 51, "database_lost": 0}
 
 
 async def test_a_long_burst_is_a_line_every_report_interval(

@@ -11,6 +11,7 @@ import pytest
 import trio
 import trio.testing
 
+from server.cluster import ControlMessage, LocalBus
 from server.config import ServerConfig
 from server.events.broker import EventBroker
 from server.events.log import EventLog
@@ -41,9 +42,14 @@ class Ctx:
     store: AsyncStore
     events: EventBroker = field(default_factory=EventBroker)
     event_log: EventLog = field(init=False)
+    bus: LocalBus = field(default_factory=lambda: LocalBus(_ignore))  # one node: always leads
 
     def __post_init__(self) -> None:
         self.event_log = EventLog(self.store, DirectFeed(self.events))
+
+
+async def _ignore(message: ControlMessage) -> None:
+    await trio.lowlevel.checkpoint()
 
 
 def add_webhooks(store: SQLiteStore, *events: str, url: str = "http://127.0.0.1:9/") -> list[int]:
