@@ -68,6 +68,10 @@ def check_spec(spec: WebhookSpec, allow_private: bool) -> None:
     if "@" in parts.netloc:
         raise Invalid("url must not carry credentials: use auth", "url")
     try:
+        guard.check_name(parts.hostname)
+    except guard.TargetRefused as exc:
+        raise Invalid(f"url: {exc}", "url") from None
+    try:
         guard.check_literal(parts.hostname, allow_private)
     except guard.TargetRefused as exc:
         raise Invalid(f"url: {exc}; the operator may allow it with --webhook-allow-private", "url") from None

@@ -35,6 +35,16 @@ def literal_address(host: str) -> IPAddress | None:
         return None
 
 
+def check_name(host: str) -> None:
+    """A host that is no IP address must be a name DNS can carry (IDNA: no empty label, none over
+    63 characters); the resolver would raise UnicodeError, not OSError, for one that is not."""
+    if literal_address(host) is None:
+        try:
+            host.encode("idna")
+        except UnicodeError:
+            raise TargetRefused(f"{host} is not a valid host name") from None
+
+
 def check_literal(host: str, allow_private: bool) -> None:
     """At creation: a URL naming a private or loopback address outright is refused at once."""
     address = literal_address(host)
@@ -57,6 +67,7 @@ async def pin(url: str, allow_private: bool) -> Pinned:
     if address is not None:
         candidates = [address]
     else:
+        check_name(host)  # webhooks saved before creation checked it are refused here, one delivery at a time
         try:
             infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError as exc:

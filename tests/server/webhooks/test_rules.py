@@ -30,6 +30,8 @@ def spec(**fields: object) -> WebhookSpec:
         ({"url": "http://127.0.0.1:9000/"}, "url", "private, loopback"),
         ({"url": "http://[::1]/"}, "url", "private, loopback"),
         ({"url": "http://10.1.2.3/"}, "url", "private, loopback"),
+        ({"url": "https://a..b.example.net/in"}, "url", "not a valid host name"),  # an empty label
+        ({"url": f"https://{'x' * 64}.example.net/"}, "url", "not a valid host name"),  # a label over 63
         ({"event": ""}, "event", "non-empty"),
         ({"event": "hook-response/x"}, "event", "hook-"),
         ({"json": {"a": "{{#open}}"}}, "json.a", "not a valid template"),
@@ -69,6 +71,13 @@ async def test_pin_refuses_loopback_names_and_rewrites_to_the_checked_address() 
     assert pinned.host_header == "localhost:8000" and pinned.sni_hostname is None
     with pytest.raises(guard.TargetRefused, match="cannot resolve"):
         await guard.pin("http://no-such-host.invalid/", allow_private=True)
+
+
+async def test_pin_refuses_a_name_dns_cannot_carry() -> None:
+    # A webhook saved before creation checked its host: the resolver raised UnicodeError, which
+    # nothing in the webhook service expected; now it is one refused delivery like any other.
+    with pytest.raises(guard.TargetRefused, match="not a valid host name"):
+        await guard.pin("https://a..b.example.net/in", allow_private=False)
 
 
 def test_throttle_engages_when_errors_outnumber_successes_and_recovers() -> None:
