@@ -45,6 +45,8 @@ async def _signature(value: str | UploadFile | None) -> bytes | None:
     if value is None:
         return None
     raw = value.encode() if isinstance(value, str) else await value.read(_SIGNATURE_FILE + 1)
+    if not raw.strip():  # a form's empty field (a browser sends the console's optional one so): none given
+        return None
     try:
         return parse_signature(raw)
     except SigningError as exc:

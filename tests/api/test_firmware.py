@@ -92,6 +92,12 @@ async def test_signatures_as_files_raw_or_hex(api: Api, product: dict[str, Any])
     assert hexed.status_code == 201 and hexed.json()["signature"] == signature.hex()
     unsigned = await upload(api, binary(3), version="3")
     assert unsigned.status_code == 201 and unsigned.json()["signature"] is None
+    # A form's empty optional field, as a browser sends the console's: no signature, not a bad one.
+    blank = await upload(api, binary(4), version="4", signature="")
+    assert blank.status_code == 201 and blank.json()["signature"] is None
+    files = {"binary": ("fw.bin", binary(5), "application/octet-stream"), "signature": ("", b"", "text/plain")}
+    no_file = await api.call("POST", f"/v1/products/{P}/firmware", data={"version": "5", "title": "t"}, files=files)
+    assert no_file.status_code == 201 and no_file.json()["signature"] is None
 
 
 GOOD = binary(1)
