@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from ..context import ServerContext
 from ..firmware.image import MAX_FIRMWARE_SIZE
+from ..login_limits import LoginLimiter, LoginLimits
 from ..ops.operations import Operations
 from . import (
     routes_claims,
@@ -36,7 +37,6 @@ from .deps import ApiState
 from .errors import install_error_handlers
 from .middleware import BodyLimit
 from .openapi import build_openapi
-from .ratelimit import LoginLimiter, LoginLimits
 
 # The largest firmware binary plus its form fields; an import of 10,000 devices or keys is under 2 MiB.
 MAX_BODY = MAX_FIRMWARE_SIZE + 1024 * 1024

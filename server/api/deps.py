@@ -16,6 +16,7 @@ from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
 from ..context import ServerContext
+from ..login_limits import LoginLimits
 from ..logs import now
 from ..ops.auth import ALL_SCOPES, hash_token, looks_like_token
 from ..ops.operations import Operations
@@ -25,7 +26,6 @@ from ..store import Store
 from ..store.records import CustomerRecord, ProductRecord, TokenRecord, UserRecord
 from .errors import insufficient_scope, invalid_token
 from .permissions import SCOPE_OF, WHAT, Perm, role_allows
-from .ratelimit import LoginLimits
 
 _PRODUCT_ID = re.compile(r"^[0-9]{1,10}$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")

@@ -1,4 +1,4 @@
-"""Failed-login limits the nodes of a cluster share (api/ratelimit.py has one node's, in memory):
+"""Failed-login limits the nodes of a cluster share (login_limits.py has one node's, in memory):
 per (username, client IP) and per client IP, counted in PostgreSQL so that three nodes allow what
 one does, not three times the attempts.
 
@@ -24,7 +24,7 @@ from typing import TypeVar
 import psycopg
 import trio
 
-from ...api.ratelimit import LoginLimiter
+from ...login_limits import LoginLimiter
 from ...logs import log_event
 from .connect import close, connect
 

@@ -2,7 +2,8 @@
 
 Sliding windows of failure times. Memory is bounded: past `max_keys` the oldest keys are
 forgotten (only an attack from very many addresses at once can push counters out early).
-One node's own: the nodes of a cluster share theirs in PostgreSQL (cluster/pg/logins.py).
+One node's own: the nodes of a cluster share theirs in PostgreSQL (cluster/pg/logins.py). A leaf
+beside logs.py, since both the API and the cluster use it.
 """
 
 from __future__ import annotations
