@@ -4,6 +4,7 @@ Over 400 lines, knowingly: one state machine, its transitions read top to bottom
 
     conn.receive_data(data)      # bytes from the socket; b"" means the peer closed
     event = conn.next_event()    # a Message, Refused, ConnectionClosed, or NEED_DATA
+    events = conn.next_events()  # every event the buffered bytes hold ([] for NEED_DATA)
     data = conn.send(message)    # bytes to write to the socket
     data = conn.send_batch(msgs) # the same for several messages, sealed into one buffer
 
@@ -216,6 +217,26 @@ class Connection:
             self.state = State.ERROR
             self._error = exc
             raise
+
+    def next_events(self) -> list[Event]:
+        """Every event the buffered bytes hold, in order, as `next_event` would give them one at a
+        time (the reader of a busy link decodes one read's frames in one call). It stops at
+        NEED_DATA (an empty list means just that) or after the event that closes the stream. A
+        protocol error after some events is kept: those events are returned, the next call raises."""
+        if self._error is not None:
+            raise self._error
+        events: list[Event] = []
+        try:
+            while not isinstance(event := self._next_event(), NeedData):
+                events.append(event)
+                if self.state is State.CLOSED:
+                    break
+        except RemoteProtocolError as exc:
+            self.state = State.ERROR
+            self._error = exc
+            if not events:
+                raise
+        return events
 
     def _next_event(self) -> Event | NeedData:
         state = self.state

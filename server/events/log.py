@@ -83,6 +83,7 @@ class _Append(AppendEvent):
 class EventLog:
     def __init__(self, store: AsyncStore, feed: EventFeed) -> None:
         self._submit = store.submit
+        self._try_submit = store.try_submit
         self._feed = feed
 
     def append(self, event: EventRecord, then: Then | None = None) -> Awaitable[None]:
@@ -91,6 +92,12 @@ class EventLog:
         event the store refused (`then` gets the exception) is not published."""
         op = _Append(event, self._feed, then)
         return self._submit(op, op)
+
+    def try_append(self, event: EventRecord, then: Then | None = None) -> bool:
+        """`append` without waiting or yielding to the scheduler: False (nothing queued) if the
+        write queue is full, and the caller awaits `append` instead."""
+        op = _Append(event, self._feed, then)
+        return self._try_submit(op, op)
 
     async def append_and_wait(self, event: EventRecord) -> int:
         """`append`, for a caller that answers once the event is stored: its ID (published by then);

@@ -335,7 +335,11 @@ class DeviceSession(LinkState):
             self.events_accepted += 1
             self.transport.enqueue(PublishAck(seq, AckResult.ACCEPTED))
 
-        await self.ctx.event_log.append(record, acked)  # stored, then published
+        # Stored, then published. Queued without a scheduler round trip while the write queue has
+        # room (a read's publishes go in one run); the reader yields at its next receive.
+        event_log = self.ctx.event_log
+        if not event_log.try_append(record, acked):
+            await event_log.append(record, acked)
 
     async def _finish(self, duration: float) -> None:
         self.set_close_reason(CloseReason.NORMAL)  # unless one was given: and nothing more is queued

@@ -139,21 +139,33 @@ class Transport:
                 return event
             conn.receive_data(await self.stream.receive_some(max_bytes))
 
+    async def next_events(self, max_bytes: int) -> list[Event]:
+        """Every event of what has arrived, decoded in one pass (at least one: reads until then)."""
+        conn = self.conn
+        while not (events := conn.next_events()):
+            conn.receive_data(await self.stream.receive_some(max_bytes))
+        self.frames_in += sum(isinstance(event, Message) for event in events)
+        return events
+
     async def read_loop(self, dispatch: Dispatch, receive_size: int, idle_timeout: float) -> None:
-        """Reader: hands each event to `dispatch` until the link closes. Errors end the session
-        here (a nursery would wrap them in a group)."""
+        """Reader: hands each event to `dispatch`, in order, until the link closes (no event
+        is dispatched once a close reason is set). Errors end the session here (a nursery would
+        wrap them in a group); events decoded before a protocol error are dispatched first."""
         state = self.state
         idle = self.scope  # the session nursery's scope: its deadline is the idle timeout
         assert idle is not None
         try:
             while state.close_reason is None:
-                event = await self.next_event(receive_size)
+                events = await self.next_events(receive_size)
                 # Moved at most once per IDLE_SLACK: each move re-sorts trio's deadline heap, and
                 # a busy device sends thousands of frames a second. The timeout is T to T + slack.
                 heard = trio.current_time() + idle_timeout
                 if heard >= idle.deadline:
                     idle.deadline = heard + IDLE_SLACK
-                await dispatch(event)
+                for event in events:
+                    if state.close_reason is not None:
+                        return
+                    await dispatch(event)
         except (RemoteProtocolError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self.failed(exc)
 

@@ -96,6 +96,17 @@ class AsyncStore:
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise StoreClosed("the store writer has stopped") from None
 
+    def try_submit(self, op: WriteOp[T], on_done: Callable[[T | Exception], None] | None = None) -> bool:
+        """`submit` without waiting or yielding: False if the queue is full (then `submit`). A
+        session queues a whole read's publishes this way with no scheduler round trip each."""
+        try:
+            self._send.send_nowait(_Pending(op, on_done))
+        except trio.WouldBlock:
+            return False
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise StoreClosed("the store writer has stopped") from None
+        return True
+
     async def write(self, op: WriteOp[T]) -> T:
         """Queue a write and wait for its commit: its result; re-raises the op's exception."""
         done = trio.Event()

@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 from server.events.log import AppendEvent
 from server.link.writes import MarkDisconnected
-from server.store import AsyncStore, SQLiteStore, Store, Transaction, WriteOp
+from server.store import AsyncStore, SQLiteStore, Store, StoreClosed, Transaction, WriteOp
 from server.store.records import EventRecord
 from server.store.sqlite import engine as sqlite_module
 from server.store.tx import StoreTx
@@ -166,3 +167,21 @@ def test_with_id_is_replace_with_the_id() -> None:
     event = EventRecord("bb" * 12, "n", b"d", 7, False, 2.5, product_id=3, id=None, to_device="cc" * 12, webhooks=True)
     assert event.with_id(42) == replace(event, id=42)
     assert len(fields(EventRecord)) == 10  # with_id names every field: a new one must be added there
+
+
+async def test_try_submit_queues_without_yielding_until_the_queue_is_full(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("server.store.runner.WRITE_QUEUE", 3)
+    writes = AsyncStore(store)
+    acked: list[object] = []
+    # No writer yet: nothing leaves the queue, and nothing here gives the scheduler a turn.
+    with trio.testing.assert_no_checkpoints():
+        assert [writes.try_submit(append(i), acked.append) for i in range(4)] == [True, True, True, False]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writes.run_writer)
+        await writes.flush()
+        assert len(acked) == 3 and all(isinstance(i, int) for i in acked)  # each acked after its commit
+        await writes.close_writes()
+    with pytest.raises(StoreClosed):
+        writes.try_submit(append(9))
