@@ -1,0 +1,150 @@
+"""The cross-node latencies of the cluster benchmark, measured with full simulated devices
+(`SimDevice`, the real protocol over real sockets) while the fleet's devices are held:
+
+- approve: POST /v1/products/:p/devices on node A -> STATUS OK at a device connected to node B;
+- publish -> stream: an acked PUBLISH by a device on node B -> the event on an SSE stream at node A;
+- takeover: the same device connects to the next node -> its old session closed (REPLACED) and the
+  new one privileged.
+
+With several nodes, A and B are always different nodes; with one node they are the same.
+Times are trio's clock (monotonic) in the orchestrator process.
+"""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import trio
+
+from protocol.codes import AckResult, CloseReason, Status
+
+from ..device import DeviceSettings, SimDevice, connect_device
+from ..identity import DeviceIdentity
+from .stats import latency_summary, percentile
+
+PROBE_LIMIT = 20.0  # seconds any one sample may take before the probe fails
+
+
+class ProbeFailed(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    api: str  # http://127.0.0.1:port
+    port: int  # its device port
+
+
+@dataclass(slots=True)
+class Arrivals:
+    """Event name -> when it arrived on the stream."""
+
+    at: dict[str, float] = field(default_factory=dict)
+    opened: trio.Event = field(default_factory=trio.Event)
+    changed: trio.Event = field(default_factory=trio.Event)
+
+    async def wait_for(self, name: str) -> float:
+        while name not in self.at:
+            await self.changed.wait()
+            self.changed = trio.Event()
+        return self.at[name]
+
+
+async def _read_stream(client: httpx.AsyncClient, url: str, arrivals: Arrivals) -> None:
+    async with client.stream("GET", url, timeout=None) as response:
+        if response.status_code != 200:
+            raise ProbeFailed(f"GET {url}: {response.status_code}")
+        name: str | None = None
+        async for line in response.aiter_lines():
+            if line.startswith(":"):
+                arrivals.opened.set()  # the stream's opening comment
+            elif line.startswith("event: "):
+                name = line[len("event: ") :]
+            elif line == "" and name is not None:
+                arrivals.at.setdefault(name, trio.current_time())
+                arrivals.changed.set()
+                name = None
+
+
+async def _connect(stack: AsyncExitStack, node: Node, identity: DeviceIdentity, key: bytes, product: int) -> SimDevice:
+    stream = await trio.open_tcp_stream("127.0.0.1", node.port)
+    settings = DeviceSettings(product_id=product)
+    device = await stack.enter_async_context(connect_device(stream, identity, key, settings))
+    await device.ping()  # READY was processed: the session is registered
+    return device
+
+
+def _ms(samples: list[float]) -> dict[str, float | None]:
+    """p50, p90, p99 and max in ms (nearest rank), and the count."""
+    p90 = percentile(samples, 90.0)
+    return {**latency_summary(samples), "p90_ms": None if p90 is None else round(p90 * 1000, 3),
+            "count": float(len(samples))}  # fmt: skip
+
+
+async def run_probes(nodes: list[Node], token: str, key: bytes, identities: list[DeviceIdentity],
+                     product: int) -> dict[str, Any]:  # fmt: skip
+    """Each probe once per identity (devices spread over the nodes). Raises ProbeFailed."""
+    n = len(nodes)
+    headers = {"Authorization": f"Bearer {token}"}
+    out: dict[str, Any] = {"samples": len(identities), "cross_node": n > 1}
+    async with httpx.AsyncClient(headers=headers, timeout=PROBE_LIMIT) as client, AsyncExitStack() as stack:
+        homes = [k % n for k in range(len(identities))]
+        devices = [await _connect(stack, nodes[h], i, key, product) for h, i in zip(homes, identities, strict=True)]
+        if any(d.state.status is not Status.QUARANTINED for d in devices):
+            raise ProbeFailed("a probe device was not quarantined before its approval")
+
+        approve: list[float] = []
+        for k, (ident, device) in enumerate(zip(identities, devices, strict=True)):
+            via = nodes[(homes[k] + 1) % n]  # another node's API (the same node when there is one)
+            start = trio.current_time()
+            answer = await client.post(f"{via.api}/v1/products/{product}/devices", json={"id": ident.device_id_hex})
+            if answer.status_code != 200:
+                raise ProbeFailed(f"approve: {answer.status_code} {answer.text[:200]}")
+            with trio.fail_after(PROBE_LIMIT):
+                await device.wait_status(Status.OK)
+            approve.append(trio.current_time() - start)
+        out["approve_ms"] = _ms(approve)
+
+        arrivals = Arrivals()
+        publish: list[float] = []
+        acks: list[float] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_read_stream, client, f"{nodes[0].api}/v1/products/{product}/events", arrivals)
+            with trio.fail_after(PROBE_LIMIT):
+                await arrivals.opened.wait()
+            for k, device in enumerate(devices):
+                if n > 1 and homes[k] == 0:
+                    continue  # a device on the stream's own node: not a cross-node sample
+                name = f"probe/{k}"
+                start = trio.current_time()
+                with trio.fail_after(PROBE_LIMIT):
+                    if await device.publish(name, b"1") is not AckResult.ACCEPTED:
+                        raise ProbeFailed(f"publish {name} was not accepted")
+                    acks.append(trio.current_time() - start)
+                    publish.append(await arrivals.wait_for(name) - start)
+            nursery.cancel_scope.cancel()
+        out["publish_to_stream_ms"] = _ms(publish)
+        out["publish_ack_ms"] = _ms(acks)
+
+        takeover: list[float] = []
+        for k, (ident, old) in enumerate(zip(identities, devices, strict=True)):
+            to = nodes[(homes[k] + 1) % n]
+            start = trio.current_time()
+            new = await _connect(stack, to, ident, key, product)  # (its nursery is the stack's: no scope around it)
+            with trio.fail_after(PROBE_LIMIT):
+                await new.wait_status(Status.OK)
+                await old.closed_event.wait()
+            if old.closed is None or old.closed.reason is not CloseReason.REPLACED:
+                raise ProbeFailed(f"takeover: the old session ended with {old.closed}, not REPLACED")
+            takeover.append(trio.current_time() - start)
+        out["takeover_ms"] = _ms(takeover)
+    return out
+
+
+def probe(nodes: list[Node], token: str, key: bytes, identities: list[DeviceIdentity], product: int) -> dict[str, Any]:
+    """run_probes in a trio.run of its own (the orchestrator is synchronous)."""
+    result: dict[str, Any] = trio.run(run_probes, nodes, token, key, identities, product)
+    return result
