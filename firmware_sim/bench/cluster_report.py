@@ -94,9 +94,10 @@ def render_rows(rows: list[Row]) -> str:
     text = table(lines, columns)
     width = max(len(str(line["figure"])) for line in lines)
     out = []
-    for line in text.splitlines():  # the figure's name reads better from the left
-        first, sep, rest = line[2:].partition(" |")
-        out.append(f"| {first.strip().ljust(width)}{sep}{rest}" if sep and not line.startswith("|-") else line)
+    for printed in text.splitlines():  # the figure's name reads better from the left
+        first, sep, rest = printed[2:].partition(" |")
+        keep = not sep or printed.startswith("|-")
+        out.append(printed if keep else f"| {first.strip().ljust(width)}{sep}{rest}")
     return "\n".join(out)
 
 
