@@ -55,11 +55,15 @@ class ClusterMeter(ProcessMeter):
         self.pids = pids
 
     def cpu(self) -> float:
-        total = self.also() if self.also is not None else 0.0
+        return sum(self.split())
+
+    def split(self) -> tuple[float, float]:
+        """(the nodes' CPU seconds, the backends')."""
+        nodes = 0.0
         for pid in self.pids:
             with contextlib.suppress(OSError):  # a node killed on purpose
-                total += cpu_seconds(pid)
-        return total
+                nodes += cpu_seconds(pid)
+        return nodes, self.also() if self.also is not None else 0.0
 
 
 @dataclass(slots=True)
@@ -68,6 +72,7 @@ class ClusterBench:
 
     config: Configuration
     bench: Bench  # bench.server is node 1: the fleet is registered through it
+    meter: ClusterMeter  # bench.meter
     nodes: list[BenchServer]
     database: str | None
     probes: list[DeviceIdentity]
@@ -164,7 +169,7 @@ def _open(
         meter = ClusterMeter([n.pid for n in nodes], also)
         bench = Bench(nodes[0], pool, meter, pinning, settings, source_addresses(settings.sources), devices)
         bench.settle()
-        yield ClusterBench(config, bench, nodes, database, probe_ids, public)
+        yield ClusterBench(config, bench, meter, nodes, database, probe_ids, public)
     finally:
         if pool is not None:
             pool.shutdown()

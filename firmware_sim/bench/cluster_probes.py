@@ -12,7 +12,6 @@ Times are trio's clock (monotonic) in the orchestrator process.
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +20,7 @@ import trio
 
 from protocol.codes import AckResult, CloseReason, Status
 
-from ..device import DeviceSettings, SimDevice, connect_device
+from ..device import DeviceClosed, DeviceSettings, SimDevice
 from ..identity import DeviceIdentity
 from .stats import latency_summary, percentile
 
@@ -69,12 +68,25 @@ async def _read_stream(client: httpx.AsyncClient, url: str, arrivals: Arrivals) 
                 name = None
 
 
-async def _connect(stack: AsyncExitStack, node: Node, identity: DeviceIdentity, key: bytes, product: int) -> SimDevice:
+async def _connect(nursery: trio.Nursery, node: Node, identity: DeviceIdentity, key: bytes, product: int) -> SimDevice:
+    """A device connected to `node` and running in `nursery` (one nursery for all: no nesting)."""
     stream = await trio.open_tcp_stream("127.0.0.1", node.port)
-    settings = DeviceSettings(product_id=product)
-    device = await stack.enter_async_context(connect_device(stream, identity, key, settings))
-    await device.ping()  # READY was processed: the session is registered
+    device = SimDevice(identity, key, DeviceSettings(product_id=product))
+    with trio.fail_after(PROBE_LIMIT):
+        await device.handshake(stream)
+    nursery.start_soon(_run, device, stream)
+    with trio.fail_after(PROBE_LIMIT):
+        await device.ping()  # READY was processed: the session is registered
     return device
+
+
+async def _run(device: SimDevice, stream: trio.SocketStream) -> None:
+    try:
+        await device.run()
+    except DeviceClosed:
+        pass  # a session replaced by the takeover probe ends so; the probe checks why
+    finally:
+        await trio.aclose_forcefully(stream)
 
 
 def _ms(samples: list[float]) -> dict[str, float | None]:
@@ -90,9 +102,9 @@ async def run_probes(nodes: list[Node], token: str, key: bytes, identities: list
     n = len(nodes)
     headers = {"Authorization": f"Bearer {token}"}
     out: dict[str, Any] = {"samples": len(identities), "cross_node": n > 1}
-    async with httpx.AsyncClient(headers=headers, timeout=PROBE_LIMIT) as client, AsyncExitStack() as stack:
+    async with httpx.AsyncClient(headers=headers, timeout=PROBE_LIMIT) as client, trio.open_nursery() as running:
         homes = [k % n for k in range(len(identities))]
-        devices = [await _connect(stack, nodes[h], i, key, product) for h, i in zip(homes, identities, strict=True)]
+        devices = [await _connect(running, nodes[h], i, key, product) for h, i in zip(homes, identities, strict=True)]
         if any(d.state.status is not Status.QUARANTINED for d in devices):
             raise ProbeFailed("a probe device was not quarantined before its approval")
 
@@ -133,7 +145,7 @@ async def run_probes(nodes: list[Node], token: str, key: bytes, identities: list
         for k, (ident, old) in enumerate(zip(identities, devices, strict=True)):
             to = nodes[(homes[k] + 1) % n]
             start = trio.current_time()
-            new = await _connect(stack, to, ident, key, product)  # (its nursery is the stack's: no scope around it)
+            new = await _connect(running, to, ident, key, product)
             with trio.fail_after(PROBE_LIMIT):
                 await new.wait_status(Status.OK)
                 await old.closed_event.wait()
@@ -141,10 +153,22 @@ async def run_probes(nodes: list[Node], token: str, key: bytes, identities: list
                 raise ProbeFailed(f"takeover: the old session ended with {old.closed}, not REPLACED")
             takeover.append(trio.current_time() - start)
         out["takeover_ms"] = _ms(takeover)
+        running.cancel_scope.cancel()
     return out
 
 
 def probe(nodes: list[Node], token: str, key: bytes, identities: list[DeviceIdentity], product: int) -> dict[str, Any]:
-    """run_probes in a trio.run of its own (the orchestrator is synchronous)."""
-    result: dict[str, Any] = trio.run(run_probes, nodes, token, key, identities, product)
+    """run_probes in a trio.run of its own (the orchestrator is synchronous). Raises ProbeFailed
+    with the first failure inside (not a tree of exception groups)."""
+    try:
+        result: dict[str, Any] = trio.run(run_probes, nodes, token, key, identities, product)
+    except BaseExceptionGroup as group:
+        first = _first_leaf(group)
+        raise ProbeFailed(f"{type(first).__name__}: {first}") from group
     return result
+
+
+def _first_leaf(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error

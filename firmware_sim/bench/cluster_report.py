@@ -53,6 +53,8 @@ FIGURES: list[tuple[str, Callable[[Row], Any]]] = [
     ("... grown to that in s (512 handshakes in flight)", _get("hold", "grow_s")),
     ("... RSS per node, MiB", _rss),
     ("... idle CPU, share of one core (nodes + PostgreSQL backends)", _get("hold", "idle_busy")),
+    ("... of which nodes / backends", lambda r: _two(r, "hold", "idle_busy_nodes", "idle_busy_backends")),
+    ("... devices that failed to come online", _get("hold", "grow_failures")),
     ("STORM: privileged", _get("storm", "privileged")),
     ("... failures", _get("storm", "failures")),
     ("... handshakes/s", _get("storm", "handshakes_per_s")),
