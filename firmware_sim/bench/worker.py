@@ -13,7 +13,7 @@ The parent (pool.py) sends commands over a pipe and waits for each answer:
     count               how many devices are online and privileged, per port (cluster nodes)
     revive {dead, ports, limit, sources}
                         the devices that were on port `dead` (a node killed): each, once its link
-                        ended, connects again to one of `ports`, retrying until `limit` s have passed
+                        ended, connects again to one of `ports`, retrying (0.5-2 s apart) until `limit` s have passed
     close               goodbye and close every device
     exit
 
@@ -23,6 +23,7 @@ timer per worker (devices are pinged in the order they came online, spread as th
 
 from __future__ import annotations
 
+import random
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
@@ -250,7 +251,7 @@ class _Worker:
 
     async def _cmd_revive(self, dead: int, ports: list[int], limit: float, sources: list[str]) -> dict[str, Any]:
         """The devices of a killed node reconnect to the others, as real devices would: each waits
-        until its link has ended, then connects to the next port, again after 0.5 s on failure."""
+        until its link has ended, then connects to the next port, again after 0.5-2 s on failure."""
         lost = [d for d in self.online if self.port_of.get(d.index) == dead]
         self.online = [d for d in self.online if self.port_of.get(d.index) != dead]
         key = self.spec.server_public_key
@@ -286,7 +287,7 @@ class _Worker:
                     error = f"not privileged: {device.welcome}"
                 except Exception as exc:
                     error = f"{type(exc).__name__}: {exc}"
-                await trio.sleep(0.5)
+                await trio.sleep(random.uniform(0.5, 2.0))  # jittered, as a fleet's devices back off
             results.append((noticed, 0.0, error, attempts))
 
         async with trio.open_nursery() as nursery:

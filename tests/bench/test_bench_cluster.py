@@ -23,13 +23,9 @@ def _positive(summary: dict[str, Any]) -> bool:
     return all(summary[k] is not None and summary[k] > 0 for k in ("p50_ms", "p90_ms", "p99_ms"))
 
 
-@pytest.mark.trio
-async def test_the_three_configurations_report_every_figure() -> None:
-    import trio
-
+def test_the_three_configurations_report_every_figure() -> None:
     argv = ["cluster", "--server-database", admin_url(), *TINY]
-    args = build_parser().parse_args(argv)
-    result = await trio.to_thread.run_sync(run, args, argv)
+    result = run(build_parser().parse_args(argv), argv)
 
     rows = result["rows"]
     assert [(r["nodes"], r["store"]) for r in rows] == [(1, "sqlite"), (1, "postgresql"), (3, "postgresql")]
