@@ -25,7 +25,7 @@ from typing import Any
 from .cluster_nodes import CONFIGURATIONS, PROBE_PRODUCT, ClusterBench, open_configuration
 from .cluster_probes import Node, ProbeFailed, probe
 from .harness import LoadSettings, Phase
-from .machine import Pinning
+from .machine import Pinning, loadavg
 from .scenarios import connect_once, publish_step
 from .server import PRODUCT_ID
 from .stats import latency_summary, per_op_us, rounded
@@ -66,7 +66,8 @@ def run_cluster(params: ClusterParams, pinning: Pinning, settings: LoadSettings)
 def measure(cb: ClusterBench, params: ClusterParams, hold: int) -> Row:
     bench = cb.bench
     row: Row = {"configuration": cb.config.label, "name": cb.config.name, "nodes": cb.config.nodes,
-                "store": "postgresql" if cb.config.postgres else "sqlite", "devices": hold}  # fmt: skip
+                "store": "postgresql" if cb.config.postgres else "sqlite", "devices": hold,
+                "loadavg_at_start": loadavg()}  # fmt: skip
     storm = min(params.storm, hold)
     row["storm"] = connect_once(bench, storm, None, None)
     _progress("storm", row["storm"], ("privileged", "failures", "handshakes_per_s", "last_privileged_s",
@@ -180,6 +181,7 @@ def kill_leader(cb: ClusterBench, limit: float) -> Row:
         "new_leader": new_leader[0][0] if new_leader else None,
         "leader_failover_ms": round(new_leader[0][1] * 1000, 1) if new_leader else None,
         "devices_on_killed_node": held,
+        "reconnecting": len(results),
         "back": len(back),
         "failed": len(failures),
         "failure_reasons": sorted(set(failures))[:3],
@@ -199,7 +201,7 @@ def _targets(rows: list[Row]) -> list[str]:
             held = r["hold"]["privileged"]
             out.append(f"{r['configuration']} hold at least {HOLD_TARGET:,} authenticated devices: {held:,} "
                        f"({'met' if held >= HOLD_TARGET else 'MISSED'})")  # fmt: skip
-            p99 = r["latency"]["approve_ms"]["p99_ms"]
+            p99 = (r["latency"].get("approve_ms") or {}).get("p99_ms")
             out.append(f"{r['configuration']} approve -> STATUS across nodes p99 <= {APPROVE_P99_MS:g} ms: {p99} ms "
                        f"({'met' if p99 is not None and p99 <= APPROVE_P99_MS else 'MISSED'})")  # fmt: skip
     return out

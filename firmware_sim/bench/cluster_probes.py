@@ -19,8 +19,9 @@ import httpx
 import trio
 
 from protocol.codes import AckResult, CloseReason, Status
+from protocol.errors import RemoteProtocolError
 
-from ..device import DeviceClosed, DeviceSettings, SimDevice
+from ..device import DeviceClosed, DeviceRefused, DeviceSettings, SimDevice
 from ..identity import DeviceIdentity
 from .stats import latency_summary, percentile
 
@@ -83,8 +84,8 @@ async def _connect(nursery: trio.Nursery, node: Node, identity: DeviceIdentity, 
 async def _run(device: SimDevice, stream: trio.SocketStream) -> None:
     try:
         await device.run()
-    except DeviceClosed:
-        pass  # a session replaced by the takeover probe ends so; the probe checks why
+    except Exception:
+        pass
     finally:
         await trio.aclose_forcefully(stream)
 
@@ -96,28 +97,59 @@ def _ms(samples: list[float]) -> dict[str, float | None]:
             "count": float(len(samples))}  # fmt: skip
 
 
+# What one sample may fail with: counted, with its reason, while the other samples go on.
+SAMPLE_ERRORS = (ProbeFailed, trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError, DeviceClosed,
+                 DeviceRefused, RemoteProtocolError, httpx.HTTPError, OSError)  # fmt: skip
+
+
+@dataclass(slots=True)
+class Failures:
+    by_probe: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, probe: str, exc: BaseException) -> None:
+        self.by_probe.setdefault(probe, []).append(f"{type(exc).__name__}: {exc}"[:200])
+
+    def summary(self) -> dict[str, Any]:
+        return {k: {"count": len(v), "first": v[0]} for k, v in self.by_probe.items()}
+
+
 async def run_probes(nodes: list[Node], token: str, key: bytes, identities: list[DeviceIdentity],
                      product: int) -> dict[str, Any]:  # fmt: skip
-    """Each probe once per identity (devices spread over the nodes). Raises ProbeFailed."""
+    """Each probe once per identity (devices spread over the nodes); failed samples are counted."""
     n = len(nodes)
     headers = {"Authorization": f"Bearer {token}"}
     out: dict[str, Any] = {"samples": len(identities), "cross_node": n > 1}
+    failures = Failures()
     async with httpx.AsyncClient(headers=headers, timeout=PROBE_LIMIT) as client, trio.open_nursery() as running:
         homes = [k % n for k in range(len(identities))]
-        devices = [await _connect(running, nodes[h], i, key, product) for h, i in zip(homes, identities, strict=True)]
-        if any(d.state.status is not Status.QUARANTINED for d in devices):
-            raise ProbeFailed("a probe device was not quarantined before its approval")
+        devices: list[SimDevice | None] = []
+        for home, ident in zip(homes, identities, strict=True):
+            try:
+                device = await _connect(running, nodes[home], ident, key, product)
+                if device.state.status is not Status.QUARANTINED:
+                    raise ProbeFailed(f"a probe device was {device.state.status} before its approval")
+                devices.append(device)
+            except SAMPLE_ERRORS as exc:
+                failures.add("connect", exc)
+                devices.append(None)
 
         approve: list[float] = []
-        for k, (ident, device) in enumerate(zip(identities, devices, strict=True)):
+        for k, (ident, dev) in enumerate(zip(identities, devices, strict=True)):
+            if dev is None:
+                continue
             via = nodes[(homes[k] + 1) % n]  # another node's API (the same node when there is one)
             start = trio.current_time()
-            answer = await client.post(f"{via.api}/v1/products/{product}/devices", json={"id": ident.device_id_hex})
-            if answer.status_code != 200:
-                raise ProbeFailed(f"approve: {answer.status_code} {answer.text[:200]}")
-            with trio.fail_after(PROBE_LIMIT):
-                await device.wait_status(Status.OK)
-            approve.append(trio.current_time() - start)
+            try:
+                url = f"{via.api}/v1/products/{product}/devices"
+                answer = await client.post(url, json={"id": ident.device_id_hex})
+                if answer.status_code != 200:
+                    raise ProbeFailed(f"approve: {answer.status_code} {answer.text[:200]}")
+                with trio.fail_after(PROBE_LIMIT):
+                    await dev.wait_status(Status.OK)
+                approve.append(trio.current_time() - start)
+            except SAMPLE_ERRORS as exc:
+                failures.add("approve", exc)
+                devices[k] = None
         out["approve_ms"] = _ms(approve)
 
         arrivals = Arrivals()
@@ -127,32 +159,41 @@ async def run_probes(nodes: list[Node], token: str, key: bytes, identities: list
             nursery.start_soon(_read_stream, client, f"{nodes[0].api}/v1/products/{product}/events", arrivals)
             with trio.fail_after(PROBE_LIMIT):
                 await arrivals.opened.wait()
-            for k, device in enumerate(devices):
-                if n > 1 and homes[k] == 0:
+            for k, dev in enumerate(devices):
+                if dev is None or (n > 1 and homes[k] == 0):
                     continue  # a device on the stream's own node: not a cross-node sample
                 name = f"probe/{k}"
                 start = trio.current_time()
-                with trio.fail_after(PROBE_LIMIT):
-                    if await device.publish(name, b"1") is not AckResult.ACCEPTED:
-                        raise ProbeFailed(f"publish {name} was not accepted")
-                    acks.append(trio.current_time() - start)
-                    publish.append(await arrivals.wait_for(name) - start)
+                try:
+                    with trio.fail_after(PROBE_LIMIT):
+                        if await dev.publish(name, b"1") is not AckResult.ACCEPTED:
+                            raise ProbeFailed(f"publish {name} was not accepted")
+                        acks.append(trio.current_time() - start)
+                        publish.append(await arrivals.wait_for(name) - start)
+                except SAMPLE_ERRORS as exc:
+                    failures.add("publish", exc)
             nursery.cancel_scope.cancel()
         out["publish_to_stream_ms"] = _ms(publish)
         out["publish_ack_ms"] = _ms(acks)
 
         takeover: list[float] = []
         for k, (ident, old) in enumerate(zip(identities, devices, strict=True)):
+            if old is None or old.closed is not None:
+                continue
             to = nodes[(homes[k] + 1) % n]
             start = trio.current_time()
-            new = await _connect(running, to, ident, key, product)
-            with trio.fail_after(PROBE_LIMIT):
-                await new.wait_status(Status.OK)
-                await old.closed_event.wait()
-            if old.closed is None or old.closed.reason is not CloseReason.REPLACED:
-                raise ProbeFailed(f"takeover: the old session ended with {old.closed}, not REPLACED")
-            takeover.append(trio.current_time() - start)
+            try:
+                new = await _connect(running, to, ident, key, product)
+                with trio.fail_after(PROBE_LIMIT):
+                    await new.wait_status(Status.OK)
+                    await old.closed_event.wait()
+                if old.closed is None or old.closed.reason is not CloseReason.REPLACED:
+                    raise ProbeFailed(f"takeover: the old session ended with {old.closed}, not REPLACED")
+                takeover.append(trio.current_time() - start)
+            except SAMPLE_ERRORS as exc:
+                failures.add("takeover", exc)
         out["takeover_ms"] = _ms(takeover)
+        out["failures"] = failures.summary()
         running.cancel_scope.cancel()
     return out
 
@@ -162,9 +203,9 @@ def probe(nodes: list[Node], token: str, key: bytes, identities: list[DeviceIden
     with the first failure inside (not a tree of exception groups)."""
     try:
         result: dict[str, Any] = trio.run(run_probes, nodes, token, key, identities, product)
-    except BaseExceptionGroup as group:
-        first = _first_leaf(group)
-        raise ProbeFailed(f"{type(first).__name__}: {first}") from group
+    except Exception as exc:  # an exception group, most often: its first leaf says what happened
+        first = _first_leaf(exc)
+        raise ProbeFailed(f"{type(first).__name__}: {first}") from exc
     return result
 
 

@@ -42,12 +42,23 @@ def _rss(row: Row) -> str | None:
     return ", ".join(f"{cell(n['rss_kib'] // 1024)}" for n in nodes) if nodes else None
 
 
+def _probe_failures(row: Row) -> str | None:
+    latency = row.get("latency") or {}
+    if "error" in latency:
+        return f"all: {latency['error'][:60]}"
+    failures = latency.get("failures")
+    if failures is None:
+        return None
+    return ", ".join(f"{k} {v['count']}" for k, v in failures.items()) or "0"
+
+
 def _storm_title(rows: list[Row]) -> str:
     sizes = {r["storm"]["devices"] for r in rows if r.get("storm")}
     return f"connect storm ({', '.join(cell(s) for s in sorted(sizes))} devices)"
 
 
 FIGURES: list[tuple[str, Callable[[Row], Any]]] = [
+    ("load average when the configuration started", _get("loadavg_at_start")),
     ("devices held: authenticated and privileged", _get("hold", "privileged")),
     ("... per node (the load's count)", _per_node),
     ("... grown to that in s (512 handshakes in flight)", _get("hold", "grow_s")),
@@ -70,6 +81,7 @@ FIGURES: list[tuple[str, Callable[[Row], Any]]] = [
     ("approve (API on A) -> STATUS at a device on B, p50 / p90 / p99 ms", _pcts("latency", "approve_ms")),
     ("publish on B -> event on a stream at A, p50 / p90 / p99 ms", _pcts("latency", "publish_to_stream_ms")),
     ("takeover (reconnect to the next node), p50 / p90 / p99 ms", _pcts("latency", "takeover_ms")),
+    ("latency samples that failed", _probe_failures),
     ("kill -9 of the leader -> another node leads, ms", _get("failover", "leader_failover_ms")),
     ("... devices the killed node held", _get("failover", "devices_on_killed_node")),
     ("... privileged again on a survivor", _get("failover", "back")),
