@@ -90,11 +90,11 @@ async def _run(device: SimDevice, stream: trio.SocketStream) -> None:
         await trio.aclose_forcefully(stream)
 
 
-def _ms(samples: list[float]) -> dict[str, float | None]:
-    """p50, p90, p99 and max in ms (nearest rank), and the count."""
+def _ms(samples: list[float]) -> dict[str, Any]:
+    """p50, p90, p99 and max in ms (nearest rank), the count, and each sample in order (ms)."""
     p90 = percentile(samples, 90.0)
     return {**latency_summary(samples), "p90_ms": None if p90 is None else round(p90 * 1000, 3),
-            "count": float(len(samples))}  # fmt: skip
+            "count": len(samples), "samples_ms": [round(x * 1000, 1) for x in samples]}  # fmt: skip
 
 
 # What one sample may fail with: counted, with its reason, while the other samples go on.
