@@ -85,6 +85,9 @@ def add_subcommands(sub: Any) -> None:
     cl.add_argument("--duration", type=float, default=5.0, help="seconds of publishing (default 5)")
     cl.add_argument("--probes", type=int, default=30, help="samples of each cross-node latency (default 30)")
     cl.add_argument("--hold-window", type=float, default=10.0, help="seconds the held fleet is measured idle")
+    cl.add_argument("--kill-hold", default="36k",
+                    help="devices held when the leader is killed (default 36k: the two survivors' share must fit "
+                    "under each process's descriptor limit)")  # fmt: skip
     cl.add_argument("--revive-limit", type=float, default=300.0,
                     help="seconds the killed node's devices have to be privileged again elsewhere")  # fmt: skip
     for p in (c, h, pu, o, pe, cl):
@@ -170,9 +173,12 @@ def _run_cluster(args: argparse.Namespace, pinning: Any, settings: LoadSettings)
         raise ServerFailed(f"--configurations: unknown {unknown or names}; choose from {', '.join(CONFIGURATIONS)}")
     if any(CONFIGURATIONS[n].postgres for n in names) and not args.server_database:
         raise ServerFailed("the pg and pg3 configurations need --server-database URL (a PostgreSQL server)")
-    storm, hold, cluster_hold = (parse_sizes(x)[0] for x in (args.storm, args.hold, args.cluster_hold))
+    storm, hold, cluster_hold, kill_hold = (
+        parse_sizes(x)[0] for x in (args.storm, args.hold, args.cluster_hold, args.kill_hold)
+    )
     params = ClusterParams(names, storm, hold, cluster_hold, args.publishers, args.duration, probes=args.probes,
-                           hold_window=args.hold_window, revive_limit=args.revive_limit)  # fmt: skip
+                           hold_window=args.hold_window, revive_limit=args.revive_limit,
+                           kill_hold=kill_hold)  # fmt: skip
     return run_cluster(params, pinning, settings)
 
 

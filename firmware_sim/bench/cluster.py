@@ -33,6 +33,7 @@ from .subscriber import Subscriber
 
 Row = dict[str, Any]
 GROW_STEP = 5_000  # devices brought online per step while the fleet grows
+RETRY_LIMIT = 120.0  # seconds the devices that failed to come online keep trying
 HOLD_TARGET = 50_000  # devices three nodes must hold (issue 15)
 APPROVE_P99_MS = 100.0
 
@@ -50,6 +51,7 @@ class ClusterParams:
     probes: int = 30
     hold_window: float = 10.0
     revive_limit: float = 300.0
+    kill_hold: int = 36_000  # held when the leader is killed: two survivors take 18,000 each
 
 
 def run_cluster(params: ClusterParams, pinning: Pinning, settings: LoadSettings) -> dict[str, Any]:
@@ -95,7 +97,7 @@ def measure(cb: ClusterBench, params: ClusterParams, hold: int) -> Row:
     _progress("latency", row["latency"], ("approve_ms", "publish_to_stream_ms", "takeover_ms"))
 
     if cb.config.nodes > 1:
-        row["failover"] = kill_leader(cb, params.revive_limit)
+        row["failover"] = kill_leader(cb, params.revive_limit, params.kill_hold)
         _progress("failover", row["failover"], ("leader_failover_ms", "devices_on_killed_node", "back",
                                                 "all_back_s"))  # fmt: skip
     errors = [s.log_tail_errors() for s in cb.nodes]
@@ -113,6 +115,8 @@ def hold_fleet(cb: ClusterBench, hold: int, window: float) -> Row:
     results: list[tuple[float, float, str]] = []
     for step in range(bench.online + GROW_STEP, hold + GROW_STEP, GROW_STEP):  # each step within the
         results += bench.grow(min(step, hold))  # devices' 60 s limit, which runs while they queue
+    ports = [s.device_port for s in cb.nodes]
+    retried = bench.pool.retry(ports, RETRY_LIMIT, bench.sources)  # the ones that failed, again, as devices do
     grow_s = time.monotonic() - start
     bench.settle()
     per_port = bench.pool.count()
@@ -122,13 +126,16 @@ def hold_fleet(cb: ClusterBench, hold: int, window: float) -> Row:
     phase.stop()
     phase.done()
     nodes1, backends1 = cb.meter.split()
-    ports = {s.device_port: f"n{i + 1}" for i, s in enumerate(cb.nodes)}
+    names = {s.device_port: f"n{i + 1}" for i, s in enumerate(cb.nodes)}
     return {
         "requested": hold,
         "privileged": sum(per_port.values()),
-        "per_node": {ports.get(p, str(p)): n for p, n in sorted(per_port.items())},
+        "per_node": {names.get(p, str(p)): n for p, n in sorted(per_port.items())},
         "store_sessions_per_node": cb.sessions_per_node(),
         "grow_failures": sum(1 for r in results if r[2]),
+        "retried": len(retried),
+        "retried_back": sum(1 for r in retried if r[1] and not r[2]),
+        "retry_failures": sorted({r[2] for r in retried if not r[1]})[:3],
         "grow_s": round(grow_s, 1),
         "load_workers": bench.pool.workers,
         "source_addresses": len(bench.sources),
@@ -142,9 +149,15 @@ def hold_fleet(cb: ClusterBench, hold: int, window: float) -> Row:
     }
 
 
-def kill_leader(cb: ClusterBench, limit: float) -> Row:
+def kill_leader(cb: ClusterBench, limit: float, keep: int) -> Row:
     """kill -9 of the leader; how long until another node leads, and until each device it held is
-    privileged again on a survivor."""
+    privileged again on a survivor. First the fleet is cut to `keep` devices: what the survivors can
+    hold between them (each node is one process, under its descriptor limit)."""
+    trimmed = 0
+    if cb.bench.online > keep:
+        trimmed = cb.bench.pool.trim(keep)
+        cb.bench.online = keep
+        cb.bench.settle()
     deadline = time.monotonic() + 10
     leader = cb.leader()
     while leader is None and time.monotonic() < deadline:
@@ -154,7 +167,8 @@ def kill_leader(cb: ClusterBench, limit: float) -> Row:
         return {"error": "no leader within 10 s"}
     victim = next(s for i, s in enumerate(cb.nodes) if f"n{i + 1}" == leader)
     survivors = [s.device_port for s in cb.nodes if s is not victim]
-    held = cb.bench.pool.count().get(victim.device_port, 0)
+    counts = cb.bench.pool.count()
+    held, held_total = counts.get(victim.device_port, 0), sum(counts.values())
     new_leader: list[tuple[str, float]] = []
 
     def watch(killed_at: float) -> None:
@@ -177,6 +191,8 @@ def kill_leader(cb: ClusterBench, limit: float) -> Row:
     failures = [e for _, w, e, _ in results if not w]
     time.sleep(1.0)
     return {
+        "held_at_kill": held_total,
+        "trimmed_before": trimmed,
         "killed": leader,
         "new_leader": new_leader[0][0] if new_leader else None,
         "leader_failover_ms": round(new_leader[0][1] * 1000, 1) if new_leader else None,

@@ -65,7 +65,7 @@ FIGURES: list[tuple[str, Callable[[Row], Any]]] = [
     ("... RSS per node, MiB", _rss),
     ("... idle CPU, share of one core (nodes + PostgreSQL backends)", _get("hold", "idle_busy")),
     ("... of which nodes / backends", lambda r: _two(r, "hold", "idle_busy_nodes", "idle_busy_backends")),
-    ("... devices that failed to come online", _get("hold", "grow_failures")),
+    ("... devices that failed to come online at first / again after retrying", lambda r: _retry(r)),
     ("STORM: privileged", _get("storm", "privileged")),
     ("... failures", _get("storm", "failures")),
     ("... handshakes/s", _get("storm", "handshakes_per_s")),
@@ -83,11 +83,19 @@ FIGURES: list[tuple[str, Callable[[Row], Any]]] = [
     ("takeover (reconnect to the next node), p50 / p90 / p99 ms", _pcts("latency", "takeover_ms")),
     ("latency samples that failed", _probe_failures),
     ("kill -9 of the leader -> another node leads, ms", _get("failover", "leader_failover_ms")),
+    ("... devices held then (the fleet cut to what two survivors can hold)", _get("failover", "held_at_kill")),
     ("... devices the killed node held", _get("failover", "devices_on_killed_node")),
     ("... privileged again on a survivor", _get("failover", "back")),
     ("... all of them back after s", _get("failover", "all_back_s")),
     ("... half of them back after ms", _get("failover", "back_p50_ms")),
 ]
+
+
+def _retry(row: Row) -> str | None:
+    hold = row.get("hold")
+    if not hold:
+        return None
+    return f"{cell(hold['grow_failures'])} / {cell(hold['retried'] - hold['retried_back'])}"
 
 
 def _two(row: Row, part: str, a: str, b: str) -> str | None:

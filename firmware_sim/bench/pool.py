@@ -178,5 +178,14 @@ class WorkerPool(ProcessPool):
         answers = self.broadcast("revive", dead=dead, ports=ports, limit=limit, sources=sources)
         return [tuple(r) for a in answers for r in a["results"]]
 
+    def retry(self, ports: list[int], limit: float, sources: list[str]) -> list[tuple[float, float, str, int]]:
+        """The devices whose connect failed try again on `ports`; per device as revive's."""
+        answers = self.broadcast("retry", ports=ports, limit=limit, sources=sources)
+        return [tuple(r) for a in answers for r in a["results"]]
+
+    def trim(self, n: int) -> int:
+        """Keep the first n online devices (spread over the workers as the fleet is); close the rest."""
+        return sum(int(a["closed"]) for a in self.call("trim", [dict(keep=k) for k in self.share(n)]))
+
     def close_all(self) -> int:
         return sum(int(a["closed"]) for a in self.broadcast("close"))

@@ -15,8 +15,9 @@ from tests.cluster_pg import admin_url
 
 pytestmark = pytest.mark.postgres
 
-TINY = ["--storm", "12", "--hold", "15", "--cluster-hold", "24", "--publishers", "6", "--duration", "1", "--probes",
-        "3", "--hold-window", "0.5", "--workers", "2", "--no-pin", "--server-log-level", "warning"]  # fmt: skip
+TINY = ["--storm", "12", "--hold", "15", "--cluster-hold", "24", "--kill-hold", "18", "--publishers", "6",
+        "--duration", "1", "--probes", "3", "--hold-window", "0.5", "--workers", "2", "--no-pin",
+        "--server-log-level", "warning"]  # fmt: skip
 
 
 def _positive(summary: dict[str, Any]) -> bool:
@@ -31,7 +32,7 @@ def test_the_three_configurations_report_every_figure() -> None:
     assert [(r["nodes"], r["store"]) for r in rows] == [(1, "sqlite"), (1, "postgresql"), (3, "postgresql")]
     for r in rows:
         held = 24 if r["nodes"] == 3 else 15
-        assert r["hold"]["privileged"] == held and r["hold"]["grow_failures"] == 0
+        assert r["hold"]["privileged"] == held and r["hold"]["grow_failures"] == r["hold"]["retried"] == 0
         assert sum(r["hold"]["per_node"].values()) == held and len(r["hold"]["per_node"]) == r["nodes"]
         assert r["storm"]["privileged"] == 12 and r["storm"]["failures"] == 0
         assert r["storm"]["server_cpu_per_conn_us"] > 0 and r["storm"]["handshakes_per_s"] > 0
@@ -45,7 +46,8 @@ def test_the_three_configurations_report_every_figure() -> None:
     assert cluster["hold"]["store_sessions_per_node"] == {"n1": 8, "n2": 8, "n3": 8}
     failover = cluster["failover"]
     assert failover["leader_failover_ms"] > 0 and failover["new_leader"] not in (None, failover["killed"])
-    assert failover["devices_on_killed_node"] == failover["reconnecting"] == failover["back"] == 8
+    assert failover["trimmed_before"] == 6 and failover["held_at_kill"] == 18  # cut to what two survivors hold
+    assert failover["devices_on_killed_node"] == failover["reconnecting"] == failover["back"] == 6
     assert failover["failed"] == 0
     assert failover["all_back_s"] > 0
     assert "failover" not in rows[0] and "failover" not in rows[1]
