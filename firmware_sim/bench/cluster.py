@@ -33,6 +33,7 @@ from .subscriber import Subscriber
 
 Row = dict[str, Any]
 GROW_STEP = 5_000  # devices brought online per step while the fleet grows
+CONFIRM_LIMIT = 300.0  # seconds the store has to confirm the held sessions
 RETRY_LIMIT = 120.0  # seconds the devices that failed to come online keep trying
 HOLD_TARGET = 50_000  # devices three nodes must hold (issue 15)
 APPROVE_P99_MS = 100.0
@@ -118,8 +119,9 @@ def hold_fleet(cb: ClusterBench, hold: int, window: float) -> Row:
     ports = [s.device_port for s in cb.nodes]
     retried = bench.pool.retry(ports, RETRY_LIMIT, bench.sources)  # the ones that failed, again, as devices do
     grow_s = time.monotonic() - start
-    bench.settle()
     per_port = bench.pool.count()
+    confirmed_s, confirmed = _store_confirms(cb, sum(per_port.values()))
+    bench.settle()
     nodes0, backends0 = cb.meter.split()
     phase = Phase(bench, f"hold-{hold}").start()
     time.sleep(window)
@@ -132,6 +134,8 @@ def hold_fleet(cb: ClusterBench, hold: int, window: float) -> Row:
         "privileged": sum(per_port.values()),
         "per_node": {names.get(p, str(p)): n for p, n in sorted(per_port.items())},
         "store_sessions_per_node": cb.sessions_per_node(),
+        "store_confirmed": confirmed,  # live sessions in the store once it caught up (or at the limit)
+        "store_confirmed_after_s": confirmed_s,  # after the last device was privileged; None: not in the limit
         "grow_failures": sum(1 for r in results if r[2]),
         "retried": len(retried),
         "retried_back": sum(1 for r in retried if r[1] and not r[2]),
@@ -147,6 +151,22 @@ def hold_fleet(cb: ClusterBench, hold: int, window: float) -> Row:
         "idle_cpu_per_conn_per_min_us": rounded(per_op_us(phase.server_cpu / (phase.wall / 60), hold), 1),
         "window_s": round(phase.wall, 1),
     }
+
+
+def _store_confirms(cb: ClusterBench, privileged: int) -> tuple[float | None, int | None]:
+    """A device is privileged at WELCOME; its session is confirmed in the store when READY's write
+    commits. On PostgreSQL, wait (at most CONFIRM_LIMIT s) until the store holds every session the
+    load holds: (seconds it took or None, live sessions then)."""
+    if cb.database is None:
+        return None, None
+    start = time.monotonic()
+    while True:
+        stored = sum(cb.sessions_per_node().values())
+        if stored >= privileged:
+            return round(time.monotonic() - start, 1), stored
+        if time.monotonic() - start > CONFIRM_LIMIT:
+            return None, stored
+        time.sleep(1.0)
 
 
 def kill_leader(cb: ClusterBench, limit: float, keep: int) -> Row:

@@ -61,6 +61,7 @@ FIGURES: list[tuple[str, Callable[[Row], Any]]] = [
     ("load average when the configuration started", _get("loadavg_at_start")),
     ("devices held: authenticated and privileged", _get("hold", "privileged")),
     ("... per node (the load's count)", _per_node),
+    ("... live sessions in the store (PostgreSQL), s after the last WELCOME", lambda r: _confirmed(r)),
     ("... grown to that in s (512 handshakes in flight)", _get("hold", "grow_s")),
     ("... RSS per node, MiB", _rss),
     ("... idle CPU, share of one core (nodes + PostgreSQL backends)", _get("hold", "idle_busy")),
@@ -89,6 +90,14 @@ FIGURES: list[tuple[str, Callable[[Row], Any]]] = [
     ("... all of them back after s", _get("failover", "all_back_s")),
     ("... half of them back after ms", _get("failover", "back_p50_ms")),
 ]
+
+
+def _confirmed(row: Row) -> str | None:
+    hold = row.get("hold") or {}
+    if hold.get("store_confirmed") is None:
+        return None
+    after = hold.get("store_confirmed_after_s")
+    return f"{cell(hold['store_confirmed'])}, " + (f"{cell(after)} s" if after is not None else "not all in 300 s")
 
 
 def _retry(row: Row) -> str | None:
