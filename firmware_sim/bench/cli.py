@@ -5,6 +5,7 @@
     python -m firmware_sim.bench publish --publishers 1,10,100,1000 --duration 10
     python -m firmware_sim.bench ota --devices 1,10,50 --size-mb 4
     python -m firmware_sim.bench peers --clients 1000 --messages 100
+    python -m firmware_sim.bench cluster --server-database postgresql:///fleetgate_bench
 
 Never part of the test run: each run starts its own `fleetgate serve` (and peers' brokers) on
 loopback, in a temporary directory, and removes it afterwards.
@@ -25,7 +26,7 @@ from .machine import kernel_limits, machine_facts, plan_pinning
 from .server import PRODUCT_ID, ServerFailed
 from .stats import parse_sizes
 
-SCENARIOS = ("connect", "hold", "publish", "ota", "peers")
+SCENARIOS = ("connect", "hold", "publish", "ota", "peers", "cluster")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -74,7 +75,22 @@ def add_subcommands(sub: Any) -> None:
     pe.add_argument("--payload", type=int, default=64, help="message bytes (default 64)")
     pe.add_argument("--window", type=int, default=16, help="unacknowledged messages per client (default 16)")
     pe.add_argument("--peers", default="fleetgate,mosquitto,amqtt", help="which servers (default all three)")
-    for p in (c, h, pu, o, pe):
+    cl = sub.add_parser("cluster", help="1 x SQLite, 1 x PostgreSQL, 3 x PostgreSQL: held, storm, publish, latencies")
+    cl.add_argument("--configurations", default="sqlite,pg,pg3",
+                    help="which of sqlite, pg (one node), pg3 (three nodes), in order (default all three)")  # fmt: skip
+    cl.add_argument("--storm", default="5k", help="devices in the connect storm (default 5k)")
+    cl.add_argument("--hold", default="15k", help="devices one node holds (default 15k: one process's fds allow ~19k)")
+    cl.add_argument("--cluster-hold", default="50k", help="devices three nodes hold (default 50k)")
+    cl.add_argument("--publishers", type=int, default=100, help="publishing devices, spread over the nodes (100)")
+    cl.add_argument("--duration", type=float, default=5.0, help="seconds of publishing (default 5)")
+    cl.add_argument("--probes", type=int, default=30, help="samples of each cross-node latency (default 30)")
+    cl.add_argument("--hold-window", type=float, default=10.0, help="seconds the held fleet is measured idle")
+    cl.add_argument("--kill-hold", default="36k",
+                    help="devices held when the leader is killed (default 36k: the two survivors' share must fit "
+                    "under each process's descriptor limit)")  # fmt: skip
+    cl.add_argument("--revive-limit", type=float, default=300.0,
+                    help="seconds the killed node's devices have to be privileged again elsewhere")  # fmt: skip
+    for p in (c, h, pu, o, pe, cl):
         _common(p)
 
 
@@ -108,6 +124,9 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
         "pinning": pinning.as_json(),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "run"},
     }
+    if scenario == "cluster":
+        result.update(_run_cluster(args, pinning, settings))
+        return result
     if scenario == "peers":
         from .peers import run_peers
 
@@ -144,10 +163,37 @@ def _run_fleetgate(scenario: str, args: argparse.Namespace, pinning: Any, settin
         return {"server": bench.server_info(), "rows": rows, "notes": bench.notes}
 
 
+def _run_cluster(args: argparse.Namespace, pinning: Any, settings: LoadSettings) -> dict[str, Any]:
+    from .cluster import ClusterParams, run_cluster
+    from .cluster_nodes import CONFIGURATIONS
+
+    names = tuple(n.strip() for n in args.configurations.split(",") if n.strip())
+    unknown = [n for n in names if n not in CONFIGURATIONS]
+    if unknown or not names:
+        raise ServerFailed(f"--configurations: unknown {unknown or names}; choose from {', '.join(CONFIGURATIONS)}")
+    if any(CONFIGURATIONS[n].postgres for n in names) and not args.server_database:
+        raise ServerFailed("the pg and pg3 configurations need --server-database URL (a PostgreSQL server)")
+    storm, hold, cluster_hold, kill_hold = (
+        parse_sizes(x)[0] for x in (args.storm, args.hold, args.cluster_hold, args.kill_hold)
+    )
+    params = ClusterParams(names, storm, hold, cluster_hold, args.publishers, args.duration, probes=args.probes,
+                           hold_window=args.hold_window, revive_limit=args.revive_limit,
+                           kill_hold=kill_hold)  # fmt: skip
+    return run_cluster(params, pinning, settings)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     return cmd_bench(args, argv)
+
+
+def _render(result: dict[str, Any]) -> str:
+    if result["scenario"] == "cluster":
+        from .cluster_report import render
+
+        return render(result)
+    return report.render(result)
 
 
 def cmd_bench(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
@@ -166,11 +212,15 @@ def cmd_bench(args: argparse.Namespace, argv: Sequence[str] | None = None) -> in
         traceback.print_exc()
         print(f"fleetsim bench: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
-    print(report.render(result))
+    text = _render(result)
+    print(text)
     if args.json:
         report.write_json(args.json, result)
         print(f"\nwrote {args.json}")
-    if args.plot and result.get("rows"):
+        if result["scenario"] == "cluster":  # its table beside the JSON, for the docs
+            args.json.with_suffix(".txt").write_text(text + "\n")
+            print(f"wrote {args.json.with_suffix('.txt')}")
+    if args.plot and result.get("rows") and result["scenario"] != "cluster":
         from .plot import write_plot
 
         write_plot(args.plot, result)

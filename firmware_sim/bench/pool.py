@@ -112,11 +112,13 @@ class WorkerPool(ProcessPool):
         port: int,
         server_public_key: bytes,
         cores: frozenset[int] | None,
+        ports: tuple[int, ...] = (),
     ) -> None:
+        """`ports`: several nodes' device ports, the fleet spread over them in turn (else `port`)."""
         self.workers = max(1, min(workers, len(identities) or 1))
         specs = [
             WorkerSpec(w, host, port, server_public_key,
-                       [(d.device_id, d.key.private) for d in identities[w :: self.workers]], cores)
+                       [(d.device_id, d.key.private) for d in identities[w :: self.workers]], cores, ports)
             for w in range(self.workers)
         ]  # fmt: skip
         super().__init__(worker_main, specs)
@@ -159,6 +161,31 @@ class WorkerPool(ProcessPool):
             )  # fmt: skip
         answers = self.call("connect", per_worker)
         return [tuple(r) for a in answers for r in a["results"]]
+
+    def count(self) -> dict[int, int]:
+        """Online privileged devices per port."""
+        total: dict[int, int] = {}
+        for answer in self.broadcast("count"):
+            for port, n in answer["per_port"].items():
+                total[int(port)] = total.get(int(port), 0) + int(n)
+        return total
+
+    def revive(
+        self, dead: int, ports: list[int], limit: float, sources: list[str]
+    ) -> list[tuple[float, float, str, int]]:
+        """The devices that were on port `dead` reconnect to `ports`; per device (link ended, welcomed
+        again or 0, error, attempts)."""
+        answers = self.broadcast("revive", dead=dead, ports=ports, limit=limit, sources=sources)
+        return [tuple(r) for a in answers for r in a["results"]]
+
+    def retry(self, ports: list[int], limit: float, sources: list[str]) -> list[tuple[float, float, str, int]]:
+        """The devices whose connect failed try again on `ports`; per device as revive's."""
+        answers = self.broadcast("retry", ports=ports, limit=limit, sources=sources)
+        return [tuple(r) for a in answers for r in a["results"]]
+
+    def trim(self, n: int) -> int:
+        """Keep the first n online devices (spread over the workers as the fleet is); close the rest."""
+        return sum(int(a["closed"]) for a in self.call("trim", [dict(keep=k) for k in self.share(n)]))
 
     def close_all(self) -> int:
         return sum(int(a["closed"]) for a in self.broadcast("close"))

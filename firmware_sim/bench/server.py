@@ -59,6 +59,7 @@ class BenchServer:
     max_handshakes: int | None = None  # None: the server's default
     database: str | None = None  # a PostgreSQL URL; None: SQLite in the data directory
     cores: frozenset[int] | None = None
+    extra: list[str] = field(default_factory=list)  # more `fleetgate serve` flags (a cluster node's)
     device_port: int = 0
     api_port: int = 0
     command: list[str] = field(default_factory=list)
@@ -82,14 +83,17 @@ class BenchServer:
 
     def start(self) -> None:
         self.device_port, self.api_port = free_ports(2)
-        self.command = serve_command(
-            self.data_dir,
-            self.device_port,
-            self.api_port,
-            self.log_level,
-            self.publish_rate,
-            self.max_handshakes,
-            self.database,
+        self.command = (
+            serve_command(
+                self.data_dir,
+                self.device_port,
+                self.api_port,
+                self.log_level,
+                self.publish_rate,
+                self.max_handshakes,
+                self.database,
+            )
+            + self.extra
         )
         self._log = self.log_path.open("ab")
         cores = self.cores
@@ -109,8 +113,11 @@ class BenchServer:
             self.stop()
             said = " | ".join(self._log_tail()) or " ".join(self._banner) or "no output"
             raise ServerFailed(f"the server did not start: {said}")
-        self.public_key = parse_public_key((self.data_dir / "server.pub").read_text().strip())
-        self.token = (self.data_dir / "admin.token").read_text().strip()
+        if not self.public_key:  # a cluster node given --server-key writes no server.pub: it was set
+            self.public_key = parse_public_key((self.data_dir / "server.pub").read_text().strip())
+        token_file = self.data_dir / "admin.token"
+        if token_file.exists() or not self.token:  # only the node that made the admin has the file
+            self.token = token_file.read_text().strip()
         self._client = httpx.Client(
             base_url=f"http://127.0.0.1:{self.api_port}", headers={"Authorization": f"Bearer {self.token}"},
             timeout=httpx.Timeout(120.0),
@@ -166,8 +173,9 @@ class BenchServer:
             raise ServerFailed(f"{method} {path}: {response.status_code} {response.text[:300]}")
         return response.json()
 
-    def register(self, identities: list[DeviceIdentity], product_id: int = PRODUCT_ID) -> None:
-        """Register the device keys and pre-add every device to the product (full privileges)."""
+    def register(self, identities: list[DeviceIdentity], product_id: int = PRODUCT_ID, preadd: bool = True) -> None:
+        """Register the device keys and pre-add every device to the product (full privileges);
+        without `preadd`, the devices stay quarantined until approved."""
         with contextlib.suppress(ServerFailed):  # already there on a second call
             self._call("POST", "/v1/products", json={"name": f"Bench {product_id}", "id": product_id})
         for i in range(0, len(identities), API_BATCH):
@@ -176,6 +184,8 @@ class BenchServer:
             answer = self._call("POST", "/v1/provisioning", json={"devices": rows})
             if answer.get("errors"):
                 raise ServerFailed(f"provisioning: {answer['errors'][:3]}")
+            if not preadd:
+                continue
             ids = "".join(f"{d.device_id_hex}\n" for d in batch)
             files = {"file": ("ids.txt", ids.encode(), "text/plain")}
             answer = self._call("POST", f"/v1/products/{product_id}/devices", files=files)

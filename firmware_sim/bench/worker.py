@@ -10,6 +10,12 @@ The parent (pool.py) sends commands over a pipe and waits for each answer:
                         the first `count` online devices publish acked events as fast as the
                         window allows; answers with counts and ack latencies
     ota_reset / ota_wait {expect, timeout}   forget / wait for `expect` completed transfers
+    count               how many devices are online and privileged, per port (cluster nodes)
+    trim {keep}         goodbye on every online device beyond the first `keep`
+    retry {ports, limit, sources}   the devices whose connect failed try again (as revive)
+    revive {dead, ports, limit, sources}
+                        the devices that were on port `dead` (a node killed): each, once its link
+                        ended, connects again to one of `ports`, retrying (0.5-2 s apart) until `limit` s have passed
     close               goodbye and close every device
     exit
 
@@ -19,6 +25,7 @@ timer per worker (devices are pinged in the order they came online, spread as th
 
 from __future__ import annotations
 
+import random
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
@@ -32,6 +39,8 @@ from protocol.noise import KeyPair
 from .lean import DeviceStats, LeanDevice, publish_frames
 from .machine import pin
 
+ATTEMPT_LIMIT = 30.0  # seconds one reconnect attempt may take (TCP connect + handshake) before the next
+
 
 @dataclass(frozen=True, slots=True)
 class WorkerSpec:
@@ -41,6 +50,7 @@ class WorkerSpec:
     server_public_key: bytes
     identities: list[tuple[bytes, bytes]]  # (device_id, private key)
     cores: frozenset[int] | None = None
+    ports: tuple[int, ...] = ()  # several nodes: device i of this worker connects to ports[(i + index) % len]
 
 
 def worker_main(spec: WorkerSpec, pipe: Pipe) -> None:
@@ -64,6 +74,13 @@ class _Worker:
         self.beat = trio.Event()
         self.stats = DeviceStats()
         self.nursery: trio.Nursery | None = None
+        self.port_of: dict[int, int] = {}  # device index -> the port it connected to
+        self._product_id: int | None = None  # the product the devices say they run (from prepare)
+        self.failed: list[LeanDevice] = []  # devices whose connect failed (for `retry`)
+
+    def _port(self, device: LeanDevice) -> int:
+        ports = self.spec.ports
+        return ports[(device.index + self.spec.index) % len(ports)] if ports else self.spec.port
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -87,6 +104,7 @@ class _Worker:
     ) -> dict[str, Any]:
         t0 = time.process_time()
         key = self.spec.server_public_key
+        self._product_id = product_id
         for i, device in enumerate(self.devices[start:stop]):
             device.prepare(key, product_id, firmware_version)
             if i % 200 == 199:
@@ -119,14 +137,15 @@ class _Worker:
     ) -> None:  # fmt: skip
         started = time.monotonic()
         error = ""
+        port = self.port_of[device.index] = self._port(device)
         try:
             with trio.fail_after(limit):
                 if limiter is not None:
                     async with limiter:
                         started = time.monotonic()
-                        await device.handshake(self.spec.host, self.spec.port, source)
+                        await device.handshake(self.spec.host, port, source)
                 else:
-                    await device.handshake(self.spec.host, self.spec.port, source)
+                    await device.handshake(self.spec.host, port, source)
             if not device.privileged:
                 error = f"not privileged: {device.welcome}"
         except trio.TooSlowError:
@@ -140,6 +159,8 @@ class _Worker:
         remaining[0] -= 1
         if remaining[0] == 0:
             done.set()
+        if error:
+            self.failed.append(device)
         if device.welcome is None:
             if device.stream is not None:
                 await trio.aclose_forcefully(device.stream)
@@ -226,6 +247,84 @@ class _Worker:
             while len(self.stats.transfers) < expect:  # noqa: ASYNC110
                 await trio.sleep(0.01)
         return {"transfers": [asdict(t) for t in self.stats.transfers]}
+
+    async def _cmd_count(self) -> dict[str, Any]:
+        per_port: dict[int, int] = {}
+        for device in self.online:
+            if device.closed is None and device.privileged:
+                port = self.port_of.get(device.index, self.spec.port)
+                per_port[port] = per_port.get(port, 0) + 1
+        return {"privileged": sum(per_port.values()), "per_port": per_port}
+
+    async def _cmd_revive(self, dead: int, ports: list[int], limit: float, sources: list[str]) -> dict[str, Any]:
+        """The devices of a killed node reconnect to the others, as real devices would: each waits
+        until its link has ended, then connects to the next port, again after 0.5-2 s on failure."""
+        lost = [d for d in self.online if self.port_of.get(d.index) == dead]
+        self.online = [d for d in self.online if self.port_of.get(d.index) != dead]
+        return await self._reconnect_all(lost, ports, limit, sources, wait_closed=True)
+
+    async def _cmd_retry(self, ports: list[int], limit: float, sources: list[str]) -> dict[str, Any]:
+        """The devices that failed to come online try again, as real devices would."""
+        failed, self.failed = self.failed, []
+        return await self._reconnect_all(failed, ports, limit, sources, wait_closed=False)
+
+    async def _cmd_trim(self, keep: int) -> dict[str, Any]:
+        """Say goodbye on every online device beyond the first `keep`."""
+        extra, self.online = self.online[keep:], self.online[:keep]
+        async with trio.open_nursery() as nursery:
+            for device in extra:
+                nursery.start_soon(device.goodbye)
+        return {"closed": len(extra)}
+
+    async def _reconnect_all(
+        self, devices: list[LeanDevice], ports: list[int], limit: float, sources: list[str], wait_closed: bool
+    ) -> dict[str, Any]:
+        results: list[tuple[float, float, str, int]] = []
+        deadline = time.monotonic() + limit
+        async with trio.open_nursery() as nursery:
+            for turn, device in enumerate(devices):
+                nursery.start_soon(self._reconnect, device, turn, ports, deadline, sources, wait_closed, results)
+        return {"results": results}
+
+    async def _reconnect(
+        self, device: LeanDevice, turn: int, ports: list[int], deadline: float, sources: list[str],
+        wait_closed: bool, results: list[tuple[float, float, str, int]],
+    ) -> None:  # fmt: skip
+        """Connect `device` to ports[turn], then the next, ... until privileged or `deadline`;
+        (when its old link ended, privileged again or 0, the last error, attempts) into results."""
+        while wait_closed and device.closed is None and time.monotonic() < deadline:  # noqa: ASYNC110
+            await trio.sleep(0.01)  # its reader sets `closed` when the link ends
+        noticed = time.monotonic()
+        attempts, error = 0, "no attempt"
+        while time.monotonic() < deadline:
+            port = ports[(turn + attempts) % len(ports)]
+            attempts += 1
+            if device.stream is not None:
+                await trio.aclose_forcefully(device.stream)
+                device.stream = None
+            device.prepare(self.spec.server_public_key, self._product_id, 1)
+            source = sources[(device.index + attempts) % len(sources)] if sources else None
+            try:
+                with trio.fail_after(max(0.01, min(ATTEMPT_LIMIT, deadline - time.monotonic()))):
+                    await device.handshake(self.spec.host, port, source)
+                if device.privileged and device.welcome is not None:
+                    welcomed = time.monotonic()
+                    self.port_of[device.index] = port
+                    self.online.append(device)
+                    self.heartbeats.append((welcomed + device.welcome.heartbeat_interval, device))
+                    self.beat.set()
+                    results.append((noticed, welcomed, "", attempts))
+                    assert self.nursery is not None
+                    self.nursery.start_soon(device.read, self.stats)
+                    return
+                error = f"not privileged: {device.welcome}"
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            await trio.sleep(random.uniform(0.5, 2.0))  # jittered, as a fleet's devices back off
+        if device.stream is not None:
+            await trio.aclose_forcefully(device.stream)
+            device.stream = None
+        results.append((noticed, 0.0, error, attempts))
 
     async def _cmd_close(self) -> dict[str, Any]:
         closed = await self._close()
