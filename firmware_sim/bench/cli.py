@@ -73,7 +73,11 @@ def add_subcommands(sub: Any) -> None:
     pe.add_argument("--messages", type=int, default=100, help="acked messages per client (default 100)")
     pe.add_argument("--payload", type=int, default=64, help="message bytes (default 64)")
     pe.add_argument("--window", type=int, default=16, help="unacknowledged messages per client (default 16)")
-    pe.add_argument("--peers", default="fleetgate,mosquitto,amqtt", help="which servers (default all three)")
+    pe.add_argument(
+        "--peers",
+        default="fleetgate,mosquitto,mosquitto-persist,amqtt",
+        help="which servers (default all four; mosquitto-persist: persistence on)",
+    )
     for p in (c, h, pu, o, pe):
         _common(p)
 
