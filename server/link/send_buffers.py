@@ -28,14 +28,9 @@ class SendBuffers:
         return buffer
 
     def give(self, buffer: bytearray) -> None:
-        """Back to the pool, unless the pool is full or a view of it is still alive (resizing it
-        later would fail): then it is left to the garbage collector."""
+        """Back to the pool, unless the pool is full (then it is left to the garbage collector).
+        The caller has released every view of it: a later batch may have to grow it."""
         if self._pooled_bytes + len(buffer) > self.max_bytes:
-            return
-        try:
-            buffer.append(0)  # raises BufferError while a view exists
-            buffer.pop()
-        except BufferError:
             return
         self._free.append(buffer)
         self._pooled_bytes += len(buffer)

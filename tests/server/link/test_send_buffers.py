@@ -32,14 +32,6 @@ def test_the_pool_keeps_at_most_its_bytes() -> None:
     assert pool.pooled_bytes == 60
 
 
-def test_a_buffer_with_a_live_view_is_not_pooled() -> None:
-    pool = SendBuffers()
-    buffer = bytearray(10)
-    with memoryview(buffer):
-        pool.give(buffer)
-    assert pool.pooled_bytes == 0
-
-
 async def test_the_writer_seals_each_window_into_the_same_pooled_buffer() -> None:
     pair = handshake(client=new_client(rx_max_frame=limits.NOISE_MAX_MESSAGE))
     ours, theirs = trio.testing.memory_stream_pair()
