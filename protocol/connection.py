@@ -7,6 +7,7 @@ Over 400 lines, knowingly: one state machine, its transitions read top to bottom
     events = conn.next_events()  # every event the buffered bytes hold ([] for NEED_DATA)
     data = conn.send(message)    # bytes to write to the socket
     data = conn.send_batch(msgs) # the same for several messages, sealed into one buffer
+    view = conn.send_batch_into(msgs, buffer)  # ... into a buffer the caller reuses
 
 States (all transitions live in this file):
 
@@ -372,6 +373,29 @@ class Connection:
         """send() for each message in order, into one buffer: each frame is encrypted in place,
         with no bytes object per frame and no join (an OTA window is about 1 MiB of frames).
         All or nothing: if one message may not be sent (LocalProtocolError), no nonce is used."""
+        parts, state = self._batch_parts(messages)
+        out = bytearray(_sealed_len(parts))
+        self._seal_into(memoryview(out), parts, None)
+        self.state = state
+        return out
+
+    def send_batch_into(self, messages: Sequence[Message], buffer: bytearray) -> memoryview:
+        """send_batch() into the caller's `buffer`, grown when too small: a sender that reuses its
+        buffers allocates, zeroes and page-faults no fresh megabyte per OTA window. The buffer's
+        tail beyond the frames is the scratch where each chunk's plaintext is assembled. Returns
+        a view of the frames at the buffer's start; release it before the buffer is used again."""
+        parts, state = self._batch_parts(messages)
+        size = _sealed_len(parts)
+        scratch = limits.MAX_TRANSPORT_PLAINTEXT if any(data for _, data in parts) else 0
+        if len(buffer) < size + scratch:  # grown in steps of 64 KiB: windows differ by a few bytes
+            buffer.extend(bytes(-(-(size + scratch) // _GROW_STEP) * _GROW_STEP - len(buffer)))
+        with memoryview(buffer) as view:
+            self._seal_into(view[:size], parts, view[size : size + scratch] if scratch else None)
+            self.state = state
+            return view[:size]  # a view of its own, outliving `view`
+
+    def _batch_parts(self, messages: Sequence[Message]) -> tuple[list[tuple[bytes, bytes | memoryview]], State]:
+        """Each message's plaintext parts, checked in order, and the state after the last."""
         state = self.state
         parts: list[tuple[bytes, bytes | memoryview]] = []
         for message in messages:
@@ -381,10 +405,7 @@ class Connection:
             part = _plaintext_parts(message)
             self._check_size(len(part[0]) + len(part[1]))
             parts.append(part)
-        out = bytearray(sum(HEADER_LEN + len(head) + len(data) + limits.TAG_LEN for head, data in parts))
-        self._seal_into(memoryview(out), parts)
-        self.state = state
-        return out
+        return parts, state
 
     def _check_send(self, message: Message, state: State) -> State:
         """Whether `message` may be sent in `state` (LocalProtocolError if not); the state after it."""
@@ -419,12 +440,16 @@ class Connection:
                 f"frame of {plaintext_len + limits.TAG_LEN} bytes exceeds the peer's limit {self.peer_rx_max_frame}"
             )
 
-    def _seal_into(self, out: memoryview, parts: list[tuple[bytes, bytes | memoryview]]) -> None:
-        """Write each (head, data) plaintext as a frame into `out`, which fits them exactly."""
+    def _seal_into(
+        self, out: memoryview, parts: list[tuple[bytes, bytes | memoryview]], scratch: memoryview | None
+    ) -> None:
+        """Write each (head, data) plaintext as a frame into `out`, which fits them exactly.
+        `scratch`: MAX_TRANSPORT_PLAINTEXT bytes to assemble a chunk's plaintext in (else made here)."""
         cipher = self._send_cipher
         assert cipher is not None
         # Head and data must be one buffer for the AEAD: assembled here, one frame at a time.
-        scratch = memoryview(bytearray(limits.MAX_TRANSPORT_PLAINTEXT)) if any(d for _, d in parts) else None
+        if scratch is None and any(d for _, d in parts):
+            scratch = memoryview(bytearray(limits.MAX_TRANSPORT_PLAINTEXT))
         at = 0
         for head, data in parts:
             plaintext: bytes | memoryview = head
@@ -471,6 +496,14 @@ class Connection:
         self._handshake = None
         self.state = State.CLOSED
         return REFUSAL_FRAME
+
+
+_GROW_STEP = 65536
+
+
+def _sealed_len(parts: list[tuple[bytes, bytes | memoryview]]) -> int:
+    """Bytes on the wire for these plaintexts as frames: header, plaintext, tag each."""
+    return sum(HEADER_LEN + len(head) + len(data) + limits.TAG_LEN for head, data in parts)
 
 
 def _plaintext_parts(message: Message) -> tuple[bytes, bytes | memoryview]:

@@ -74,7 +74,11 @@ def add_subcommands(sub: Any) -> None:
     pe.add_argument("--messages", type=int, default=100, help="acked messages per client (default 100)")
     pe.add_argument("--payload", type=int, default=64, help="message bytes (default 64)")
     pe.add_argument("--window", type=int, default=16, help="unacknowledged messages per client (default 16)")
-    pe.add_argument("--peers", default="fleetgate,mosquitto,amqtt", help="which servers (default all three)")
+    pe.add_argument(
+        "--peers",
+        default="fleetgate,mosquitto,mosquitto-persist,amqtt",
+        help="which servers (default all four; mosquitto-persist: persistence on)",
+    )
     cl = sub.add_parser("cluster", help="1 x SQLite, 1 x PostgreSQL, 3 x PostgreSQL: held, storm, publish, latencies")
     cl.add_argument("--configurations", default="sqlite,pg,pg3",
                     help="which of sqlite, pg (one node), pg3 (three nodes), in order (default all three)")  # fmt: skip

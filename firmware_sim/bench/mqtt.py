@@ -39,9 +39,9 @@ def connect(client_id: str, keepalive: int = 60, username: str | None = None) ->
     return packet(CONNECT, 0, body)
 
 
-def publish(topic: str, payload: bytes, qos: int, packet_id: int = 0) -> bytes:
+def publish(topic: str, payload: bytes, qos: int, packet_id: int = 0, retain: bool = False) -> bytes:
     body = _str(topic) + (struct.pack("!H", packet_id) if qos else b"") + payload
-    return packet(PUBLISH, qos << 1, body)
+    return packet(PUBLISH, qos << 1 | int(retain), body)
 
 
 def subscribe(packet_id: int, topic: str, qos: int) -> bytes:

@@ -203,7 +203,7 @@ class _MqttWorker:
                 client.slot.set()
 
     async def _cmd_publish(
-        self, messages: int, window: int, payload: int, start_at: float, drain: float
+        self, messages: int, window: int, payload: int, start_at: float, drain: float, retain: bool = False
     ) -> dict[str, Any]:
         self.accepted, self.latencies, self.last_ack = 0, [], 0.0
         live = [c for c in self.clients if c.closed is None and c.stream is not None]
@@ -213,7 +213,7 @@ class _MqttWorker:
         with trio.move_on_after(drain + 600):
             async with trio.open_nursery() as nursery:
                 for client in live:
-                    nursery.start_soon(self._publisher, client, messages, window, payload, sent)
+                    nursery.start_soon(self._publisher, client, messages, window, payload, sent, retain)
         with trio.move_on_after(drain):
             while any(c.inflight for c in live if c.closed is None):  # noqa: ASYNC110
                 await trio.sleep(0.02)
@@ -222,7 +222,9 @@ class _MqttWorker:
                 "unacked": sum(len(c.inflight) for c in live),
                 "closed": [c.closed for c in live if c.closed][:5]}  # fmt: skip
 
-    async def _publisher(self, client: _Client, messages: int, window: int, payload: int, sent: list[int]) -> None:
+    async def _publisher(
+        self, client: _Client, messages: int, window: int, payload: int, sent: list[int], retain: bool
+    ) -> None:
         left = messages
         while left > 0 and client.closed is None:
             free = min(left, window - len(client.inflight))
@@ -232,7 +234,7 @@ class _MqttWorker:
                     client.next_id = client.next_id % 65535 + 1
                     now = time.monotonic_ns()
                     client.inflight[client.next_id] = now / 1e9
-                    out.append(mqtt.publish(TOPIC, str(now).encode().ljust(payload, b"."), 1, client.next_id))
+                    out.append(mqtt.publish(TOPIC, str(now).encode().ljust(payload, b"."), 1, client.next_id, retain))
                 left -= free
                 sent[0] += free
                 try:

@@ -20,7 +20,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +31,16 @@ from .certs import make_pki
 from .harness import LoadSettings, open_bench
 from .machine import Pinning, ProcessMeter, counter_delta, kernel_counters, rss_kib
 from .mqtt_worker import MqttSpec, mqtt_worker_main
+from .peer_figures import bound_by_load, busy_until, ratios
 from .pool import ProcessPool, source_addresses
 from .scenarios import connect_once, publish_step
 from .server import PRODUCT_ID
-from .stats import busy_share, count_by, latency_summary, per_op_us, rate, ratio, rounded
+from .stats import count_by, latency_summary, per_op_us, rate, rounded
 from .subscriber import Subscriber
 
 Row = dict[str, Any]
 INSTALL = {
+    "mosquitto-persist": "apt-get install mosquitto",
     "mosquitto": "apt-get install mosquitto   (Debian's package; the benchmark runs /usr/sbin/mosquitto itself)",
     "amqtt": "pip install amqtt   (or pip install -e '.[bench]')",
 }
@@ -49,38 +53,25 @@ def run_peers(args: argparse.Namespace, pinning: Pinning, settings: LoadSettings
         print(f"peers: {name} ...", flush=True)
         if name == "fleetgate":
             rows.append(_fleetgate(args, pinning, settings, notes))
-        elif name in ("mosquitto", "amqtt"):
+        elif name in ("mosquitto", "mosquitto-persist", "amqtt"):
             command = _broker_binary(name)
             if command is None:
                 notes.append(f"{name} skipped: not installed. To measure it: {INSTALL[name]}")
                 continue
             rows.append(_mqtt(name, command, args, pinning, settings, notes))
         else:
-            raise ValueError(f"unknown peer {name!r} (fleetgate, mosquitto, amqtt)")
+            raise ValueError(f"unknown peer {name!r} (fleetgate, mosquitto, mosquitto-persist, amqtt)")
         print("  " + ", ".join(f"{k}={rows[-1].get(k)}" for k in ("connects_per_s", "cpu_per_conn_us",
               "messages_per_s", "cpu_per_message_us")), flush=True)  # fmt: skip
+        bound = [key for key in ("connects_per_s", "messages_per_s") if bound_by_load(rows[-1], key)]
+        rows[-1]["load_bound"] = ", ".join(k.split("_")[0] for k in bound) or "no"
+        notes.extend(f"{name}: {key} was load-bound (the load generator saturated, the server was not): "
+                     "a lower bound of the server's rate" for key in bound)  # fmt: skip
     return {"rows": rows, "ratios": ratios(rows), "notes": notes}
 
 
-def ratios(rows: list[Row]) -> dict[str, dict[str, float | None]]:
-    """Fleetgate's figures divided by each peer's (above 1: Fleetgate higher)."""
-    by = {r["server"]: r for r in rows}
-    ours = by.get("fleetgate")
-    out: dict[str, dict[str, float | None]] = {}
-    if ours is None:
-        return out
-    for name, row in by.items():
-        if name == "fleetgate":
-            continue
-        out[f"fleetgate/{name}"] = {
-            k: None if (v := ratio(ours.get(k), row.get(k))) is None else round(v, 3)
-            for k in ("connects_per_s", "cpu_per_conn_us", "messages_per_s", "cpu_per_message_us", "rss_per_conn_kib")
-        }
-    return out
-
-
 def _broker_binary(name: str) -> list[str] | None:
-    if name == "mosquitto":
+    if name.startswith("mosquitto"):
         path = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
         return [path] if path else None
     if importlib.util.find_spec("amqtt") is None:
@@ -110,6 +101,7 @@ def _fleetgate(args: argparse.Namespace, pinning: Pinning, settings: LoadSetting
         "connected": c["privileged"], "failures": c["failures"], "connects_per_s": c["handshakes_per_s"],
         "connect_p50_ms": c["latency_p50_ms"], "connect_p99_ms": c["latency_p99_ms"],
         "cpu_per_conn_us": c["server_cpu_per_conn_us"], "connect_server_busy": c["server_busy"],
+        "connect_load_busy": c["load_busy"],
         "rss_per_conn_kib": round((rss - base) / n, 2),
         "messages": p["sent"], "acked": p["accepted"], "messages_per_s": p["accepted_per_s"],
         "delivered": p["delivered"], "ack_p50_ms": p["ack_p50_ms"], "ack_p99_ms": p["ack_p99_ms"],
@@ -122,11 +114,20 @@ def _fleetgate(args: argparse.Namespace, pinning: Pinning, settings: LoadSetting
 # ---------------------------------------------------------------------- MQTT brokers
 
 
-def _mosquitto_conf(directory: Path, port: int, ca: Path, cert: Path, key: Path) -> Path:
+# mosquitto-persist: the closest mosquitto 2 comes to an ack meaning "stored". Its PUBACK never
+# waits for the disk; with autosave_on_changes, an autosave_interval of 1 writes the in-memory
+# database to disk after every change it counts (retained messages, queued messages,
+# subscriptions), once per turn of its event loop. Only a retained message or one queued for
+# a persistent session is part of that database, so this peer's clients publish retained.
+PERSISTENCE = ["persistence true", "autosave_on_changes true", "autosave_interval 1"]
+
+
+def _mosquitto_conf(directory: Path, port: int, ca: Path, cert: Path, key: Path, persist: bool = False) -> Path:
     conf = directory / "mosquitto.conf"
+    storage = [*PERSISTENCE, f"persistence_location {directory}/"] if persist else ["persistence false"]
     conf.write_text(
         "\n".join([
-            "per_listener_settings false", "persistence false", "log_dest stderr", "log_type error",
+            "per_listener_settings false", *storage, "log_dest stderr", "log_type error",
             "log_type warning", "max_connections -1", "max_queued_messages 0", "max_inflight_messages 0",
             "set_tcp_nodelay true", "allow_anonymous false",
             f"listener {port} 127.0.0.1", f"cafile {ca}", f"certfile {cert}", f"keyfile {key}",
@@ -150,6 +151,35 @@ def _amqtt_conf(directory: Path, port: int, ca: Path, cert: Path, key: Path) -> 
     return conf
 
 
+class _CpuSampler:
+    """(wall, cumulative CPU seconds) of the broker and of the load every `every` s, in a thread."""
+
+    def __init__(self, server: Callable[[], float], load: Callable[[], float], every: float = 0.05) -> None:
+        self._read_server, self._read_load, self._every = server, load, every
+        self.server: list[tuple[float, float]] = []
+        self.load: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="peer-cpu", daemon=True)
+
+    def start(self) -> None:
+        self._read()  # a reading before the phase's start_at: the readings cover all of it
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._read()
+
+    def _read(self) -> None:
+        t = time.monotonic()
+        self.server.append((t, self._read_server()))
+        self.load.append((t, self._read_load()))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            self._read()
+
+
 def _wait_listening(port: int, proc: subprocess.Popen[bytes], limit: float = 20.0) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
@@ -168,9 +198,12 @@ def _mqtt(name: str, binary: list[str], args: argparse.Namespace, pinning: Pinni
     root = Path(tempfile.mkdtemp(prefix=f"fleetsim-bench-{name}-"))
     pki = make_pki(root / "pki", n + 1)
     (port,) = free_ports(1)
-    if name == "mosquitto":
-        cmd = [*binary, "-c", str(_mosquitto_conf(root, port, pki.ca, pki.server_cert, pki.server_key))]
+    if name.startswith("mosquitto"):
+        persist = name == "mosquitto-persist"
+        cmd = [*binary, "-c", str(_mosquitto_conf(root, port, pki.ca, pki.server_cert, pki.server_key, persist))]
         transport = "TLS 1.3, client certificates required (ECDSA P-256)"
+        if persist:
+            transport += "; persistence on, saved after every change, messages retained"
     else:
         cmd = [*binary, "-c", str(_amqtt_conf(root, port, pki.ca, pki.server_cert, pki.server_key))]
         transport = "TLS 1.3, client certificates verified (ECDSA P-256; amqtt: CERT_OPTIONAL)"
@@ -201,11 +234,15 @@ def _mqtt(name: str, binary: list[str], args: argparse.Namespace, pinning: Pinni
         # connect
         k0, cpu0, load0, wall0 = kernel_counters(), meter.cpu(), pool.cpu(), time.monotonic()
         start_at = wall0 + 0.2
-        answers = pool.call("connect", [dict(count=len(s.clients) if s.index < workers else 0, start_at=start_at,
-                                             limit=settings.timeout, sources=sources) for s in specs])  # fmt: skip
-        cpu_mid = meter.cpu()
+        connecting = _CpuSampler(meter.cpu, pool.cpu)
+        connecting.start()
+        try:
+            answers = pool.call("connect", [dict(count=len(s.clients) if s.index < workers else 0,
+                                                 start_at=start_at, limit=settings.timeout, sources=sources)
+                                            for s in specs])  # fmt: skip
+        finally:
+            connecting.stop()
         cpu1 = meter.settle()
-        load1 = pool.cpu()
         kernel = counter_delta(k0, kernel_counters())
         results = [tuple(r) for a in answers for r in a["results"]]
         ok = [(s, d) for s, d, e in results if not e]
@@ -219,16 +256,19 @@ def _mqtt(name: str, binary: list[str], args: argparse.Namespace, pinning: Pinni
         start_at = time.monotonic() + 0.2
         per_worker = [
             dict(messages=args.messages if s.index < workers else 0, window=args.window, payload=args.payload,
-                 start_at=start_at, drain=15.0)
+                 start_at=start_at, drain=15.0, retain=name == "mosquitto-persist")
             for s in specs
         ]  # fmt: skip
-        pubs = pool.call("publish", per_worker)
-        acked = sum(int(a["accepted"]) for a in pubs)
-        delivered = pool.call_one(workers, "sub_wait", expect=acked, quiet=20.0)
-        wall3 = time.monotonic()
-        cpu3_mid = meter.cpu()
+        # Readings through the phase, so the busy shares end at the last ack, as the rate does.
+        sampler = _CpuSampler(meter.cpu, pool.cpu)
+        sampler.start()
+        try:
+            pubs = pool.call("publish", per_worker)
+            acked = sum(int(a["accepted"]) for a in pubs)
+            delivered = pool.call_one(workers, "sub_wait", expect=acked, quiet=20.0)
+        finally:
+            sampler.stop()
         cpu3 = meter.settle()
-        load3 = pool.cpu()
         last_ack = max(float(a["last_ack"]) for a in pubs)
         pspan = max(1e-9, last_ack - start_at)
         closed = [c for a in pubs for c in a["closed"]]
@@ -243,8 +283,8 @@ def _mqtt(name: str, binary: list[str], args: argparse.Namespace, pinning: Pinni
             "connects_per_s": rounded(rate(len(ok), span)),
             **{f"connect_{k}": v for k, v in latency_summary([d - s for s, d in ok]).items() if k != "max_ms"},
             "cpu_per_conn_us": rounded(per_op_us(cpu1 - cpu0, len(ok))),
-            "connect_server_busy": rounded(busy_share(cpu_mid - cpu0, span), 3),
-            "connect_load_busy": rounded(busy_share(load1 - load0, time.monotonic() - wall0), 3),
+            "connect_server_busy": rounded(busy_until(connecting.server, start_at, cpu0, start_at + span), 3),
+            "connect_load_busy": rounded(busy_until(connecting.load, start_at, load0, start_at + span), 3),
             "rss_per_conn_kib": round((rss - base_rss) / n, 2),
             "messages": sum(int(a["sent"]) for a in pubs), "acked": acked,
             "messages_per_s": rounded(rate(acked, pspan)),
@@ -253,8 +293,8 @@ def _mqtt(name: str, binary: list[str], args: argparse.Namespace, pinning: Pinni
                if k != "max_ms"},
             **{f"e2e_{k}": v for k, v in latency_summary(delivered["latencies"]).items() if k != "max_ms"},
             "cpu_per_message_us": rounded(per_op_us(cpu3 - cpu2, acked)),
-            "publish_server_busy": rounded(busy_share(cpu3_mid - cpu2, pspan), 3),
-            "publish_load_busy": rounded(busy_share(load3 - load2, wall3 - start_at), 3),
+            "publish_server_busy": rounded(busy_until(sampler.server, start_at, cpu2, last_ack), 3),
+            "publish_load_busy": rounded(busy_until(sampler.load, start_at, load2, last_ack), 3),
             "command": " ".join(cmd),
         }  # fmt: skip
     finally:

@@ -38,6 +38,8 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("connects_per_s", "connects/s"), ("connect_p99_ms", "connect p99 ms"),
         ("cpu_per_conn_us", "CPU us/conn"), ("messages_per_s", "acked msgs/s"), ("delivered", "delivered"),
         ("ack_p99_ms", "ack p99 ms"), ("cpu_per_message_us", "CPU us/msg"), ("rss_per_conn_kib", "KiB/conn"),
+        ("publish_server_busy", "server busy (publish)"), ("publish_load_busy", "load busy (publish)"),
+        ("load_bound", "load-bound"),
     ],
 }  # fmt: skip
 
@@ -87,6 +89,10 @@ def render(result: dict[str, Any]) -> str:
         lines.append(f"  server: {server['command']}")
     lines.append("")
     lines.append(table(result["rows"], COLUMNS.get(scenario, [(k, k) for k in result["rows"][0]])))
+    if result.get("ratios"):
+        from .peer_figures import ratio_lines
+
+        lines += ["", "ratios (Fleetgate / peer):"] + [f"  - {line}" for line in ratio_lines(result["ratios"])]
     for title, key in (("targets", "targets"), ("notes", "notes")):
         items = result.get(key) or []
         if items:

@@ -65,6 +65,11 @@ def check(scenario: str, result: dict[str, Any]) -> list[str]:
             m_rate = mosq.get("messages_per_s")
             out.append(target_line("Fleetgate acked msgs/s vs half of mosquitto's QoS 1", ours.get("messages_per_s"),
                                    (m_rate or 0) * MOSQUITTO_RATE_SHARE, "msgs/s", True))  # fmt: skip
+        persist = by.get("mosquitto-persist")
+        if ours and persist:
+            out.append(target_line("Fleetgate CPU per acked msg vs mosquitto's with persistence on",
+                                   ours.get("cpu_per_message_us"), persist.get("cpu_per_message_us") or 0, "us",
+                                   False))  # fmt: skip
         if ours and amqtt:
             a_rate = amqtt.get("messages_per_s")
             out.append(target_line("Fleetgate acked msgs/s vs 5x amqtt's", ours.get("messages_per_s"),

@@ -29,6 +29,7 @@ from protocol.errors import LocalProtocolError, RemoteProtocolError
 from protocol.messages import EventMessage, Goodbye, Message
 
 from ..store import StoreClosed
+from .send_buffers import SEND_BUFFERS
 from .state import LinkState
 
 GOODBYE_TIMEOUT = 1.0  # seconds a closing session spends delivering its GOODBYE or refusal
@@ -203,19 +204,23 @@ class Transport:
                 outbox.clear()
                 if self.conn.state is not State.OPEN:
                     return  # the device said goodbye (and the reader has set close_reason)
-                # One buffer, frames sealed in place: an OTA window (~1 MiB) costs no join or per-frame copy.
-                data = self.conn.send_batch(batch)
-                with trio.move_on_after(write_timeout) as scope:
-                    try:
-                        # Until send_all returns, a cancel (timeout or close) may leave a
-                        # partial frame on the wire: the stream then takes no more writes.
-                        self.broken = True
-                        await self.stream.send_all(data)
-                        self.broken = False
-                    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                        self.broken = True
-                        self.request_close(CloseReason.CONNECTION_LOST, f"write failed: {exc}")
-                        return
+                # One reused buffer, frames sealed in place: an OTA window (~1 MiB) costs no
+                # allocation, join or per-frame copy.
+                buffer = SEND_BUFFERS.take()
+                try:
+                    with self.conn.send_batch_into(batch, buffer) as data, trio.move_on_after(write_timeout) as scope:
+                        try:
+                            # Until send_all returns, a cancel (timeout or close) may leave a
+                            # partial frame on the wire: the stream then takes no more writes.
+                            self.broken = True
+                            await self.stream.send_all(data)
+                            self.broken = False
+                        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                            self.broken = True
+                            self.request_close(CloseReason.CONNECTION_LOST, f"write failed: {exc}")
+                            return
+                finally:
+                    SEND_BUFFERS.give(buffer)
                 self.frames_out += len(batch)
                 self.events_queued -= sum(isinstance(m, EventMessage) for m in batch)
                 if scope.cancelled_caught:

@@ -12,7 +12,18 @@ from protocol import limits
 from protocol.codes import AckResult, CloseReason
 from protocol.connection import Connection, State
 from protocol.errors import LocalProtocolError
-from protocol.messages import Goodbye, Hello, Message, OtaAccept, OtaChunk, Ping, Publish, PublishAck, Welcome
+from protocol.messages import (
+    Goodbye,
+    Hello,
+    Message,
+    OtaAccept,
+    OtaChunk,
+    OtaWindowAck,
+    Ping,
+    Publish,
+    PublishAck,
+    Welcome,
+)
 from protocol.noise import CipherState
 from protocol.ota import ImageSender, build_offer
 
@@ -107,3 +118,46 @@ def test_cipher_encrypt_into_matches_encrypt_and_checks_first() -> None:
     assert bytes(out) == one.encrypt_with_ad(b"ad", b"hello") and two.nonce == one.nonce == 1
     with pytest.raises(LocalProtocolError, match="needs a key"):
         CipherState().encrypt_into(b"", b"hello", memoryview(out))
+
+
+@FAST
+@given(st.lists(server_messages, max_size=8), st.lists(server_messages, max_size=8), st.binary(max_size=300))
+def test_into_a_reused_buffer_the_same_bytes_as_sending_one_by_one(
+    first: list[Message], second: list[Message], garbage: bytes
+) -> None:
+    a, b = twins()
+    buffer = bytearray(garbage)  # whatever an earlier batch left in it
+    wire = b""
+    for batch in (first, second, [Ping(1)]):
+        with b.server.send_batch_into(batch, buffer) as view:
+            assert bytes(view) == one_by_one(a.server, batch)
+            wire += view
+    assert deliver(wire, b.client) == [*first, *second, Ping(1)]
+
+
+def test_a_window_of_the_largest_chunks_into_a_reused_buffer_arrives_whole() -> None:
+    image = bytes(i % 251 for i in range(11 * limits.MAX_OTA_CHUNK + 3))
+    a, b = twins(client_rx=limits.NOISE_MAX_MESSAGE)
+    offer = build_offer(transfer_id=1, version=2, image=image, rx_max_frame=limits.NOISE_MAX_MESSAGE, window=6)
+    sender = ImageSender(offer, image)
+    sender.start(OtaAccept(1, 0))
+    buffer = bytearray()
+    received, sizes = b"", set()
+    while received != image:
+        window = sender.chunks_to_send()
+        with b.server.send_batch_into(window, buffer) as view:
+            assert view == one_by_one(a.server, window)
+            events = deliver(bytes(view), b.client)
+        received += b"".join(e.data for e in events if isinstance(e, OtaChunk))
+        sender.on_ack(OtaWindowAck(1, len(received)))
+        sizes.add(len(buffer))
+    # Grown once, by the first (full) window, then reused as it is.
+    assert len(sizes) == 1
+
+
+def test_a_refused_batch_into_a_buffer_uses_no_nonce() -> None:
+    a, b = twins()
+    buffer = bytearray()
+    with pytest.raises(LocalProtocolError):
+        b.server.send_batch_into([Ping(1), Publish(1, "servers do not publish")], buffer)
+    assert b.server.send_batch_into([Ping(2)], buffer) == a.server.send(Ping(2))
