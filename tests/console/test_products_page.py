@@ -64,7 +64,7 @@ async def test_a_server_admin_registers_device_keys_from_a_csv_file(api: Api) ->
         done = await browser.post("/console/keys", files={"file": ("devices.csv", csv.encode(), "text/csv")})
         assert done.status_code == 303
         page = await browser.get("/console/")
-        assert "1 device keys registered, 1 refused" in page.text, page.text[page.text.find("<main"):][:600]
+        assert "1 device keys registered, 1 refused" in page.text, page.text[page.text.find("<main") :][:600]
         empty = await browser.post("/console/keys", files={"file": ("", b"", "text/csv")})
         assert empty.status_code == 400 and "choose a CSV file" in empty.text
     registered = await api.ok("GET", f"/v1/devices/{good.device_id_hex}")
