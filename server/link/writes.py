@@ -124,10 +124,6 @@ class ConfirmSession(WriteOp[tuple[Decision, int | None] | None]):
     handed_bucket: Callable[[tuple[float, float]], None] | None = None
     # The HELLO's decision, reused while the admission epoch has not moved (decide_again).
     earlier: EarlierDecision | None = None
-    # A handful of indexed reads and row writes (the device row, the OTA outcome and rollout row,
-    # the audit row; the admission read only when the epoch moved): committed on the loop in small
-    # batches instead of a hop to the writer thread and back, which cost more than the commit.
-    small: ClassVar[bool] = True
 
     def apply(self, store: StoreTx) -> tuple[Decision, int | None] | None:
         if self.node_id is not None and not self._claim(store, self.node_id):
