@@ -1,7 +1,8 @@
 """The admission epoch (migration 16): every write that changes a fact admission decides on moves
 it, in the same transaction, so the confirming write may reuse the HELLO's decision while it has
-not moved. A trigger missing for one table or column makes these tests fail: the enumerated walk
-through every such write below, and Hypothesis interleaving those writes with a handshake."""
+not moved. A trigger missing for one table or column fails the enumerated walk through every such
+write below (checked by removing triggers one at a time); Hypothesis interleaves those writes with a
+handshake and checks the confirmation's decision against a fresh read."""
 
 from __future__ import annotations
 
