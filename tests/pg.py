@@ -74,7 +74,7 @@ def empty_database() -> str:
             t
             for (t,) in conn.execute(
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-                " AND tablename NOT IN ('schema_migrations', 'webhook_dispatch')"
+                " AND tablename NOT IN ('schema_migrations', 'webhook_dispatch', 'admission_epoch')"
             )
         ]
         conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")

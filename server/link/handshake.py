@@ -82,6 +82,7 @@ class Handshaking(Protocol):
     decision: Decision | None
     cloud_product_id: int | None
     refusal: str | None
+    admission_epoch: int | None  # the admission epoch the decision's facts were read at
     unanswered: bool  # closed before its HELLO was complete: no answer, counted as shed
 
 
@@ -127,7 +128,9 @@ async def run_handshake(session: Handshaking) -> bool:
             session.device_id = device_id = event.device_id.hex()
             store = session.ctx.store
             # One read on the loop (see AsyncStore.read_now); nothing is written before READY.
-            record, facts, product = await store.read_now(store.sync.admission_facts, device_id, event.product_id)
+            epoch, record, facts, product = await store.read_now(
+                store.sync.admission_facts_at, device_id, event.product_id
+            )
             verdict = authenticate(
                 event,
                 conn.remote_static_key or b"",
@@ -142,6 +145,7 @@ async def run_handshake(session: Handshaking) -> bool:
                 return False
             session.cloud_product_id = facts.cloud_product_id
             session.decision = verdict
+            session.admission_epoch = epoch
             await transport.send_now(
                 conn.send(
                     Welcome(

@@ -56,7 +56,7 @@ from .handshake import run_handshake
 from .ota_delivery import OtaDelivery
 from .state import LinkState, Step
 from .transport import GOODBYE_TIMEOUT, Transport, peer_name
-from .writes import ConfirmSession, MarkDisconnected
+from .writes import ConfirmSession, EarlierDecision, MarkDisconnected
 
 log = logging.getLogger("fleetgate.session")
 
@@ -73,6 +73,7 @@ class DeviceSession(LinkState):
         "_slot",
         "_subs",
         "_taken_before",
+        "admission_epoch",
         "cloud_product_id",
         "conn",
         "ctx",
@@ -100,6 +101,7 @@ class DeviceSession(LinkState):
         self.decision: Decision | None = None
         self.cloud_product_id: int | None = None  # the device's product when last decided
         self.refusal: str | None = None  # why the handshake was refused (log only)
+        self.admission_epoch: int | None = None  # the admission epoch the HELLO's facts were read at
         self.unanswered = False  # no complete HELLO in time: closed without a word, counted not logged
         self.events_accepted = 0
         self.events_slowed = 0
@@ -250,6 +252,9 @@ class DeviceSession(LinkState):
                 node_id=self.ctx.node_id,
                 bus=self.ctx.bus,
                 handed_bucket=self._handed_bucket if self.ctx.node_id is not None else None,
+                earlier=None
+                if self.admission_epoch is None
+                else EarlierDecision(self.admission_epoch, self.decision, self.cloud_product_id),
             ),
             self._confirmed,
         )

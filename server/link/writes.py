@@ -60,6 +60,26 @@ def decide_now(store: StoreTx, device_id: str, fw_product_id: int | None) -> tup
     return decide(facts, fw_product_id, product), facts.cloud_product_id
 
 
+@dataclass(frozen=True, slots=True)
+class EarlierDecision:
+    """The HELLO's decision and the admission epoch its facts were read at (one snapshot)."""
+
+    epoch: int
+    decision: Decision
+    cloud_product_id: int | None
+
+
+def decide_again(
+    store: StoreTx, device_id: str, fw_product_id: int | None, earlier: EarlierDecision | None
+) -> tuple[Decision, int | None]:
+    """`decide_now`, or the earlier decision when no admission fact has changed since it was read:
+    the epoch moves with every such change in the changing transaction (triggers, migration 16),
+    so an unchanged epoch means the same facts, and `decide` is pure. Anything else reads again."""
+    if earlier is not None and store.admission_epoch() == earlier.epoch:
+        return earlier.decision, earlier.cloud_product_id
+    return decide_now(store, device_id, fw_product_id)
+
+
 def confirm_update(store: StoreTx, device_id: str, running: int, at: float) -> None:
     """An installed image is confirmed by the device coming back running it; coming back on
     another version means the update did not take: counted failed, and not offered again."""
@@ -84,7 +104,8 @@ class ConfirmSession(WriteOp[tuple[Decision, int | None] | None]):
     """READY arrived: the device is online, its counter is spent, and its admission takes effect.
 
     The decision is taken again here, inside the transaction: an operator may have acted between
-    HELLO and READY, and the WELCOME's decision must not overwrite that. Returns
+    HELLO and READY, and the WELCOME's decision must not overwrite that (unless the admission epoch
+    shows that nothing it depends on changed: then it is the same decision, see decide_again). Returns
     (decision, cloud product) so the session can correct what it told the device; in cluster
     mode None, with nothing written, when another connection confirmed this hello's counter first.
     """
@@ -101,6 +122,8 @@ class ConfirmSession(WriteOp[tuple[Decision, int | None] | None]):
     bus: ClusterBus | None = None
     # Cluster mode: called after commit with the publish bucket the device left elsewhere (tokens, at).
     handed_bucket: Callable[[tuple[float, float]], None] | None = None
+    # The HELLO's decision, reused while the admission epoch has not moved (decide_again).
+    earlier: EarlierDecision | None = None
 
     def apply(self, store: StoreTx) -> tuple[Decision, int | None] | None:
         if self.node_id is not None and not self._claim(store, self.node_id):
@@ -114,7 +137,7 @@ class ConfirmSession(WriteOp[tuple[Decision, int | None] | None]):
             at=self.at,
         )
         confirm_update(store, self.device_id, self.firmware_version, self.at)
-        decision, cloud = decide_now(store, self.device_id, self.firmware_product_id)
+        decision, cloud = decide_again(store, self.device_id, self.firmware_product_id, self.earlier)
         apply_decision(store, self.device_id, decision, self.at, "device")
         if self.claim_code is not None:
             try_claim(store, self.device_id, self.claim_code, decision, self.at)

@@ -127,6 +127,16 @@ class StoreReads(abc.ABC):
     ) -> tuple[DeviceRecord | None, DeviceFacts, ProductFacts | None]: ...
 
     @abc.abstractmethod
+    def admission_facts_at(
+        self, device_id: str, fw_product_id: int | None
+    ) -> tuple[int | None, DeviceRecord | None, DeviceFacts, ProductFacts | None]:
+        """`admission_facts` with the admission epoch first (None: unknown), read in one snapshot."""
+
+    @abc.abstractmethod
+    def admission_epoch(self) -> int | None:
+        """Moved, in the same transaction, by every change to a fact `admission_facts` reads."""
+
+    @abc.abstractmethod
     def product_devices(
         self, product_id: int, status: str | None, offset: int, limit: int, query: DeviceQuery | None = None
     ) -> tuple[list[tuple[DeviceRecord, ListState | None]], int]: ...

@@ -341,4 +341,41 @@ CREATE INDEX devices_by_product_heard ON devices (product_id, last_heard);
 CREATE INDEX devices_by_product_added ON devices (product_id, created_at, device_id);
 """
 
-MIGRATIONS: list[tuple[int, str]] = [(12, _BASELINE), (13, CLUSTER), (14, _FIRMWARE_BLOBS), (15, HUB)]
+# The admission epoch (issue 17; SQLite's migration 16): moved by triggers in every transaction that
+# changes a fact admission decides on, so the confirming write can tell whether its decision still holds.
+ADMISSION_EPOCH = """
+CREATE TABLE admission_epoch (
+    id integer PRIMARY KEY CHECK (id = 1),
+    n bigint NOT NULL
+);
+INSERT INTO admission_epoch (id, n) VALUES (1, 0);
+CREATE FUNCTION admission_epoch_bump() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE admission_epoch SET n = n + 1;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER admission_epoch_devices AFTER INSERT OR DELETE OR TRUNCATE ON devices
+    FOR EACH STATEMENT EXECUTE FUNCTION admission_epoch_bump();
+CREATE TRIGGER admission_epoch_device_changed AFTER UPDATE OF device_id, product_id, owner_kind, owner_id
+    ON devices FOR EACH ROW
+    WHEN (OLD.device_id IS DISTINCT FROM NEW.device_id OR OLD.product_id IS DISTINCT FROM NEW.product_id
+        OR OLD.owner_kind IS DISTINCT FROM NEW.owner_kind OR OLD.owner_id IS DISTINCT FROM NEW.owner_id)
+    EXECUTE FUNCTION admission_epoch_bump();
+CREATE TRIGGER admission_epoch_products AFTER INSERT OR DELETE OR TRUNCATE ON products
+    FOR EACH STATEMENT EXECUTE FUNCTION admission_epoch_bump();
+CREATE TRIGGER admission_epoch_product_changed AFTER UPDATE OF id, policy ON products FOR EACH ROW
+    WHEN (OLD.id IS DISTINCT FROM NEW.id OR OLD.policy IS DISTINCT FROM NEW.policy)
+    EXECUTE FUNCTION admission_epoch_bump();
+CREATE TRIGGER admission_epoch_lists AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON product_devices
+    FOR EACH STATEMENT EXECUTE FUNCTION admission_epoch_bump();
+CREATE TRIGGER admission_epoch_team AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON team
+    FOR EACH STATEMENT EXECUTE FUNCTION admission_epoch_bump();
+"""
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (12, _BASELINE),
+    (13, CLUSTER),
+    (14, _FIRMWARE_BLOBS),
+    (15, HUB),
+    (16, ADMISSION_EPOCH),
+]

@@ -11,7 +11,7 @@ from ...rules.admission import DeviceFacts, ProductFacts
 from ...rules.rollout_model import RolloutDevice
 from ..records import DeviceRecord
 from ..sql import SqlConnection
-from ..sqlite.admin import admission_facts_of
+from ..sqlite.admin import admission_facts_of, epoch_of
 from ..sqlite.rollouts import _DEVICE_COLUMNS, _device
 from ..sqlite.rows import DEVICE_COLUMNS
 
@@ -23,6 +23,7 @@ _ADMISSION_FACTS = (
     " LEFT JOIN products p ON p.id = ?"
     " LEFT JOIN product_devices l ON l.product_id = p.id AND l.device_id = ?"
 )
+_ADMISSION_FACTS_AT = _ADMISSION_FACTS.replace("SELECT ", "SELECT (SELECT n FROM admission_epoch), ", 1)
 
 
 class PostgresQueries:
@@ -42,6 +43,15 @@ class PostgresQueries:
             fw_product_id = None  # no such product: bigint would refuse the value itself
         row = self._q.execute(_ADMISSION_FACTS, (device_id, fw_product_id, device_id)).fetchone()
         return admission_facts_of(row, fw_product_id)
+
+    def admission_facts_at(
+        self, device_id: str, fw_product_id: int | None
+    ) -> tuple[int | None, DeviceRecord | None, DeviceFacts, ProductFacts | None]:
+        """As AdminQueries', in PostgreSQL's spelling."""
+        if fw_product_id is not None and not 0 <= fw_product_id < 2**63:
+            fw_product_id = None
+        row = self._q.execute(_ADMISSION_FACTS_AT, (device_id, fw_product_id, device_id)).fetchone()
+        return (epoch_of(row[0]), *admission_facts_of(row[1:], fw_product_id))
 
     def set_webhook_cursor(self, event_id: int) -> None:
         self._w.execute("UPDATE webhook_dispatch SET cursor = GREATEST(cursor, ?) WHERE id = 1", (event_id,))

@@ -83,6 +83,8 @@ _ADMISSION_FACTS = (
     " LEFT JOIN products p ON p.id = ?2"
     " LEFT JOIN product_devices l ON l.product_id = p.id AND l.device_id = ?1"
 )
+# ... with the admission epoch first (migration 16), read in the same statement: one snapshot.
+_ADMISSION_FACTS_AT = _ADMISSION_FACTS.replace("SELECT ", "SELECT (SELECT n FROM admission_epoch), ", 1)
 
 
 def _product(row: tuple[Any, ...]) -> ProductRecord:
@@ -115,6 +117,11 @@ def admission_facts_of(
         return record, facts, None
     members = frozenset(int(u) for u in team.split(",")) if team else frozenset()
     return record, facts, ProductFacts(fw_product_id, Policy(policy), members, ListState(state) if state else None)
+
+
+def epoch_of(value: object) -> int | None:
+    """The epoch as read; None (no row: unknown) never equals an earlier epoch, so it means read again."""
+    return value if isinstance(value, int) else None
 
 
 class AdminQueries:
@@ -306,6 +313,18 @@ class AdminQueries:
         query (it runs for every connection: four queries were a tenth of a handshake's CPU)."""
         row = self._q.execute(_ADMISSION_FACTS, (device_id, fw_product_id)).fetchone()
         return admission_facts_of(row, fw_product_id)
+
+    def admission_facts_at(
+        self, device_id: str, fw_product_id: int | None
+    ) -> tuple[int | None, DeviceRecord | None, DeviceFacts, ProductFacts | None]:
+        """`admission_facts` and the admission epoch they were read at, from one snapshot."""
+        row = self._q.execute(_ADMISSION_FACTS_AT, (device_id, fw_product_id)).fetchone()
+        return (epoch_of(row[0]), *admission_facts_of(row[1:], fw_product_id))
+
+    def admission_epoch(self) -> int | None:
+        """The admission epoch: moved by every change to a fact admission decides on (migration 16)."""
+        row = self._q.execute("SELECT n FROM admission_epoch").fetchone()
+        return epoch_of(row[0] if row else None)
 
     def product_devices(
         self, product_id: int, status: str | None, offset: int, limit: int, query: DeviceQuery | None = None

@@ -564,3 +564,48 @@ MIGRATIONS.append(
         """,
     )
 )
+
+MIGRATIONS.append(
+    (
+        16,
+        """
+        -- The admission epoch (issue 17): one number that every change to a fact admission decides
+        -- on moves, in the changing transaction, by triggers (no write path can forget it). The
+        -- confirming write at READY reuses the HELLO's decision only while the epoch it was read
+        -- with is still the epoch; any change in between makes it read and decide again.
+        CREATE TABLE admission_epoch (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            n INTEGER NOT NULL
+        );
+        INSERT INTO admission_epoch (id, n) VALUES (1, 0);
+        CREATE TRIGGER admission_epoch_device_added AFTER INSERT ON devices
+        BEGIN UPDATE admission_epoch SET n = n + 1; END;
+        CREATE TRIGGER admission_epoch_device_deleted AFTER DELETE ON devices
+        BEGIN UPDATE admission_epoch SET n = n + 1; END;
+        CREATE TRIGGER admission_epoch_device_changed
+            AFTER UPDATE OF device_id, product_id, owner_kind, owner_id ON devices
+            WHEN OLD.device_id IS NOT NEW.device_id OR OLD.product_id IS NOT NEW.product_id
+                OR OLD.owner_kind IS NOT NEW.owner_kind OR OLD.owner_id IS NOT NEW.owner_id
+        BEGIN UPDATE admission_epoch SET n = n + 1; END;
+        CREATE TRIGGER admission_epoch_product_added AFTER INSERT ON products
+        BEGIN UPDATE admission_epoch SET n = n + 1; END;
+        CREATE TRIGGER admission_epoch_product_deleted AFTER DELETE ON products
+        BEGIN UPDATE admission_epoch SET n = n + 1; END;
+        CREATE TRIGGER admission_epoch_product_changed AFTER UPDATE OF id, policy ON products
+            WHEN OLD.id IS NOT NEW.id OR OLD.policy IS NOT NEW.policy
+        BEGIN UPDATE admission_epoch SET n = n + 1; END;
+        CREATE TRIGGER admission_epoch_list_added AFTER INSERT ON product_devices
+        BEGIN UPDATE admission_epoch SET n = n + 1; END;
+        CREATE TRIGGER admission_epoch_list_deleted AFTER DELETE ON product_devices
+        BEGIN UPDATE admission_epoch SET n = n + 1; END;
+        CREATE TRIGGER admission_epoch_list_changed AFTER UPDATE ON product_devices
+        BEGIN UPDATE admission_epoch SET n = n + 1; END;
+        CREATE TRIGGER admission_epoch_team_added AFTER INSERT ON team
+        BEGIN UPDATE admission_epoch SET n = n + 1; END;
+        CREATE TRIGGER admission_epoch_team_deleted AFTER DELETE ON team
+        BEGIN UPDATE admission_epoch SET n = n + 1; END;
+        CREATE TRIGGER admission_epoch_team_changed AFTER UPDATE ON team
+        BEGIN UPDATE admission_epoch SET n = n + 1; END;
+        """,
+    )
+)
