@@ -3,29 +3,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import trio
 
-from tests.api.conftest import Api, start_api
+from tests.api.conftest import api  # noqa: F401 (the API's fixture: a real server in this test's nursery)
 from tests.e2e.cli_support import serving, stop
 
 from .browser_support import CHROMIUM_FLAGS, Setup, chromium_or_fail
 
 PRODUCT = 5001
-
-
-@pytest.fixture
-async def api(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Api]:
-    running = await start_api(tmp_path, nursery)
-    async with running.http:
-        yield running
-    running.server.shutdown()
-    with trio.fail_after(10):
-        await running.server.stopped.wait()
 
 
 @pytest.fixture(scope="session")
