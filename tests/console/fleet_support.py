@@ -4,38 +4,20 @@ reboots into whatever verified image it receives, and a device that publishes on
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 
 import trio
 
 from firmware_sim.cli import parse_server_key
-from firmware_sim.device import DeviceClosed, DeviceRefused, DeviceSettings, SimDevice, connect_device
+from firmware_sim.device import DeviceSettings, connect_device
 from firmware_sim.flash import Flash
 from firmware_sim.identity import DeviceIdentity
 from protocol.codes import Status
-from protocol.errors import RemoteProtocolError
+from tests.device_life import device_life
 from tests.e2e.cli_support import Served
-
-
-async def _device_life(
-    served: Served, identity: DeviceIdentity, flash: Flash, product: int, first: int, ota: str
-) -> None:
-    """Connect, reboot into whatever verified image arrives, reconnect; until cancelled."""
-    key = parse_server_key(str(served.data / "server.pub"))
-    while True:
-        settings = DeviceSettings(product_id=product, firmware_version=flash.installed_version or first, ota=ota)
-        device = SimDevice(identity, key, settings, flash=flash)
-        with contextlib.suppress(OSError, DeviceRefused, DeviceClosed, RemoteProtocolError, trio.BrokenResourceError):
-            stream = await trio.open_tcp_stream("127.0.0.1", served.port)
-            try:
-                await device.handshake(stream)
-                await device.run()
-            finally:
-                await stream.aclose()
-        await trio.sleep(0.05)
 
 
 @contextmanager
@@ -48,12 +30,15 @@ def running_fleet(
 ) -> Iterator[None]:
     """These devices connected (and updating, but for the `refusing` ones) until the block ends."""
     stop = threading.Event()
+    key = parse_server_key(str(served.data / "server.pub"))
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             for identity in identities:
                 ota = "refuse" if identity.device_id_hex in refusing else "accept"
-                nursery.start_soon(_device_life, served, identity, Flash(), product, first, ota)
+                nursery.start_soon(
+                    partial(device_life, served.port, key, identity, product, Flash(), first=first, ota=ota)
+                )
             await trio.to_thread.run_sync(stop.wait)
             nursery.cancel_scope.cancel()
 

@@ -41,6 +41,7 @@ from protocol.codes import AckResult, CloseReason, Status
 from protocol.errors import RemoteProtocolError
 from protocol.noise import KeyPair
 from tests.cluster_pg import fresh_database
+from tests.device_life import device_life
 
 from .cli_support import Served, start_server
 
@@ -359,21 +360,6 @@ async def test_each_webhook_goes_out_once_cluster_wide_keyed_by_the_event(cluste
         await trio.sleep(1)  # no second delivery from another node comes
         assert sorted(int(k) for k in keys) == stored  # once each, keyed by the event's ID
         nursery.cancel_scope.cancel()
-
-
-async def device_life(port: int, key: bytes, identity: DeviceIdentity, product: int, flash: Flash) -> None:
-    """Connect, reboot into whatever verified image arrives, reconnect; until cancelled."""
-    while True:
-        settings = DeviceSettings(product_id=product, firmware_version=flash.installed_version or 1)
-        device = SimDevice(identity, key, settings, flash=flash)
-        with contextlib.suppress(OSError, DeviceRefused, DeviceClosed, RemoteProtocolError, trio.BrokenResourceError):
-            stream = await trio.open_tcp_stream("127.0.0.1", port)
-            try:
-                await device.handshake(stream)
-                await device.run()
-            finally:
-                await stream.aclose()
-        await trio.sleep(0.05)
 
 
 async def rollout_state(client: httpx.AsyncClient, api: str, product: int, rollout_id: int) -> dict[str, Any]:

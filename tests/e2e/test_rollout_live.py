@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 import trio
 
 from firmware_sim import firmware
-from firmware_sim.device import DeviceClosed, DeviceRefused, DeviceSettings, SimDevice
 from firmware_sim.flash import Flash
-from firmware_sim.identity import DeviceIdentity
-from protocol.errors import RemoteProtocolError
 from server.app import Server, open_context
 from server.ops.operations import Operations
 from server.ops.rollouts import RolloutRequest
 from server.rules.model import Policy
 from server.rules.rollout_model import ErrorAction, RolloutSettings, RolloutState, RolloutTarget, Strategy
+from tests.device_life import device_life
 
 from .conftest import Live, start_live
 
@@ -41,22 +39,6 @@ async def live(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Live]:
     running.server.shutdown()
 
 
-async def device_life(live: Live, identity: DeviceIdentity, flash: Flash, ota: str = "accept") -> None:
-    """Connect, reboot into whatever verified image arrives, reconnect; until cancelled."""
-    while True:
-        version = flash.installed_version or 1
-        settings = DeviceSettings(product_id=P, firmware_version=version, ota=ota)
-        device = SimDevice(identity, live.key, settings, flash=flash)
-        with contextlib.suppress(OSError, DeviceRefused, DeviceClosed, RemoteProtocolError, trio.BrokenResourceError):
-            stream = await trio.open_tcp_stream("127.0.0.1", live.port)
-            try:
-                await device.handshake(stream)
-                await device.run()
-            finally:
-                await stream.aclose()
-        await trio.sleep(0.05)
-
-
 async def wait_state(ops: Operations, rollout_id: int, states: set[RolloutState], seconds: float = 30) -> None:
     with trio.fail_after(seconds):
         while (await ops.rollouts.get(P, rollout_id)).state not in states:  # noqa: ASYNC110 (state is in the store)
@@ -68,7 +50,7 @@ async def test_a_staged_rollout_updates_every_device_and_leaves_the_version_rele
     flashes = {i.device_id_hex: Flash() for i in live.known}
     async with trio.open_nursery() as fleet:
         for identity in live.known:
-            fleet.start_soon(device_life, live, identity, flashes[identity.device_id_hex])
+            fleet.start_soon(device_life, lambda: live.port, live.key, identity, P, flashes[identity.device_id_hex])
         settings = RolloutSettings(strategy=Strategy.STAGED, max_concurrent=3, success_threshold=1.0)
         rollout = await ops.rollouts.create(
             ADMIN, P, RolloutRequest(2, RolloutTarget(product_default=True), settings, ("25%", "50%"))
@@ -92,7 +74,9 @@ async def test_refusals_trip_the_error_threshold_and_the_rollout_rolls_back(live
     async with trio.open_nursery() as fleet:
         for identity in live.known:
             ota = "refuse" if identity.device_id_hex in refusers else "accept"
-            fleet.start_soon(device_life, live, identity, flashes[identity.device_id_hex], ota)
+            fleet.start_soon(
+                partial(device_life, lambda: live.port, live.key, identity, P, flashes[identity.device_id_hex], ota=ota)
+            )
         settings = RolloutSettings(
             strategy=Strategy.STAGED, max_concurrent=4, error_threshold=0.5, error_action=ErrorAction.ROLLBACK
         )
@@ -130,7 +114,7 @@ async def test_a_rollout_survives_a_server_restart(live: Live, tmp_path: Path, n
     )
     async with trio.open_nursery() as fleet:
         for identity in live.known:
-            fleet.start_soon(device_life, live, identity, flashes[identity.device_id_hex])
+            fleet.start_soon(device_life, lambda: live.port, live.key, identity, P, flashes[identity.device_id_hex])
         with trio.fail_after(30):
             while await confirmed(ops, rollout.id) < 3:  # noqa: ASYNC110 (the count is in the store)
                 await trio.sleep(0.05)
