@@ -63,7 +63,7 @@ from .messages import (
     encode_message,
     max_chunk_for_frame,
 )
-from .noise import CipherState, HandshakeIK, KeyPair
+from .noise import CipherBatch, CipherState, HandshakeIK, KeyPair
 
 MAGIC: Final = b"FG"
 PREAMBLE: Final = MAGIC + limits.PROTOCOL_VERSION.to_bytes(2, "big")
@@ -227,8 +227,10 @@ class Connection:
         if self._error is not None:
             raise self._error
         events: list[Event] = []
+        # One AEAD object opens all of this read's transport frames (dropped on return).
+        opener = self._recv_cipher.batch() if self._recv_cipher is not None else None
         try:
-            while not isinstance(event := self._next_event(), NeedData):
+            while not isinstance(event := self._next_event(opener), NeedData):
                 events.append(event)
                 if self.state is State.CLOSED:
                     break
@@ -239,7 +241,7 @@ class Connection:
                 raise
         return events
 
-    def _next_event(self) -> Event | NeedData:
+    def _next_event(self, opener: CipherBatch | None = None) -> Event | NeedData:
         state = self.state
         if state is State.CLOSED:
             return ConnectionClosed()
@@ -255,7 +257,7 @@ class Connection:
             return self._receive_hello(frame)
         if state is State.AWAIT_WELCOME:
             return self._receive_welcome(frame)
-        return self._receive_transport(frame)
+        return self._receive_transport(frame, opener)
 
     def _need_data_or_eof(self) -> Event | NeedData:
         if not self._eof:
@@ -328,11 +330,13 @@ class Connection:
         self._decoder.max_frame = self.rx_max_frame
         self.state = State.CONFIRMING
 
-    def _receive_transport(self, frame: bytes) -> Event:
+    def _receive_transport(self, frame: bytes, opener: CipherBatch | None) -> Event:
         assert self._recv_cipher is not None
         if not frame:
             raise RemoteProtocolError("empty transport frame")
-        message = decode_message(self._recv_cipher.decrypt_with_ad(b"", frame))
+        # No opener when this read's own frames finished the handshake: then opened one by one.
+        cipher = self._recv_cipher if opener is None else opener
+        message = decode_message(cipher.decrypt_with_ad(b"", frame))
         allowed = FROM_SERVER if self.role is Role.CLIENT else FROM_DEVICE
         if type(message) not in allowed:
             raise RemoteProtocolError(
@@ -445,8 +449,8 @@ class Connection:
     ) -> None:
         """Write each (head, data) plaintext as a frame into `out`, which fits them exactly.
         `scratch`: MAX_TRANSPORT_PLAINTEXT bytes to assemble a chunk's plaintext in (else made here)."""
-        cipher = self._send_cipher
-        assert cipher is not None
+        assert self._send_cipher is not None
+        sealer = self._send_cipher.batch()  # one AEAD object for the batch, dropped with it
         # Head and data must be one buffer for the AEAD: assembled here, one frame at a time.
         if scratch is None and any(d for _, d in parts):
             scratch = memoryview(bytearray(limits.MAX_TRANSPORT_PLAINTEXT))
@@ -461,7 +465,7 @@ class Connection:
             body = len(plaintext) + limits.TAG_LEN
             out[at : at + HEADER_LEN] = frame_header(body)
             at += HEADER_LEN
-            cipher.encrypt_into(b"", plaintext, out[at : at + body])
+            sealer.encrypt_into(b"", plaintext, out[at : at + body])
             at += body
 
     def _send_hello(self, hello: Hello) -> bytes:
