@@ -74,11 +74,12 @@ def empty_database() -> str:
             t
             for (t,) in conn.execute(
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-                " AND tablename NOT IN ('schema_migrations', 'webhook_dispatch', 'admission_epoch')"
+                " AND tablename NOT IN ('schema_migrations', 'webhook_dispatch', 'admission_epoch', 'event_index_mark')"
             )
         ]
         conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
         conn.execute("UPDATE webhook_dispatch SET cursor = 0")  # its one row is the migration's
+        conn.execute("UPDATE event_index_mark SET upto = 0")  # so is this one's
     return url
 
 

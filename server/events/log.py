@@ -36,13 +36,18 @@ class AppendEvent(WriteOp[int]):
         self.event = event
 
     def apply(self, tx: StoreTx) -> int:
-        return tx.append_event(self.event)
+        event_id = tx.append_event(self.event)
+        tx.index_device_events_if_due(event_id, event_id)
+        return event_id
 
     @classmethod
     def apply_group(cls, tx: StoreTx, ops: Sequence[WriteOp[int]]) -> list[int]:
         events = [op.event for op in ops if isinstance(op, AppendEvent)]
         assert len(events) == len(ops)
-        return tx.append_events(events)
+        ids = tx.append_events(events)
+        if ids:
+            tx.index_device_events_if_due(ids[0], ids[-1])
+        return ids
 
     def __repr__(self) -> str:  # the writer logs a failed op by its repr
         return f"{type(self).__name__}({self.event!r})"
@@ -61,7 +66,7 @@ class _Append(AppendEvent):
         self.then = then
 
     def apply(self, tx: StoreTx) -> int:
-        event_id = tx.append_event(self.event)
+        event_id = super().apply(tx)
         self.feed.appended(tx, event_id)
         return event_id
 

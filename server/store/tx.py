@@ -81,6 +81,12 @@ class StoreTx(StoreReads, CommitHooks):
         """Append events in order; their IDs, in the same order (increasing)."""
         return [self.append_event(event) for event in events]
 
+    @abc.abstractmethod
+    def index_device_events_if_due(self, first_id: int, last_id: int) -> None:
+        """After appending events first_id..last_id: add the events since the last time to the
+        per-device index when these passed a step (sqlite/device_events.py). Readers are right
+        either way; this bounds what they scan unindexed."""
+
     # -- OTA outcomes (see sqlite/ota.py)
     @abc.abstractmethod
     def set_ota_outcome(self, outcome: OtaOutcome) -> None: ...

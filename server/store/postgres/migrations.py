@@ -372,10 +372,28 @@ CREATE TRIGGER admission_epoch_team AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
     FOR EACH STATEMENT EXECUTE FUNCTION admission_epoch_bump();
 """
 
+# A device's events found through an index the writer fills in bulk (issue 17; sqlite/migrations.py
+# 17 says why): (device, id) for every event up to event_index_mark.upto, readers scan the rest.
+EVENT_DEVICE_INDEX = """
+CREATE TABLE event_device_index (
+    device_id text COLLATE "C" NOT NULL,
+    id bigint NOT NULL,
+    PRIMARY KEY (device_id, id)
+);
+CREATE TABLE event_index_mark (
+    id integer PRIMARY KEY CHECK (id = 1),
+    upto bigint NOT NULL
+);
+INSERT INTO event_device_index (device_id, id) SELECT device_id, id FROM events ORDER BY device_id, id;
+INSERT INTO event_index_mark (id, upto) VALUES (1, (SELECT COALESCE(MAX(id), 0) FROM events));
+DROP INDEX events_by_device;
+"""
+
 MIGRATIONS: list[tuple[int, str]] = [
     (12, _BASELINE),
     (13, CLUSTER),
     (14, _FIRMWARE_BLOBS),
     (15, HUB),
     (16, ADMISSION_EPOCH),
+    (17, EVENT_DEVICE_INDEX),
 ]

@@ -8,6 +8,7 @@ from typing import ClassVar
 
 from ..records import DeviceRecord, EventRecord, ImportResult
 from ..sql import SqlConnection
+from .device_events import EVENT_COLUMNS, crosses_index_step, device_events_sql, index_device_events
 from .rows import DEVICE_COLUMNS, device_from_row, paged_by_id, window_by_id
 
 
@@ -32,12 +33,16 @@ class DeviceQueries:
     def list_events(
         self, device_id: str | None = None, after_id: int = 0, limit: int = 1000, product_id: int | None = None
     ) -> list[EventRecord]:
-        sql, args = paged_by_id(
-            "SELECT id, device_id, product_id, name, data, ttl, private, published_at, to_device, webhooks FROM events",
-            {"device_id": device_id, "product_id": product_id},
-            after_id,
-            limit,
-        )
+        if device_id is not None:
+            of_product = () if product_id is None else ("{e}product_id = ?",)
+            sql, args = device_events_sql(
+                EVENT_COLUMNS, device_id, after_id=after_id, conditions=of_product,
+                condition_args=() if product_id is None else (product_id,), limit=limit,
+            )  # fmt: skip
+        else:
+            sql, args = paged_by_id(
+                f"SELECT {', '.join(EVENT_COLUMNS)} FROM events", {"product_id": product_id}, after_id, limit
+            )
         return [
             EventRecord(d, n, bytes(data), ttl, bool(priv), at, product_id=p, id=i, to_device=to, webhooks=bool(h))
             for (i, d, p, n, data, ttl, priv, at, to, h) in self._q.execute(sql, args)
@@ -55,11 +60,22 @@ class DeviceQueries:
     ) -> list[EventRecord]:
         """Events routed to the product's stream, oldest first: after `after_id`, or the `limit` just
         before `before_id`; of one device, and with a name prefix, when given."""
-        sql, args, reverse = window_by_id(
-            "SELECT id, device_id, product_id, name, data, ttl, private, published_at, to_device, webhooks FROM events",
-            {"product_id": product_id, "device_id": device_id},
-            after_id=after_id, before_id=before_id, limit=limit, name_prefix=prefix,
-        )  # fmt: skip
+        if device_id is not None:
+            conditions: tuple[str, ...] = ("{e}product_id = ?",)
+            condition_args: tuple[object, ...] = (product_id,)
+            if prefix:
+                conditions += ("substr({e}name, 1, ?) = ?",)
+                condition_args += (len(prefix), prefix)
+            sql, args = device_events_sql(
+                EVENT_COLUMNS, device_id, after_id=after_id, before_id=before_id, conditions=conditions,
+                condition_args=condition_args, newest_first=before_id is not None, limit=limit,
+            )  # fmt: skip
+            reverse = before_id is not None
+        else:
+            sql, args, reverse = window_by_id(
+                f"SELECT {', '.join(EVENT_COLUMNS)} FROM events", {"product_id": product_id},
+                after_id=after_id, before_id=before_id, limit=limit, name_prefix=prefix,
+            )  # fmt: skip
         out = [
             EventRecord(d, n, bytes(data), ttl, bool(priv), at, product_id=p, id=i, to_device=to, webhooks=bool(h))
             for (i, d, p, n, data, ttl, priv, at, to, h) in self._q.execute(sql, args)
@@ -105,3 +121,7 @@ class DeviceQueries:
 
     def mark_disconnected(self, device_id: str, at: float) -> None:
         self._w.execute("UPDATE devices SET online = 0, last_heard = ? WHERE device_id = ?", (at, device_id))
+
+    def index_device_events_if_due(self, first_id: int, last_id: int) -> None:
+        if crosses_index_step(first_id, last_id):
+            index_device_events(self._w)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from ..records import AuditRecord, EventRecord, HubCounts
 from ..sql import SqlConnection
+from .device_events import device_events_sql
 
 # Unary plus keeps the planner off audit_by_product, which it would otherwise pick for the ORDER BY
 # and walk the product's whole trail (it grows with every connection); audit_by_device (device_id,
@@ -100,11 +101,11 @@ class HubQueries:
 
     def recent_device_events(self, product_id: int, device_id: str, limit: int) -> list[EventRecord]:
         """The device's latest events in the product's stream, newest first."""
-        rows = self._q.execute(
-            "SELECT id, name, data, ttl, private, published_at FROM events"
-            f" WHERE device_id = ? AND {_THIS_PRODUCT} ORDER BY id DESC LIMIT ?",
-            (device_id, product_id, limit),
-        )
+        sql, args = device_events_sql(
+            ("id", "name", "data", "ttl", "private", "published_at"), device_id,
+            conditions=("+{e}product_id = ?",), condition_args=(product_id,), newest_first=True, limit=limit,
+        )  # fmt: skip
+        rows = self._q.execute(sql, args)
         return [
             EventRecord(device_id, n, bytes(data), ttl, bool(priv), at, product_id=product_id, id=i)
             for (i, n, data, ttl, priv, at) in rows
