@@ -53,6 +53,19 @@ class PostgresQueries:
         row = self._q.execute(_ADMISSION_FACTS_AT, (device_id, fw_product_id, device_id)).fetchone()
         return (epoch_of(row[0]), *admission_facts_of(row[1:], fw_product_id))
 
+    def claim_live_session(self, device_id: str, node_id: str, counter: int, at: float) -> str | None:
+        """As LiveSessionQueries', in one statement (it runs in every READY's write): the WITH reads
+        the row as it was before the upsert (one snapshot for the whole statement)."""
+        (previous,) = self._w.execute(
+            "WITH previous AS (SELECT node_id FROM live_sessions WHERE device_id = ?)"
+            " INSERT INTO live_sessions (device_id, node_id, counter, privileges, product_id, since)"
+            " VALUES (?, ?, ?, 0, NULL, ?) ON CONFLICT (device_id) DO UPDATE SET node_id = excluded.node_id,"
+            " counter = excluded.counter, privileges = 0, product_id = NULL, since = excluded.since"
+            " RETURNING (SELECT node_id FROM previous)",
+            (device_id, device_id, node_id, counter, at),
+        ).fetchone()
+        return None if previous is None or previous == node_id else str(previous)
+
     def set_webhook_cursor(self, event_id: int) -> None:
         self._w.execute("UPDATE webhook_dispatch SET cursor = GREATEST(cursor, ?) WHERE id = 1", (event_id,))
 
