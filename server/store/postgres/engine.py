@@ -233,6 +233,9 @@ class PostgresStore(PostgresQueries, DomainQueries, Store, BatchApplier):
     def reset_online(self) -> int:
         return self._w.execute("UPDATE devices SET online = 0 WHERE online = 1").rowcount
 
+    def reading(self, fn: Callable[[], T]) -> T:
+        return self._r.pinned(fn)
+
     def read_on_loop(self, fn: Callable[..., T], *args: Any) -> T:
         return fn(*args)  # AsyncStore.read_now runs it in a worker thread (reads_on_loop is False)
 

@@ -15,6 +15,7 @@ import pytest
 
 from server.link.writes import ConfirmSession
 from server.rules.model import Policy
+from server.store import AsyncStore
 from server.store.postgres.engine import PostgresStore
 from server.store.secrets_key import SecretsKey
 from server.store.writeop import Transaction, WriteOp
@@ -120,3 +121,40 @@ def test_an_empty_batch_begins_nothing(store: PostgresStore) -> None:
     assert _round_trips(store, []) == ([], 0)
     assert store._w.raw.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     assert os.environ.get("FLEETGATE_TEST_DATABASE_URL")  # (marked postgres: never run without it)
+
+
+async def test_a_read_function_checks_out_one_reader_connection(store: PostgresStore) -> None:
+    """`AsyncStore.read` runs the whole function on one pooled connection: a checkout from
+    psycopg_pool costs about as much CPU as a short statement, and the connect path's OTA read
+    makes five statements."""
+    _, ids = _fleet(store)
+    reads = AsyncStore(store)
+
+    def three_statements() -> int:
+        return sum(store.get_device(d) is not None for d in ids[:3])
+
+    before = store._pool.get_stats().get("requests_num", 0)  # type: ignore[union-attr]
+    assert await reads.read(three_statements) == 3
+    assert store._pool.get_stats().get("requests_num", 0) - before == 1  # type: ignore[union-attr]
+    assert await reads.read(lambda: reads.sync.reading(three_statements)) == 3  # nested: the same one
+    assert store._pool.get_stats().get("requests_num", 0) - before == 2  # type: ignore[union-attr]
+
+
+def test_the_firmware_target_facts_are_one_round_trip(store: PostgresStore) -> None:
+    """Read for every connection that may be offered firmware (the OTA offer); their values are
+    tests/server/store/test_firmware_store.py's, on both stores."""
+    product_id, ids = _fleet(store)
+
+    def traced() -> int:
+        conn = store._r._local.conn  # the connection this read holds
+        with tempfile.TemporaryFile("w+") as trace:
+            conn.pgconn.trace(trace.fileno())
+            try:
+                facts = store.firmware_target_facts(product_id, ids[0])
+            finally:
+                conn.pgconn.untrace()
+            assert facts.locked_version is None and facts.product_default is None and facts.groups == ()
+            trace.seek(0)
+            return sum(1 for line in trace if "\tReadyForQuery\t" in line)
+
+    assert store.reading(traced) == 1
