@@ -40,7 +40,7 @@ from .logs import log_event
 from .ops.auth import bootstrap_admin, first_run_password
 from .ports import BoundPorts, PortUnavailable, bind_ports, describe_bind_error
 from .rollouts.service import RolloutService
-from .store import AsyncStore, Transaction
+from .store import AsyncStore, Store, Transaction
 from .store.database import DatabaseUnavailable
 from .store.open import open_store
 from .store.secrets_key import SecretsKey, SecretsKeyError
@@ -71,7 +71,7 @@ def start_up(config: ServerConfig, *, exclusive: bool = False) -> Startup:
         if node_id is None:
             store.reset_online()
         else:  # the other nodes' devices are theirs: only this node's earlier sessions are gone
-            store.write_batch([Transaction(lambda tx: tx.release_node_sessions(node_id), "node_start")])
+            release_earlier_sessions(store, node_id)
         if config.server_key_file is not None:
             key, created = load_shared_server_key(config.server_key_file), False
         else:
@@ -87,6 +87,22 @@ def start_up(config: ServerConfig, *, exclusive: bool = False) -> Startup:
     dsn = getattr(store, "dsn", None) if node_id is not None else None
     ctx = ServerContext(config, key, AsyncStore(store), SessionRegistry(), node_id=node_id, cluster_dsn=dsn)
     return Startup(ctx, created, admin_token, lock, password if admin_token is not None else None)
+
+
+def release_earlier_sessions(store: Store, node_id: str) -> None:
+    """A node starting: the sessions it held before (it stopped or died) are gone. Where that write
+    fails the node does not start: the other nodes would go on seeing it hold those devices (they
+    stay online, and a device coming back here would close itself as replaced). The store is closed
+    and the failure raised (DatabaseUnavailable, else NodeSetupError: one line from `fleetgate serve`)."""
+    (released,) = store.write_batch([Transaction(lambda tx: tx.release_node_sessions(node_id), "node_start")])
+    if isinstance(released, BaseException):
+        log_event(log, "node_start_failed", logging.ERROR, node_id=node_id, error=str(released))
+        store.close()
+        if isinstance(released, DatabaseUnavailable):
+            raise released
+        reason = str(released).strip().splitlines()[0] if str(released).strip() else type(released).__name__
+        raise NodeSetupError(f"cannot release the sessions node {node_id} held before: {reason}") from released
+    log_event(log, "node_sessions_released", node_id=node_id, released=released)
 
 
 def secrets_key_of(config: ServerConfig) -> SecretsKey:
@@ -327,6 +343,7 @@ __all__ = [
     "Startup",
     "describe_bind_error",
     "open_context",
+    "release_earlier_sessions",
     "run_forever",
     "secrets_key_of",
     "serve_until_stopped",

@@ -51,6 +51,12 @@ def _text_value(value: object) -> str:
     return json.dumps(value, default=str)
 
 
+# Libraries whose own loggers write into ours (else Python's last-resort handler prints their
+# warnings to stderr as plain text between our lines): psycopg and its pool (psycopg.pool), at
+# warning and above whatever our level (their info and debug lines are per connection).
+LIBRARY_LOGGERS = ("psycopg",)
+
+
 def setup_logging(level: str = "info", log_format: str = "json") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(TextFormatter() if log_format == "text" else JsonFormatter())
@@ -58,6 +64,11 @@ def setup_logging(level: str = "info", log_format: str = "json") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+    for name in LIBRARY_LOGGERS:
+        library = logging.getLogger(name)
+        library.handlers[:] = [handler]
+        library.setLevel(max(root.level, logging.WARNING))
+        library.propagate = False
 
 
 def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:

@@ -32,6 +32,11 @@ class Store(StoreReads, CommitHooks):
         the store has several (see AsyncStore.read_now)."""
         return fn(*args)
 
+    def reading(self, fn: Callable[[], T]) -> T:
+        """Run a read function in a worker thread (AsyncStore.read). A store with a pool of reader
+        connections gives all of its statements one connection (one checkout instead of one each)."""
+        return fn()
+
     # -- writes: every write is a WriteOp applied by write_batch, in the writer service
     @abc.abstractmethod
     def write_batch(self, ops: Sequence[WriteOp[Any]]) -> list[object]:

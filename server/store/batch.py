@@ -37,7 +37,7 @@ class BatchApplier(StoreTx):
                 start = end
                 continue
             for op in ops[start:end]:
-                w.execute("SAVEPOINT op")
+                self._savepoint("op")
                 mark = self._hooks_mark()
                 try:
                     results.append(op.apply(self))
@@ -45,15 +45,25 @@ class BatchApplier(StoreTx):
                     w.execute("ROLLBACK TO SAVEPOINT op")
                     self._hooks_undo(mark)
                     results.append(exc)
-                w.execute("RELEASE SAVEPOINT op")
+                self._release("op")
             start = end
         return results
+
+    def _savepoint(self, name: str) -> None:
+        """Open the savepoint an op (or a group) runs in. An engine may send it together with
+        statements it held back (the PostgreSQL store: the batch's BEGIN, the last op's release)."""
+        self._w.execute(f"SAVEPOINT {name}")
+
+    def _release(self, name: str) -> None:
+        """Close it. An engine may hold this back for its next round trip: nothing runs in between
+        but the next `_savepoint` or the COMMIT, which releases every savepoint."""
+        self._w.execute(f"RELEASE SAVEPOINT {name}")
 
     def _apply_group(self, kind: type[WriteOp[Any]], group: Sequence[WriteOp[Any]], results: list[object]) -> bool:
         """Apply a run of groupable ops at once; False (and nothing applied) where that fails, and the
         caller applies them one by one so that only the op at fault fails."""
         w = self._w
-        w.execute("SAVEPOINT ops")
+        self._savepoint("ops")
         mark = self._hooks_mark()
         try:
             done = kind.apply_group(self, group)
@@ -61,8 +71,8 @@ class BatchApplier(StoreTx):
         except Exception:
             w.execute("ROLLBACK TO SAVEPOINT ops")
             self._hooks_undo(mark)
-            w.execute("RELEASE SAVEPOINT ops")
+            self._release("ops")
             return False
-        w.execute("RELEASE SAVEPOINT ops")
+        self._release("ops")
         results.extend(done)
         return True

@@ -65,7 +65,9 @@ class AsyncStore:
         if self.inline:
             await trio.lowlevel.checkpoint()
             return fn(*args, **kwargs)
-        return await trio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=self._read_limiter)
+        return await trio.to_thread.run_sync(
+            lambda: self.sync.reading(lambda: fn(*args, **kwargs)), limiter=self._read_limiter
+        )
 
     async def read_now(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a small indexed read on the event loop itself. For the handshake's hot path only:

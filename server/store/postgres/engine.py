@@ -70,6 +70,7 @@ class PostgresStore(PostgresQueries, DomainQueries, Store, BatchApplier):
         self.where = describe_database(dsn)
         self._synchronous_commit = synchronous_commit
         self._local = threading.local()
+        self._unsent: list[str] = []  # the writer's statements held back for its next round trip
         raw = _connect(dsn)
         self._w = PgConnection(raw)
         self._pool: ConnectionPool[Any] | None = None
@@ -154,11 +155,12 @@ class PostgresStore(PostgresQueries, DomainQueries, Store, BatchApplier):
         self._local.in_batch = True
         self._hooks_begin()
         committed = False
+        # Sent with the first op's savepoint, in one round trip (_savepoint).
+        self._unsent = ["BEGIN", f"SELECT pg_advisory_xact_lock({locks.WRITE})"]
         try:
-            w.execute("BEGIN")
-            w.execute("SELECT pg_advisory_xact_lock(?)", (locks.WRITE,))
             results = self._apply_ops(ops)
-            w.execute("COMMIT")
+            if not self._unsent or self._unsent[0] != "BEGIN":  # else no op ran: nothing was begun
+                w.raw.execute("COMMIT")  # which releases the last op's savepoint, held back
             committed = True
         except BaseException:
             if w.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
@@ -166,9 +168,21 @@ class PostgresStore(PostgresQueries, DomainQueries, Store, BatchApplier):
                     w.raw.execute("ROLLBACK")
             raise
         finally:
+            self._unsent = []
             self._local.in_batch = False
             self._hooks_end(committed)
         return results
+
+    def _savepoint(self, name: str) -> None:
+        """One round trip for the savepoint and what was held back before it: the batch's BEGIN and
+        WRITE lock (first op), or the previous op's release. Several statements without parameters
+        in one execute go as one simple query."""
+        self._w.raw.execute("; ".join([*self._unsent, f"SAVEPOINT {name}"]))
+        self._unsent = []
+
+    def _release(self, name: str) -> None:
+        """Held back: sent with the next op's savepoint; the COMMIT releases the last one."""
+        self._unsent = [f"RELEASE SAVEPOINT {name}"]
 
     def notice(self, channel: str, payload: str) -> None:
         """Inside a write op: `pg_notify`, which PostgreSQL delivers to every listening session if
@@ -218,6 +232,9 @@ class PostgresStore(PostgresQueries, DomainQueries, Store, BatchApplier):
 
     def reset_online(self) -> int:
         return self._w.execute("UPDATE devices SET online = 0 WHERE online = 1").rowcount
+
+    def reading(self, fn: Callable[[], T]) -> T:
+        return self._r.pinned(fn)
 
     def read_on_loop(self, fn: Callable[..., T], *args: Any) -> T:
         return fn(*args)  # AsyncStore.read_now runs it in a worker thread (reads_on_loop is False)

@@ -9,9 +9,10 @@ from typing import ClassVar
 
 from ...rules.admission import DeviceFacts, ProductFacts
 from ...rules.rollout_model import RolloutDevice
-from ..records import DeviceRecord
+from ..records import DeviceRecord, FirmwareTargetFacts
 from ..sql import SqlConnection
 from ..sqlite.admin import admission_facts_of, epoch_of
+from ..sqlite.firmware import _release
 from ..sqlite.rollouts import _DEVICE_COLUMNS, _device
 from ..sqlite.rows import DEVICE_COLUMNS
 
@@ -24,6 +25,18 @@ _ADMISSION_FACTS = (
     " LEFT JOIN product_devices l ON l.product_id = p.id AND l.device_id = ?"
 )
 _ADMISSION_FACTS_AT = _ADMISSION_FACTS.replace("SELECT ", "SELECT (SELECT n FROM admission_epoch), ", 1)
+
+
+# The lock, the groups and the releases of FirmwareQueries.firmware_target_facts in one statement:
+# one row per release of the product (one with NULLs where it has none).
+_TARGET_FACTS = (
+    "SELECT (SELECT version FROM firmware_locks WHERE product_id = ? AND device_id = ?),"
+    " ARRAY(SELECT g.name FROM device_group_members m JOIN device_groups g ON g.id = m.group_id"
+    " WHERE g.product_id = ? AND m.device_id = ? ORDER BY g.name),"
+    " r.product_id, r.version, g.name, r.intelligent, r.released_at, r.released_by"
+    " FROM (SELECT 1) AS one LEFT JOIN (firmware_releases r LEFT JOIN device_groups g ON g.id = r.group_id)"
+    " ON r.product_id = ? ORDER BY r.version, g.name"
+)
 
 
 class PostgresQueries:
@@ -52,6 +65,29 @@ class PostgresQueries:
             fw_product_id = None
         row = self._q.execute(_ADMISSION_FACTS_AT, (device_id, fw_product_id, device_id)).fetchone()
         return (epoch_of(row[0]), *admission_facts_of(row[1:], fw_product_id))
+
+    def claim_live_session(self, device_id: str, node_id: str, counter: int, at: float) -> str | None:
+        """As LiveSessionQueries', in one statement (it runs in every READY's write): the WITH reads
+        the row as it was before the upsert (one snapshot for the whole statement)."""
+        (previous,) = self._w.execute(
+            "WITH previous AS (SELECT node_id FROM live_sessions WHERE device_id = ?)"
+            " INSERT INTO live_sessions (device_id, node_id, counter, privileges, product_id, since)"
+            " VALUES (?, ?, ?, 0, NULL, ?) ON CONFLICT (device_id) DO UPDATE SET node_id = excluded.node_id,"
+            " counter = excluded.counter, privileges = 0, product_id = NULL, since = excluded.since"
+            " RETURNING (SELECT node_id FROM previous)",
+            (device_id, device_id, node_id, counter, at),
+        ).fetchone()
+        return None if previous is None or previous == node_id else str(previous)
+
+    def firmware_target_facts(self, product_id: int, device_id: str) -> FirmwareTargetFacts:
+        """As FirmwareQueries', in one statement (it runs for every connection that may be offered
+        firmware) instead of three."""
+        rows = self._q.execute(_TARGET_FACTS, (product_id, device_id, product_id, device_id, product_id)).fetchall()
+        locked, groups = rows[0][0], tuple(rows[0][1])
+        releases = [_release(row[2:]) for row in rows if row[2] is not None]
+        default = next((r for r in releases if r.group is None), None)
+        in_groups = tuple(r for r in releases if r.group is not None and r.group in groups)
+        return FirmwareTargetFacts(None if locked is None else int(locked), default, in_groups, groups)
 
     def set_webhook_cursor(self, event_id: int) -> None:
         self._w.execute("UPDATE webhook_dispatch SET cursor = GREATEST(cursor, ?) WHERE id = 1", (event_id,))
