@@ -25,6 +25,7 @@ from .records import (
     FirmwareTargetFacts,
     GroupRecord,
     HubCounts,
+    OfferFacts,
     OtaOutcome,
     ProductRecord,
     ReleaseRecord,
@@ -214,6 +215,10 @@ class StoreReads(abc.ABC):
 
     @abc.abstractmethod
     def firmware_target_facts(self, product_id: int, device_id: str) -> FirmwareTargetFacts: ...
+
+    @abc.abstractmethod
+    def offer_facts(self, product_id: int, device_id: str) -> OfferFacts:
+        """In one statement, what the OTA offer on a connect decides on (link/ota_delivery.py)."""
 
     # -- firmware binaries by SHA-256 (see sqlite/firmware_blobs.py)
     @abc.abstractmethod

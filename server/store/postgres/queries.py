@@ -9,9 +9,10 @@ from typing import ClassVar
 
 from ...rules.admission import DeviceFacts, ProductFacts
 from ...rules.rollout_model import RolloutDevice
-from ..records import DeviceRecord
+from ..records import DeviceRecord, OfferFacts
 from ..sql import SqlConnection
 from ..sqlite.admin import admission_facts_of, epoch_of
+from ..sqlite.firmware import offer_facts_of
 from ..sqlite.rollouts import _DEVICE_COLUMNS, _device
 from ..sqlite.rows import DEVICE_COLUMNS
 
@@ -24,6 +25,20 @@ _ADMISSION_FACTS = (
     " LEFT JOIN product_devices l ON l.product_id = p.id AND l.device_id = ?"
 )
 _ADMISSION_FACTS_AT = _ADMISSION_FACTS.replace("SELECT ", "SELECT (SELECT n FROM admission_epoch), ", 1)
+# sqlite/firmware.py's _OFFER_FACTS in PostgreSQL's spelling: the arguments in order of use.
+_OFFER_FACTS = (
+    "SELECT d.development,"
+    " (SELECT version FROM firmware_locks WHERE product_id = ? AND device_id = ?),"
+    " (SELECT rd.assigned_version FROM rollout_devices rd JOIN rollouts r ON r.id = rd.rollout_id"
+    "  WHERE rd.device_id = ? AND r.product_id = ? AND rd.assigned_version IS NOT NULL"
+    "  ORDER BY rd.rollout_id DESC LIMIT 1),"
+    " (SELECT string_agg(fr.version::text, ',') FROM firmware_releases fr JOIN device_groups g ON g.id = fr.group_id"
+    "  JOIN device_group_members m ON m.group_id = g.id WHERE fr.product_id = ? AND g.product_id = ?"
+    "  AND m.device_id = ?),"
+    " (SELECT version FROM firmware_releases WHERE product_id = ? AND group_id IS NULL),"
+    " o.version, o.reason"
+    " FROM (SELECT 1) AS one LEFT JOIN devices d ON d.device_id = ? LEFT JOIN device_ota o ON o.device_id = ?"
+)
 
 
 class PostgresQueries:
@@ -52,6 +67,11 @@ class PostgresQueries:
             fw_product_id = None
         row = self._q.execute(_ADMISSION_FACTS_AT, (device_id, fw_product_id, device_id)).fetchone()
         return (epoch_of(row[0]), *admission_facts_of(row[1:], fw_product_id))
+
+    def offer_facts(self, product_id: int, device_id: str) -> OfferFacts:
+        """As FirmwareQueries', in PostgreSQL's spelling."""
+        p, d = product_id, device_id
+        return offer_facts_of(self._q.execute(_OFFER_FACTS, (p, d, d, p, p, p, d, p, d, d)).fetchone())
 
     def set_webhook_cursor(self, event_id: int) -> None:
         self._w.execute("UPDATE webhook_dispatch SET cursor = GREATEST(cursor, ?) WHERE id = 1", (event_id,))
