@@ -134,6 +134,14 @@ class StoreReads(abc.ABC):
         """`admission_facts` with the admission epoch first (None: unknown), read in one snapshot."""
 
     @abc.abstractmethod
+    def admission_facts_many(
+        self, requests: Sequence[tuple[str, int | None]]
+    ) -> list[tuple[int | None, DeviceRecord | None, DeviceFacts, ProductFacts | None]]:
+        """`admission_facts_at` for each (device ID, firmware product ID), in order: the HELLOs that
+        arrive together (link/admission_reads.py). Each result's facts and epoch come from one
+        statement (one snapshot); a statement reads up to 256 pairs."""
+
+    @abc.abstractmethod
     def admission_epoch(self) -> int | None:
         """Moved, in the same transaction, by every change to a fact `admission_facts` reads."""
 
