@@ -44,30 +44,31 @@ class AdmissionReads:
 
     async def facts(self, device_id: str, product_id: int | None) -> Facts:
         """`Store.admission_facts_at(device_id, product_id)`, read with the others asked in this wakeup."""
-        asked = _Asked(device_id, product_id)
         if self._gathering is not None:
+            asked = _Asked(device_id, product_id)
             self._gathering.append(asked)
             await asked.done.wait()  # a cancelled session leaves; the leader's answer is dropped
             if asked.error is not None:
                 raise asked.error
             assert asked.answer is not None
             return asked.answer
-        batch = self._gathering = [asked]
+        batch: list[_Asked] = []
+        self._gathering = batch
         try:
             # Shielded: the others wait for this read. One more turn of the loop, then the read.
             with trio.CancelScope(shield=True):
                 await trio.lowlevel.cancel_shielded_checkpoint()
                 self._gathering = None
-                answers = await self._read([(a.device_id, a.product_id) for a in batch])
+                answers = await self._read([(device_id, product_id), *((a.device_id, a.product_id) for a in batch)])
         except BaseException as exc:
             self._gathering = None if self._gathering is batch else self._gathering
             # The others end as the leader's read did (a KeyboardInterrupt stays the leader's).
             error = exc if isinstance(exc, Exception) else StoreClosed("the admission read was interrupted")
-            for other in batch[1:]:
+            for other in batch:
                 other.error = error
                 other.done.set()
             raise
-        for other, answer in zip(batch[1:], answers[1:], strict=True):
+        for other, answer in zip(batch, answers[1:], strict=True):
             other.answer = answer
             other.done.set()
         return answers[0]
@@ -77,6 +78,13 @@ class AdmissionReads:
         self.largest = max(self.largest, len(requests))
         store = self._store
         sync = store.sync
+        # Alone (most HELLOs even in a storm: one arrives per wakeup), the statement of one pair:
+        # prepared once, where a VALUES list of each new length is prepared again.
+        if len(requests) == 1:
+            (device_id, product_id) = requests[0]
+            if sync.reads_on_loop:
+                return [sync.read_on_loop(lambda: sync.admission_facts_at(device_id, product_id))]
+            return [await store.read(sync.admission_facts_at, device_id, product_id)]
         if sync.reads_on_loop:  # a handful of indexed lookups: on the loop (see AsyncStore.read_now)
             return sync.read_on_loop(lambda: sync.admission_facts_many(requests))
         return await store.read(sync.admission_facts_many, requests)

@@ -107,11 +107,14 @@ def admission_rows_many(
     out: list[tuple[int | None, DeviceRecord | None, DeviceFacts, ProductFacts | None]] = []
     for start in range(0, len(requests), ADMISSION_READS_PER_STATEMENT):
         chunk = requests[start : start + ADMISSION_READS_PER_STATEMENT]
+        # Padded to a power of two with the last pair again: a few statement texts to prepare and
+        # keep in the connection's cache, not one per length.
+        rows_asked = 1 << (len(chunk) - 1).bit_length()
         args: list[object] = []
-        for i, (device_id, product_id) in enumerate(chunk):
+        for i, (device_id, product_id) in enumerate([*chunk, *[chunk[-1]] * (rows_asked - len(chunk))]):
             args += (i, device_id, product_id)
         row_sql = "(CAST(? AS INTEGER), CAST(? AS TEXT), CAST(? AS BIGINT))"
-        rows = q.execute(sql.format(values=", ".join([row_sql] * len(chunk))), args).fetchall()
+        rows = q.execute(sql.format(values=", ".join([row_sql] * rows_asked)), args).fetchall()[: len(chunk)]
         out.extend(
             (epoch_of(row[0]), *admission_facts_of(row[1:], pid)) for row, (_, pid) in zip(rows, chunk, strict=True)
         )
