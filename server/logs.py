@@ -69,8 +69,8 @@ def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **f
     """Log a named event with fields (kept as fields, so tests and tools can read them).
 
     The record is made here and handed to the logger's handlers as `Logger.log` would, without
-    its search of the call stack for a file and line no formatter prints: a connection logs at
-    least one line, and that search was a fifth of its cost."""
+    its search of the call stack for a file and line no formatter prints (every connection logs
+    a line or two)."""
     if logger.isEnabledFor(level):
         record = logger.makeRecord(logger.name, level, "", 0, event, (), None, extra={"fields": fields})
         logger.handle(record)
@@ -80,11 +80,11 @@ class IsoClock:
     """`iso(t)` for times that come in order, as a log's do: the date and second formatted once per
     second, the milliseconds each call (the same digits as `iso`, rounding included)."""
 
-    __slots__ = ("prefix", "second")
+    __slots__ = ("_cached",)
 
     def __init__(self) -> None:
-        self.second: int | None = None
-        self.prefix = ""
+        # (second, "YYYY-MM-DDTHH:MM:SS."), replaced as one: formatters may run in several threads.
+        self._cached: tuple[int, str] | None = None
 
     def __call__(self, t: float) -> str:
         # datetime.fromtimestamp's rounding: the fraction to whole microseconds, half to even,
@@ -98,10 +98,10 @@ class IsoClock:
         elif micros < 0:
             micros += 1_000_000
             second -= 1
-        if second != self.second:
-            self.prefix = iso(second)[:-4]  # "YYYY-MM-DDTHH:MM:SS." (iso ends in "mmmZ")
-            self.second = second
-        return f"{self.prefix}{micros // 1000:03d}Z"
+        cached = self._cached
+        if cached is None or cached[0] != second:
+            cached = self._cached = (second, iso(second)[:-4])  # iso ends in "mmmZ"
+        return f"{cached[1]}{micros // 1000:03d}Z"
 
 
 _iso_clock = IsoClock()
