@@ -21,6 +21,7 @@ from .events.log import EventLog
 from .events.publishing import DirectFeed, EventFeed, TailFeed
 from .firmware.node_cache import BinaryCache
 from .health import NodeHealth
+from .link.admission_reads import AdmissionReads
 from .link.control import NodeControl
 from .link.registry import SessionRegistry
 from .rollouts.wakeup import Wakeup
@@ -48,6 +49,7 @@ class ServerContext:
     feed: EventFeed = field(init=False)  # how stored events reach `events` (events/publishing.py)
     event_log: EventLog = field(init=False)  # every event enters here: stored, then published
     binaries: BinaryCache = field(init=False)  # firmware binaries: this node's copies, filled from the store
+    admission_reads: AdmissionReads = field(init=False)  # the HELLOs of one wakeup, read in one statement
 
     def __post_init__(
         self, cluster_bus: ClusterBus | None, event_feed: EventFeed | None, cluster_dsn: str | None
@@ -60,6 +62,7 @@ class ServerContext:
             self._join_cluster(cluster_dsn)
         self.event_log = EventLog(self.store, self.feed)
         self.binaries = BinaryCache(self.config.data_dir, self._stored_binary)
+        self.admission_reads = AdmissionReads(self.store)
 
     async def _stored_binary(self, sha256: str) -> bytes | None:
         return await self.store.read(self.store.sync.firmware_blob, sha256)

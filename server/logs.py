@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import sys
 import time
 from typing import Any
@@ -15,10 +16,14 @@ from typing import Any
 LOG_FORMATS = ("json", "text")
 
 
+# One encoder for every line: json.dumps(default=...) builds a new one per call.
+_JSON = json.JSONEncoder(default=str)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "ts": iso(record.created),
+            "ts": _iso_clock(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "event": record.getMessage(),
@@ -28,14 +33,14 @@ class JsonFormatter(logging.Formatter):
             out.update(fields)
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
+        return _JSON.encode(out)
 
 
 class TextFormatter(logging.Formatter):
     """`2026-12-06T16:05:03.123Z info  fleetgate.app listening host=127.0.0.1 device_port=5683`"""
 
     def format(self, record: logging.LogRecord) -> str:
-        parts = [iso(record.created), f"{record.levelname.lower():<7}", record.name, record.getMessage()]
+        parts = [_iso_clock(record.created), f"{record.levelname.lower():<7}", record.name, record.getMessage()]
         fields = getattr(record, "fields", None) or {}
         parts.extend(f"{key}={_text_value(value)}" for key, value in fields.items())
         line = " ".join(parts)
@@ -72,9 +77,45 @@ def setup_logging(level: str = "info", log_format: str = "json") -> None:
 
 
 def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:
-    """Log a named event with fields (kept as fields, so tests and tools can read them)."""
+    """Log a named event with fields (kept as fields, so tests and tools can read them).
+
+    The record is made here and handed to the logger's handlers as `Logger.log` would, without
+    its search of the call stack for a file and line no formatter prints (every connection logs
+    a line or two)."""
     if logger.isEnabledFor(level):
-        logger.log(level, event, extra={"fields": fields})
+        record = logger.makeRecord(logger.name, level, "", 0, event, (), None, extra={"fields": fields})
+        logger.handle(record)
+
+
+class IsoClock:
+    """`iso(t)` for times that come in order, as a log's do: the date and second formatted once per
+    second, the milliseconds each call (the same digits as `iso`, rounding included)."""
+
+    __slots__ = ("_cached",)
+
+    def __init__(self) -> None:
+        # (second, "YYYY-MM-DDTHH:MM:SS."), replaced as one: formatters may run in several threads.
+        self._cached: tuple[int, str] | None = None
+
+    def __call__(self, t: float) -> str:
+        # datetime.fromtimestamp's rounding: the fraction to whole microseconds, half to even,
+        # carried into the second.
+        fraction, whole = math.modf(t)
+        micros = round(fraction * 1e6)
+        second = int(whole)
+        if micros >= 1_000_000:
+            micros -= 1_000_000
+            second += 1
+        elif micros < 0:
+            micros += 1_000_000
+            second -= 1
+        cached = self._cached
+        if cached is None or cached[0] != second:
+            cached = self._cached = (second, iso(second)[:-4])  # iso ends in "mmmZ"
+        return f"{cached[1]}{micros // 1000:03d}Z"
+
+
+_iso_clock = IsoClock()
 
 
 def iso(t: float) -> str:

@@ -126,11 +126,9 @@ async def run_handshake(session: Handshaking) -> bool:
             assert isinstance(event, Hello)
             session.hello = event
             session.device_id = device_id = event.device_id.hex()
-            store = session.ctx.store
-            # One read on the loop (see AsyncStore.read_now); nothing is written before READY.
-            epoch, record, facts, product = await store.read_now(
-                store.sync.admission_facts_at, device_id, event.product_id
-            )
+            # Read with the HELLOs that arrived in the same wakeup (admission_reads.py); nothing is
+            # written before READY.
+            epoch, record, facts, product = await session.ctx.admission_reads.facts(device_id, event.product_id)
             verdict = authenticate(
                 event,
                 conn.remote_static_key or b"",

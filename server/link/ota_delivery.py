@@ -30,7 +30,7 @@ from ..firmware.node_cache import BinaryCache, BinaryMissing
 from ..logs import log_event, now
 from ..rollouts.planner import Report
 from ..rollouts.progress import report_rollout
-from ..rules.firmware_target import TargetFacts, incompatibility, should_offer
+from ..rules.firmware_target import incompatibility, should_offer
 from ..store import AsyncStore, Store, Transaction
 from ..store.records import CAME_BACK_ON_OLD, FirmwareRecord, OtaOutcome
 from ..store.tx import StoreTx
@@ -205,23 +205,11 @@ def _offer_target(
     store: Store, device_id: str, product_id: int, privileges: Privilege, running: int
 ) -> FirmwareRecord | None:
     """In one read on the connect path: the firmware to offer, if any."""
-    device = store.get_device(device_id)
-    facts = store.firmware_target_facts(product_id, device_id)
-    target = should_offer(
-        privileges,
-        running,
-        TargetFacts(
-            development=device is not None and device.development,
-            locked_version=facts.locked_version,
-            rollout_version=store.rollout_assignment(product_id, device_id),
-            group_versions=frozenset(r.version for r in facts.group_releases),
-            product_default=facts.product_default.version if facts.product_default else None,
-        ),
-    )
+    facts = store.offer_facts(product_id, device_id)  # one statement: it runs for every connection
+    target = should_offer(privileges, running, facts.target)
     if target is None:
         return None
-    last = store.ota_outcome(device_id)
-    if last is not None and last.version == target and last.reason.startswith(CAME_BACK_ON_OLD):
+    if facts.last_version == target and facts.last_reason.startswith(CAME_BACK_ON_OLD):
         return None  # it did not take last time: an operator decides (new release, lock), not a loop
     return store.get_firmware(product_id, target)
 

@@ -25,6 +25,7 @@ from .records import (
     FirmwareTargetFacts,
     GroupRecord,
     HubCounts,
+    OfferFacts,
     OtaOutcome,
     ProductRecord,
     ReleaseRecord,
@@ -133,6 +134,14 @@ class StoreReads(abc.ABC):
         """`admission_facts` with the admission epoch first (None: unknown), read in one snapshot."""
 
     @abc.abstractmethod
+    def admission_facts_many(
+        self, requests: Sequence[tuple[str, int | None]]
+    ) -> list[tuple[int | None, DeviceRecord | None, DeviceFacts, ProductFacts | None]]:
+        """`admission_facts_at` for each (device ID, firmware product ID), in order: the HELLOs that
+        arrive together (link/admission_reads.py). Each result's facts and epoch come from one
+        statement (one snapshot); a statement reads up to 256 pairs."""
+
+    @abc.abstractmethod
     def admission_epoch(self) -> int | None:
         """Moved, in the same transaction, by every change to a fact `admission_facts` reads."""
 
@@ -214,6 +223,10 @@ class StoreReads(abc.ABC):
 
     @abc.abstractmethod
     def firmware_target_facts(self, product_id: int, device_id: str) -> FirmwareTargetFacts: ...
+
+    @abc.abstractmethod
+    def offer_facts(self, product_id: int, device_id: str) -> OfferFacts:
+        """In one statement, what the OTA offer on a connect decides on (link/ota_delivery.py)."""
 
     # -- firmware binaries by SHA-256 (see sqlite/firmware_blobs.py)
     @abc.abstractmethod

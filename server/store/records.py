@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ..rules.firmware_target import TargetFacts
 from ..rules.model import Owner, Policy, Role
 
 
@@ -252,6 +253,16 @@ class FirmwareTargetFacts:
     @property
     def default_version(self) -> int | None:
         return None if self.product_default is None else self.product_default.version
+
+
+@dataclass(frozen=True, slots=True)
+class OfferFacts:
+    """What the OTA offer on a connect decides on, read in one statement (`Store.offer_facts`):
+    the target rule's inputs and the device's last OTA outcome (version and reason), if any."""
+
+    target: TargetFacts
+    last_version: int | None
+    last_reason: str
 
 
 @dataclass(slots=True)

@@ -9,10 +9,10 @@ from typing import ClassVar
 
 from ...rules.admission import DeviceFacts, ProductFacts
 from ...rules.rollout_model import RolloutDevice
-from ..records import DeviceRecord, FirmwareTargetFacts
+from ..records import DeviceRecord, FirmwareTargetFacts, OfferFacts
 from ..sql import SqlConnection
-from ..sqlite.admin import admission_facts_of, epoch_of
-from ..sqlite.firmware import _release
+from ..sqlite.admin import admission_facts_of, admission_rows_many, epoch_of
+from ..sqlite.firmware import _release, offer_facts_of
 from ..sqlite.rollouts import _DEVICE_COLUMNS, _device
 from ..sqlite.rows import DEVICE_COLUMNS
 
@@ -25,6 +25,29 @@ _ADMISSION_FACTS = (
     " LEFT JOIN product_devices l ON l.product_id = p.id AND l.device_id = ?"
 )
 _ADMISSION_FACTS_AT = _ADMISSION_FACTS.replace("SELECT ", "SELECT (SELECT n FROM admission_epoch), ", 1)
+# sqlite/admin.py's _ADMISSION_FACTS_MANY in PostgreSQL's spelling.
+_ADMISSION_FACTS_MANY = (
+    "WITH k(i, dev, prod) AS (VALUES {values})"
+    f" SELECT (SELECT n FROM admission_epoch), {_D_DEVICE}, p.id, p.policy, l.state,"
+    " (SELECT string_agg(t.user_id::text, ',') FROM team t WHERE t.product_id = p.id)"
+    " FROM k LEFT JOIN devices d ON d.device_id = k.dev"
+    " LEFT JOIN products p ON p.id = k.prod"
+    " LEFT JOIN product_devices l ON l.product_id = p.id AND l.device_id = k.dev ORDER BY k.i"
+)
+# sqlite/firmware.py's _OFFER_FACTS in PostgreSQL's spelling: the arguments in order of use.
+_OFFER_FACTS = (
+    "SELECT d.development,"
+    " (SELECT version FROM firmware_locks WHERE product_id = ? AND device_id = ?),"
+    " (SELECT rd.assigned_version FROM rollout_devices rd JOIN rollouts r ON r.id = rd.rollout_id"
+    "  WHERE rd.device_id = ? AND r.product_id = ? AND rd.assigned_version IS NOT NULL"
+    "  ORDER BY rd.rollout_id DESC LIMIT 1),"
+    " (SELECT string_agg(fr.version::text, ',') FROM firmware_releases fr JOIN device_groups g ON g.id = fr.group_id"
+    "  JOIN device_group_members m ON m.group_id = g.id WHERE fr.product_id = ? AND g.product_id = ?"
+    "  AND m.device_id = ?),"
+    " (SELECT version FROM firmware_releases WHERE product_id = ? AND group_id IS NULL),"
+    " o.version, o.reason"
+    " FROM (SELECT 1) AS one LEFT JOIN devices d ON d.device_id = ? LEFT JOIN device_ota o ON o.device_id = ?"
+)
 
 
 # The lock, the groups and the releases of FirmwareQueries.firmware_target_facts in one statement:
@@ -88,6 +111,18 @@ class PostgresQueries:
         default = next((r for r in releases if r.group is None), None)
         in_groups = tuple(r for r in releases if r.group is not None and r.group in groups)
         return FirmwareTargetFacts(None if locked is None else int(locked), default, in_groups, groups)
+
+    def offer_facts(self, product_id: int, device_id: str) -> OfferFacts:
+        """As FirmwareQueries', in PostgreSQL's spelling."""
+        p, d = product_id, device_id
+        return offer_facts_of(self._q.execute(_OFFER_FACTS, (p, d, d, p, p, p, d, p, d, d)).fetchone())
+
+    def admission_facts_many(
+        self, requests: Sequence[tuple[str, int | None]]
+    ) -> list[tuple[int | None, DeviceRecord | None, DeviceFacts, ProductFacts | None]]:
+        """As AdminQueries', in PostgreSQL's spelling (a product ID bigint cannot hold is no product)."""
+        fitting = [(d, p if p is None or 0 <= p < 2**63 else None) for d, p in requests]
+        return admission_rows_many(self._q, _ADMISSION_FACTS_MANY, fitting)
 
     def set_webhook_cursor(self, event_id: int) -> None:
         self._w.execute("UPDATE webhook_dispatch SET cursor = GREATEST(cursor, ?) WHERE id = 1", (event_id,))

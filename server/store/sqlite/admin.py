@@ -86,6 +86,40 @@ _ADMISSION_FACTS = (
 # ... with the admission epoch first (migration 16), read in the same statement: one snapshot.
 _ADMISSION_FACTS_AT = _ADMISSION_FACTS.replace("SELECT ", "SELECT (SELECT n FROM admission_epoch), ", 1)
 
+# _ADMISSION_FACTS_AT for many (device, product) pairs in one statement, in the order asked.
+_ADMISSION_FACTS_MANY = (
+    "WITH k(i, dev, prod) AS (VALUES {values})"
+    f" SELECT (SELECT n FROM admission_epoch), {_D_DEVICE}, p.id, p.policy, l.state,"
+    " (SELECT group_concat(t.user_id) FROM team t WHERE t.product_id = p.id)"
+    " FROM k LEFT JOIN devices d ON d.device_id = k.dev"
+    " LEFT JOIN products p ON p.id = k.prod"
+    " LEFT JOIN product_devices l ON l.product_id = p.id AND l.device_id = k.dev ORDER BY k.i"
+)
+# Pairs per statement at most: far below either engine's limit on parameters.
+ADMISSION_READS_PER_STATEMENT = 256
+
+
+def admission_rows_many(
+    q: SqlConnection, sql: str, requests: Sequence[tuple[str, int | None]]
+) -> list[tuple[int | None, DeviceRecord | None, DeviceFacts, ProductFacts | None]]:
+    """Run `sql` (_ADMISSION_FACTS_MANY in one engine's spelling, `{values}` for the rows of k)
+    for `requests`, one statement per ADMISSION_READS_PER_STATEMENT of them."""
+    out: list[tuple[int | None, DeviceRecord | None, DeviceFacts, ProductFacts | None]] = []
+    for start in range(0, len(requests), ADMISSION_READS_PER_STATEMENT):
+        chunk = requests[start : start + ADMISSION_READS_PER_STATEMENT]
+        # Padded to a power of two with the last pair again: a few statement texts to prepare and
+        # keep in the connection's cache, not one per length.
+        rows_asked = 1 << (len(chunk) - 1).bit_length()
+        args: list[object] = []
+        for i, (device_id, product_id) in enumerate([*chunk, *[chunk[-1]] * (rows_asked - len(chunk))]):
+            args += (i, device_id, product_id)
+        row_sql = "(CAST(? AS INTEGER), CAST(? AS TEXT), CAST(? AS BIGINT))"
+        rows = q.execute(sql.format(values=", ".join([row_sql] * rows_asked)), args).fetchall()[: len(chunk)]
+        out.extend(
+            (epoch_of(row[0]), *admission_facts_of(row[1:], pid)) for row, (_, pid) in zip(rows, chunk, strict=True)
+        )
+    return out
+
 
 def _product(row: tuple[Any, ...]) -> ProductRecord:
     return ProductRecord(row[0], row[1], row[2], Policy(row[3]), row[4])
@@ -320,6 +354,12 @@ class AdminQueries:
         """`admission_facts` and the admission epoch they were read at, from one snapshot."""
         row = self._q.execute(_ADMISSION_FACTS_AT, (device_id, fw_product_id)).fetchone()
         return (epoch_of(row[0]), *admission_facts_of(row[1:], fw_product_id))
+
+    def admission_facts_many(
+        self, requests: Sequence[tuple[str, int | None]]
+    ) -> list[tuple[int | None, DeviceRecord | None, DeviceFacts, ProductFacts | None]]:
+        """`admission_facts_at` for each pair (see Store.admission_facts_many)."""
+        return admission_rows_many(self._q, _ADMISSION_FACTS_MANY, requests)
 
     def admission_epoch(self) -> int | None:
         """The admission epoch: moved by every change to a fact admission decides on (migration 16)."""

@@ -12,9 +12,9 @@ from dataclasses import replace
 from typing import Any
 
 from ...rules.errors import Conflict, Invalid
-from ...rules.firmware_target import ReleaseCandidate
+from ...rules.firmware_target import ReleaseCandidate, TargetFacts
 from ...rules.rollout_model import ACTIVE_STATES
-from ..records import FirmwareRecord, FirmwareTargetFacts, GroupRecord, ReleaseRecord
+from ..records import FirmwareRecord, FirmwareTargetFacts, GroupRecord, OfferFacts, ReleaseRecord
 from .admin import AdminQueries
 
 _FIRMWARE = (
@@ -25,6 +25,36 @@ _RELEASE = (
     "SELECT r.product_id, r.version, g.name, r.intelligent, r.released_at, r.released_by"
     " FROM firmware_releases r LEFT JOIN device_groups g ON g.id = r.group_id"
 )
+
+# The OTA offer's facts on a connect (?1 the device, ?2 the product), one statement instead of six
+# reads: what firmware_target_facts, get_device (development), rollout_assignment and ota_outcome
+# read. Group releases are matched by the group's id within the product (names are unique in it).
+_OFFER_FACTS = (
+    "SELECT d.development,"
+    " (SELECT version FROM firmware_locks WHERE product_id = ?2 AND device_id = ?1),"
+    " (SELECT rd.assigned_version FROM rollout_devices rd JOIN rollouts r ON r.id = rd.rollout_id"
+    "  WHERE rd.device_id = ?1 AND r.product_id = ?2 AND rd.assigned_version IS NOT NULL"
+    "  ORDER BY rd.rollout_id DESC LIMIT 1),"
+    " (SELECT group_concat(fr.version) FROM firmware_releases fr JOIN device_groups g ON g.id = fr.group_id"
+    "  JOIN device_group_members m ON m.group_id = g.id WHERE fr.product_id = ?2 AND g.product_id = ?2"
+    "  AND m.device_id = ?1),"
+    " (SELECT version FROM firmware_releases WHERE product_id = ?2 AND group_id IS NULL),"
+    " o.version, o.reason"
+    " FROM (SELECT 1) LEFT JOIN devices d ON d.device_id = ?1 LEFT JOIN device_ota o ON o.device_id = ?1"
+)
+
+
+def offer_facts_of(row: tuple[Any, ...]) -> OfferFacts:
+    """The offer query's row (both engines' end in the same columns) as OfferFacts."""
+    development, locked, rollout, groups, default, last_version, last_reason = row
+    target = TargetFacts(
+        development=bool(development),
+        locked_version=None if locked is None else int(locked),
+        rollout_version=None if rollout is None else int(rollout),
+        group_versions=frozenset(int(v) for v in groups.split(",")) if groups else frozenset(),
+        product_default=None if default is None else int(default),
+    )
+    return OfferFacts(target, None if last_version is None else int(last_version), last_reason or "")
 
 
 def _firmware(row: tuple[Any, ...]) -> FirmwareRecord:
@@ -249,6 +279,9 @@ class FirmwareQueries(AdminQueries):
         default = next((r for r in releases if r.group is None), None)
         in_groups = tuple(r for r in releases if r.group is not None and r.group in groups)
         return FirmwareTargetFacts(self.firmware_lock(product_id, device_id), default, in_groups, tuple(groups))
+
+    def offer_facts(self, product_id: int, device_id: str) -> OfferFacts:
+        return offer_facts_of(self._q.execute(_OFFER_FACTS, (device_id, product_id)).fetchone())
 
     def release_candidates(self, product_id: int) -> list[ReleaseCandidate]:
         """Every member with what picks its firmware target, in a few reads (a release preview)."""

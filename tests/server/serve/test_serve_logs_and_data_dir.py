@@ -10,11 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from server.app import start_up
 from server.config import ServerConfig
 from server.data_dir import DataDirInUse, DataDirLock, create_private_file, prepare_data_dir
-from server.logs import JsonFormatter, TextFormatter
+from server.logs import IsoClock, JsonFormatter, TextFormatter, iso
 
 AT = 1796573103.1234  # 2026-12-06T16:05:03.123Z
 
@@ -35,6 +37,15 @@ def test_json_lines_carry_an_iso_utc_timestamp() -> None:
         "event": "listening",
         "device_port": 5683,
     }
+
+
+@given(st.lists(st.floats(min_value=0, max_value=4e9, allow_nan=False), min_size=1, max_size=20))
+def test_the_log_clock_writes_what_iso_writes(times: list[float]) -> None:
+    """The formatters' per-second cache of the date (IsoClock) gives iso's digits, rounding into the
+    next second included, for times in any order."""
+    clock = IsoClock()
+    for t in [*times, *(float(int(t)) + 0.9999995 for t in times)]:
+        assert clock(t) == iso(t), t
 
 
 def test_text_lines_are_readable_and_quote_what_needs_it() -> None:

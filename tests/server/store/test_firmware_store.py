@@ -12,9 +12,11 @@ import pytest
 
 from server.firmware.files import binary_path, write_binary
 from server.rules.errors import Conflict, Invalid
+from server.rules.firmware_target import TargetFacts
 from server.rules.model import Policy
+from server.rules.rollout_model import Rollout, RolloutDevice, RolloutSettings, RolloutState, RolloutTarget
 from server.store import SQLiteStore, Store
-from server.store.records import FirmwareRecord
+from server.store.records import CAME_BACK_ON_OLD, FirmwareRecord, OfferFacts, OtaOutcome
 from server.store.sqlite.migrations import MIGRATIONS
 from server.store.tx import StoreTx
 from tests.server.store.conftest import OpenStore, integrity_error
@@ -210,3 +212,69 @@ def test_binary_paths_are_derived_and_writes_atomic(tmp_path: Path) -> None:
     write_binary(path, b"second")
     assert path.read_bytes() == b"second"
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary files left behind
+
+
+def _offer_facts_read_one_by_one(store: Store, product_id: int, device_id: str) -> OfferFacts:
+    """What the connect path read before `offer_facts`, six reads: the reference it must equal."""
+    device = store.get_device(device_id)
+    facts = store.firmware_target_facts(product_id, device_id)
+    last = store.ota_outcome(device_id)
+    target = TargetFacts(
+        development=device is not None and device.development,
+        locked_version=facts.locked_version,
+        rollout_version=store.rollout_assignment(product_id, device_id),
+        group_versions=facts.group_versions,
+        product_default=facts.default_version,
+    )
+    return OfferFacts(target, last.version if last else None, last.reason if last else "")
+
+
+def _rollout(product_id: int, version: int) -> Rollout:
+    return Rollout(
+        id=0, product_id=product_id, version=version, target=RolloutTarget(product_default=True),
+        settings=RolloutSettings(), state=RolloutState.RUNNING, state_reason="started", current_stage=0,
+        rate_budget=0.0, error_action_fired=False, created_at=5.0, created_by="user:a", updated_at=5.0,
+    )  # fmt: skip
+
+
+def test_offer_facts_in_one_statement_are_the_six_reads(store: Store) -> None:
+    """`offer_facts` (one statement on the connect path) says what the reads it replaced said, for
+    devices with every input of the target rule set or missing, and for an unknown device."""
+    dev_c, dev_d, unknown = "cc" * 12, "dd" * 12, "ee" * 12
+
+    def setup(s: StoreTx) -> None:
+        for device in (dev_c, dev_d):
+            s.ensure_device(device, 1.0)
+            s.set_membership(device, P)
+        s.insert_group(OTHER, "beta", "", 1.0)  # same name in another product: not DEV_A's group
+        s.insert_firmware(firmware(1, OTHER))
+        s.release_firmware(OTHER, 1, product_default=True, groups=["beta"], intelligent=False, at=5.0, actor="a")
+        s.release_firmware(P, 1, product_default=True, groups=[], intelligent=False, at=5.0, actor="user:a")
+        s.release_firmware(P, 2, product_default=False, groups=["beta"], intelligent=True, at=5.0, actor="user:a")
+        s.release_firmware(P, 3, product_default=False, groups=["eu"], intelligent=False, at=5.0, actor="user:a")
+        s.set_device_groups(P, DEV_A, ["beta", "eu"])
+        s.set_device_groups(P, dev_c, ["eu"])
+        s.set_firmware_lock(P, DEV_B, 1, 5.0, "user:a")
+        s.update_device_fields(dev_c, {"development": 1})
+        # Two rollouts assign DEV_A a version: the newest one's counts. One of another product does not.
+        for version in (2, 3):
+            rid = s.insert_rollout(_rollout(P, version), [(DEV_A, 0), (dev_d, 0)])
+            s.update_rollout_devices([RolloutDevice(rid, DEV_A, 0, 0, assigned_version=version)])
+        rid = s.insert_rollout(_rollout(OTHER, 1), [(dev_d, 0)])
+        s.update_rollout_devices([RolloutDevice(rid, dev_d, 0, 0, assigned_version=1)])
+        s.set_ota_outcome(OtaOutcome(DEV_B, P, 2, "failed", f"{CAME_BACK_ON_OLD} version 1, not 2", 6.0))
+        s.set_ota_outcome(OtaOutcome(dev_d, P, 3, "installed", "", 6.0))
+
+    tx(store, setup)
+    expected = {
+        DEV_A: OfferFacts(TargetFacts(False, None, 3, frozenset({2, 3}), 1), None, ""),
+        DEV_B: OfferFacts(TargetFacts(False, 1, None, frozenset(), 1), 2, f"{CAME_BACK_ON_OLD} version 1, not 2"),
+        dev_c: OfferFacts(TargetFacts(True, None, None, frozenset({3}), 1), None, ""),
+        dev_d: OfferFacts(TargetFacts(False, None, None, frozenset(), 1), 3, ""),
+        unknown: OfferFacts(TargetFacts(False, None, None, frozenset(), 1), None, ""),
+    }
+    for device, facts in expected.items():
+        assert store.offer_facts(P, device) == facts == _offer_facts_read_one_by_one(store, P, device), device
+    # A product with nothing released, locked or rolled out.
+    assert store.offer_facts(OTHER, DEV_A) == _offer_facts_read_one_by_one(store, OTHER, DEV_A)
+    assert store.offer_facts(OTHER, DEV_A).target == TargetFacts(product_default=1)
