@@ -1,0 +1,51 @@
+"""A connection's reads with a shorter stack while it waits (docs/BENCHMARKS.md, "hold").
+
+An idle connection spends its life parked in a read. Through `SocketStream.receive_some` that
+stack is six coroutine frames and a context manager deep before trio's wait (about 0.9 KiB of each
+of tens of thousands of idle connections); here it is one frame over `trio.lowlevel.wait_readable`.
+The semantics are trio's: a read that can complete at once still checkpoints, a socket closed by
+another task ends the wait with ClosedResourceError, and an OS error is a BrokenResourceError.
+Any stream other than a trio SocketStream (memory streams in tests) is read as it is.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Awaitable, Callable
+
+import trio
+
+Receive = Callable[[int], Awaitable[bytes | bytearray]]
+
+
+def receiver_for(stream: trio.abc.ReceiveStream) -> Receive:
+    """`receive_some` for `stream`: the short one for a socket, the stream's own otherwise."""
+    if not isinstance(stream, trio.SocketStream):
+        return stream.receive_some
+    sock = stream.socket
+
+    async def receive_some(max_bytes: int) -> bytes:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        waited = False
+        while True:
+            fd = sock.fileno()  # -1 once closed: never read a number the kernel may have reused
+            if fd < 0:
+                raise trio.ClosedResourceError("the socket was closed")
+            try:
+                data: bytes | None = os.read(fd, max_bytes)
+            except BlockingIOError:
+                data = None  # waited for outside the handler: it would hold the exception while idle
+            except OSError as exc:
+                if exc.errno == errno.EBADF:
+                    raise trio.ClosedResourceError("the socket was closed") from None
+                raise trio.BrokenResourceError(f"socket read failed: {exc}") from exc
+            if data is None:
+                await trio.lowlevel.wait_readable(fd)  # raises ClosedResourceError if closed meanwhile
+                waited = True
+                continue
+            if not waited:  # as trio's own reads: every read is a checkpoint
+                await trio.lowlevel.cancel_shielded_checkpoint()
+            return data
+
+    return receive_some
