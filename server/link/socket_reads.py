@@ -1,8 +1,9 @@
 """A connection's reads with a shorter stack while it waits (docs/BENCHMARKS.md, "hold").
 
 An idle connection spends its life parked in a read. Through `SocketStream.receive_some` that
-stack is six coroutine frames and a context manager deep before trio's wait (about 0.9 KiB of each
-of tens of thousands of idle connections); here it is one frame over `trio.lowlevel.wait_readable`.
+stack holds three coroutine frames and a context manager's generator above trio's wait; here it
+is one frame over `trio.lowlevel.wait_readable` (~0.7 KiB less of each of tens of thousands of
+idle connections).
 The semantics are trio's: a read that can complete at once still checkpoints, a socket closed by
 another task ends the wait with ClosedResourceError, and an OS error is a BrokenResourceError.
 Any stream other than a trio SocketStream (memory streams in tests) is read as it is.
