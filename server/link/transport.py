@@ -29,7 +29,7 @@ from protocol.messages import EventMessage, Goodbye, Message
 
 from ..store import StoreClosed
 from .send_buffers import SEND_BUFFERS
-from .socket_reads import receiver_for
+from .socket_reads import receive_some
 from .state import LinkState
 
 GOODBYE_TIMEOUT = 1.0  # seconds a closing session spends delivering its GOODBYE or refusal
@@ -146,7 +146,7 @@ class Transport:
         """Reader: hands each event to `dispatch`, in order, until the link closes (no event
         is dispatched once a close reason is set). Errors end the session here (a nursery would
         wrap them in a group); events decoded before a protocol error are dispatched first."""
-        state, conn, receive_some = self.state, self.conn, receiver_for(self.stream)
+        state, conn, stream = self.state, self.conn, self.stream
         idle = self.scope  # the session nursery's scope: its deadline is the idle timeout
         assert idle is not None
         try:
@@ -154,7 +154,7 @@ class Transport:
                 # `next_events` inlined, and the events popped as dispatched: while the connection
                 # waits, its stack holds one coroutine frame fewer and no message it has dispatched.
                 while not (events := conn.next_events()):
-                    conn.receive_data(await receive_some(receive_size))
+                    conn.receive_data(await receive_some(stream, receive_size))
                 self.frames_in += sum(isinstance(event, Message) for event in events)
                 # Moved at most once per IDLE_SLACK: each move re-sorts trio's deadline heap, and
                 # a busy device sends thousands of frames a second. The timeout is T to T + slack.

@@ -10,7 +10,7 @@ import pytest
 import trio
 import trio.testing
 
-from server.link.socket_reads import receiver_for
+from server.link.socket_reads import receive_some
 
 Pair = tuple[trio.SocketStream, trio.SocketStream]  # ours, theirs
 
@@ -26,21 +26,20 @@ async def pair() -> AsyncIterator[Pair]:
 
 async def test_reads_what_arrived_and_waits_for_more(pair: Pair) -> None:
     ours, theirs = pair
-    receive = receiver_for(ours)
     await theirs.send_all(b"hello")
-    assert await receive(65536) == b"hello"
+    assert await receive_some(ours, 65536) == b"hello"
     async with trio.open_nursery() as nursery:
         got: list[bytes | bytearray] = []
 
         async def read() -> None:
-            got.append(await receive(3))
+            got.append(await receive_some(ours, 3))
 
         nursery.start_soon(read)
         await trio.testing.wait_all_tasks_blocked()
         assert not got  # parked until the peer writes
         await theirs.send_all(b"abcdef")
     assert got == [b"abc"]  # at most max_bytes
-    assert await receive(65536) == b"def"
+    assert await receive_some(ours, 65536) == b"def"
 
 
 async def test_a_read_that_completes_at_once_is_still_a_checkpoint(
@@ -50,25 +49,24 @@ async def test_a_read_that_completes_at_once_is_still_a_checkpoint(
     await theirs.send_all(b"x")
     with trio.CancelScope() as scope:
         scope.cancel()
-        await receiver_for(ours)(10)
+        await receive_some(ours, 10)
     assert scope.cancelled_caught
-    assert await receiver_for(ours)(10) == b"x"  # nothing was consumed by the cancelled read
+    assert await receive_some(ours, 10) == b"x"  # nothing was consumed by the cancelled read
 
 
 async def test_the_peer_closing_is_an_empty_read(pair: Pair) -> None:
     ours, theirs = pair
     await theirs.aclose()
-    assert await receiver_for(ours)(10) == b""
+    assert await receive_some(ours, 10) == b""
 
 
 async def test_closed_while_waiting_is_a_closed_resource(pair: Pair) -> None:
     ours, _theirs = pair
-    receive = receiver_for(ours)
     raised: list[BaseException] = []
 
     async def read() -> None:
         try:
-            await receive(10)
+            await receive_some(ours, 10)
         except trio.ClosedResourceError as exc:
             raised.append(exc)
 
@@ -81,10 +79,9 @@ async def test_closed_while_waiting_is_a_closed_resource(pair: Pair) -> None:
 
 async def test_reading_a_closed_socket_is_a_closed_resource(pair: Pair) -> None:
     ours, _theirs = pair
-    receive = receiver_for(ours)
     await ours.aclose()
     with pytest.raises(trio.ClosedResourceError):
-        await receive(10)
+        await receive_some(ours, 10)
 
 
 async def test_a_reset_is_a_broken_resource() -> None:
@@ -95,9 +92,8 @@ async def test_a_reset_is_a_broken_resource() -> None:
         theirs.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         await theirs.send_all(b"unread")  # unread input makes close() a reset as well
         theirs.socket.close()
-        receive = receiver_for(ours)
         with pytest.raises(trio.BrokenResourceError):
-            while await receive(65536):
+            while await receive_some(ours, 65536):
                 pass
         await ours.aclose()
 
@@ -105,4 +101,4 @@ async def test_a_reset_is_a_broken_resource() -> None:
 async def test_other_streams_are_read_as_they_are() -> None:
     ours, theirs = trio.testing.memory_stream_pair()
     await theirs.send_all(b"memory")
-    assert await receiver_for(ours)(65536) == b"memory"
+    assert await receive_some(ours, 65536) == b"memory"
