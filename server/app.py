@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -236,9 +237,10 @@ async def _lead_when_chosen(ctx: ServerContext) -> None:
         await _run_singletons(ctx)
 
 
-async def _handle_device(ctx: ServerContext, stream: trio.SocketStream, slot: HandshakeSlot) -> None:
-    """The acceptor's handler: (stream, its handshake slot), with the context bound."""
-    await handle_device(stream, ctx, slot)
+def _handle_device(ctx: ServerContext, stream: trio.SocketStream, slot: HandshakeSlot) -> Coroutine[Any, Any, None]:
+    """The acceptor's handler: (stream, its handshake slot), with the context bound. Not async:
+    it returns the session's coroutine, so a held connection's stack has no frame of its own."""
+    return handle_device(stream, ctx, slot)
 
 
 class CannotServe(Exception):

@@ -158,6 +158,8 @@ class OtaDelivery:
             if self._scope is scope:
                 self._scope = None
             finished.set()
+            if self._finished is finished:
+                self._finished = None  # an Event is ~300 bytes, kept by every idle connection that was offered nothing
 
 
 @dataclass(frozen=True, slots=True)
