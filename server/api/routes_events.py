@@ -12,7 +12,6 @@ too far behind is cut off and resumes the same way.
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncGenerator, Callable
 from json.encoder import encode_basestring_ascii
 from typing import Annotated, Any
@@ -25,7 +24,7 @@ from pydantic import Field, StrictBool, StrictInt, StrictStr
 from protocol import limits
 
 from ..events.feeds import API_SOURCE, CLOUD_SOURCE, USER_SOURCE, EventFilter, user_source
-from ..logs import now
+from ..logs import IsoClock, now
 from ..ops.base import device_id_or_invalid
 from ..rules.errors import Invalid, NotFound
 from ..rules.model import Owner
@@ -36,7 +35,7 @@ from .form_bodies import json_or_form, openapi_body
 from .models import OkOut, Request
 from .permissions import Perm
 from .routes_devices import DeviceIdPath, device_in_product
-from .views import iso, team_products
+from .views import team_products
 
 router = APIRouter(tags=["events"])
 
@@ -66,37 +65,7 @@ _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 _json_str = encode_basestring_ascii  # what json.dumps writes for a str (ensure_ascii, the default)
-
-
-class _IsoClock:
-    """`logs.iso` for the stream's published_at, the same string, without a datetime per event:
-    events of one second share everything up to the milliseconds, so that part is kept."""
-
-    __slots__ = ("prefix", "second")
-
-    def __init__(self) -> None:
-        self.second: int | None = None
-        self.prefix = ""
-
-    def __call__(self, t: float) -> str:
-        # datetime.fromtimestamp's rounding (CPython's _PyTime_DoubleToDenominator): the
-        # fraction to whole microseconds, half to even, carried into the second.
-        fraction, whole = math.modf(t)
-        micros = round(fraction * 1e6)
-        second = int(whole)
-        if micros >= 1_000_000:
-            micros -= 1_000_000
-            second += 1
-        elif micros < 0:
-            micros += 1_000_000
-            second -= 1
-        if second != self.second:
-            self.prefix = iso(second)[:-4]  # "YYYY-MM-DDTHH:MM:SS." (iso ends in "mmmZ")
-            self.second = second
-        return f"{self.prefix}{micros // 1000:03d}Z"
-
-
-_iso = _IsoClock()
+_iso = IsoClock()
 
 
 def coreid_of(event: EventRecord) -> str:

@@ -15,7 +15,7 @@ import pytest
 import trio
 
 from server.api.deps import ApiState
-from server.api.routes_events import CHUNK_EVENTS, _IsoClock, _stream, sse
+from server.api.routes_events import CHUNK_EVENTS, _stream, sse
 from server.events.broker import EventBroker
 from server.events.feeds import (
     CLOUD_SOURCE,
@@ -24,7 +24,7 @@ from server.events.feeds import (
     EventFilter,
 )
 from server.events.log import AppendEvent
-from server.logs import iso
+from server.logs import IsoClock, iso
 from server.store import AsyncStore, SQLiteStore
 from server.store.records import EventRecord
 
@@ -164,7 +164,7 @@ def test_sse_writes_what_json_dumps_would(data: bytes) -> None:
 
 
 def test_the_iso_clock_matches_logs_iso_to_the_millisecond() -> None:
-    clock = _IsoClock()
+    clock = IsoClock()
     rnd = random.Random(7)
     edges = [0.0, -1.5, -0.0000004, -0.9999996, 1.9999995, 1.0000005, 1.9994999, 1_764_670_000.9999996]
     samples = edges + [rnd.uniform(-1e9, 4e9) for _ in range(5000)]
