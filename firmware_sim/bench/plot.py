@@ -99,5 +99,8 @@ def _peers(fig: Figure, rows: list[dict[str, Any]]) -> None:
         values = [float(r[key]) if r.get(key) is not None else 0.0 for r in rows]
         ax.bar(names, values, color=colours)
         ax.set_title(title, fontsize="small")
-        ax.tick_params(axis="x", labelrotation=30, labelsize="small")
+        ax.tick_params(axis="x", labelrotation=60, labelsize="small")  # four names side by side must not overlap
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
+            label.set_rotation_mode("anchor")
         ax.grid(True, axis="y", alpha=0.3)
