@@ -103,8 +103,8 @@ class PostgresQueries:
         return None if previous is None or previous == node_id else str(previous)
 
     def firmware_target_facts(self, product_id: int, device_id: str) -> FirmwareTargetFacts:
-        """As FirmwareQueries', in one statement (it runs for every connection that may be offered
-        firmware) instead of three."""
+        """As FirmwareQueries', in one statement instead of three (a device's firmware view; the
+        connect path reads `offer_facts` instead)."""
         rows = self._q.execute(_TARGET_FACTS, (product_id, device_id, product_id, device_id, product_id)).fetchall()
         locked, groups = rows[0][0], tuple(rows[0][1])
         releases = [_release(row[2:]) for row in rows if row[2] is not None]
